@@ -1,0 +1,92 @@
+//! `s3migrate`: parse flags, run the engine, map the result to an exit code.
+
+use clap::Parser;
+use ferry_agent::migrate::{self, Args};
+
+/// Flag errors as one line (clap's own output spans several), exit code 2.
+fn parse_args() -> Args {
+    match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let text = e.to_string();
+            let line: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:"))
+                .filter(|l| !l.is_empty())
+                .collect();
+            let line = line.join(" ");
+            let line = line.strip_prefix("error: ").unwrap_or(&line);
+            eprintln!("s3migrate: {line} (see --help)");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn main() {
+    let args = parse_args();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("S3MIGRATE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let dest_folder = args.dest_folder.clone();
+    let result = runtime.block_on(migrate::run(args));
+    let code = match result {
+        Ok(report) => {
+            for p in &report.passes {
+                let o = &p.objects;
+                println!(
+                    "pass {}{}: obj={} ign={} exist={} copied={} fail={} skip(dn={} up={}) in {:.1}s",
+                    p.pass,
+                    if p.dry_run { " (dry run: copied = would copy)" } else { "" },
+                    o.obj,
+                    o.ign,
+                    o.exist,
+                    o.copied,
+                    o.fail,
+                    o.skip_dn,
+                    o.skip_up,
+                    p.elapsed_secs
+                );
+                for (class, n) in &p.errors_by_class {
+                    println!("  failed {class}: {n}");
+                }
+            }
+            if let Some(v) = &report.verify {
+                println!(
+                    "verify: checked={} equal={} equal-by-content={} problems={}",
+                    v.checked,
+                    v.equal,
+                    v.by_content,
+                    v.problems()
+                );
+                for (class, n) in &v.problems_by_class {
+                    println!("  {class}: {n}");
+                }
+            }
+            let failed = report.failed();
+            if failed > 0 {
+                eprintln!(
+                    "s3migrate: {failed} keys failed; see {}/failed.log (retry with --failed-to-folder DIR)",
+                    dest_folder.display()
+                );
+                1
+            } else {
+                0
+            }
+        }
+        Err(e) => {
+            eprintln!("s3migrate: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,522 @@
+//! One object from source to destination: a streamed GET into a conditional
+//! PUT, or a multipart copy that reproduces the source's part layout.
+//!
+//! Nothing buffers a whole object. Every retry starts again from a fresh
+//! GET. A 412 from the destination is final (someone else's write is there);
+//! a 412 from the source means it changed under us, and the object is copied
+//! again from the start.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::{ByteStream, DateTime, DateTimeFormat};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use futures::{StreamExt, TryStreamExt};
+use sha2::{Digest, Sha256};
+
+use super::progress::Stats;
+use super::records::Record;
+use crate::body::{MeteredBody, SharedHash};
+use crate::retry::{RetryPolicy, Retryable};
+use crate::s3::{ErrorClass, S3Error};
+use crate::throttle::Limiter;
+
+/// The largest single PUT S3 allows.
+const MAX_PUT: u64 = 5 * 1024 * 1024 * 1024;
+const MAX_PARTS: u64 = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Dest,
+}
+
+/// An S3 error with the side it came from: the same class means different
+/// things on each side (a 412 from the destination is final, one from the
+/// source means the object changed mid-copy).
+#[derive(Debug, Clone)]
+pub struct SideError {
+    pub side: Side,
+    pub err: S3Error,
+}
+
+impl SideError {
+    fn src(err: S3Error) -> Self {
+        Self {
+            side: Side::Source,
+            err,
+        }
+    }
+    fn dest(err: S3Error) -> Self {
+        Self {
+            side: Side::Dest,
+            err,
+        }
+    }
+    /// `source-connection`, `dest-access-denied`, ...: the class written to
+    /// failed.log and counted in the summary.
+    pub fn class(&self) -> String {
+        let side = match self.side {
+            Side::Source => "source",
+            Side::Dest => "dest",
+        };
+        format!("{side}-{}", self.err.class.as_str())
+    }
+}
+
+impl std::fmt::Display for SideError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let side = match self.side {
+            Side::Source => "source",
+            Side::Dest => "destination",
+        };
+        write!(f, "{side}: {}", self.err)
+    }
+}
+
+impl Retryable for SideError {
+    fn retryable(&self) -> bool {
+        self.err.class.retryable()
+            || (self.side == Side::Source && self.err.is(ErrorClass::PreconditionFailed))
+    }
+}
+
+/// Which write condition protects the destination.
+#[derive(Debug, Clone)]
+pub enum Cond {
+    /// Create only: `If-None-Match: *`.
+    Create,
+    /// Replace only the copier's own earlier write: `If-Match: <etag>`.
+    Replace(String),
+    /// The destination ignores conditions and the operator accepted that.
+    None,
+}
+
+/// Shared by every worker of a pass.
+#[derive(Clone)]
+pub struct Copier {
+    pub src: Client,
+    pub src_bucket: String,
+    pub dest: Client,
+    pub dest_bucket: String,
+    pub retry: RetryPolicy,
+    pub requests: Option<Arc<Limiter>>,
+    pub bytes: Option<Arc<Limiter>>,
+    pub stats: Arc<Stats>,
+    pub part_size: u64,
+    pub part_threads: usize,
+    pub dest_tagging: bool,
+}
+
+/// Object headers carried from the source to the destination.
+#[derive(Debug, Default, Clone)]
+struct Meta {
+    content_type: Option<String>,
+    content_encoding: Option<String>,
+    content_disposition: Option<String>,
+    content_language: Option<String>,
+    cache_control: Option<String>,
+    expires: Option<DateTime>,
+    metadata: Option<std::collections::HashMap<String, String>>,
+    tag_count: i32,
+}
+
+macro_rules! meta_from {
+    ($out:expr) => {
+        Meta {
+            content_type: $out.content_type().map(str::to_owned),
+            content_encoding: $out.content_encoding().map(str::to_owned),
+            content_disposition: $out.content_disposition().map(str::to_owned),
+            content_language: $out.content_language().map(str::to_owned),
+            cache_control: $out.cache_control().map(str::to_owned),
+            expires: $out
+                .expires_string()
+                .and_then(|s| DateTime::from_str(s, DateTimeFormat::HttpDate).ok()),
+            metadata: $out.metadata().cloned(),
+            tag_count: $out.tag_count().unwrap_or(0),
+        }
+    };
+}
+
+macro_rules! apply_meta {
+    ($req:expr, $m:expr, $tagging:expr) => {{
+        #[allow(deprecated)]
+        let r = $req
+            .set_content_type($m.content_type.clone())
+            .set_content_encoding($m.content_encoding.clone())
+            .set_content_disposition($m.content_disposition.clone())
+            .set_content_language($m.content_language.clone())
+            .set_cache_control($m.cache_control.clone())
+            .set_expires($m.expires)
+            .set_metadata($m.metadata.clone())
+            .set_tagging($tagging);
+        r
+    }};
+}
+
+macro_rules! apply_cond {
+    ($req:expr, $cond:expr) => {
+        match $cond {
+            Cond::Create => $req.if_none_match("*"),
+            Cond::Replace(etag) => $req.if_match(etag.clone()),
+            Cond::None => $req,
+        }
+    };
+}
+
+/// An ETag of the form `"<md5 of part md5s>-<parts>"`.
+pub fn is_multipart_etag(etag: &str) -> bool {
+    etag.trim_matches('"').contains('-')
+}
+
+impl Copier {
+    async fn gate(&self) {
+        if let Some(l) = &self.requests {
+            l.acquire(1).await;
+        }
+    }
+
+    /// Copies `key`, returning the record of what was written.
+    pub async fn copy(&self, key: &str, known_etag: Option<&str>, cond: &Cond) -> Result<Record, SideError> {
+        if !known_etag.is_some_and(is_multipart_etag)
+            && let Some(rec) = self.retry.run(|| self.copy_single(key, cond)).await?
+        {
+            return Ok(rec);
+        }
+        // Parts retry on their own; the whole upload starts over only when
+        // the source object changed under it (a 412 on the If-Match GET).
+        let mut attempt = 0;
+        loop {
+            match self.copy_multipart(key, cond).await {
+                Err(e)
+                    if e.side == Side::Source
+                        && e.err.is(ErrorClass::PreconditionFailed)
+                        && attempt < 2 =>
+                {
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// GET streamed into PUT. Returns `None` when the object turns out to be
+    /// a multipart one (or too large for one PUT), which goes part by part.
+    async fn copy_single(&self, key: &str, cond: &Cond) -> Result<Option<Record>, SideError> {
+        self.gate().await;
+        let get = self
+            .src
+            .get_object()
+            .bucket(&self.src_bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| SideError::src(S3Error::from_sdk(e)))?;
+        let size = get.content_length().unwrap_or(0).max(0) as u64;
+        let etag = get.e_tag().unwrap_or_default().to_owned();
+        if (is_multipart_etag(&etag) && size > 0) || size > MAX_PUT {
+            return Ok(None);
+        }
+        let meta = meta_from!(get);
+        let tagging = self.tagging(key, &meta).await?;
+        let body = MeteredBody::new(
+            get.body.into_inner(),
+            size,
+            self.stats.dl_bytes.clone(),
+            self.bytes.clone(),
+            None,
+        );
+        self.gate().await;
+        let req = self
+            .dest
+            .put_object()
+            .bucket(&self.dest_bucket)
+            .key(key)
+            .content_length(size as i64)
+            .body(ByteStream::from_body_1_x(body));
+        let req = apply_meta!(req, meta, tagging);
+        let put = apply_cond!(req, cond)
+            .send()
+            .await
+            .map_err(|e| SideError::dest(S3Error::from_sdk(e)))?;
+        self.stats.ul_bytes.fetch_add(size, Relaxed);
+        Ok(Some(Record {
+            key: key.to_owned(),
+            src_etag: etag,
+            dest_etag: put.e_tag().unwrap_or_default().to_owned(),
+            size,
+            sha256: None,
+        }))
+    }
+
+    async fn tagging(&self, key: &str, meta: &Meta) -> Result<Option<String>, SideError> {
+        if meta.tag_count <= 0 {
+            return Ok(None);
+        }
+        if !self.dest_tagging {
+            self.stats.tags_dropped.fetch_add(1, Relaxed);
+            return Ok(None);
+        }
+        self.gate().await;
+        let out = self
+            .src
+            .get_object_tagging()
+            .bucket(&self.src_bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| SideError::src(S3Error::from_sdk(e)))?;
+        let enc: Vec<String> = out
+            .tag_set()
+            .iter()
+            .map(|t| format!("{}={}", form_encode(t.key()), form_encode(t.value())))
+            .collect();
+        Ok(Some(enc.join("&")))
+    }
+
+    /// The source's part sizes, read with HEAD `partNumber=N`, or `None`
+    /// when the source will not tell.
+    async fn source_layout(&self, key: &str, etag: &str, size: u64) -> Result<Option<Vec<u64>>, SideError> {
+        self.gate().await;
+        let head1 = self
+            .src
+            .head_object()
+            .bucket(&self.src_bucket)
+            .key(key)
+            .part_number(1)
+            .if_match(etag)
+            .send()
+            .await
+            .map_err(|e| SideError::src(S3Error::from_sdk(e)))?;
+        let Some(parts) = head1.parts_count().filter(|&n| n > 1) else {
+            return Ok(None);
+        };
+        let mut sizes = vec![head1.content_length().unwrap_or(0).max(0) as u64];
+        for n in 2..=parts {
+            self.gate().await;
+            let h = self
+                .src
+                .head_object()
+                .bucket(&self.src_bucket)
+                .key(key)
+                .part_number(n)
+                .if_match(etag)
+                .send()
+                .await
+                .map_err(|e| SideError::src(S3Error::from_sdk(e)))?;
+            sizes.push(h.content_length().unwrap_or(0).max(0) as u64);
+        }
+        // A store that answers partNumber with the whole object, or with
+        // sizes that do not add up, has not told us its layout.
+        if sizes.iter().sum::<u64>() != size || sizes.contains(&0) {
+            return Ok(None);
+        }
+        Ok(Some(sizes))
+    }
+
+    fn even_layout(&self, size: u64) -> Vec<u64> {
+        let min_part = size.div_ceil(MAX_PARTS).max(5 * 1024 * 1024);
+        let part = self.part_size.max(min_part);
+        let mut sizes = Vec::new();
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(part);
+            sizes.push(n);
+            left -= n;
+        }
+        if sizes.is_empty() {
+            sizes.push(0);
+        }
+        sizes
+    }
+
+    async fn copy_multipart(&self, key: &str, cond: &Cond) -> Result<Record, SideError> {
+        self.gate().await;
+        let head = self
+            .src
+            .head_object()
+            .bucket(&self.src_bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| SideError::src(S3Error::from_sdk(e)))?;
+        let size = head.content_length().unwrap_or(0).max(0) as u64;
+        let etag = head.e_tag().unwrap_or_default().to_owned();
+        let meta = meta_from!(head);
+        let layout = if is_multipart_etag(&etag) {
+            self.source_layout(key, &etag, size).await?
+        } else {
+            None
+        };
+        // Without the source's layout the ETags will differ; keep a content
+        // hash so that verify can still compare.
+        let (sizes, hash) = match layout {
+            Some(s) => (s, None),
+            None => (self.even_layout(size), Some(Arc::new(std::sync::Mutex::new(Sha256::new())))),
+        };
+        let tagging = self.tagging(key, &meta).await?;
+        self.gate().await;
+        let req = self
+            .dest
+            .create_multipart_upload()
+            .bucket(&self.dest_bucket)
+            .key(key);
+        let create = apply_meta!(req, meta, tagging)
+            .send()
+            .await
+            .map_err(|e| SideError::dest(S3Error::from_sdk(e)))?;
+        let upload_id = create.upload_id().unwrap_or_default().to_owned();
+        let result = self
+            .upload_parts_and_complete(key, &etag, &upload_id, &sizes, hash.clone(), cond)
+            .await;
+        match result {
+            Ok(dest_etag) => Ok(Record {
+                key: key.to_owned(),
+                src_etag: etag,
+                dest_etag,
+                size,
+                sha256: hash.map(|h| hex::encode(h.lock().expect("hash").clone().finalize())),
+            }),
+            Err(e) => {
+                // Leave no upload behind: parts are invisible but cost space.
+                let _ = self
+                    .dest
+                    .abort_multipart_upload()
+                    .bucket(&self.dest_bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .send()
+                    .await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn upload_parts_and_complete(
+        &self,
+        key: &str,
+        etag: &str,
+        upload_id: &str,
+        sizes: &[u64],
+        hash: Option<SharedHash>,
+        cond: &Cond,
+    ) -> Result<String, SideError> {
+        let mut offsets = Vec::with_capacity(sizes.len());
+        let mut off = 0;
+        for (i, &len) in sizes.iter().enumerate() {
+            offsets.push((i as i32 + 1, off, len));
+            off += len;
+        }
+        // Hashing needs the parts in order, so a hashed copy goes one part
+        // at a time.
+        let concurrency = if hash.is_some() { 1 } else { self.part_threads.max(1) };
+        let mut parts: Vec<CompletedPart> = futures::stream::iter(offsets)
+            .map(|(n, off, len)| {
+                let hash = hash.clone();
+                async move {
+                    self.retry
+                        .run(|| self.copy_part(key, etag, upload_id, n, off, len, hash.clone()))
+                        .await
+                }
+            })
+            .buffered(concurrency)
+            .try_collect()
+            .await?;
+        parts.sort_by_key(|p| p.part_number());
+        self.gate().await;
+        let req = self
+            .dest
+            .complete_multipart_upload()
+            .bucket(&self.dest_bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build());
+        let done = apply_cond!(req, cond)
+            .send()
+            .await
+            .map_err(|e| SideError::dest(S3Error::from_sdk(e)))?;
+        Ok(done.e_tag().unwrap_or_default().to_owned())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_part(
+        &self,
+        key: &str,
+        etag: &str,
+        upload_id: &str,
+        n: i32,
+        off: u64,
+        len: u64,
+        hash: Option<SharedHash>,
+    ) -> Result<CompletedPart, SideError> {
+        // A failed attempt may have hashed part of the part: put the hash
+        // back as it was, so the retry does not feed those bytes twice.
+        let before = hash.as_ref().map(|h| h.lock().expect("hash").clone());
+        let r = self.copy_part_once(key, etag, upload_id, n, off, len, hash.clone()).await;
+        if r.is_err()
+            && let (Some(h), Some(b)) = (hash, before)
+        {
+            *h.lock().expect("hash") = b;
+        }
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_part_once(
+        &self,
+        key: &str,
+        etag: &str,
+        upload_id: &str,
+        n: i32,
+        off: u64,
+        len: u64,
+        hash: Option<SharedHash>,
+    ) -> Result<CompletedPart, SideError> {
+        self.gate().await;
+        let mut get = self
+            .src
+            .get_object()
+            .bucket(&self.src_bucket)
+            .key(key)
+            .if_match(etag);
+        if len > 0 {
+            get = get.range(format!("bytes={}-{}", off, off + len - 1));
+        }
+        let get = get
+            .send()
+            .await
+            .map_err(|e| SideError::src(S3Error::from_sdk(e)))?;
+        let body = MeteredBody::new(get.body.into_inner(), len, self.stats.dl_bytes.clone(), self.bytes.clone(), hash);
+        self.gate().await;
+        let up = self
+            .dest
+            .upload_part()
+            .bucket(&self.dest_bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(n)
+            .content_length(len as i64)
+            .body(ByteStream::from_body_1_x(body))
+            .send()
+            .await
+            .map_err(|e| SideError::dest(S3Error::from_sdk(e)))?;
+        self.stats.ul_bytes.fetch_add(len, Relaxed);
+        Ok(CompletedPart::builder()
+            .part_number(n)
+            .set_e_tag(up.e_tag().map(str::to_owned))
+            .build())
+    }
+}
+
+/// `application/x-www-form-urlencoded` for the x-amz-tagging header.
+fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

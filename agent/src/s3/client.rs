@@ -1,0 +1,58 @@
+//! Builds an aws-sdk-s3 client for an S3-compatible store.
+//!
+//! Recent SDKs add CRC checksums and `aws-chunked` bodies to every upload by
+//! default; many S3-compatible stores reject or mishandle those, so checksums
+//! are sent and checked only where an operation requires them. The SDK's own
+//! retries are off: a retried copy must start again from a fresh GET, which
+//! only the engine can do (see `crate::retry`).
+
+use std::time::Duration;
+
+use aws_credential_types::Credentials;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+
+/// Where a bucket lives and how to sign for it.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub url: String,
+    pub bucket: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub region: String,
+}
+
+impl std::fmt::Debug for Endpoint {
+    // Never print the secret, even in a debug dump.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("url", &self.url)
+            .field("bucket", &self.bucket)
+            .field("access_key", &self.access_key)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+pub fn build_client(ep: &Endpoint) -> aws_sdk_s3::Client {
+    let creds = Credentials::new(&ep.access_key, &ep.secret_key, None, None, "ferry");
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(120))
+        .build();
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(&ep.url)
+        .region(Region::new(ep.region.clone()))
+        .credentials_provider(creds)
+        .force_path_style(true)
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(timeouts)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
