@@ -132,6 +132,8 @@ impl Body for MeteredBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.expected - self.seen + self.held.as_ref().map_or(0, |b| b.len() as u64))
+        SizeHint::with_exact(
+            self.expected - self.seen + self.held.as_ref().map_or(0, |b| b.len() as u64),
+        )
     }
 }

@@ -32,7 +32,9 @@ pub enum KeyListError {
         line: u64,
         why: &'static str,
     },
-    #[error("{path}:{line}: keys out of order (each key must sort after the one before it, across chunks too)")]
+    #[error(
+        "{path}:{line}: keys out of order (each key must sort after the one before it, across chunks too)"
+    )]
     Unsorted { path: PathBuf, line: u64 },
     #[error("cannot write key list {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
@@ -311,7 +313,10 @@ mod tests {
         fs::write(dir.path().join("a.keys"), "a\nc\n").unwrap();
         fs::write(dir.path().join("b.keys"), "b\n").unwrap();
         let err = validate(dir.path()).unwrap_err();
-        assert!(matches!(err, KeyListError::Unsorted { line: 1, .. }), "{err}");
+        assert!(
+            matches!(err, KeyListError::Unsorted { line: 1, .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -26,7 +26,10 @@ impl Limiter {
         let now = Instant::now();
         let mut tat = self.tat.lock().expect("limiter lock");
         let start = (*tat).max(now);
-        *tat = start + self.per_unit.saturating_mul(units.min(u32::MAX as u64) as u32);
+        *tat = start
+            + self
+                .per_unit
+                .saturating_mul(units.min(u32::MAX as u64) as u32);
         (*tat - now).saturating_sub(self.burst)
     }
 
@@ -48,6 +51,9 @@ mod tests {
         // 1 s of burst is free; the next 100 units cost about a second.
         assert!(l.reserve(100).is_zero());
         let w = l.reserve(100);
-        assert!(w > Duration::from_millis(900) && w <= Duration::from_millis(1000), "{w:?}");
+        assert!(
+            w > Duration::from_millis(900) && w <= Duration::from_millis(1000),
+            "{w:?}"
+        );
     }
 }

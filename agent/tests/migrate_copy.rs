@@ -29,7 +29,13 @@ struct Head {
 }
 
 async fn head(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Head {
-    let h = c.head_object().bucket(bucket).key(key).send().await.unwrap();
+    let h = c
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
     Head {
         size: h.content_length().unwrap(),
         etag: h.e_tag().unwrap().to_owned(),
@@ -44,10 +50,17 @@ async fn head(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Head {
 }
 
 async fn sha256(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
-    let mut body = c.get_object().bucket(bucket).key(key).send().await.unwrap().body;
+    let mut body = c
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .body;
     let mut h = Sha256::new();
     while let Some(chunk) = body.next().await {
-        h.update(&chunk.unwrap());
+        h.update(chunk.unwrap());
     }
     hex::encode(h.finalize())
 }
@@ -56,17 +69,31 @@ fn big_layouts() -> Vec<(String, Vec<usize>)> {
     const M: usize = 1 << 20;
     vec![
         // Even 8 MiB parts and a short tail.
-        ("big/even".to_owned(), [vec![8 * M; 12], vec![5 * M + 17]].concat()),
+        (
+            "big/even".to_owned(),
+            [vec![8 * M; 12], vec![5 * M + 17]].concat(),
+        ),
         // Uneven parts, as a client with a growing part size makes.
-        ("big/uneven".to_owned(), vec![5 * M, 7 * M, 16 * M, 32 * M, 41 * M + 3]),
+        (
+            "big/uneven".to_owned(),
+            vec![5 * M, 7 * M, 16 * M, 32 * M, 41 * M + 3],
+        ),
         // Parts of 21 MiB.
-        ("big/wide".to_owned(), vec![21 * M, 21 * M, 21 * M, 21 * M, 17 * M]),
+        (
+            "big/wide".to_owned(),
+            vec![21 * M, 21 * M, 21 * M, 21 * M, 17 * M],
+        ),
     ]
 }
 
 async fn fill(store: &Store, bucket: &str) {
     let c = store.client();
-    let objects = (0..SMALL).map(|i| (format!("small/{i:05}"), data(i, 1 + (i as usize * 37) % 3000)));
+    let objects = (0..SMALL).map(|i| {
+        (
+            format!("small/{i:05}"),
+            data(i, 1 + (i as usize * 37) % 3000),
+        )
+    });
     put_objects(&c, bucket, objects, 32).await.unwrap();
     // Objects with every header we carry.
     for i in 0..5 {
@@ -87,7 +114,14 @@ async fn fill(store: &Store, bucket: &str) {
             .unwrap();
     }
     for (key, layout) in big_layouts() {
-        let up = c.create_multipart_upload().bucket(bucket).key(&key).content_type("video/mp4").send().await.unwrap();
+        let up = c
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(&key)
+            .content_type("video/mp4")
+            .send()
+            .await
+            .unwrap();
         let id = up.upload_id().unwrap().to_owned();
         let mut parts = Vec::new();
         for (i, len) in layout.iter().enumerate() {
@@ -98,17 +132,29 @@ async fn fill(store: &Store, bucket: &str) {
                 .key(&key)
                 .upload_id(&id)
                 .part_number(n)
-                .body(ByteStream::from(data(n as u64 * 1000 + key.len() as u64, *len)))
+                .body(ByteStream::from(data(
+                    n as u64 * 1000 + key.len() as u64,
+                    *len,
+                )))
                 .send()
                 .await
                 .unwrap();
-            parts.push(CompletedPart::builder().part_number(n).e_tag(r.e_tag().unwrap()).build());
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(n)
+                    .e_tag(r.e_tag().unwrap())
+                    .build(),
+            );
         }
         c.complete_multipart_upload()
             .bucket(bucket)
             .key(&key)
             .upload_id(&id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
             .send()
             .await
             .unwrap();
@@ -119,9 +165,18 @@ async fn all_etags(c: &aws_sdk_s3::Client, bucket: &str) -> BTreeMap<String, (i6
     let mut out = BTreeMap::new();
     let mut token = None;
     loop {
-        let page = c.list_objects_v2().bucket(bucket).set_continuation_token(token).send().await.unwrap();
+        let page = c
+            .list_objects_v2()
+            .bucket(bucket)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .unwrap();
         for o in page.contents() {
-            out.insert(o.key().unwrap().to_owned(), (o.size().unwrap(), o.e_tag().unwrap().to_owned()));
+            out.insert(
+                o.key().unwrap().to_owned(),
+                (o.size().unwrap(), o.e_tag().unwrap().to_owned()),
+            );
         }
         match page.next_continuation_token() {
             Some(t) => token = Some(t.to_owned()),
@@ -143,7 +198,11 @@ fn copy_and_compare(src_kind: StoreKind, dest_kind: StoreKind) {
     let o = counts(&last_summary(&folder));
     let total = SMALL + 5 + 3;
     assert_eq!(o["copied"], total);
-    assert!(stdout(&out).contains(&format!("verify: checked={total} equal={total}")), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&format!("verify: checked={total} equal={total}")),
+        "{}",
+        stdout(&out)
+    );
 
     let (sc, dc) = (src.client(), dest.client());
     // Key set, sizes and ETags: single-part ETags are the MD5 of the bytes,
@@ -153,20 +212,35 @@ fn copy_and_compare(src_kind: StoreKind, dest_kind: StoreKind) {
     assert_eq!(s.len() as u64, total);
     assert_eq!(s, d);
     for (key, _) in big_layouts() {
-        assert!(d[&key].1.contains('-'), "{key} is not multipart on the destination");
-        assert_eq!(rt.block_on(sha256(&sc, "src-bucket", &key)), rt.block_on(sha256(&dc, "dest-bucket", &key)));
-        assert_eq!(rt.block_on(head(&sc, "src-bucket", &key)), rt.block_on(head(&dc, "dest-bucket", &key)));
+        assert!(
+            d[&key].1.contains('-'),
+            "{key} is not multipart on the destination"
+        );
+        assert_eq!(
+            rt.block_on(sha256(&sc, "src-bucket", &key)),
+            rt.block_on(sha256(&dc, "dest-bucket", &key))
+        );
+        assert_eq!(
+            rt.block_on(head(&sc, "src-bucket", &key)),
+            rt.block_on(head(&dc, "dest-bucket", &key))
+        );
     }
     for i in 0..5 {
         let key = format!("meta/{i}");
-        let (hs, hd) = (rt.block_on(head(&sc, "src-bucket", &key)), rt.block_on(head(&dc, "dest-bucket", &key)));
+        let (hs, hd) = (
+            rt.block_on(head(&sc, "src-bucket", &key)),
+            rt.block_on(head(&dc, "dest-bucket", &key)),
+        );
         assert_eq!(hs.content_type.as_deref(), Some("application/x-ferry-test"));
         assert_eq!(hs, hd, "{key}");
     }
     // And the bytes themselves, for a sample.
     for i in (0..SMALL).step_by(97) {
         let key = format!("small/{i:05}");
-        assert_eq!(rt.block_on(get_bytes(&dc, "dest-bucket", &key)).unwrap(), data(i, 1 + (i as usize * 37) % 3000));
+        assert_eq!(
+            rt.block_on(get_bytes(&dc, "dest-bucket", &key)).unwrap(),
+            data(i, 1 + (i as usize * 37) % 3000)
+        );
     }
 }
 
@@ -204,11 +278,28 @@ fn engine_client_works_with_both_stores() {
                 .send()
                 .await
                 .unwrap();
-            let h = c.head_object().bucket("client-test").key("k").send().await.unwrap();
+            let h = c
+                .head_object()
+                .bucket("client-test")
+                .key("k")
+                .send()
+                .await
+                .unwrap();
             assert_eq!(h.content_length(), Some(70_000));
-            assert_eq!(h.content_encoding(), None, "stored with an aws-chunked encoding");
-            assert_eq!(h.e_tag().unwrap(), format!("\"{}\"", hex::encode(md5::Md5::digest(&body))));
+            assert_eq!(
+                h.content_encoding(),
+                None,
+                "stored with an aws-chunked encoding"
+            );
+            assert_eq!(
+                h.e_tag().unwrap(),
+                format!("\"{}\"", hex::encode(md5::Md5::digest(&body)))
+            );
         });
-        assert_eq!(rt.block_on(get_bytes(&store.client(), "client-test", "k")).unwrap(), body);
+        assert_eq!(
+            rt.block_on(get_bytes(&store.client(), "client-test", "k"))
+                .unwrap(),
+            body
+        );
     }
 }

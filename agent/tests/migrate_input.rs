@@ -18,7 +18,10 @@ fn assert_refused(out: &std::process::Output, must_contain: &[&str], folder: &st
             lines[0]
         );
     }
-    assert!(!folder.exists(), "dest folder was created despite the refusal");
+    assert!(
+        !folder.exists(),
+        "dest folder was created despite the refusal"
+    );
 }
 
 #[test]
@@ -88,7 +91,9 @@ fn bad_input_is_refused_with_one_line_and_exit_2() {
     assert_refused(&run(&mut c), &["chunk-000000.keys:2", "escape"], &folder);
 
     // Nothing reached the destination bucket.
-    let keys = rt.block_on(list_keys(&dest.client(), "dest-bucket")).unwrap();
+    let keys = rt
+        .block_on(list_keys(&dest.client(), "dest-bucket"))
+        .unwrap();
     assert!(keys.is_empty(), "destination was written: {keys:?}");
 }
 
@@ -116,16 +121,30 @@ fn garage_destination_needs_allow_overwrite() {
     let err = stderr(&out);
     let lines: Vec<&str> = err.lines().filter(|l| !l.is_empty()).collect();
     assert_eq!(lines.len(), 1, "{err}");
-    assert!(lines[0].contains("If-None-Match") && lines[0].contains("--allow-overwrite"), "{err}");
+    assert!(
+        lines[0].contains("If-None-Match") && lines[0].contains("--allow-overwrite"),
+        "{err}"
+    );
     assert!(!folder.exists());
-    let keys = rt.block_on(list_keys(&dest.client(), "dest-bucket")).unwrap();
-    assert!(keys.is_empty(), "probe objects or data left behind: {keys:?}");
+    let keys = rt
+        .block_on(list_keys(&dest.client(), "dest-bucket"))
+        .unwrap();
+    assert!(
+        keys.is_empty(),
+        "probe objects or data left behind: {keys:?}"
+    );
 
     let mut c = s3migrate(&src, "src-bucket", &dest, "dest-bucket", &folder);
     c.arg("--src-list");
     let out = run(&mut c);
     assert_eq!(out.status.code(), Some(0));
-    assert!(stderr(&out).contains("no-lost-write guarantee is off"), "{}", stderr(&out));
-    let keys = rt.block_on(list_keys(&dest.client(), "dest-bucket")).unwrap();
+    assert!(
+        stderr(&out).contains("no-lost-write guarantee is off"),
+        "{}",
+        stderr(&out)
+    );
+    let keys = rt
+        .block_on(list_keys(&dest.client(), "dest-bucket"))
+        .unwrap();
     assert_eq!(keys.len(), 20, "{keys:?}");
 }

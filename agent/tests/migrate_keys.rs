@@ -16,8 +16,8 @@ fn odd_keys() -> Vec<String> {
         "a+b",
         "q?x=1&y=2",
         "hash#frag",
-        "caf\u{e9}",         // NFC
-        "cafe\u{301}",       // NFD: a different key, kept as is
+        "caf\u{e9}",   // NFC
+        "cafe\u{301}", // NFD: a different key, kept as is
         "\u{65e5}\u{672c}/\u{8a9e}",
         "emoji-\u{1f600}",
         "a//b",
@@ -64,7 +64,10 @@ fn corpus_onto_moto(use_list: bool) {
     ))
     .unwrap();
     // The store kept every key as is (else the test proves nothing).
-    assert_eq!(rt.block_on(list_keys(&src.client(), "src-bucket")).unwrap(), keys);
+    assert_eq!(
+        rt.block_on(list_keys(&src.client(), "src-bucket")).unwrap(),
+        keys
+    );
 
     let mut c = s3migrate(&src, "src-bucket", &dest, "dest-bucket", &folder);
     if use_list {
@@ -79,10 +82,14 @@ fn corpus_onto_moto(use_list: bool) {
     let o = counts(&last_summary(&folder));
     assert_eq!(o["copied"], keys.len() as u64);
 
-    let got = rt.block_on(list_keys(&dest.client(), "dest-bucket")).unwrap();
+    let got = rt
+        .block_on(list_keys(&dest.client(), "dest-bucket"))
+        .unwrap();
     assert_eq!(got, keys);
     for k in &keys {
-        let b = rt.block_on(get_bytes(&dest.client(), "dest-bucket", k)).unwrap();
+        let b = rt
+            .block_on(get_bytes(&dest.client(), "dest-bucket", k))
+            .unwrap();
         assert_eq!(b, body_for(k), "bytes of {k:?}");
     }
     // migrate.log holds every key once, in order, escaped where needed.
@@ -145,9 +152,14 @@ fn leading_slash_is_not_written_where_the_store_would_rename_it() {
     let lines: Vec<&str> = failed.lines().collect();
     assert_eq!(lines.len(), 1, "{failed}");
     assert!(lines[0].starts_with("/lead\tunrepresentable\t"), "{failed}");
-    assert_eq!(rt.block_on(get_bytes(&dest.client(), "dest-bucket", "lead")).unwrap(), lead);
     assert_eq!(
-        rt.block_on(list_keys(&dest.client(), "dest-bucket")).unwrap(),
+        rt.block_on(get_bytes(&dest.client(), "dest-bucket", "lead"))
+            .unwrap(),
+        lead
+    );
+    assert_eq!(
+        rt.block_on(list_keys(&dest.client(), "dest-bucket"))
+            .unwrap(),
         vec!["a//b".to_owned(), "lead".to_owned()]
     );
 }

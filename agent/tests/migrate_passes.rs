@@ -47,8 +47,13 @@ fn newer_destination_objects_are_never_overwritten() {
     .unwrap();
     // A client already wrote a newer obj/007 on the destination.
     let client_bytes = data(7777, 55);
-    rt.block_on(put_objects(&dc, "dest-bucket", [("obj/007".to_owned(), client_bytes.clone())], 1))
-        .unwrap();
+    rt.block_on(put_objects(
+        &dc,
+        "dest-bucket",
+        [("obj/007".to_owned(), client_bytes.clone())],
+        1,
+    ))
+    .unwrap();
 
     let mut c = s3migrate(&src, "src-bucket", &dest, "dest-bucket", &folder);
     c.arg("--src-list");
@@ -59,7 +64,11 @@ fn newer_destination_objects_are_never_overwritten() {
     assert_eq!(o["obj"], n);
     assert_eq!(o["copied"], n - 1);
     assert_eq!(o["skip_up"], 1);
-    assert_eq!(rt.block_on(get_bytes(&dc, "dest-bucket", "obj/007")).unwrap(), client_bytes);
+    assert_eq!(
+        rt.block_on(get_bytes(&dc, "dest-bucket", "obj/007"))
+            .unwrap(),
+        client_bytes
+    );
 
     // Acceptance 9: every progress line matches the format, and the last one
     // agrees with the summary.
@@ -81,7 +90,10 @@ fn newer_destination_objects_are_never_overwritten() {
     rt.block_on(put_objects(
         &sc,
         "src-bucket",
-        [("obj/010".to_owned(), new10.clone()), ("obj/011".to_owned(), data(1011, 2000))],
+        [
+            ("obj/010".to_owned(), new10.clone()),
+            ("obj/011".to_owned(), data(1011, 2000)),
+        ],
         2,
     ))
     .unwrap();
@@ -90,7 +102,10 @@ fn newer_destination_objects_are_never_overwritten() {
     rt.block_on(put_objects(
         &dc,
         "dest-bucket",
-        [("obj/011".to_owned(), client11.clone()), ("obj/012".to_owned(), client12.clone())],
+        [
+            ("obj/011".to_owned(), client11.clone()),
+            ("obj/012".to_owned(), client12.clone()),
+        ],
         2,
     ))
     .unwrap();
@@ -105,10 +120,26 @@ fn newer_destination_objects_are_never_overwritten() {
     assert_eq!(o["copied"], 1, "{o}");
     assert_eq!(o["skip_up"], 3, "{o}");
     assert_eq!(o["exist"], n - 4, "{o}");
-    assert_eq!(rt.block_on(get_bytes(&dc, "dest-bucket", "obj/010")).unwrap(), new10);
-    assert_eq!(rt.block_on(get_bytes(&dc, "dest-bucket", "obj/011")).unwrap(), client11);
-    assert_eq!(rt.block_on(get_bytes(&dc, "dest-bucket", "obj/012")).unwrap(), client12);
-    assert_eq!(rt.block_on(get_bytes(&dc, "dest-bucket", "obj/007")).unwrap(), client_bytes);
+    assert_eq!(
+        rt.block_on(get_bytes(&dc, "dest-bucket", "obj/010"))
+            .unwrap(),
+        new10
+    );
+    assert_eq!(
+        rt.block_on(get_bytes(&dc, "dest-bucket", "obj/011"))
+            .unwrap(),
+        client11
+    );
+    assert_eq!(
+        rt.block_on(get_bytes(&dc, "dest-bucket", "obj/012"))
+            .unwrap(),
+        client12
+    );
+    assert_eq!(
+        rt.block_on(get_bytes(&dc, "dest-bucket", "obj/007"))
+            .unwrap(),
+        client_bytes
+    );
 }
 
 /// Acceptance 8: a dry run of the first 100 keys writes nothing and reports
@@ -124,16 +155,25 @@ fn dry_run_first_100_leaves_destination_untouched() {
     rt.block_on(put_objects(
         &src.client(),
         "src-bucket",
-        keys.iter().enumerate().map(|(i, k)| (k.clone(), data(i as u64, 64))),
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), data(i as u64, 64))),
         8,
     ))
     .unwrap();
     // One of the first 100 is on the destination already.
-    rt.block_on(put_objects(&dest.client(), "dest-bucket", [("d/0003".to_owned(), data(3, 64))], 1))
-        .unwrap();
+    rt.block_on(put_objects(
+        &dest.client(),
+        "dest-bucket",
+        [("d/0003".to_owned(), data(3, 64))],
+        1,
+    ))
+    .unwrap();
     write_key_list(&lists, &keys);
     let mut c = s3migrate(&src, "src-bucket", &dest, "dest-bucket", &folder);
-    c.arg("--src-folder").arg(&lists).args(["--dry-run", "--first", "100"]);
+    c.arg("--src-folder")
+        .arg(&lists)
+        .args(["--dry-run", "--first", "100"]);
     let out = run(&mut c);
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).contains("dry run"), "{}", stdout(&out));
@@ -143,8 +183,15 @@ fn dry_run_first_100_leaves_destination_untouched() {
     assert_eq!(o["obj"], 100);
     assert_eq!(o["copied"], 99, "would copy");
     assert_eq!(o["exist"], 1);
-    assert_eq!(rt.block_on(list_keys(&dest.client(), "dest-bucket")).unwrap(), vec!["d/0003".to_owned()]);
-    assert!(!folder.join("migrate.log").exists(), "a dry run must not write migrate.log");
+    assert_eq!(
+        rt.block_on(list_keys(&dest.client(), "dest-bucket"))
+            .unwrap(),
+        vec!["d/0003".to_owned()]
+    );
+    assert!(
+        !folder.join("migrate.log").exists(),
+        "a dry run must not write migrate.log"
+    );
 }
 
 /// Acceptance 7 (first half): a full pass of 20,000 keys onto an empty
@@ -161,7 +208,9 @@ fn full_pass_onto_empty_destination_sends_no_head() {
     rt.block_on(put_objects(
         &src.client(),
         "src-bucket",
-        keys.iter().enumerate().map(|(i, k)| (k.clone(), data(i as u64, 256))),
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), data(i as u64, 256))),
         32,
     ))
     .unwrap();
@@ -180,6 +229,8 @@ fn full_pass_onto_empty_destination_sends_no_head() {
     assert_eq!(src_heads, 0, "HEADs sent to the source");
     assert_eq!(dest_heads, 0, "HEADs sent to the destination");
     // The same bucket listed again: every key is there, none twice.
-    let listed = rt.block_on(list_keys(&dest.client(), "dest-bucket")).unwrap();
+    let listed = rt
+        .block_on(list_keys(&dest.client(), "dest-bucket"))
+        .unwrap();
     assert_eq!(listed, keys);
 }

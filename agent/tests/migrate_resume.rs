@@ -11,7 +11,11 @@ use ferry_harness::{StoreKind, list_keys, put_objects};
 use rand::Rng;
 
 /// Keys with their ETags, as listed.
-fn listing(rt: &tokio::runtime::Runtime, client: &aws_sdk_s3::Client, bucket: &str) -> Vec<(String, String)> {
+fn listing(
+    rt: &tokio::runtime::Runtime,
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> Vec<(String, String)> {
     rt.block_on(async {
         let mut out = Vec::new();
         let mut token = None;
@@ -46,7 +50,9 @@ fn kill_9_three_times_then_resume_is_exact() {
     rt.block_on(put_objects(
         &src.client(),
         "src-bucket",
-        keys.iter().enumerate().map(|(i, k)| (k.clone(), data(i as u64, 2048))),
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), data(i as u64, 2048))),
         16,
     ))
     .unwrap();
@@ -58,11 +64,14 @@ fn kill_9_three_times_then_resume_is_exact() {
     while kills < 3 {
         let mut c = s3migrate(&src, "src-bucket", &dest, "dest-bucket", &folder);
         // Slow enough that a kill lands mid-copy.
-        c.arg("--src-folder").arg(&lists).args(["--max-requests-per-sec", "400"]);
+        c.arg("--src-folder")
+            .arg(&lists)
+            .args(["--max-requests-per-sec", "400"]);
         if let Some(s) = &start_after {
             c.args(["--start-after", s]);
         }
-        c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        c.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
         let before = migrate_log(&folder).len();
         let mut child = c.spawn().unwrap();
         // Kill once copying is under way (past the start-up probe), at a
@@ -82,14 +91,22 @@ fn kill_9_three_times_then_resume_is_exact() {
         eprintln!("kill {kills}: migrate.log has {} lines", log.len());
         start_after = log.last().cloned();
     }
-    assert!(start_after.is_some(), "no progress was logged before the kills");
+    assert!(
+        start_after.is_some(),
+        "no progress was logged before the kills"
+    );
     let mut c = s3migrate(&src, "src-bucket", &dest, "dest-bucket", &folder);
-    c.arg("--src-folder").arg(&lists).args(["--start-after", start_after.as_deref().unwrap()]);
+    c.arg("--src-folder")
+        .arg(&lists)
+        .args(["--start-after", start_after.as_deref().unwrap()]);
     let out = run(&mut c);
     assert_eq!(out.status.code(), Some(0));
 
     // The destination is exact: same keys, same ETags (MD5 of the bytes).
-    assert_eq!(listing(&rt, &dest.client(), "dest-bucket"), listing(&rt, &src.client(), "src-bucket"));
+    assert_eq!(
+        listing(&rt, &dest.client(), "dest-bucket"),
+        listing(&rt, &src.client(), "src-bucket")
+    );
     // migrate.log is sorted, with no key twice, and covers every key.
     let log = migrate_log(&folder);
     let mut sorted = log.clone();
@@ -110,7 +127,9 @@ fn four_processes_share_the_key_space_exactly_once() {
     rt.block_on(put_objects(
         &src.client(),
         "src-bucket",
-        keys.iter().enumerate().map(|(i, k)| (k.clone(), data(i as u64, 100))),
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), data(i as u64, 100))),
         16,
     ))
     .unwrap();
@@ -120,10 +139,16 @@ fn four_processes_share_the_key_space_exactly_once() {
         .map(|i| {
             let folder = tmp.path().join(format!("df{i}"));
             let mut c = s3migrate(&src, "src-bucket", &dest, "dest-bucket", &folder);
-            c.arg("--src-folder")
-                .arg(&lists)
-                .args(["--hash-count", "4", "--hash-value", &i.to_string(), "--threads", "4"]);
-            c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            c.arg("--src-folder").arg(&lists).args([
+                "--hash-count",
+                "4",
+                "--hash-value",
+                &i.to_string(),
+                "--threads",
+                "4",
+            ]);
+            c.stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
             (folder, c.spawn().unwrap())
         })
         .collect();
@@ -131,18 +156,30 @@ fn four_processes_share_the_key_space_exactly_once() {
     let mut seen: BTreeSet<String> = BTreeSet::new();
     for (folder, child) in children {
         let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let o = counts(&last_summary(&folder));
         assert_eq!(o["obj"], n);
         assert_eq!(o["exist"], 0, "another process copied one of my keys");
         assert_eq!(o["skip_up"], 0, "another process copied one of my keys");
         copied += o["copied"].as_u64().unwrap();
-        assert_eq!(o["ign"].as_u64().unwrap() + o["copied"].as_u64().unwrap(), n);
+        assert_eq!(
+            o["ign"].as_u64().unwrap() + o["copied"].as_u64().unwrap(),
+            n
+        );
         for k in migrate_log(&folder) {
             assert!(seen.insert(k.clone()), "{k} handled by two processes");
         }
     }
     assert_eq!(copied, n);
     assert_eq!(seen.into_iter().collect::<Vec<_>>(), keys);
-    assert_eq!(rt.block_on(list_keys(&dest.client(), "dest-bucket")).unwrap(), keys);
+    assert_eq!(
+        rt.block_on(list_keys(&dest.client(), "dest-bucket"))
+            .unwrap(),
+        keys
+    );
 }

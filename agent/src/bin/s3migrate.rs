@@ -32,6 +32,7 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -46,7 +47,11 @@ fn main() {
                 println!(
                     "pass {}{}: obj={} ign={} exist={} copied={} fail={} skip(dn={} up={}) in {:.1}s",
                     p.pass,
-                    if p.dry_run { " (dry run: copied = would copy)" } else { "" },
+                    if p.dry_run {
+                        " (dry run: copied = would copy)"
+                    } else {
+                        ""
+                    },
                     o.obj,
                     o.ign,
                     o.exist,

@@ -13,7 +13,12 @@ use clap::Parser;
 /// difference (see failed.log and the pass summary); 2 bad input, refused
 /// before anything was written.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "s3migrate", version, max_term_width = 100)]
+#[command(
+    name = "s3migrate",
+    version,
+    max_term_width = 100,
+    args_override_self = true
+)]
 pub struct Args {
     /// URL of the source S3 endpoint.
     #[arg(long, value_name = "URL")]

@@ -19,7 +19,7 @@ use super::progress::Stats;
 use super::records::Record;
 use crate::body::{MeteredBody, SharedHash};
 use crate::retry::{RetryPolicy, Retryable};
-use crate::s3::{ErrorClass, S3Error};
+use crate::s3::{self, ErrorClass, S3Error};
 use crate::throttle::Limiter;
 
 /// The largest single PUT S3 allows.
@@ -159,7 +159,7 @@ macro_rules! apply_cond {
     ($req:expr, $cond:expr) => {
         match $cond {
             Cond::Create => $req.if_none_match("*"),
-            Cond::Replace(etag) => $req.if_match(etag.clone()),
+            Cond::Replace(etag) => $req.if_match(format!("\"{etag}\"")),
             Cond::None => $req,
         }
     };
@@ -167,7 +167,7 @@ macro_rules! apply_cond {
 
 /// An ETag of the form `"<md5 of part md5s>-<parts>"`.
 pub fn is_multipart_etag(etag: &str) -> bool {
-    etag.trim_matches('"').contains('-')
+    etag.contains('-')
 }
 
 impl Copier {
@@ -178,7 +178,12 @@ impl Copier {
     }
 
     /// Copies `key`, returning the record of what was written.
-    pub async fn copy(&self, key: &str, known_etag: Option<&str>, cond: &Cond) -> Result<Record, SideError> {
+    pub async fn copy(
+        &self,
+        key: &str,
+        known_etag: Option<&str>,
+        cond: &Cond,
+    ) -> Result<Record, SideError> {
         if !known_etag.is_some_and(is_multipart_etag)
             && let Some(rec) = self.retry.run(|| self.copy_single(key, cond)).await?
         {
@@ -214,7 +219,7 @@ impl Copier {
             .await
             .map_err(|e| SideError::src(S3Error::from_sdk(e)))?;
         let size = get.content_length().unwrap_or(0).max(0) as u64;
-        let etag = get.e_tag().unwrap_or_default().to_owned();
+        let etag = s3::etag(get.e_tag()).unwrap_or_default();
         if (is_multipart_etag(&etag) && size > 0) || size > MAX_PUT {
             return Ok(None);
         }
@@ -244,7 +249,7 @@ impl Copier {
         Ok(Some(Record {
             key: key.to_owned(),
             src_etag: etag,
-            dest_etag: put.e_tag().unwrap_or_default().to_owned(),
+            dest_etag: s3::etag(put.e_tag()).unwrap_or_default(),
             size,
             sha256: None,
         }))
@@ -277,7 +282,12 @@ impl Copier {
 
     /// The source's part sizes, read with HEAD `partNumber=N`, or `None`
     /// when the source will not tell.
-    async fn source_layout(&self, key: &str, etag: &str, size: u64) -> Result<Option<Vec<u64>>, SideError> {
+    async fn source_layout(
+        &self,
+        key: &str,
+        etag: &str,
+        size: u64,
+    ) -> Result<Option<Vec<u64>>, SideError> {
         self.gate().await;
         let head1 = self
             .src
@@ -285,11 +295,18 @@ impl Copier {
             .bucket(&self.src_bucket)
             .key(key)
             .part_number(1)
-            .if_match(etag)
             .send()
             .await
             .map_err(|e| SideError::src(S3Error::from_sdk(e)))?;
-        let Some(parts) = head1.parts_count().filter(|&n| n > 1) else {
+        // The ETag's `-N` says how many parts there are; a store whose
+        // partNumber answer disagrees has not told us the layout.
+        let from_etag = etag
+            .rsplit_once('-')
+            .and_then(|(_, n)| n.parse::<i32>().ok());
+        let Some(parts) = head1
+            .parts_count()
+            .filter(|&n| n >= 1 && Some(n) == from_etag)
+        else {
             return Ok(None);
         };
         let mut sizes = vec![head1.content_length().unwrap_or(0).max(0) as u64];
@@ -301,7 +318,6 @@ impl Copier {
                 .bucket(&self.src_bucket)
                 .key(key)
                 .part_number(n)
-                .if_match(etag)
                 .send()
                 .await
                 .map_err(|e| SideError::src(S3Error::from_sdk(e)))?;
@@ -342,7 +358,7 @@ impl Copier {
             .await
             .map_err(|e| SideError::src(S3Error::from_sdk(e)))?;
         let size = head.content_length().unwrap_or(0).max(0) as u64;
-        let etag = head.e_tag().unwrap_or_default().to_owned();
+        let etag = s3::etag(head.e_tag()).unwrap_or_default();
         let meta = meta_from!(head);
         let layout = if is_multipart_etag(&etag) {
             self.source_layout(key, &etag, size).await?
@@ -353,7 +369,10 @@ impl Copier {
         // hash so that verify can still compare.
         let (sizes, hash) = match layout {
             Some(s) => (s, None),
-            None => (self.even_layout(size), Some(Arc::new(std::sync::Mutex::new(Sha256::new())))),
+            None => (
+                self.even_layout(size),
+                Some(Arc::new(std::sync::Mutex::new(Sha256::new()))),
+            ),
         };
         let tagging = self.tagging(key, &meta).await?;
         self.gate().await;
@@ -410,7 +429,11 @@ impl Copier {
         }
         // Hashing needs the parts in order, so a hashed copy goes one part
         // at a time.
-        let concurrency = if hash.is_some() { 1 } else { self.part_threads.max(1) };
+        let concurrency = if hash.is_some() {
+            1
+        } else {
+            self.part_threads.max(1)
+        };
         let mut parts: Vec<CompletedPart> = futures::stream::iter(offsets)
             .map(|(n, off, len)| {
                 let hash = hash.clone();
@@ -431,12 +454,16 @@ impl Copier {
             .bucket(&self.dest_bucket)
             .key(key)
             .upload_id(upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build());
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            );
         let done = apply_cond!(req, cond)
             .send()
             .await
             .map_err(|e| SideError::dest(S3Error::from_sdk(e)))?;
-        Ok(done.e_tag().unwrap_or_default().to_owned())
+        Ok(s3::etag(done.e_tag()).unwrap_or_default())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -453,7 +480,9 @@ impl Copier {
         // A failed attempt may have hashed part of the part: put the hash
         // back as it was, so the retry does not feed those bytes twice.
         let before = hash.as_ref().map(|h| h.lock().expect("hash").clone());
-        let r = self.copy_part_once(key, etag, upload_id, n, off, len, hash.clone()).await;
+        let r = self
+            .copy_part_once(key, etag, upload_id, n, off, len, hash.clone())
+            .await;
         if r.is_err()
             && let (Some(h), Some(b)) = (hash, before)
         {
@@ -474,12 +503,7 @@ impl Copier {
         hash: Option<SharedHash>,
     ) -> Result<CompletedPart, SideError> {
         self.gate().await;
-        let mut get = self
-            .src
-            .get_object()
-            .bucket(&self.src_bucket)
-            .key(key)
-            .if_match(etag);
+        let mut get = self.src.get_object().bucket(&self.src_bucket).key(key);
         if len > 0 {
             get = get.range(format!("bytes={}-{}", off, off + len - 1));
         }
@@ -487,7 +511,14 @@ impl Copier {
             .send()
             .await
             .map_err(|e| SideError::src(S3Error::from_sdk(e)))?;
-        let body = MeteredBody::new(get.body.into_inner(), len, self.stats.dl_bytes.clone(), self.bytes.clone(), hash);
+        same_version(get.e_tag(), etag)?;
+        let body = MeteredBody::new(
+            get.body.into_inner(),
+            len,
+            self.stats.dl_bytes.clone(),
+            self.bytes.clone(),
+            hash,
+        );
         self.gate().await;
         let up = self
             .dest
@@ -509,12 +540,30 @@ impl Copier {
     }
 }
 
+/// Every ranged read of a multipart copy must see the version the copy
+/// started from. The response's own ETag says which version it is; that
+/// check is as atomic as `If-Match`, which some stores mishandle. (HEAD with
+/// `partNumber` is not checked: moto answers it with the part's ETag.)
+fn same_version(got: Option<&str>, want: &str) -> Result<(), SideError> {
+    if s3::etag(got).as_deref() == Some(want) {
+        return Ok(());
+    }
+    Err(SideError::src(S3Error {
+        class: ErrorClass::PreconditionFailed,
+        status: None,
+        code: None,
+        message: format!("object changed during the copy (ETag {got:?}, expected {want})"),
+    }))
+}
+
 /// `application/x-www-form-urlencoded` for the x-amz-tagging header.
 fn form_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }

@@ -151,17 +151,19 @@ impl<T: Keyed> SortedStream<T> {
 impl SortedStream<Entry> {
     /// Keys of a key-list folder after `start_after`; no size or ETag.
     pub fn from_folder(mut reader: KeyListReader, start_after: Option<String>) -> Self {
-        Self::from_blocking(move || loop {
-            match reader.next_key()? {
-                Some(key) if start_after.as_deref().is_some_and(|s| key.as_str() <= s) => {}
-                Some(key) => {
-                    return Ok(Some(Entry {
-                        key,
-                        size: None,
-                        etag: None,
-                    }));
+        Self::from_blocking(move || {
+            loop {
+                match reader.next_key()? {
+                    Some(key) if start_after.as_deref().is_some_and(|s| key.as_str() <= s) => {}
+                    Some(key) => {
+                        return Ok(Some(Entry {
+                            key,
+                            size: None,
+                            etag: None,
+                        }));
+                    }
+                    None => return Ok(None),
                 }
-                None => return Ok(None),
             }
         })
     }
@@ -220,7 +222,7 @@ impl SortedStream<Entry> {
                     batch.push(Entry {
                         key,
                         size: o.size().map(|s| s as u64),
-                        etag: o.e_tag().map(str::to_owned),
+                        etag: crate::s3::etag(o.e_tag()),
                     });
                 }
                 if !batch.is_empty() && tx.send(Ok(batch)).await.is_err() {

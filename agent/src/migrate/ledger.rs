@@ -38,7 +38,10 @@ pub enum Outcome {
     WouldCopy,
     SkipDn,
     SkipUp,
-    Failed { class: String, message: String },
+    Failed {
+        class: String,
+        message: String,
+    },
 }
 
 #[derive(Debug)]
@@ -157,7 +160,10 @@ pub async fn run(
         let big = migrate.as_ref().is_some_and(|s| s.buf.len() > 256 * 1024);
         if big || !open || last_flush.elapsed() >= FLUSH_EVERY {
             last_flush = Instant::now();
-            for s in [&mut failed, &mut records, &mut migrate].into_iter().flatten() {
+            for s in [&mut failed, &mut records, &mut migrate]
+                .into_iter()
+                .flatten()
+            {
                 s.flush()?;
             }
         }

@@ -123,14 +123,23 @@ fn read_secret(
     if let Some(v) = value {
         return Ok(v.clone());
     }
-    let path = file
-        .as_ref()
-        .ok_or_else(|| input(format!("--{what}-secret or --{what}-secret-file is required")))?;
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| input(format!("cannot read --{what}-secret-file {}: {e}", path.display())))?;
+    let path = file.as_ref().ok_or_else(|| {
+        input(format!(
+            "--{what}-secret or --{what}-secret-file is required"
+        ))
+    })?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        input(format!(
+            "cannot read --{what}-secret-file {}: {e}",
+            path.display()
+        ))
+    })?;
     let line = text.lines().next().unwrap_or("").trim().to_owned();
     if line.is_empty() {
-        return Err(input(format!("--{what}-secret-file {} is empty", path.display())));
+        return Err(input(format!(
+            "--{what}-secret-file {} is empty",
+            path.display()
+        )));
     }
     Ok(line)
 }
@@ -152,7 +161,11 @@ fn explain_bucket_error(side: &str, ep: &Endpoint, e: &S3Error) -> String {
     }
 }
 
-async fn check_bucket(side: &str, ep: &Endpoint, client: &aws_sdk_s3::Client) -> Result<(), RunError> {
+async fn check_bucket(
+    side: &str,
+    ep: &Endpoint,
+    client: &aws_sdk_s3::Client,
+) -> Result<(), RunError> {
     RetryPolicy {
         attempts: 2,
         ..Default::default()
@@ -179,8 +192,12 @@ fn run_id() -> String {
 /// Turns failed.log into a key-list folder: sorted, unique keys.
 fn failed_to_folder(dest_folder: &Path, out: &Path) -> Result<u64, RunError> {
     let log = dest_folder.join(ledger::FAILED_LOG);
-    let text = std::fs::read_to_string(&log)
-        .map_err(|e| input(format!("--failed-to-folder: cannot read {}: {e}", log.display())))?;
+    let text = std::fs::read_to_string(&log).map_err(|e| {
+        input(format!(
+            "--failed-to-folder: cannot read {}: {e}",
+            log.display()
+        ))
+    })?;
     let mut keys = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let field = line.split('\t').next().unwrap_or("");
@@ -192,10 +209,12 @@ fn failed_to_folder(dest_folder: &Path, out: &Path) -> Result<u64, RunError> {
     keys.dedup();
     if out.exists() {
         for old in keylist::chunk_files(out).map_err(|e| input(e.to_string()))? {
-            std::fs::remove_file(&old).map_err(|e| RunError::Fatal(format!("{}: {e}", old.display())))?;
+            std::fs::remove_file(&old)
+                .map_err(|e| RunError::Fatal(format!("{}: {e}", old.display())))?;
         }
     }
-    let mut w = KeyListWriter::create(out, "failed-").map_err(|e| RunError::Fatal(e.to_string()))?;
+    let mut w =
+        KeyListWriter::create(out, "failed-").map_err(|e| RunError::Fatal(e.to_string()))?;
     for k in &keys {
         w.push(k).map_err(|e| RunError::Fatal(e.to_string()))?;
     }
@@ -218,9 +237,9 @@ pub async fn run(args: Args) -> Result<RunReport, RunError> {
         return Err(input("--passes must be at least 1"));
     }
     let start_after = match &args.start_after {
-        Some(line) => Some(
-            keylist::unescape(line).map_err(|why| input(format!("--start-after: {why}")))?,
-        ),
+        Some(line) => {
+            Some(keylist::unescape(line).map_err(|why| input(format!("--start-after: {why}")))?)
+        }
         None => None,
     };
     let src = Endpoint {
@@ -267,7 +286,7 @@ pub async fn run(args: Args) -> Result<RunReport, RunError> {
     check_bucket("source", &src, &src_client).await?;
     check_bucket("destination", &dest, &dest_client).await?;
 
-    let caps = if args.dry_run {
+    let caps = if args.dry_run || args.verify_only {
         Caps::assumed()
     } else {
         probe::probe(&dest_client, &dest.bucket)
@@ -282,10 +301,6 @@ pub async fn run(args: Args) -> Result<RunReport, RunError> {
                 caps.conditional_gap()
             )));
         }
-        tracing::warn!(
-            missing = %caps.conditional_gap(),
-            "--allow-overwrite: the destination ignores conditional writes; the no-lost-write guarantee is OFF for this run"
-        );
         eprintln!(
             "s3migrate: warning: the destination ignores {}; with --allow-overwrite the no-lost-write guarantee is off",
             caps.conditional_gap()

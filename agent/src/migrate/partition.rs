@@ -41,7 +41,9 @@ mod tests {
     fn every_key_has_exactly_one_owner() {
         for i in 0..1000 {
             let k = format!("key/{i}");
-            let owners = (0..4).filter(|&v| Partition { count: 4, value: v }.owns(&k)).count();
+            let owners = (0..4)
+                .filter(|&v| Partition { count: 4, value: v }.owns(&k))
+                .count();
             assert_eq!(owners, 1);
         }
     }

@@ -51,13 +51,19 @@ impl Caps {
     /// Why `key` cannot be stored as is on the destination, if it cannot.
     pub fn unrepresentable(&self, key: &str) -> Option<&'static str> {
         if !self.leading_slash && key.starts_with('/') {
-            return Some("the destination drops a leading '/' from keys; writing it could replace another key");
+            return Some(
+                "the destination drops a leading '/' from keys; writing it could replace another key",
+            );
         }
         if !self.double_slash && key.contains("//") {
-            return Some("the destination folds '//' in keys; writing it could replace another key");
+            return Some(
+                "the destination folds '//' in keys; writing it could replace another key",
+            );
         }
         if !self.dot_segments && key.split('/').any(|s| s == "." || s == "..") {
-            return Some("the destination resolves '.' and '..' segments in keys; writing it could replace another key");
+            return Some(
+                "the destination resolves '.' and '..' segments in keys; writing it could replace another key",
+            );
         }
         None
     }
@@ -234,7 +240,13 @@ async fn probe_complete(client: &Client, bucket: &str, key: &str) -> Result<bool
 
 async fn probe_tagging(client: &Client, bucket: &str, key: &str) -> bool {
     let tagging = Tagging::builder()
-        .tag_set(Tag::builder().key("ferry").value("probe").build().expect("tag"))
+        .tag_set(
+            Tag::builder()
+                .key("ferry")
+                .value("probe")
+                .build()
+                .expect("tag"),
+        )
         .build()
         .expect("tagging");
     client
@@ -254,11 +266,19 @@ const STALE_SECS: i64 = 3600;
 async fn reap_stale(client: &Client, bucket: &str) {
     let now = aws_sdk_s3::primitives::DateTime::from(std::time::SystemTime::now()).secs();
     for prefix in [PREFIX.to_owned(), format!("/{PREFIX}")] {
-        let Ok(out) = client.list_objects_v2().bucket(bucket).prefix(&prefix).send().await else {
+        let Ok(out) = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(&prefix)
+            .send()
+            .await
+        else {
             continue;
         };
         for o in out.contents() {
-            let old = o.last_modified().is_some_and(|t| now - t.secs() > STALE_SECS);
+            let old = o
+                .last_modified()
+                .is_some_and(|t| now - t.secs() > STALE_SECS);
             if let (Some(k), true) = (o.key(), old) {
                 let _ = client.delete_object().bucket(bucket).key(k).send().await;
             }
@@ -269,7 +289,13 @@ async fn reap_stale(client: &Client, bucket: &str) {
 /// Removes every probe object, under whatever name the store kept it.
 async fn cleanup(client: &Client, bucket: &str, base: &str) {
     for prefix in [base.to_owned(), format!("/{base}")] {
-        let Ok(out) = client.list_objects_v2().bucket(bucket).prefix(&prefix).send().await else {
+        let Ok(out) = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(&prefix)
+            .send()
+            .await
+        else {
             continue;
         };
         for o in out.contents() {

@@ -70,7 +70,13 @@ impl Stats {
 impl Snapshot {
     /// Keys whose handling has ended, one way or another.
     pub fn handled(&self) -> u64 {
-        self.ign + self.exist + self.fail + self.skip_dn + self.skip_up + self.upld + self.would_copy
+        self.ign
+            + self.exist
+            + self.fail
+            + self.skip_dn
+            + self.skip_up
+            + self.upld
+            + self.would_copy
     }
 }
 
@@ -79,11 +85,7 @@ pub fn line(s: &Snapshot, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64().max(0.001);
     let total = s.total_hint.max(s.obj);
     let done = s.handled();
-    let pct = if total == 0 {
-        100
-    } else {
-        (done * 100 / total).min(100)
-    };
+    let pct = (done * 100).checked_div(total).map_or(100, |p| p.min(100));
     let eta = if done >= total {
         fmt_hms(Duration::ZERO)
     } else if done == 0 {
@@ -198,7 +200,10 @@ mod tests {
         assert_eq!(fmt_bytes(1.2e9), "1.2GB");
         assert_eq!(fmt_bytes(45e6), "45MB");
         assert_eq!(fmt_bytes(512.0), "512B");
-        assert_eq!(fmt_hms(Duration::from_secs(2 * 3600 + 34 * 60 + 12)), "2h:34m:12s");
+        assert_eq!(
+            fmt_hms(Duration::from_secs(2 * 3600 + 34 * 60 + 12)),
+            "2h:34m:12s"
+        );
     }
 
     #[test]
@@ -212,6 +217,9 @@ mod tests {
             ..Default::default()
         };
         let l = line(&s, Duration::from_secs(2));
-        assert!(l.starts_with("obj=10 :: ign=1 exist=2 work=0 [60% ~0h:00m:01s] :: fail=0"), "{l}");
+        assert!(
+            l.starts_with("obj=10 :: ign=1 exist=2 work=0 [60% ~0h:00m:01s] :: fail=0"),
+            "{l}"
+        );
     }
 }

@@ -23,7 +23,10 @@ fn fatal(e: impl std::fmt::Display) -> RunError {
     RunError::Fatal(e.to_string())
 }
 
-pub(crate) fn source_stream(plan: &Plan, start_after: Option<String>) -> Result<EntryStream, RunError> {
+pub(crate) fn source_stream(
+    plan: &Plan,
+    start_after: Option<String>,
+) -> Result<EntryStream, RunError> {
     Ok(match &plan.src_folder {
         Some(folder) => {
             let reader = KeyListReader::open(folder).map_err(fatal)?;
@@ -163,7 +166,10 @@ pub(crate) async fn run(
                 break;
             }
         };
-        if start_after.as_deref().is_some_and(|s| entry.key.as_str() <= s) {
+        if start_after
+            .as_deref()
+            .is_some_and(|s| entry.key.as_str() <= s)
+        {
             continue;
         }
         let owned = plan.partition.owns(&entry.key);
@@ -202,7 +208,12 @@ pub(crate) async fn run(
             }
         };
         let permit = threads.clone().acquire_owned().await.map_err(fatal)?;
-        let (copier, policy, tx, stats) = (copier.clone(), policy.clone(), done_tx.clone(), stats.clone());
+        let (copier, policy, tx, stats) = (
+            copier.clone(),
+            policy.clone(),
+            done_tx.clone(),
+            stats.clone(),
+        );
         tasks.spawn(async move {
             stats.work.fetch_add(1, Relaxed);
             let key = entry.key.clone();
@@ -231,9 +242,10 @@ pub(crate) async fn run(
         r.map_err(fatal)?;
     }
     drop(done_tx);
-    let ledger_report = ledger_task.await.map_err(fatal)?.map_err(|e| {
-        RunError::Fatal(format!("writing the logs in {}: {e}", folder.display()))
-    })?;
+    let ledger_report = ledger_task
+        .await
+        .map_err(fatal)?
+        .map_err(|e| RunError::Fatal(format!("writing the logs in {}: {e}", folder.display())))?;
     let _ = stop_tx.send(());
     let progress_line = progress_task.await.map_err(fatal)?;
     let elapsed = started.elapsed();

@@ -41,12 +41,16 @@ enum Verdict {
     Problem(&'static str, String),
 }
 
-async fn head(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option<Entry>, S3Error> {
+async fn head(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Entry>, S3Error> {
     match client.head_object().bucket(bucket).key(key).send().await {
         Ok(h) => Ok(Some(Entry {
             key: key.to_owned(),
             size: h.content_length().map(|s| s.max(0) as u64),
-            etag: h.e_tag().map(str::to_owned),
+            etag: crate::s3::etag(h.e_tag()),
         })),
         Err(e) => {
             let e = S3Error::from_sdk(e);
@@ -59,7 +63,11 @@ async fn head(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Op
     }
 }
 
-async fn sha256_of(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<String, S3Error> {
+async fn sha256_of(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<String, S3Error> {
     let out = client
         .get_object()
         .bucket(bucket)
@@ -76,7 +84,12 @@ async fn sha256_of(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Resu
     Ok(hex::encode(h.finalize()))
 }
 
-async fn check(plan: Arc<PlanRef>, src: Entry, dest: Option<Entry>, rec: Option<Record>) -> Verdict {
+async fn check(
+    plan: Arc<PlanRef>,
+    src: Entry,
+    dest: Option<Entry>,
+    rec: Option<Record>,
+) -> Verdict {
     let key = src.key.clone();
     let c = &plan.copier;
     let src = if src.etag.is_some() {
@@ -112,7 +125,9 @@ async fn check(plan: Arc<PlanRef>, src: Entry, dest: Option<Entry>, rec: Option<
     }
     // ETags of different part layouts cannot be compared: compare content.
     let recorded = rec
-        .filter(|r| Some(&r.src_etag) == src.etag.as_ref() && Some(&r.dest_etag) == dest.etag.as_ref())
+        .filter(|r| {
+            Some(&r.src_etag) == src.etag.as_ref() && Some(&r.dest_etag) == dest.etag.as_ref()
+        })
         .and_then(|r| r.sha256);
     let src_hash = match recorded {
         Some(h) => h,
@@ -153,8 +168,16 @@ pub(crate) async fn run(plan: &Plan) -> Result<VerifyReport, RunError> {
             Verdict::Equal => report.equal += 1,
             Verdict::EqualByContent => report.by_content += 1,
             Verdict::Problem(class, msg) => {
-                *report.problems_by_class.entry(class.to_owned()).or_default() += 1;
-                writeln!(log, "{}\t{class}\t{}", keylist::escape(&key), msg.replace(['\t', '\n'], " "))?;
+                *report
+                    .problems_by_class
+                    .entry(class.to_owned())
+                    .or_default() += 1;
+                writeln!(
+                    log,
+                    "{}\t{class}\t{}",
+                    keylist::escape(&key),
+                    msg.replace(['\t', '\n'], " ")
+                )?;
             }
         }
         Ok(())

@@ -106,7 +106,7 @@ async fn head(copier: &Copier, side: Side, key: &str) -> Result<Option<Entry>, S
         Ok(h) => Ok(Some(Entry {
             key: key.to_owned(),
             size: h.content_length().map(|s| s.max(0) as u64),
-            etag: h.e_tag().map(str::to_owned),
+            etag: crate::s3::etag(h.e_tag()),
         })),
         Err(e) if e.is(ErrorClass::NotFound) => Ok(None),
         Err(err) => Err(SideError { side, err }),

@@ -181,10 +181,19 @@ mod tests {
     #[test]
     fn classes_follow_status_and_code() {
         assert_eq!(classify(Some(412), None), ErrorClass::PreconditionFailed);
-        assert_eq!(classify(Some(400), Some("RequestTimeout")), ErrorClass::Timeout);
+        assert_eq!(
+            classify(Some(400), Some("RequestTimeout")),
+            ErrorClass::Timeout
+        );
         assert_eq!(classify(Some(503), Some("SlowDown")), ErrorClass::Throttled);
-        assert_eq!(classify(Some(200), Some("InternalError")), ErrorClass::ServerError);
-        assert_eq!(classify(Some(400), Some("InvalidArgument")), ErrorClass::BadRequest);
+        assert_eq!(
+            classify(Some(200), Some("InternalError")),
+            ErrorClass::ServerError
+        );
+        assert_eq!(
+            classify(Some(400), Some("InvalidArgument")),
+            ErrorClass::BadRequest
+        );
         assert!(!ErrorClass::PreconditionFailed.retryable());
         assert!(ErrorClass::Timeout.retryable());
     }

@@ -6,3 +6,10 @@ pub mod error;
 
 pub use client::{Endpoint, build_client};
 pub use error::{ErrorClass, S3Error};
+
+/// An ETag without its surrounding quotes. Stores differ in whether they
+/// quote it (moto's listings do not, its HEADs do), so every ETag the
+/// engines compare or record goes through here.
+pub fn etag(raw: Option<&str>) -> Option<String> {
+    raw.map(|e| e.trim_matches('"').to_owned())
+}

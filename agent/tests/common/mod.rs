@@ -15,7 +15,13 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_s3migrate");
 /// Secrets go through the environment, as an operator should pass them.
 /// Garage ignores conditional writes, so a Garage destination gets
 /// `--allow-overwrite`; see `s3migrate_strict` for one without.
-pub fn s3migrate(src: &Store, src_bucket: &str, dest: &Store, dest_bucket: &str, folder: &Path) -> Command {
+pub fn s3migrate(
+    src: &Store,
+    src_bucket: &str,
+    dest: &Store,
+    dest_bucket: &str,
+    folder: &Path,
+) -> Command {
     let mut c = s3migrate_strict(src, src_bucket, dest, dest_bucket, folder);
     if dest.kind == StoreKind::Garage {
         c.arg("--allow-overwrite");
@@ -23,7 +29,13 @@ pub fn s3migrate(src: &Store, src_bucket: &str, dest: &Store, dest_bucket: &str,
     c
 }
 
-pub fn s3migrate_strict(src: &Store, src_bucket: &str, dest: &Store, dest_bucket: &str, folder: &Path) -> Command {
+pub fn s3migrate_strict(
+    src: &Store,
+    src_bucket: &str,
+    dest: &Store,
+    dest_bucket: &str,
+    folder: &Path,
+) -> Command {
     let mut c = Command::new(BIN);
     c.env_clear();
     for (k, v) in std::env::vars_os() {
@@ -31,15 +43,29 @@ pub fn s3migrate_strict(src: &Store, src_bucket: &str, dest: &Store, dest_bucket
             c.env(k, v);
         }
     }
-    c.args(["--src-url", &src.endpoint, "--src-bucket", src_bucket, "--src-key", &src.access_key])
-        .args(["--src-region", &src.region])
-        .env("S3MIGRATE_SRC_SECRET", &src.secret_key)
-        .args(["--dest-url", &dest.endpoint, "--dest-bucket", dest_bucket, "--dest-key", &dest.access_key])
-        .args(["--dest-region", &dest.region])
-        .env("S3MIGRATE_DEST_SECRET", &dest.secret_key)
-        .arg("--dest-folder")
-        .arg(folder)
-        .args(["--progress-interval-secs", "1", "--threads", "16"]);
+    c.args([
+        "--src-url",
+        &src.endpoint,
+        "--src-bucket",
+        src_bucket,
+        "--src-key",
+        &src.access_key,
+    ])
+    .args(["--src-region", &src.region])
+    .env("S3MIGRATE_SRC_SECRET", &src.secret_key)
+    .args([
+        "--dest-url",
+        &dest.endpoint,
+        "--dest-bucket",
+        dest_bucket,
+        "--dest-key",
+        &dest.access_key,
+    ])
+    .args(["--dest-region", &dest.region])
+    .env("S3MIGRATE_DEST_SECRET", &dest.secret_key)
+    .arg("--dest-folder")
+    .arg(folder)
+    .args(["--progress-interval-secs", "1", "--threads", "16"]);
     c
 }
 
