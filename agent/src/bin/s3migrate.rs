@@ -77,16 +77,21 @@ fn main() {
                     println!("  {class}: {n}");
                 }
             }
-            let failed = report.failed();
+            let failed = report.passes.last().map_or(0, |p| p.objects.fail);
+            let differences = report.verify.as_ref().map_or(0, |v| v.problems());
             if failed > 0 {
                 eprintln!(
                     "s3migrate: {failed} keys failed; see {}/failed.log (retry with --failed-to-folder DIR)",
                     dest_folder.display()
                 );
-                1
-            } else {
-                0
             }
+            if differences > 0 {
+                eprintln!(
+                    "s3migrate: verify found {differences} differences; see {}/verify.log",
+                    dest_folder.display()
+                );
+            }
+            if failed + differences > 0 { 1 } else { 0 }
         }
         Err(e) => {
             eprintln!("s3migrate: {e}");

@@ -93,13 +93,6 @@ pub struct RunReport {
     pub verify: Option<verify::VerifyReport>,
 }
 
-impl RunReport {
-    pub fn failed(&self) -> u64 {
-        self.passes.last().map_or(0, |p| p.objects.fail)
-            + self.verify.as_ref().map_or(0, |v| v.problems())
-    }
-}
-
 /// Everything a pass needs, resolved and checked.
 pub(crate) struct Plan {
     pub args: Args,

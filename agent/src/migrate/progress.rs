@@ -85,7 +85,7 @@ pub fn line(s: &Snapshot, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64().max(0.001);
     let total = s.total_hint.max(s.obj);
     let done = s.handled();
-    let pct = (done * 100).checked_div(total).map_or(100, |p| p.min(100));
+    let pct = (done * 100).checked_div(total).map_or(0, |p| p.min(100));
     let eta = if done >= total {
         fmt_hms(Duration::ZERO)
     } else if done == 0 {

@@ -109,7 +109,11 @@ async fn check(
     if src.size != dest.size {
         return Verdict::Problem(
             "size",
-            format!("source {:?} bytes, destination {:?}", src.size, dest.size),
+            format!(
+                "source {} bytes, destination {} bytes",
+                src.size.unwrap_or(0),
+                dest.size.unwrap_or(0)
+            ),
         );
     }
     if src.etag == dest.etag {
@@ -120,7 +124,11 @@ async fn check(
     if !multipart {
         return Verdict::Problem(
             "etag",
-            format!("source {:?}, destination {:?}", src.etag, dest.etag),
+            format!(
+                "source ETag {}, destination ETag {}",
+                src.etag.unwrap_or_default(),
+                dest.etag.unwrap_or_default()
+            ),
         );
     }
     // ETags of different part layouts cannot be compared: compare content.
