@@ -202,3 +202,78 @@ fn source_down_mid_run_then_failed_to_folder_completes() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(etags(&rt, &dest.client(), "dest-bucket"), source);
 }
+
+/// Unmounts the tmpfs even when the test fails.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A full disk under the dest folder stops the run with a clear error;
+/// every object it wrote is whole, and a rerun elsewhere completes.
+#[test]
+fn full_dest_folder_disk_stops_the_run_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let small = tmp.path().join("small-disk");
+    std::fs::create_dir_all(&small).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&small)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !mounted {
+        eprintln!(
+            "SKIPPED full_dest_folder_disk_stops_the_run_cleanly: cannot mount a small tmpfs here (needs root)"
+        );
+        return;
+    }
+    let _mount = Mount(small.clone());
+    let (src, dest) = pair(StoreKind::Moto, StoreKind::Moto);
+    let rt = rt();
+    let keys: Vec<String> = (0..3000)
+        .map(|i| format!("a/rather/long/prefix/so/the/logs/grow/fast/{i:06}"))
+        .collect();
+    rt.block_on(put_objects(
+        &src.client(),
+        "src-bucket",
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), data(i as u64, 64))),
+        16,
+    ))
+    .unwrap();
+    let folder = small.join("df");
+    let mut c = s3migrate(&src, "src-bucket", &dest, "dest-bucket", &folder);
+    c.arg("--src-list");
+    let out = run(&mut c);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("No space left on device"),
+        "{}",
+        stderr(&out)
+    );
+    let source = etags(&rt, &src.client(), "src-bucket");
+    let on_dest = etags(&rt, &dest.client(), "dest-bucket");
+    assert!(
+        on_dest.len() < keys.len(),
+        "the run should have stopped early"
+    );
+    for (k, v) in &on_dest {
+        assert_eq!(Some(v), source.get(k), "{k}");
+    }
+    // Resume on a disk with room: the last whole line of migrate.log is a
+    // safe start, and the copy completes.
+    let log = migrate_log(&folder);
+    let folder2 = tmp.path().join("df2");
+    let mut c = s3migrate(&src, "src-bucket", &dest, "dest-bucket", &folder2);
+    c.arg("--src-list");
+    if let Some(last) = log.last() {
+        c.args(["--start-after", last]);
+    }
+    assert_eq!(run(&mut c).status.code(), Some(0));
+    assert_eq!(etags(&rt, &dest.client(), "dest-bucket"), source);
+}

@@ -234,3 +234,112 @@ fn full_pass_onto_empty_destination_sends_no_head() {
         .unwrap();
     assert_eq!(listed, keys);
 }
+
+/// `--passes N`: after the full pass, differential passes run until one
+/// changes nothing. Here pass 1 copies everything, pass 2 finds nothing to
+/// do, and no third pass runs.
+#[test]
+fn passes_stop_when_nothing_changes() {
+    let (src, dest) = pair(StoreKind::Moto, StoreKind::Moto);
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("df");
+    let rt = rt();
+    rt.block_on(put_objects(
+        &src.client(),
+        "src-bucket",
+        (0..40).map(|i| (format!("p/{i:02}"), data(i, 300))),
+        8,
+    ))
+    .unwrap();
+    let mut c = s3migrate(&src, "src-bucket", &dest, "dest-bucket", &folder);
+    c.args(["--src-list", "--passes", "3"]);
+    let out = run(&mut c);
+    assert_eq!(out.status.code(), Some(0));
+    let summaries: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("summary-"))
+        .collect();
+    assert_eq!(summaries.len(), 2, "{summaries:?}");
+    let o = counts(&last_summary(&folder));
+    assert_eq!(o["exist"], 40);
+    assert_eq!(o["copied"], 0);
+    assert!(stdout(&out).contains("pass 2:"), "{}", stdout(&out));
+}
+
+/// Key lists of the destination in the dest folder (s3find run on the
+/// target) stand in for listing it; tags are copied where both stores
+/// have tagging.
+#[test]
+fn destination_key_lists_and_tags() {
+    let (src, dest) = pair(StoreKind::Moto, StoreKind::Moto);
+    let (sc, dc) = (src.client(), dest.client());
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("df");
+    let lists = tmp.path().join("lists");
+    let rt = rt();
+    let keys: Vec<String> = (0..30).map(|i| format!("t/{i:02}")).collect();
+    rt.block_on(put_objects(
+        &sc,
+        "src-bucket",
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), data(i as u64, 100))),
+        4,
+    ))
+    .unwrap();
+    rt.block_on(async {
+        sc.put_object()
+            .bucket("src-bucket")
+            .key("t/tagged")
+            .body(data(99, 10).into())
+            .tagging("team=blue&note=a%20b")
+            .send()
+            .await
+            .unwrap();
+    });
+    let mut all = keys.clone();
+    all.push("t/tagged".to_owned());
+    write_key_list(&lists, &all);
+    // The destination already holds t/00..t/09, the same bytes; its key
+    // list says so.
+    rt.block_on(put_objects(
+        &dc,
+        "dest-bucket",
+        keys[..10]
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), data(i as u64, 100))),
+        4,
+    ))
+    .unwrap();
+    write_key_list(&folder, &keys[..10]);
+    let mut c = s3migrate(&src, "src-bucket", &dest, "dest-bucket", &folder);
+    c.arg("--src-folder").arg(&lists);
+    let out = run(&mut c);
+    assert_eq!(out.status.code(), Some(0));
+    let o = counts(&last_summary(&folder));
+    assert_eq!(o["exist"], 10, "{o}");
+    assert_eq!(o["copied"], 21, "{o}");
+    let tags = rt.block_on(async {
+        dc.get_object_tagging()
+            .bucket("dest-bucket")
+            .key("t/tagged")
+            .send()
+            .await
+            .unwrap()
+    });
+    let mut got: Vec<(String, String)> = tags
+        .tag_set()
+        .iter()
+        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("note".into(), "a b".into()),
+            ("team".into(), "blue".into())
+        ]
+    );
+}

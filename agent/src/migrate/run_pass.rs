@@ -158,6 +158,11 @@ pub(crate) async fn run(
     let mut mine = 0u64;
     let mut stream_error: Option<StreamError> = None;
     loop {
+        // A ledger that died (a full disk under the dest folder) must stop
+        // the pass: copying on without recording would lose the watermark.
+        if done_tx.is_closed() {
+            break;
+        }
         let entry = match src.next().await {
             Ok(Some(e)) => e,
             Ok(None) => break,
@@ -187,7 +192,9 @@ pub(crate) async fn run(
                 key: entry.key,
                 outcome: Outcome::Ign,
             };
-            done_tx.send(done).await.map_err(fatal)?;
+            if done_tx.send(done).await.is_err() {
+                break;
+            }
             continue;
         }
         mine += 1;
