@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -161,30 +161,6 @@ async fn fill(store: &Store, bucket: &str) {
     }
 }
 
-async fn all_etags(c: &aws_sdk_s3::Client, bucket: &str) -> BTreeMap<String, (i64, String)> {
-    let mut out = BTreeMap::new();
-    let mut token = None;
-    loop {
-        let page = c
-            .list_objects_v2()
-            .bucket(bucket)
-            .set_continuation_token(token)
-            .send()
-            .await
-            .unwrap();
-        for o in page.contents() {
-            out.insert(
-                o.key().unwrap().to_owned(),
-                (o.size().unwrap(), o.e_tag().unwrap().to_owned()),
-            );
-        }
-        match page.next_continuation_token() {
-            Some(t) => token = Some(t.to_owned()),
-            None => return out,
-        }
-    }
-}
-
 fn copy_and_compare(src_kind: StoreKind, dest_kind: StoreKind) {
     let (src, dest) = pair(src_kind, dest_kind);
     let tmp = tempfile::tempdir().unwrap();
@@ -207,8 +183,8 @@ fn copy_and_compare(src_kind: StoreKind, dest_kind: StoreKind) {
     let (sc, dc) = (src.client(), dest.client());
     // Key set, sizes and ETags: single-part ETags are the MD5 of the bytes,
     // multipart ones are equal only if the part layout was reproduced.
-    let s = rt.block_on(all_etags(&sc, "src-bucket"));
-    let d = rt.block_on(all_etags(&dc, "dest-bucket"));
+    let s = etags(&rt, &sc, "src-bucket");
+    let d = etags(&rt, &dc, "dest-bucket");
     assert_eq!(s.len() as u64, total);
     assert_eq!(s, d);
     for (key, _) in big_layouts() {

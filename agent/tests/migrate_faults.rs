@@ -5,41 +5,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
 use ferry_harness::{StoreKind, put_objects};
-
-fn etags(
-    rt: &tokio::runtime::Runtime,
-    client: &aws_sdk_s3::Client,
-    bucket: &str,
-) -> BTreeMap<String, (i64, String)> {
-    rt.block_on(async {
-        let mut out = BTreeMap::new();
-        let mut token = None;
-        loop {
-            let page = client
-                .list_objects_v2()
-                .bucket(bucket)
-                .set_continuation_token(token)
-                .send()
-                .await
-                .unwrap();
-            for o in page.contents() {
-                out.insert(
-                    o.key().unwrap().to_owned(),
-                    (o.size().unwrap(), o.e_tag().unwrap().to_owned()),
-                );
-            }
-            match page.next_continuation_token() {
-                Some(t) => token = Some(t.to_owned()),
-                None => return out,
-            }
-        }
-    })
-}
 
 async fn put_multipart(
     client: &aws_sdk_s3::Client,

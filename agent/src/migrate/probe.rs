@@ -265,30 +265,28 @@ const STALE_SECS: i64 = 3600;
 
 async fn reap_stale(client: &Client, bucket: &str) {
     let now = aws_sdk_s3::primitives::DateTime::from(std::time::SystemTime::now()).secs();
-    for prefix in [PREFIX.to_owned(), format!("/{PREFIX}")] {
-        let Ok(out) = client
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(&prefix)
-            .send()
-            .await
-        else {
-            continue;
-        };
-        for o in out.contents() {
-            let old = o
-                .last_modified()
-                .is_some_and(|t| now - t.secs() > STALE_SECS);
-            if let (Some(k), true) = (o.key(), old) {
-                let _ = client.delete_object().bucket(bucket).key(k).send().await;
-            }
-        }
-    }
+    delete_under(client, bucket, PREFIX, |o| {
+        o.last_modified()
+            .is_some_and(|t| now - t.secs() > STALE_SECS)
+    })
+    .await;
 }
 
-/// Removes every probe object, under whatever name the store kept it.
+/// Removes every probe object of this run.
 async fn cleanup(client: &Client, bucket: &str, base: &str) {
-    for prefix in [base.to_owned(), format!("/{base}")] {
+    delete_under(client, bucket, base, |_| true).await;
+}
+
+/// Deletes the objects under `prefix` that `pick` selects, under whatever
+/// name the store kept them (with or without a leading `/`). Best effort:
+/// a probe object left behind is harmless and reaped by a later run.
+async fn delete_under(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+    pick: impl Fn(&aws_sdk_s3::types::Object) -> bool,
+) {
+    for prefix in [prefix.to_owned(), format!("/{prefix}")] {
         let Ok(out) = client
             .list_objects_v2()
             .bucket(bucket)
@@ -298,7 +296,7 @@ async fn cleanup(client: &Client, bucket: &str, base: &str) {
         else {
             continue;
         };
-        for o in out.contents() {
+        for o in out.contents().iter().filter(|o| pick(o)) {
             if let Some(k) = o.key() {
                 let _ = client.delete_object().bucket(bucket).key(k).send().await;
             }

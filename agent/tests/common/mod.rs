@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -169,4 +170,35 @@ pub fn rt() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// Every key of a bucket with its size and ETag, as listed.
+pub fn etags(
+    rt: &tokio::runtime::Runtime,
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> BTreeMap<String, (i64, String)> {
+    rt.block_on(async {
+        let mut out = BTreeMap::new();
+        let mut token = None;
+        loop {
+            let page = client
+                .list_objects_v2()
+                .bucket(bucket)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .unwrap();
+            for o in page.contents() {
+                out.insert(
+                    o.key().unwrap().to_owned(),
+                    (o.size().unwrap(), o.e_tag().unwrap().to_owned()),
+                );
+            }
+            match page.next_continuation_token() {
+                Some(t) => token = Some(t.to_owned()),
+                None => return out,
+            }
+        }
+    })
 }
