@@ -21,6 +21,9 @@ enum Command {
 
 fn main() {
     let args = Args::parse();
-    eprintln!("ferryctl: {:?} is not implemented yet; see README.md", args.command);
+    eprintln!(
+        "ferryctl: {:?} is not implemented yet; see README.md",
+        args.command
+    );
     std::process::exit(2);
 }

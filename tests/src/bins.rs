@@ -1,0 +1,50 @@
+//! Where the store binaries are: an environment override, else the cache that
+//! `scripts/setup` fills, else `PATH`.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+/// Garage: `$GARAGE_BIN`, else `~/.cache/ferry/tools/bin/garage`, else `garage` on `PATH`.
+///
+/// When none exists this still returns the cache path, so that the error from
+/// running it names the place `scripts/setup` installs to.
+pub fn garage_bin() -> PathBuf {
+    locate("GARAGE_BIN", &["tools", "bin", "garage"], "garage")
+}
+
+/// moto: `$MOTO_SERVER`, else `~/.cache/ferry/venv/bin/moto_server`, else
+/// `moto_server` on `PATH` (same fallback rule as [`garage_bin`]).
+pub fn moto_server_bin() -> PathBuf {
+    locate(
+        "MOTO_SERVER",
+        &["venv", "bin", "moto_server"],
+        "moto_server",
+    )
+}
+
+fn locate(env_var: &str, cache_parts: &[&str], name: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env_var).filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let cached = ferry_cache().map(|c| cache_parts.iter().fold(c, |p, part| p.join(part)));
+    if let Some(c) = cached.as_ref().filter(|c| c.is_file()) {
+        return c.clone();
+    }
+    if let Some(p) = on_path(OsStr::new(name)) {
+        return p;
+    }
+    cached.unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn ferry_cache() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|h| Path::new(&h).join(".cache").join("ferry"))
+}
+
+fn on_path(name: &OsStr) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
