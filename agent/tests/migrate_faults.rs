@@ -195,8 +195,9 @@ fn full_dest_folder_disk_stops_the_run_cleanly() {
         .map(|s| s.success())
         .unwrap_or(false);
     if !mounted {
-        eprintln!(
-            "SKIPPED full_dest_folder_disk_stops_the_run_cleanly: cannot mount a small tmpfs here (needs root)"
+        ferry_harness::skip(
+            "full_dest_folder_disk_stops_the_run_cleanly",
+            "cannot mount a small tmpfs here (needs root)",
         );
         return;
     }

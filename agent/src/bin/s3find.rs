@@ -1,0 +1,3 @@
+//! `s3find`: see `ferry_agent::find`.
+
+fn main() {}

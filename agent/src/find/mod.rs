@@ -1,0 +1,1 @@
+//! s3find: scan a mounted bucket filesystem into sorted key-list chunks.
