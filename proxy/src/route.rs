@@ -1,0 +1,154 @@
+//! Which bucket and key a request is for, path-style (`/bucket/key`) or
+//! virtual-hosted (`bucket.s3.example.com/key`), and how to address the same
+//! object on an upstream (always path-style there, with the upstream's own
+//! bucket name).
+
+use crate::s3error::{Code, S3Error};
+use crate::sigv4::canonical::{percent_decode, uri_encode};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub bucket: Option<String>,
+    /// The raw (decoded) key, if the request names one.
+    pub key: Option<String>,
+    pub virtual_host: bool,
+    /// The path after the bucket, still as the client encoded it (`/k%20x`
+    /// or empty).
+    pub raw_rest: String,
+}
+
+fn host_name(host: &str) -> String {
+    // Strip a port; IPv6 literals keep their brackets.
+    let h = if let Some(end) = host.strip_prefix('[').and_then(|r| r.find(']')) {
+        &host[..end + 2]
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    h.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn decode(s: &str) -> Result<String, S3Error> {
+    let bytes = percent_decode(s).ok_or_else(|| {
+        S3Error::new(
+            Code::InvalidArgument,
+            "malformed percent-escape in the path",
+        )
+    })?;
+    String::from_utf8(bytes)
+        .map_err(|_| S3Error::new(Code::InvalidArgument, "the path does not decode to UTF-8"))
+}
+
+/// Parses the request target. `domains` are the S3 domain names under which
+/// `bucket.<domain>` is a virtual-hosted request.
+pub fn parse(host: Option<&str>, raw_path: &str, domains: &[String]) -> Result<Target, S3Error> {
+    if !raw_path.starts_with('/') {
+        return Err(S3Error::new(
+            Code::InvalidArgument,
+            "the request path must start with '/'",
+        ));
+    }
+    if let Some(h) = host.map(host_name) {
+        for d in domains {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            if let Some(bucket) = h.strip_suffix(&d).and_then(|p| p.strip_suffix('.'))
+                && !bucket.is_empty()
+            {
+                let key = &raw_path[1..];
+                return Ok(Target {
+                    bucket: Some(bucket.to_owned()),
+                    key: (!key.is_empty()).then(|| decode(key)).transpose()?,
+                    virtual_host: true,
+                    raw_rest: raw_path.to_owned(),
+                });
+            }
+        }
+    }
+    let rest = &raw_path[1..];
+    if rest.is_empty() {
+        return Ok(Target {
+            bucket: None,
+            key: None,
+            virtual_host: false,
+            raw_rest: String::new(),
+        });
+    }
+    let (b, tail) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let key = tail.strip_prefix('/').filter(|k| !k.is_empty());
+    Ok(Target {
+        bucket: Some(decode(b)?),
+        key: key.map(decode).transpose()?,
+        virtual_host: false,
+        raw_rest: tail.to_owned(),
+    })
+}
+
+impl Target {
+    /// The path for the same request on an upstream, path-style, with the
+    /// upstream's bucket name. The key part keeps the client's encoding.
+    pub fn upstream_path(&self, upstream_bucket: &str) -> String {
+        let rest = if self.raw_rest.is_empty() && self.key.is_none() {
+            ""
+        } else {
+            self.raw_rest.as_str()
+        };
+        format!("/{}{}", uri_encode(upstream_bucket.as_bytes(), false), rest)
+    }
+}
+
+/// Whether a request changes data (needs a write grant).
+pub fn is_write(method: &str) -> bool {
+    !matches!(method, "GET" | "HEAD" | "OPTIONS")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d() -> Vec<String> {
+        vec!["s3.example.com".into()]
+    }
+
+    #[test]
+    fn path_style() {
+        let t = parse(Some("proxy:8080"), "/photos/a%20b/c", &d()).unwrap();
+        assert_eq!(t.bucket.as_deref(), Some("photos"));
+        assert_eq!(t.key.as_deref(), Some("a b/c"));
+        assert_eq!(t.upstream_path("photos-old"), "/photos-old/a%20b/c");
+        let t = parse(Some("proxy"), "/photos", &d()).unwrap();
+        assert_eq!(
+            (t.bucket.as_deref(), t.key.as_deref()),
+            (Some("photos"), None)
+        );
+        assert_eq!(t.upstream_path("photos"), "/photos");
+        let t = parse(Some("proxy"), "/photos/", &d()).unwrap();
+        assert_eq!(t.key, None);
+        assert_eq!(t.upstream_path("photos"), "/photos/");
+        let t = parse(None, "/", &d()).unwrap();
+        assert_eq!(t.bucket, None);
+    }
+
+    #[test]
+    fn keys_keep_slashes_and_odd_bytes() {
+        let t = parse(Some("p"), "/b//lead", &d()).unwrap();
+        assert_eq!(t.key.as_deref(), Some("/lead"));
+        assert_eq!(t.upstream_path("b"), "/b//lead");
+        let t = parse(Some("p"), "/b/50%25%2Bx", &d()).unwrap();
+        assert_eq!(t.key.as_deref(), Some("50%+x"));
+        assert!(parse(Some("p"), "/b/%zz", &d()).is_err());
+    }
+
+    #[test]
+    fn virtual_hosted() {
+        let t = parse(Some("Photos.S3.Example.com:443"), "/x/y", &d()).unwrap();
+        assert!(t.virtual_host);
+        assert_eq!(t.bucket.as_deref(), Some("photos"));
+        assert_eq!(t.key.as_deref(), Some("x/y"));
+        assert_eq!(t.upstream_path("photos"), "/photos/x/y");
+        let t = parse(Some("s3.example.com"), "/photos/k", &d()).unwrap();
+        assert!(!t.virtual_host);
+        assert_eq!(t.bucket.as_deref(), Some("photos"));
+    }
+}
