@@ -1,13 +1,12 @@
 //! Types shared by `ferryctl`, `ferry-proxy` and `ferry-agent`: the control
-//! API lives here so that both daemons and the CLI agree on one schema.
+//! API lives here so that both daemons and the CLI agree on one schema, with
+//! the small blocking client `ferryctl` uses to speak it.
 
-use serde::{Deserialize, Serialize};
+pub mod api;
+pub mod client;
 
-/// The migration mode of an attached bucket, as the WEKA CLI names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    Ready,
-    Forward,
-    Migrate,
-}
+pub use api::{
+    ApiError, AttachRequest, BucketList, BucketView, Mode, ModeChange, Selector, UpdateRequest,
+    UpdateResponse, check_bucket_name, codes,
+};
+pub use client::{Client, ClientError, DEFAULT_PROXY_SOCKET, RawResponse};

@@ -2,7 +2,15 @@
 //! layer over these: S3 errors, SigV4 verification and, with the
 //! proxy-core issue, routing, bucket state and the admin API.
 
+pub mod admin;
+pub mod config;
+pub mod directory;
 pub mod resign;
 pub mod route;
 pub mod s3error;
+pub mod server;
 pub mod sigv4;
+pub mod state;
+pub mod tls;
+pub mod upstream;
+pub mod users;

@@ -1,7 +1,27 @@
-//! `ferry-proxy`: the per-host S3 front end. Routing, TLS and SigV4 land with
-//! the proxy-core issue; today the binary only documents itself.
+//! `ferry-proxy`: parse flags, load and check the config, build the proxy,
+//! run it. Signals: TERM drains in-flight requests (graceful), INT stops
+//! fast, HUP reloads the users file and the certificates.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
 use clap::Parser;
+use pingora::listeners::tls::TlsSettings;
+use pingora::server::ShutdownWatch;
+use pingora::server::configuration::ServerConf;
+use pingora::services::background::{BackgroundService, background_service};
+
+use ferry_proxy::admin::{self, Admin};
+use ferry_proxy::config::Config;
+use ferry_proxy::directory::LiveDirectory;
+use ferry_proxy::resign::UpstreamCreds;
+use ferry_proxy::server::{FerryProxy, Settings};
+use ferry_proxy::state::FileStore;
+use ferry_proxy::tls::SniResolver;
+use ferry_proxy::upstream::Upstream;
 
 /// S3 migration proxy. It sits in front of the target cluster's S3 endpoint
 /// and routes each attached bucket by its mode (ready, forward, migrate).
@@ -9,15 +29,159 @@ use clap::Parser;
 #[command(version, about, long_about = None)]
 struct Args {
     /// Configuration file (TOML).
-    #[arg(long, default_value = "/etc/ferry/proxy.toml")]
-    config: std::path::PathBuf,
+    #[arg(long, default_value = "/etc/ferry/proxy.toml", value_name = "FILE")]
+    config: PathBuf,
+    /// Check the configuration file and exit: 0 if valid, 2 (and why) if not.
+    /// Binds nothing.
+    #[arg(long, value_name = "FILE")]
+    check_config: Option<PathBuf>,
+}
+
+fn fail(msg: impl std::fmt::Display) -> ! {
+    eprintln!("ferry-proxy: {msg}");
+    std::process::exit(2);
+}
+
+/// Reloads users and certificates on HUP.
+struct Reloader {
+    directory: Arc<LiveDirectory>,
+    certs: Option<Arc<SniResolver>>,
+}
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::error!("cannot listen for SIGHUP; reload by restart only");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    match self.directory.reload_users() {
+                        Ok(n) => tracing::info!(users = n, "users reloaded"),
+                        Err(e) => tracing::error!(error = %e, "users reload failed; keeping the old users"),
+                    }
+                    if let Some(c) = &self.certs {
+                        match c.reload() {
+                            Ok(n) => tracing::info!(certificates = n, "certificates reloaded"),
+                            Err(e) => tracing::error!(error = %e, "certificate reload failed; keeping the old ones"),
+                        }
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Serves the admin API on the Unix socket.
+struct AdminService {
+    admin: Arc<Admin>,
+    config: Config,
+}
+
+#[async_trait]
+impl BackgroundService for AdminService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let listener = match admin::bind(&self.config.socket_path, &self.config.socket_group) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot bind the admin socket");
+                return;
+            }
+        };
+        tokio::select! {
+            _ = self.admin.clone().serve(listener) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
 }
 
 fn main() {
     let args = Args::parse();
-    eprintln!(
-        "ferry-proxy: not implemented yet (config {}); see README.md",
-        args.config.display()
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Some(path) = &args.check_config {
+        match Config::load(path) {
+            Ok(_) => {
+                println!("{}: ok", path.display());
+                return;
+            }
+            Err(e) => fail(e),
+        }
+    }
+    let config = Config::load(&args.config).unwrap_or_else(|e| fail(e));
+    let target = Upstream::from_url(&config.target.url).unwrap_or_else(|e| fail(e));
+    let settings = Settings {
+        target,
+        target_creds: UpstreamCreds {
+            access_key: config.target.access_key.clone(),
+            secret: config.target_secret().to_owned(),
+            region: config.target.region.clone(),
+        },
+        s3_domains: config.s3_domains.clone(),
+        max_clock_skew_secs: config.max_clock_skew_secs as i64,
+        connect_timeout: Duration::from_secs(config.target.connect_timeout_secs),
+        read_timeout: Duration::from_secs(config.target.read_timeout_secs),
+    };
+    let store = FileStore::new(config.state_file.clone());
+    let admin = Arc::new(
+        Admin::new(
+            Box::new(store),
+            Box::new(admin::S3SourceCheck),
+            &config.socket_group,
+        )
+        .unwrap_or_else(|e| fail(e)),
     );
-    std::process::exit(2);
+    let directory = Arc::new(
+        LiveDirectory::new(admin.clone(), config.users_file.clone()).unwrap_or_else(|e| fail(e)),
+    );
+    let certs = config
+        .cert_dir
+        .as_ref()
+        .map(|d| Arc::new(SniResolver::load(d).unwrap_or_else(|e| fail(e))));
+    if config.https_addr.is_some() && certs.is_none() {
+        fail("https_addr needs cert_dir");
+    }
+
+    let conf = ServerConf {
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(30),
+        threads: 2,
+        ..Default::default()
+    };
+    let mut server = pingora::server::Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let proxy = FerryProxy {
+        settings: ArcSwap::from_pointee(settings),
+        directory: directory.clone(),
+    };
+    let mut svc = pingora::proxy::http_proxy_service(&server.configuration, proxy);
+    if let Some(addr) = config.http_addr {
+        svc.add_tcp(&addr.to_string());
+    }
+    if let (Some(addr), Some(resolver)) = (config.https_addr, certs.clone()) {
+        pingora::tls::install_default_crypto_provider();
+        let mut tls = TlsSettings::intermediate("", "").unwrap_or_else(|e| fail(e));
+        tls.set_cert_resolver(resolver);
+        tls.enable_h2();
+        svc.add_tls_with_settings(&addr.to_string(), None, tls);
+    }
+    server.add_service(svc);
+    server.add_service(background_service(
+        "admin",
+        AdminService {
+            admin,
+            config: config.clone(),
+        },
+    ));
+    server.add_service(background_service("reload", Reloader { directory, certs }));
+    server.run_forever();
 }

@@ -36,7 +36,20 @@ impl std::fmt::Debug for UpstreamCreds {
     }
 }
 
-/// The request line of the upstream request, canonical.
+/// Query parameters of the client's own presigned signature: the upstream
+/// request carries ours instead.
+const PRESIGN_PARAMS: [&str; 7] = [
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+];
+
+/// The request line of the upstream request, canonical, without the
+/// client's presigning parameters.
 pub fn canonical_target(path: &str, raw_query: &str) -> Result<String, S3Error> {
     let p = canonical::canonical_uri(path).ok_or_else(|| {
         S3Error::new(
@@ -44,12 +57,13 @@ pub fn canonical_target(path: &str, raw_query: &str) -> Result<String, S3Error> 
             "malformed percent-escape in the path",
         )
     })?;
-    let pairs = canonical::parse_query(raw_query).ok_or_else(|| {
+    let mut pairs = canonical::parse_query(raw_query).ok_or_else(|| {
         S3Error::new(
             Code::InvalidArgument,
             "malformed percent-escape in the query",
         )
     })?;
+    pairs.retain(|(k, _)| !PRESIGN_PARAMS.iter().any(|p| p.as_bytes() == k.as_slice()));
     let q = canonical::canonical_query(&pairs);
     Ok(if q.is_empty() { p } else { format!("{p}?{q}") })
 }

@@ -1,0 +1,134 @@
+//! Vetting a source at attach time: does its bucket exist, and do the given
+//! credentials reach it?
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_credential_types::Credentials;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::SdkError;
+use aws_smithy_http_client::tls;
+
+use crate::state::Bucket;
+
+/// Checks a bucket's source before it is attached. The error is one line
+/// for the operator. (`async_trait`, so that [`super::Admin`] can hold any
+/// check as `Box<dyn SourceCheck>`.)
+#[async_trait]
+pub trait SourceCheck: Send + Sync {
+    async fn check(&self, bucket: &Bucket) -> Result<(), String>;
+}
+
+/// Accepts every source (for tests, and for sources that cannot be reached
+/// from the proxy host at attach time).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoCheck;
+
+#[async_trait]
+impl SourceCheck for NoCheck {
+    async fn check(&self, _bucket: &Bucket) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// HeadBucket on the source with the bucket's own credentials, region and
+/// TLS certificate (path style, checksums only when required). Connect
+/// timeout 5 s, the whole check at most 20 s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct S3SourceCheck;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl S3SourceCheck {
+    fn client(&self, b: &Bucket) -> Result<aws_sdk_s3::Client, String> {
+        let creds = Credentials::new(
+            &b.source_access_key,
+            &b.source_secret,
+            None,
+            None,
+            "ferry-attach",
+        );
+        let mut conf = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(&b.source_url)
+            .region(Region::new(b.source_region.clone()))
+            .credentials_provider(creds)
+            .force_path_style(true)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .retry_config(RetryConfig::standard().with_max_attempts(2))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_timeout(CHECK_TIMEOUT)
+                    .build(),
+            );
+        if let Some(pem) = &b.tls_cert_pem {
+            // Trust exactly the certificate given at attach, not the system roots.
+            let ctx = tls::TlsContext::builder()
+                .with_trust_store(tls::TrustStore::empty().with_pem_certificate(pem.as_bytes()))
+                .build()
+                .map_err(|e| format!("the TLS certificate cannot be used: {e}"))?;
+            let http = aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(
+                    tls::rustls_provider::CryptoMode::AwsLc,
+                ))
+                .tls_context(ctx)
+                .build_https();
+            conf = conf.http_client(http);
+        }
+        Ok(aws_sdk_s3::Client::from_conf(conf.build()))
+    }
+}
+
+#[async_trait]
+impl SourceCheck for S3SourceCheck {
+    async fn check(&self, b: &Bucket) -> Result<(), String> {
+        let client = self.client(b)?;
+        let at = format!("bucket {} at {}", b.source_bucket, b.source_url);
+        match client.head_bucket().bucket(&b.source_bucket).send().await {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) => Err(match e.raw().status().as_u16() {
+                403 => format!(
+                    "the source refused access to {at} (403): check the access key, the secret \
+                     and the key's grants on the source"
+                ),
+                404 => format!("the source has no {at} (404)"),
+                301 => format!(
+                    "the source answered 301 for {at}: the bucket is in another region than \
+                     {:?} (--region)",
+                    b.source_region
+                ),
+                status => format!("the source answered HTTP {status} for {at}"),
+            }),
+            Err(SdkError::TimeoutError(_)) => Err(format!(
+                "the source did not answer within {} s ({at})",
+                CHECK_TIMEOUT.as_secs()
+            )),
+            Err(e @ SdkError::DispatchFailure(_)) => Err(format!(
+                "cannot reach the source for {at}: {}",
+                error_chain(&e)
+            )),
+            Err(e) => Err(format!("checking {at}: {}", error_chain(&e))),
+        }
+    }
+}
+
+/// `outer: inner: root cause`, on one line, each message once.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let msg = err.to_string();
+        if !parts.iter().any(|p| p.contains(&msg)) {
+            parts.push(msg);
+        }
+        next = err.source();
+    }
+    parts.join(": ")
+}

@@ -1,0 +1,78 @@
+//! The live view the request path reads: attached buckets from the admin
+//! table, client users from the users file. Each is swapped whole, so a
+//! request sees one consistent snapshot.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::admin::Admin;
+use crate::resign::UpstreamCreds;
+use crate::server::{Attached, Directory};
+use crate::upstream::Upstream;
+use crate::users::{Users, UsersError};
+
+pub struct LiveDirectory {
+    pub admin: Arc<Admin>,
+    users_file: PathBuf,
+    users: ArcSwap<Users>,
+}
+
+impl LiveDirectory {
+    pub fn new(admin: Arc<Admin>, users_file: PathBuf) -> Result<Self, UsersError> {
+        let users = Users::load(&users_file)?;
+        Ok(Self {
+            admin,
+            users_file,
+            users: ArcSwap::from_pointee(users),
+        })
+    }
+
+    /// Reads the users file again; a file that fails to load leaves the old
+    /// users in place.
+    pub fn reload_users(&self) -> Result<usize, UsersError> {
+        let users = Users::load(&self.users_file)?;
+        let n = users.len();
+        self.users.store(Arc::new(users));
+        Ok(n)
+    }
+}
+
+impl Directory for LiveDirectory {
+    fn attached(&self, bucket: &str) -> Option<Attached> {
+        let table = self.admin.table();
+        let b = table.get(bucket)?;
+        let source = match Upstream::from_url(&b.source_url) {
+            Ok(u) => u,
+            Err(e) => {
+                // Validated at attach; a bad URL here means a hand-edited
+                // state file. Fail closed: treat as unreachable.
+                tracing::error!(bucket, error = %e, "attached bucket has a bad source URL");
+                Upstream {
+                    authority: "0.0.0.0:1".into(),
+                    host: "invalid".into(),
+                    tls: false,
+                }
+            }
+        };
+        Some(Attached {
+            mode: b.mode,
+            source,
+            source_bucket: b.source_bucket.clone(),
+            source_creds: UpstreamCreds {
+                access_key: b.source_access_key.clone(),
+                secret: b.source_secret.clone(),
+                region: b.source_region.clone(),
+            },
+        })
+    }
+
+    fn secret(&self, access_key: &str) -> Option<String> {
+        self.users.load().secret(access_key).map(str::to_owned)
+    }
+
+    fn allowed(&self, access_key: &str, bucket: &str, write: bool) -> bool {
+        self.users.load().allowed(access_key, bucket, write)
+    }
+}

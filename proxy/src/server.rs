@@ -1,0 +1,382 @@
+//! The Pingora front end: per request, find the bucket, check the client's
+//! signature and grant for attached buckets, pick the upstream by the
+//! bucket's mode, and re-sign toward it. Unattached buckets pass through to
+//! the target untouched.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+use crate::resign::{self, RequestLine, UpstreamCreds};
+use crate::route::{self, Target};
+use crate::s3error::{Code, S3Error};
+use crate::sigv4::chunked::{ChunkedDecoder, Signing};
+use crate::sigv4::verify::{Outcome, Payload};
+use crate::sigv4::{RequestView, verify};
+use crate::upstream::Upstream;
+use ferry_ctl::Mode;
+
+/// What the request path needs to know about an attached bucket.
+#[derive(Debug, Clone)]
+pub struct Attached {
+    pub mode: Mode,
+    pub source: Upstream,
+    pub source_bucket: String,
+    pub source_creds: UpstreamCreds,
+}
+
+/// Where bucket state and users come from; swapped whole on change.
+pub trait Directory: Send + Sync + 'static {
+    fn attached(&self, bucket: &str) -> Option<Attached>;
+    /// The secret of a client access key, from the users file.
+    fn secret(&self, access_key: &str) -> Option<String>;
+    fn allowed(&self, access_key: &str, bucket: &str, write: bool) -> bool;
+}
+
+pub struct Settings {
+    pub target: Upstream,
+    pub target_creds: UpstreamCreds,
+    pub s3_domains: Vec<String>,
+    pub max_clock_skew_secs: i64,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+}
+
+pub struct FerryProxy {
+    pub settings: ArcSwap<Settings>,
+    pub directory: Arc<dyn Directory>,
+}
+
+/// How one request goes upstream.
+enum Plan {
+    /// Not decided yet.
+    None,
+    /// An unattached bucket: to the target, untouched.
+    PassThrough,
+    Resign(Box<Resign>),
+}
+
+struct Resign {
+    upstream: Upstream,
+    creds: UpstreamCreds,
+    /// Canonical path and query for the upstream.
+    target: String,
+    payload_hash: String,
+    /// The decoded length of an aws-chunked body.
+    decoded_length: Option<u64>,
+}
+
+pub struct Ctx {
+    plan: Plan,
+    decoder: Option<ChunkedDecoder>,
+    error: Option<S3Error>,
+    resource: String,
+}
+
+fn request_id() -> String {
+    let n = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:016X}", (n as u64) ^ std::process::id() as u64)
+}
+
+/// Writes an S3 XML error and ends the request.
+async fn respond(session: &mut Session, e: &S3Error, resource: &str) -> Result<()> {
+    let head = session.req_header().method == "HEAD";
+    let id = request_id();
+    let body = Bytes::from(e.to_xml(resource, &id));
+    let mut resp = ResponseHeader::build(e.code.status(), Some(4))?;
+    resp.insert_header("content-type", "application/xml")?;
+    resp.insert_header("content-length", body.len().to_string())?;
+    resp.insert_header("x-amz-request-id", id)?;
+    // The request body may not have been read: do not reuse the connection.
+    session.set_keepalive(None);
+    session.write_response_header(Box::new(resp), head).await?;
+    if !head {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}
+
+fn header<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
+    req.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+impl FerryProxy {
+    /// Decides the plan for a request, or the error to answer with.
+    fn plan(&self, req: &RequestHeader) -> Result<(Plan, Option<ChunkedDecoder>), S3Error> {
+        let settings = self.settings.load();
+        let raw_path = req.uri.path();
+        let raw_query = req.uri.query().unwrap_or("");
+        let host = header(req, "host").or_else(|| req.uri.authority().map(|a| a.as_str()));
+        let target: Target = route::parse(host, raw_path, &settings.s3_domains)?;
+        let Some(bucket) = target.bucket.as_deref() else {
+            return Ok((Plan::PassThrough, None));
+        };
+        let Some(att) = self.directory.attached(bucket) else {
+            return Ok((Plan::PassThrough, None));
+        };
+        // An attached bucket: the proxy authenticates the client itself.
+        let names: Vec<(String, String)> = req
+            .headers
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let view: Vec<(&str, &str)> = names
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let method = req.method.as_str();
+        let rv = RequestView {
+            method,
+            raw_path,
+            raw_query,
+            headers: &view,
+        };
+        let dir = &self.directory;
+        let now = time::OffsetDateTime::now_utc();
+        let verified = match verify(&rv, |k| dir.secret(k), now, settings.max_clock_skew_secs)? {
+            Outcome::Anonymous => {
+                return Err(S3Error::new(
+                    Code::AccessDenied,
+                    "Anonymous access to a bucket under migration is not allowed",
+                ));
+            }
+            Outcome::Signed(v) => v,
+        };
+        if !dir.allowed(&verified.access_key, bucket, route::is_write(method)) {
+            return Err(S3Error::new(Code::AccessDenied, "Access Denied"));
+        }
+        let (upstream, creds, upstream_bucket) = match att.mode {
+            Mode::Forward => (
+                att.source.clone(),
+                att.source_creds.clone(),
+                att.source_bucket.clone(),
+            ),
+            // Migrate mode's own routing comes with the migrate issue; until
+            // then it behaves as ready for what reaches here.
+            Mode::Ready | Mode::Migrate => (
+                settings.target.clone(),
+                settings.target_creds.clone(),
+                bucket.to_owned(),
+            ),
+        };
+        let decoded_length = header(req, "x-amz-decoded-content-length")
+            .map(|v| v.trim().parse::<u64>())
+            .transpose()
+            .map_err(|_| S3Error::new(Code::InvalidArgument, "bad x-amz-decoded-content-length"))?;
+        let signing = Signing::Signed {
+            key: verified.signing_key,
+            amz_date: verified.amz_date.clone(),
+            scope: verified.scope.clone(),
+            prev: verified.seed_signature.clone(),
+        };
+        let trailer = header(req, "x-amz-trailer");
+        let (payload_hash, decoder) = match &verified.payload {
+            Payload::Sha256(h) => (h.clone(), None),
+            Payload::Unsigned => ("UNSIGNED-PAYLOAD".to_owned(), None),
+            Payload::StreamingSigned => (
+                "UNSIGNED-PAYLOAD".to_owned(),
+                Some(ChunkedDecoder::new(signing, None, false, decoded_length)?),
+            ),
+            Payload::StreamingSignedTrailer => (
+                "UNSIGNED-PAYLOAD".to_owned(),
+                Some(ChunkedDecoder::new(signing, trailer, true, decoded_length)?),
+            ),
+            Payload::StreamingUnsignedTrailer => (
+                "UNSIGNED-PAYLOAD".to_owned(),
+                Some(ChunkedDecoder::new(
+                    Signing::Unsigned,
+                    trailer,
+                    false,
+                    decoded_length,
+                )?),
+            ),
+        };
+        if decoder.is_some() && decoded_length.is_none() {
+            return Err(S3Error::new(
+                Code::InvalidRequest,
+                "aws-chunked bodies need x-amz-decoded-content-length",
+            ));
+        }
+        let target = resign::canonical_target(&target.upstream_path(&upstream_bucket), raw_query)?;
+        Ok((
+            Plan::Resign(Box::new(Resign {
+                upstream,
+                creds,
+                target,
+                payload_hash,
+                decoded_length: decoder.as_ref().and(decoded_length),
+            })),
+            decoder,
+        ))
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for FerryProxy {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            plan: Plan::None,
+            decoder: None,
+            error: None,
+            resource: String::new(),
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        ctx.resource = session.req_header().uri.path().to_owned();
+        match self.plan(session.req_header()) {
+            Ok((plan, decoder)) => {
+                ctx.plan = plan;
+                ctx.decoder = decoder;
+                Ok(false)
+            }
+            Err(e) => {
+                respond(session, &e, &ctx.resource).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let settings = self.settings.load();
+        let up = match &ctx.plan {
+            Plan::Resign(r) => &r.upstream,
+            _ => &settings.target,
+        };
+        let mut peer = HttpPeer::new(up.authority.as_str(), up.tls, up.host.clone());
+        peer.options.connection_timeout = Some(settings.connect_timeout);
+        peer.options.read_timeout = Some(settings.read_timeout);
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let Plan::Resign(r) = &ctx.plan else {
+            return Ok(());
+        };
+        let uri: http::Uri = r
+            .target
+            .parse()
+            .map_err(|e| Error::because(ErrorType::InternalError, "upstream uri", e))?;
+        upstream.set_uri(uri);
+        for h in [
+            "authorization",
+            "x-amz-date",
+            "x-amz-security-token",
+            "x-amz-content-sha256",
+        ] {
+            upstream.remove_header(h);
+        }
+        if let Some(len) = r.decoded_length {
+            // The body goes upstream decoded: plain bytes of this length.
+            for h in [
+                "content-encoding",
+                "x-amz-decoded-content-length",
+                "x-amz-trailer",
+                "transfer-encoding",
+            ] {
+                upstream.remove_header(h);
+            }
+            upstream.insert_header("content-length", len.to_string())?;
+        }
+        upstream.insert_header("host", r.upstream.authority.as_str())?;
+        let headers: Vec<(String, String)> = upstream
+            .headers
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let line = RequestLine {
+            method: upstream.method.as_str(),
+            scheme: if r.upstream.tls { "https" } else { "http" },
+            host: &r.upstream.authority,
+            target: &r.target,
+        };
+        let add = resign::sign_request(
+            &line,
+            &headers,
+            &r.payload_hash,
+            &r.creds,
+            SystemTime::now(),
+        )
+        .map_err(|e| Error::because(ErrorType::InternalError, "re-signing", e))?;
+        for (n, v) in add {
+            upstream.insert_header(n, v)?;
+        }
+        Ok(())
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let Some(dec) = ctx.decoder.as_mut() else {
+            return Ok(());
+        };
+        let input = body.take().unwrap_or_default();
+        let result = dec.feed(&input).and_then(|parts| {
+            if end_of_stream {
+                dec.finish()?;
+            }
+            Ok(parts)
+        });
+        match result {
+            Ok(parts) => {
+                let mut out = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
+                for p in parts {
+                    out.extend_from_slice(&p);
+                }
+                *body = Some(out.freeze());
+                Ok(())
+            }
+            Err(e) => {
+                // Nothing of the bad chunk went upstream; the upstream
+                // request is cut short of its content-length and aborted.
+                ctx.error = Some(e);
+                Error::e_explain(ErrorType::InvalidHTTPHeader, "bad aws-chunked body")
+            }
+        }
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let s3 = ctx.error.take().unwrap_or_else(|| match e.esource() {
+            ErrorSource::Upstream => S3Error::new(
+                Code::ServiceUnavailable,
+                "The upstream S3 service is unavailable; please retry.",
+            ),
+            ErrorSource::Downstream => {
+                S3Error::new(Code::IncompleteBody, "bad or incomplete request")
+            }
+            _ => S3Error::new(Code::InternalError, "internal error"),
+        });
+        let code = s3.code.status();
+        if !matches!(
+            e.etype(),
+            ErrorType::WriteError | ErrorType::ConnectionClosed
+        ) {
+            let _ = respond(session, &s3, &ctx.resource).await;
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+}

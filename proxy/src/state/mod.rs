@@ -1,0 +1,195 @@
+//! Durable bucket state: the table of attached buckets, read and written
+//! through one small interface, [`StateStore`]. Today there is one store, a
+//! local file ([`FileStore`]); a fleet of proxies will get an etcd one, so
+//! nothing else opens the state file.
+//!
+//! The mode rules (which transitions and detaches are allowed) are one pure
+//! function each, in [`transition`].
+
+mod file;
+pub mod transition;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use ferry_ctl::{BucketView, Mode};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+pub use file::FileStore;
+pub use transition::{DetachError, Transition, TransitionError, check_detach, check_transition};
+
+/// The state format this build writes and reads. A file with a higher
+/// version is refused (written by a newer proxy).
+pub const STATE_VERSION: u32 = 1;
+
+/// Where the bucket table lives.
+pub trait StateStore: Send + Sync {
+    /// The saved table; an empty one if nothing was ever saved.
+    fn load(&self) -> Result<BucketTable, StateError>;
+    /// Make `t` durable before returning.
+    fn save(&self, t: &BucketTable) -> Result<(), StateError>;
+}
+
+/// Every attached bucket, by its (target) name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketTable {
+    /// Format version, [`STATE_VERSION`].
+    pub version: u32,
+    pub buckets: BTreeMap<String, Bucket>,
+}
+
+impl Default for BucketTable {
+    fn default() -> BucketTable {
+        BucketTable {
+            version: STATE_VERSION,
+            buckets: BTreeMap::new(),
+        }
+    }
+}
+
+impl BucketTable {
+    pub fn get(&self, bucket: &str) -> Option<&Bucket> {
+        self.buckets.get(bucket)
+    }
+
+    /// The mode of `bucket`, or `None` if it is not attached (its requests
+    /// go to the target untouched).
+    pub fn mode(&self, bucket: &str) -> Option<Mode> {
+        self.buckets.get(bucket).map(|b| b.mode)
+    }
+}
+
+/// One attached bucket and everything needed to reach its source.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// The name clients use, on the target.
+    pub bucket: String,
+    /// The name on the source (usually the same).
+    pub source_bucket: String,
+    pub source_url: String,
+    pub source_region: String,
+    pub source_access_key: String,
+    pub source_secret: String,
+    /// The source's certificate or CA (PEM), to verify it over https.
+    /// `None`: plain http, or the system roots.
+    #[serde(default)]
+    pub tls_cert_pem: Option<String>,
+    pub mode: Mode,
+    #[serde(with = "time::serde::rfc3339")]
+    pub attached_at: OffsetDateTime,
+    /// The last mode change (or the attach).
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Multipart uploads in flight on the source when migrate mode was set:
+    /// their parts and completion still go to the source.
+    #[serde(default)]
+    pub source_uploads: Vec<SourceUpload>,
+}
+
+impl fmt::Debug for Bucket {
+    // Never print the secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bucket")
+            .field("bucket", &self.bucket)
+            .field("source_bucket", &self.source_bucket)
+            .field("source_url", &self.source_url)
+            .field("source_region", &self.source_region)
+            .field("source_access_key", &self.source_access_key)
+            .field("tls_cert_pem", &self.tls_cert_pem.as_ref().map(|_| "…"))
+            .field("mode", &self.mode)
+            .field("attached_at", &self.attached_at)
+            .field("updated_at", &self.updated_at)
+            .field("source_uploads", &self.source_uploads.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bucket {
+    /// What `show` and `list` return: everything but the secret.
+    pub fn view(&self) -> BucketView {
+        BucketView {
+            bucket: self.bucket.clone(),
+            source_bucket: self.source_bucket.clone(),
+            source_url: self.source_url.clone(),
+            source_region: self.source_region.clone(),
+            source_access_key: self.source_access_key.clone(),
+            mode: self.mode,
+            attached_at: rfc3339(self.attached_at),
+            updated_at: rfc3339(self.updated_at),
+            tls_cert: if self.tls_cert_pem.is_some() {
+                "embedded"
+            } else {
+                "none"
+            }
+            .to_owned(),
+            source_uploads_open: self.source_uploads.len(),
+        }
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+/// A multipart upload open on the source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceUpload {
+    pub key: String,
+    pub upload_id: String,
+}
+
+/// Why the state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state file {}: cannot {op}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: io::Error,
+    },
+    #[error("state file {}: {detail}", path.display())]
+    Invalid { path: PathBuf, detail: String },
+    #[error(
+        "state file {}: format version {found} is newer than this proxy's ({STATE_VERSION}); \
+         run the proxy that wrote it",
+        path.display()
+    )]
+    TooNew { path: PathBuf, found: u32 },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn bucket(name: &str, mode: Mode) -> Bucket {
+        let t = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        Bucket {
+            bucket: name.into(),
+            source_bucket: format!("src-{name}"),
+            source_url: "http://127.0.0.1:9000".into(),
+            source_region: "us-east-1".into(),
+            source_access_key: "AKSRC".into(),
+            source_secret: "source-secret-value".into(),
+            tls_cert_pem: None,
+            mode,
+            attached_at: t,
+            updated_at: t,
+            source_uploads: vec![],
+        }
+    }
+
+    #[test]
+    fn debug_and_view_hide_the_secret() {
+        let b = bucket("photos", Mode::Forward);
+        assert!(!format!("{b:?}").contains("source-secret-value"));
+        let json = serde_json::to_string(&b.view()).unwrap();
+        assert!(!json.contains("source-secret-value"), "{json}");
+        assert!(!json.contains("secret"), "no secret field at all: {json}");
+        assert_eq!(b.view().attached_at, "2023-11-14T22:13:20Z");
+        assert_eq!(b.view().tls_cert, "none");
+    }
+}

@@ -1,0 +1,87 @@
+//! An upstream S3 endpoint, from its URL.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// `host:port`, what the connection and the `Host` header use.
+    pub authority: String,
+    /// The host alone: the TLS server name.
+    pub host: String,
+    pub tls: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct UrlError(String);
+
+impl Upstream {
+    /// Parses `http://host[:port][/]` or `https://…`. A path is refused: S3
+    /// endpoints are addressed at their root.
+    pub fn from_url(url: &str) -> Result<Self, UrlError> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err(UrlError(format!(
+                "{url:?}: the URL must start with http:// or https://"
+            )));
+        };
+        let authority = rest.trim_end_matches('/');
+        if authority.is_empty() || authority.contains('/') || authority.contains('@') {
+            return Err(UrlError(format!(
+                "{url:?}: expected scheme://host[:port] with no path or user"
+            )));
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, _)) if !h.ends_with(']') && h.contains(':') => (authority, None),
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        };
+        let port: u16 = match port {
+            Some(p) => p
+                .parse()
+                .map_err(|_| UrlError(format!("{url:?}: bad port {p:?}")))?,
+            None if tls => 443,
+            None => 80,
+        };
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let authority = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        Ok(Self {
+            authority,
+            host,
+            tls,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let u = Upstream::from_url("http://127.0.0.1:3900").unwrap();
+        assert_eq!(
+            (u.authority.as_str(), u.host.as_str(), u.tls),
+            ("127.0.0.1:3900", "127.0.0.1", false)
+        );
+        let u = Upstream::from_url("https://s3.example.com/").unwrap();
+        assert_eq!(u.authority, "s3.example.com:443");
+        assert!(u.tls);
+        let u = Upstream::from_url("http://[::1]:9000").unwrap();
+        assert_eq!(
+            (u.authority.as_str(), u.host.as_str()),
+            ("[::1]:9000", "::1")
+        );
+        assert!(Upstream::from_url("ftp://x").is_err());
+        assert!(Upstream::from_url("http://x/bucket").is_err());
+        assert!(Upstream::from_url("http://x:port").is_err());
+    }
+}
