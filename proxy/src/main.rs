@@ -42,10 +42,24 @@ fn fail(msg: impl std::fmt::Display) -> ! {
     std::process::exit(2);
 }
 
-/// Reloads users and certificates on HUP.
+/// Reloads users and certificates on HUP, and certificates as soon as a
+/// file in the certificate directory changes.
 struct Reloader {
     directory: Arc<LiveDirectory>,
     certs: Option<Arc<SniResolver>>,
+}
+
+impl Reloader {
+    fn reload_certs(&self) {
+        if let Some(c) = &self.certs {
+            match c.reload() {
+                Ok(n) => tracing::info!(certificates = n, "certificates reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "certificate reload failed; keeping the old ones")
+                }
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -56,6 +70,13 @@ impl BackgroundService for Reloader {
             tracing::error!("cannot listen for SIGHUP; reload by restart only");
             return;
         };
+        let (tx, mut changed) = tokio::sync::mpsc::channel::<()>(1);
+        // Kept alive for as long as the loop runs.
+        let _watcher = self.certs.as_ref().and_then(|c| {
+            ferry_proxy::tls::watch(c.dir(), tx)
+                .map_err(|e| tracing::error!(error = %e, "cannot watch the certificate directory; reload with HUP"))
+                .ok()
+        });
         loop {
             tokio::select! {
                 _ = hup.recv() => {
@@ -63,12 +84,14 @@ impl BackgroundService for Reloader {
                         Ok(n) => tracing::info!(users = n, "users reloaded"),
                         Err(e) => tracing::error!(error = %e, "users reload failed; keeping the old users"),
                     }
-                    if let Some(c) = &self.certs {
-                        match c.reload() {
-                            Ok(n) => tracing::info!(certificates = n, "certificates reloaded"),
-                            Err(e) => tracing::error!(error = %e, "certificate reload failed; keeping the old ones"),
-                        }
-                    }
+                    self.reload_certs();
+                }
+                Some(()) = changed.recv() => {
+                    // Editors and cert tools write in several steps: let
+                    // them finish.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    while changed.try_recv().is_ok() {}
+                    self.reload_certs();
                 }
                 _ = shutdown.changed() => return,
             }

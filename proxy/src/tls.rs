@@ -164,3 +164,20 @@ impl ResolvesServerCert for SniResolver {
         self.set.load().pick(hello.server_name())
     }
 }
+
+/// Watches `dir` and sends a unit whenever something in it changes. The
+/// events are only a nudge: the receiver reloads the whole directory.
+pub fn watch(
+    dir: &Path,
+    tx: tokio::sync::mpsc::Sender<()>,
+) -> notify::Result<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let mut w = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if ev.is_ok() {
+            // A full channel already holds a pending reload.
+            let _ = tx.try_send(());
+        }
+    })?;
+    w.watch(dir, notify::RecursiveMode::NonRecursive)?;
+    Ok(w)
+}
