@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod config;
 pub mod directory;
+pub mod metrics;
 pub mod resign;
 pub mod route;
 pub mod s3error;

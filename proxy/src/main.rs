@@ -99,6 +99,40 @@ impl BackgroundService for Reloader {
     }
 }
 
+/// Serves Prometheus metrics, and keeps the per-bucket mode gauges current.
+struct MetricsService {
+    addr: std::net::SocketAddr,
+    admin: Arc<Admin>,
+}
+
+#[async_trait]
+impl BackgroundService for MetricsService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let exporter = match ferry_proxy::metrics::install(self.addr) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "metrics are off");
+                return;
+            }
+        };
+        let modes = async {
+            loop {
+                for b in self.admin.table().buckets.values() {
+                    ferry_proxy::metrics::bucket_mode(&b.bucket, b.mode);
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        };
+        tokio::select! {
+            r = exporter => if let Err(e) = r {
+                tracing::error!(error = ?e, "metrics endpoint stopped");
+            },
+            _ = modes => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
 /// Serves the admin API on the Unix socket.
 struct AdminService {
     admin: Arc<Admin>,
@@ -198,6 +232,15 @@ fn main() {
         svc.add_tls_with_settings(&addr.to_string(), None, tls);
     }
     server.add_service(svc);
+    if let Some(addr) = config.metrics_addr {
+        server.add_service(background_service(
+            "metrics",
+            MetricsService {
+                addr,
+                admin: admin.clone(),
+            },
+        ));
+    }
     server.add_service(background_service(
         "admin",
         AdminService {

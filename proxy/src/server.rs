@@ -14,6 +14,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
+use crate::metrics;
 use crate::resign::{self, RequestLine, UpstreamCreds};
 use crate::route::{self, Target};
 use crate::s3error::{Code, S3Error};
@@ -64,6 +65,9 @@ enum Plan {
 }
 
 struct Resign {
+    mode: Mode,
+    /// `source` or `target`, for metrics.
+    label: &'static str,
     upstream: Upstream,
     creds: UpstreamCreds,
     /// Canonical path and query for the upstream.
@@ -78,6 +82,10 @@ pub struct Ctx {
     decoder: Option<ChunkedDecoder>,
     error: Option<S3Error>,
     resource: String,
+    started: std::time::Instant,
+    /// Metric labels: the bucket's mode and where the request went.
+    mode: &'static str,
+    upstream: &'static str,
 }
 
 fn request_id() -> String {
@@ -155,8 +163,9 @@ impl FerryProxy {
         if !dir.allowed(&verified.access_key, bucket, route::is_write(method)) {
             return Err(S3Error::new(Code::AccessDenied, "Access Denied"));
         }
-        let (upstream, creds, upstream_bucket) = match att.mode {
+        let (label, upstream, creds, upstream_bucket) = match att.mode {
             Mode::Forward => (
+                "source",
                 att.source.clone(),
                 att.source_creds.clone(),
                 att.source_bucket.clone(),
@@ -164,6 +173,7 @@ impl FerryProxy {
             // Migrate mode's own routing comes with the migrate issue; until
             // then it behaves as ready for what reaches here.
             Mode::Ready | Mode::Migrate => (
+                "target",
                 settings.target.clone(),
                 settings.target_creds.clone(),
                 bucket.to_owned(),
@@ -210,6 +220,8 @@ impl FerryProxy {
         let target = resign::canonical_target(&target.upstream_path(&upstream_bucket), raw_query)?;
         Ok((
             Plan::Resign(Box::new(Resign {
+                mode: att.mode,
+                label,
                 upstream,
                 creds,
                 target,
@@ -231,6 +243,9 @@ impl ProxyHttp for FerryProxy {
             decoder: None,
             error: None,
             resource: String::new(),
+            started: std::time::Instant::now(),
+            mode: "unattached",
+            upstream: "none",
         }
     }
 
@@ -238,11 +253,16 @@ impl ProxyHttp for FerryProxy {
         ctx.resource = session.req_header().uri.path().to_owned();
         match self.plan(session.req_header()) {
             Ok((plan, decoder)) => {
+                (ctx.mode, ctx.upstream) = match &plan {
+                    Plan::Resign(r) => (r.mode.as_str(), r.label),
+                    _ => ("unattached", "target"),
+                };
                 ctx.plan = plan;
                 ctx.decoder = decoder;
                 Ok(false)
             }
             Err(e) => {
+                metrics::refused(e.code.as_str());
                 respond(session, &e, &ctx.resource).await?;
                 Ok(true)
             }
@@ -356,6 +376,17 @@ impl ProxyHttp for FerryProxy {
         }
     }
 
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        metrics::request(&metrics::RequestRecord {
+            mode: ctx.mode,
+            upstream: ctx.upstream,
+            status: session.response_written().map_or(0, |r| r.status.as_u16()),
+            elapsed: ctx.started.elapsed(),
+            bytes_in: session.body_bytes_read() as u64,
+            bytes_out: session.body_bytes_sent() as u64,
+        });
+    }
+
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let s3 = ctx.error.take().unwrap_or_else(|| match e.esource() {
             ErrorSource::Upstream => S3Error::new(
@@ -368,6 +399,11 @@ impl ProxyHttp for FerryProxy {
             _ => S3Error::new(Code::InternalError, "internal error"),
         });
         let code = s3.code.status();
+        if e.esource() == &ErrorSource::Upstream {
+            metrics::upstream_error(ctx.upstream);
+        } else {
+            metrics::refused(s3.code.as_str());
+        }
         if !matches!(
             e.etype(),
             ErrorType::WriteError | ErrorType::ConnectionClosed

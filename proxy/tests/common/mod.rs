@@ -78,6 +78,11 @@ pub struct Proxy {
 impl Proxy {
     /// Writes a config for `target` and starts the proxy.
     pub fn start(target: &Store, bucket: &str) -> Proxy {
+        Self::start_with(target, bucket, "")
+    }
+
+    /// As `start`, with more top-level config lines (`extra`).
+    pub fn start_with(target: &Store, bucket: &str, extra: &str) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         write_private(&d.join("target.secret"), &target.secret_key);
@@ -95,7 +100,7 @@ impl Proxy {
         std::fs::write(
             &config,
             format!(
-                "http_addr = \"127.0.0.1:{port}\"\nusers_file = \"{users}\"\nstate_file = \"{state}\"\nsocket_path = \"{sock}\"\nsocket_group = \"root\"\ns3_domains = [\"s3.ferry.test\"]\n\n[target]\nurl = \"{url}\"\nregion = \"{region}\"\naccess_key = \"{key}\"\nsecret_file = \"{secret}\"\n",
+                "{extra}http_addr = \"127.0.0.1:{port}\"\nusers_file = \"{users}\"\nstate_file = \"{state}\"\nsocket_path = \"{sock}\"\nsocket_group = \"root\"\ns3_domains = [\"s3.ferry.test\"]\n\n[target]\nurl = \"{url}\"\nregion = \"{region}\"\naccess_key = \"{key}\"\nsecret_file = \"{secret}\"\n",
                 users = d.join("users.toml").display(),
                 state = d.join("state.json").display(),
                 sock = socket.display(),
@@ -238,4 +243,418 @@ pub fn boto3_workload(
 /// different prefixes compare equal.
 pub fn normalized(v: &serde_json::Value, prefix: &str) -> String {
     v.to_string().replace(prefix, "<p>")
+}
+
+// ---------------------------------------------------------------------------
+// Raw HTTP and hand-signed SigV4 requests (proxy_auth, proxy_faults,
+// proxy_clients). Loopback only. The signing side uses aws-sigv4, not the
+// proxy's own code, so the proxy is checked against an independent signer.
+// ---------------------------------------------------------------------------
+
+use std::io::{Read, Write};
+use std::time::SystemTime;
+
+/// `127.0.0.1:PORT` of an `http://127.0.0.1:PORT` endpoint.
+pub fn authority(endpoint: &str) -> &str {
+    endpoint.trim_start_matches("http://").trim_end_matches('/')
+}
+
+/// One HTTP response, read off a raw connection.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The `<Code>` of an S3 XML error body.
+    pub fn s3_code(&self) -> Option<String> {
+        xml_tag(&self.text(), "Code")
+    }
+}
+
+/// The text of the first `<tag>...</tag>` in `xml`.
+pub fn xml_tag(xml: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find(&close)?;
+    Some(xml[start..end].to_owned())
+}
+
+/// Every `<tag>...</tag>` text in `xml`, in order.
+pub fn xml_tags(xml: &str, tag: &str) -> Vec<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find(&open) {
+        let s = &rest[i + open.len()..];
+        let Some(j) = s.find(&close) else { break };
+        out.push(s[..j].to_owned());
+        rest = &s[j + close.len()..];
+    }
+    out
+}
+
+/// Connects to `addr` with generous timeouts, so that no test can hang.
+pub fn raw_connect(addr: &str) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(60))).unwrap();
+    s
+}
+
+/// Reads one response from `s`. `Ok(None)`: the peer closed (or reset) the
+/// connection before sending a single byte. `head`: the request was HEAD,
+/// so there is no body whatever the headers say.
+pub fn read_response(s: &mut TcpStream, head: bool) -> std::io::Result<Option<RawResponse>> {
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 16384];
+    let header_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p;
+        }
+        let n = match s.read(&mut tmp) {
+            Ok(n) => n,
+            Err(e) if buf.is_empty() && e.kind() == std::io::ErrorKind::ConnectionReset => 0,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "connection closed inside the response head: {:?}",
+                    String::from_utf8_lossy(&buf)
+                ),
+            ));
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    };
+    let head_text = String::from_utf8_lossy(&buf[..header_end]).into_owned();
+    let mut rest = buf[header_end + 4..].to_vec();
+    let mut lines = head_text.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("bad status line {status_line:?}"),
+            )
+        })?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let mut read_more = |rest: &mut Vec<u8>| -> std::io::Result<bool> {
+        let n = s.read(&mut tmp)?;
+        rest.extend_from_slice(&tmp[..n]);
+        Ok(n > 0)
+    };
+    let body = if head || status == 204 || status == 304 || (100..200).contains(&status) {
+        Vec::new()
+    } else if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        let mut body = Vec::new();
+        loop {
+            let line_end = loop {
+                if let Some(p) = rest.windows(2).position(|w| w == b"\r\n") {
+                    break p;
+                }
+                if !read_more(&mut rest)? {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+            };
+            let size_line = String::from_utf8_lossy(&rest[..line_end]).into_owned();
+            let size = usize::from_str_radix(size_line.split(';').next().unwrap().trim(), 16)
+                .map_err(|_| std::io::Error::other(format!("bad chunk size {size_line:?}")))?;
+            rest.drain(..line_end + 2);
+            while rest.len() < size + 2 {
+                if !read_more(&mut rest)? {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+            }
+            body.extend_from_slice(&rest[..size]);
+            rest.drain(..size + 2);
+            if size == 0 {
+                break;
+            }
+        }
+        body
+    } else if let Some(len) = find("content-length") {
+        let len: usize = len
+            .parse()
+            .map_err(|_| std::io::Error::other(format!("bad content-length {len:?}")))?;
+        while rest.len() < len {
+            if !read_more(&mut rest)? {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        rest.truncate(len);
+        rest
+    } else {
+        while read_more(&mut rest)? {}
+        rest
+    };
+    Ok(Some(RawResponse {
+        status,
+        headers,
+        body,
+    }))
+}
+
+/// Writes `request` as is on a new connection to `addr` and reads one
+/// response (`None`: closed without a response).
+pub fn send_raw(addr: &str, request: &[u8]) -> Option<RawResponse> {
+    let head = request.starts_with(b"HEAD ");
+    let mut s = raw_connect(addr);
+    s.write_all(request)
+        .unwrap_or_else(|e| panic!("write to {addr}: {e}"));
+    read_response(&mut s, head).unwrap_or_else(|e| panic!("read from {addr}: {e}"))
+}
+
+/// Percent-encodes for a URL query or path segment (SigV4's unreserved set).
+pub fn url_encode(s: &str, keep_slash: bool) -> String {
+    let mut out = String::new();
+    for &b in s.as_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b'/' if keep_slash => out.push('/'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A request to build by hand and send over a raw connection.
+#[derive(Debug, Clone)]
+pub struct RawRequest {
+    pub method: String,
+    /// Path and query as they go on the request line (already encoded).
+    pub target: String,
+    /// In order, `Host` first. Sent as is.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawRequest {
+    /// `host` is the `Host` header value.
+    pub fn new(method: &str, host: &str, target: &str) -> RawRequest {
+        RawRequest {
+            method: method.to_owned(),
+            target: target.to_owned(),
+            headers: vec![("Host".to_owned(), host.to_owned())],
+            body: Vec::new(),
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> RawRequest {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> RawRequest {
+        self.body = body.into();
+        self
+    }
+
+    fn host(&self) -> &str {
+        &self
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("host"))
+            .expect("a Host header")
+            .1
+    }
+
+    fn signable<'a>(
+        &self,
+        time: SystemTime,
+        key: &str,
+        secret: &str,
+        region: &str,
+        location: aws_sigv4::http_request::SignatureLocation,
+        expires: Option<Duration>,
+        body: aws_sigv4::http_request::SignableBody<'a>,
+    ) -> (Vec<(String, String)>, Vec<(String, String)>, String) {
+        use aws_sigv4::http_request::{
+            PayloadChecksumKind, PercentEncodingMode, SignableRequest, SigningSettings,
+            UriPathNormalizationMode, sign,
+        };
+        let identity =
+            aws_credential_types::Credentials::new(key, secret, None, None, "test").into();
+        let mut settings = SigningSettings::default();
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        settings.payload_checksum_kind = if expires.is_some() {
+            PayloadChecksumKind::NoHeader
+        } else {
+            PayloadChecksumKind::XAmzSha256
+        };
+        settings.signature_location = location;
+        settings.expires_in = expires;
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(region)
+            .name("s3")
+            .time(time)
+            .settings(settings)
+            .build()
+            .unwrap()
+            .into();
+        let uri = format!("http://{}{}", self.host(), self.target);
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let req = SignableRequest::new(&self.method, uri, headers.into_iter(), body).unwrap();
+        let (instructions, signature) = sign(req, &params).unwrap().into_parts();
+        let h = instructions
+            .headers()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect();
+        let p = instructions
+            .params()
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), v.to_string()))
+            .collect();
+        (h, p, signature)
+    }
+
+    /// Signs with SigV4 in the Authorization header, at `time`, with the
+    /// body's own SHA-256. Every header present is signed.
+    pub fn sign(self, key: &str, secret: &str, region: &str, time: SystemTime) -> RawRequest {
+        let body = self.body.clone();
+        self.sign_with_body(
+            key,
+            secret,
+            region,
+            time,
+            aws_sigv4::http_request::SignableBody::Bytes(&body),
+        )
+        .0
+    }
+
+    /// Signs with an explicit payload (e.g. a STREAMING value); also returns
+    /// the signature, the seed of a chunked body.
+    pub fn sign_with_body(
+        mut self,
+        key: &str,
+        secret: &str,
+        region: &str,
+        time: SystemTime,
+        body: aws_sigv4::http_request::SignableBody<'_>,
+    ) -> (RawRequest, String) {
+        let (h, _, sig) = self.signable(
+            time,
+            key,
+            secret,
+            region,
+            aws_sigv4::http_request::SignatureLocation::Headers,
+            None,
+            body,
+        );
+        self.headers.extend(h);
+        (self, sig)
+    }
+
+    /// Presigns (query-string SigV4) for `expires`, as of `time`.
+    pub fn presign(
+        mut self,
+        key: &str,
+        secret: &str,
+        region: &str,
+        time: SystemTime,
+        expires: Duration,
+    ) -> RawRequest {
+        let (_, params, _) = self.signable(
+            time,
+            key,
+            secret,
+            region,
+            aws_sigv4::http_request::SignatureLocation::QueryParams,
+            Some(expires),
+            aws_sigv4::http_request::SignableBody::UnsignedPayload,
+        );
+        let q: Vec<String> = params
+            .iter()
+            .map(|(n, v)| format!("{}={}", url_encode(n, false), url_encode(v, false)))
+            .collect();
+        let sep = if self.target.contains('?') { '&' } else { '?' };
+        self.target = format!("{}{sep}{}", self.target, q.join("&"));
+        self
+    }
+
+    /// The request on the wire: the headers as they are, plus
+    /// `Content-Length` (unless present, or `Transfer-Encoding` is) and
+    /// `Connection: close`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = format!("{} {} HTTP/1.1\r\n", self.method, self.target).into_bytes();
+        let has = |n: &str| self.headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(n));
+        for (n, v) in &self.headers {
+            out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
+        }
+        if !has("content-length") && !has("transfer-encoding") {
+            out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+        }
+        out.extend_from_slice(b"Connection: close\r\n\r\n");
+        out.extend_from_slice(&self.body);
+        out
+    }
+
+    /// Sends it on a new connection; the response (panics if none comes).
+    pub fn send(&self, addr: &str) -> RawResponse {
+        send_raw(addr, &self.to_bytes()).unwrap_or_else(|| {
+            panic!(
+                "{addr} closed the connection without answering {} {}",
+                self.method, self.target
+            )
+        })
+    }
+}
+
+/// Garage's request counts, or an empty map with a message if they cannot
+/// be read (then every comparison still fails loudly).
+pub fn counts(store: &Store) -> std::collections::BTreeMap<String, u64> {
+    store.request_counts().expect("Garage request counts")
+}
+
+/// The operations whose count grew between `before` and `after`.
+pub fn new_requests(
+    before: &std::collections::BTreeMap<String, u64>,
+    after: &std::collections::BTreeMap<String, u64>,
+) -> Vec<(String, u64)> {
+    after
+        .iter()
+        .filter_map(|(op, n)| {
+            let was = before.get(op).copied().unwrap_or(0);
+            (*n > was).then(|| (op.clone(), n - was))
+        })
+        .collect()
 }

@@ -1,0 +1,81 @@
+//! The proxy's Prometheus metrics. Every name is here; labels come from
+//! small fixed sets (mode, upstream, status class, S3 error code) plus the
+//! attached buckets, whose number the operator controls.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+
+pub const REQUESTS: &str = "ferry_proxy_requests_total";
+pub const DURATION: &str = "ferry_proxy_request_duration_seconds";
+pub const BYTES_IN: &str = "ferry_proxy_received_bytes_total";
+pub const BYTES_OUT: &str = "ferry_proxy_sent_bytes_total";
+pub const REFUSED: &str = "ferry_proxy_refused_requests_total";
+pub const UPSTREAM_ERRORS: &str = "ferry_proxy_upstream_errors_total";
+pub const BUCKET_MODE: &str = "ferry_proxy_bucket_mode";
+
+/// One finished request.
+pub struct RequestRecord {
+    pub mode: &'static str,
+    pub upstream: &'static str,
+    pub status: u16,
+    pub elapsed: Duration,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        0 => "none",
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+pub fn request(r: &RequestRecord) {
+    let labels = [
+        ("mode", r.mode),
+        ("upstream", r.upstream),
+        ("status", status_class(r.status)),
+    ];
+    counter!(REQUESTS, &labels).increment(1);
+    histogram!(DURATION, "mode" => r.mode, "upstream" => r.upstream)
+        .record(r.elapsed.as_secs_f64());
+    counter!(BYTES_IN, "upstream" => r.upstream).increment(r.bytes_in);
+    counter!(BYTES_OUT, "upstream" => r.upstream).increment(r.bytes_out);
+}
+
+/// A request the proxy answered itself with an S3 error (bad signature,
+/// missing grant, malformed request).
+pub fn refused(code: &'static str) {
+    counter!(REFUSED, "code" => code).increment(1);
+}
+
+pub fn upstream_error(upstream: &'static str) {
+    counter!(UPSTREAM_ERRORS, "upstream" => upstream).increment(1);
+}
+
+/// 0 ready, 1 forward, 2 migrate: one gauge per attached bucket.
+pub fn bucket_mode(bucket: &str, mode: ferry_ctl::Mode) {
+    let v = match mode {
+        ferry_ctl::Mode::Ready => 0.0,
+        ferry_ctl::Mode::Forward => 1.0,
+        ferry_ctl::Mode::Migrate => 2.0,
+    };
+    gauge!(BUCKET_MODE, "bucket" => bucket.to_owned()).set(v);
+}
+
+/// Installs the recorder and returns the HTTP exporter to run; call inside
+/// a Tokio runtime.
+pub fn install(addr: SocketAddr) -> Result<metrics_exporter_prometheus::ExporterFuture, String> {
+    let (recorder, exporter) = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .build()
+        .map_err(|e| format!("metrics on {addr}: {e}"))?;
+    metrics::set_global_recorder(recorder).map_err(|e| format!("metrics recorder: {e}"))?;
+    Ok(exporter)
+}
