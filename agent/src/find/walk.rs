@@ -1,0 +1,230 @@
+//! The parallel walk: ripgrep's walker (`ignore`) with every filter off,
+//! turning each regular file into a key and counting everything else.
+//!
+//! Each walker thread frames its keys into a batch (`[u16 length][bytes]`,
+//! as in a run file) and hands full batches to the sorter over a bounded
+//! channel, so a slow sort holds the walk back instead of piling up keys.
+
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::mpsc::SyncSender;
+
+use ignore::{DirEntry, ParallelVisitor, ParallelVisitorBuilder, WalkBuilder, WalkState};
+
+use super::filter::TimeFilter;
+use super::report::{Notice, Report};
+use super::stats::{Counters, bump};
+
+/// S3's limit on a key's length, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+/// A batch is sent once it holds this many bytes.
+const BATCH_BYTES: usize = 64 * 1024;
+/// Batches in flight between the walkers and the sorter.
+pub const CHANNEL_BATCHES: usize = 4;
+
+/// A framed batch of keys.
+pub type Batch = Vec<u8>;
+
+/// Iterates the keys of a framed batch.
+pub fn batch_keys(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = batch;
+    std::iter::from_fn(move || {
+        let (len, tail) = rest.split_first_chunk::<2>()?;
+        let (key, tail) = tail.split_at(usize::from(u16::from_le_bytes(*len)));
+        rest = tail;
+        Some(key)
+    })
+}
+
+/// What every walker thread shares.
+pub struct WalkCtx<'a> {
+    pub root: &'a Path,
+    pub filter: Option<TimeFilter>,
+    pub counters: &'a Counters,
+    pub report: &'a dyn Report,
+    pub tx: SyncSender<Batch>,
+}
+
+/// Walks `ctx.root` with `threads` threads (0: one per core, at most 12).
+/// Returns when the whole tree has been visited, or early if the sorter
+/// went away (its error is reported by the caller).
+pub fn walk(ctx: &WalkCtx<'_>, threads: usize) {
+    let walker = WalkBuilder::new(ctx.root)
+        .standard_filters(false)
+        .hidden(false)
+        .parents(false)
+        .ignore(false)
+        .git_ignore(false)
+        .git_global(false)
+        .git_exclude(false)
+        .require_git(false)
+        .follow_links(false)
+        .same_file_system(false)
+        .threads(threads)
+        .build_parallel();
+    walker.visit(&mut Builder { ctx });
+}
+
+struct Builder<'c, 'a> {
+    ctx: &'c WalkCtx<'a>,
+}
+
+impl<'s, 'c: 's, 'a: 's> ParallelVisitorBuilder<'s> for Builder<'c, 'a> {
+    fn build(&mut self) -> Box<dyn ParallelVisitor + 's> {
+        Box::new(Visitor {
+            ctx: self.ctx,
+            batch: Vec::with_capacity(BATCH_BYTES + MAX_KEY_BYTES + 2),
+            dead: false,
+        })
+    }
+}
+
+struct Visitor<'c, 'a> {
+    ctx: &'c WalkCtx<'a>,
+    batch: Batch,
+    /// The sorter is gone: stop.
+    dead: bool,
+}
+
+impl Visitor<'_, '_> {
+    fn send(&mut self) {
+        if self.batch.is_empty() || self.dead {
+            return;
+        }
+        let full = std::mem::replace(
+            &mut self.batch,
+            Vec::with_capacity(BATCH_BYTES + MAX_KEY_BYTES + 2),
+        );
+        if self.ctx.tx.send(full).is_err() {
+            self.dead = true;
+        }
+    }
+
+    fn entry(&mut self, dent: DirEntry) {
+        let ctx = self.ctx;
+        let Some(ft) = dent.file_type() else {
+            return; // stdin; never walked here
+        };
+        if ft.is_dir() {
+            bump(&ctx.counters.dirs);
+            if dent.depth() > 0 && dent.file_name().to_str().is_none() {
+                ctx.report.notice(&Notice::NonUtf8 {
+                    path: dent.into_path(),
+                    is_dir: true,
+                });
+            }
+            return;
+        }
+        if ft.is_symlink() {
+            bump(&ctx.counters.symlink);
+            return;
+        }
+        if !ft.is_file() {
+            bump(&ctx.counters.special);
+            return;
+        }
+        let rel = dent.path().strip_prefix(ctx.root).unwrap_or(dent.path());
+        let Ok(key) = std::str::from_utf8(rel.as_os_str().as_bytes()) else {
+            bump(&ctx.counters.non_utf8);
+            // A file below a non-UTF-8 directory was reported with it.
+            if dent.file_name().to_str().is_none() {
+                ctx.report.notice(&Notice::NonUtf8 {
+                    path: dent.path().to_owned(),
+                    is_dir: false,
+                });
+            }
+            return;
+        };
+        if key.len() > MAX_KEY_BYTES {
+            bump(&ctx.counters.too_long);
+            ctx.report.notice(&Notice::TooLong {
+                path: dent.path().to_owned(),
+                key_bytes: key.len(),
+            });
+            return;
+        }
+        let meta = match dent.metadata() {
+            Ok(m) => m,
+            Err(e) => {
+                if e.io_error().map(io::Error::kind) == Some(io::ErrorKind::NotFound) {
+                    bump(&ctx.counters.vanished);
+                } else {
+                    bump(&ctx.counters.stat_failed);
+                    ctx.report.notice(&Notice::StatFailed {
+                        path: dent.path().to_owned(),
+                        error: e.to_string(),
+                    });
+                }
+                return;
+            }
+        };
+        if let Some(f) = &ctx.filter
+            && !f.keep(&meta)
+        {
+            bump(&ctx.counters.filtered_by_time);
+            return;
+        }
+        bump(&ctx.counters.files);
+        ctx.counters
+            .bytes
+            .fetch_add(meta.len(), std::sync::atomic::Ordering::Relaxed);
+        self.batch
+            .extend_from_slice(&(key.len() as u16).to_le_bytes());
+        self.batch.extend_from_slice(key.as_bytes());
+        if self.batch.len() >= BATCH_BYTES {
+            self.send();
+        }
+    }
+}
+
+impl ParallelVisitor for Visitor<'_, '_> {
+    fn visit(&mut self, entry: Result<DirEntry, ignore::Error>) -> WalkState {
+        match entry {
+            Ok(dent) => self.entry(dent),
+            Err(err) => {
+                bump(&self.ctx.counters.unreadable_dirs);
+                let (path, error) = split_error(&err);
+                self.ctx
+                    .report
+                    .notice(&Notice::UnreadableDir { path, error });
+            }
+        }
+        if self.dead {
+            WalkState::Quit
+        } else {
+            WalkState::Continue
+        }
+    }
+}
+
+impl Drop for Visitor<'_, '_> {
+    fn drop(&mut self) {
+        self.send();
+    }
+}
+
+/// The path an `ignore` error is about, and the error without it.
+fn split_error(err: &ignore::Error) -> (Option<std::path::PathBuf>, String) {
+    match err {
+        ignore::Error::WithPath { path, err } => (Some(path.clone()), err.to_string()),
+        ignore::Error::WithDepth { err, .. } => split_error(err),
+        other => (None, other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_framing_round_trips() {
+        let mut b = Vec::new();
+        for k in ["a", "", "dir/x y", "é"] {
+            b.extend_from_slice(&(k.len() as u16).to_le_bytes());
+            b.extend_from_slice(k.as_bytes());
+        }
+        let got: Vec<&[u8]> = batch_keys(&b).collect();
+        assert_eq!(got, [&b"a"[..], b"", b"dir/x y", "é".as_bytes()]);
+    }
+}
