@@ -39,7 +39,28 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let dest_folder = args.dest_folder.clone();
-    let result = runtime.block_on(migrate::run(args));
+    let control = migrate::Control::new();
+    // TERM and INT stop handing out keys; keys in flight finish, and
+    // migrate.log ends at a clean checkpoint.
+    let on_signal = control.clone();
+    runtime.spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        eprintln!(
+            "s3migrate: stopping: finishing the objects in flight, then checkpointing migrate.log"
+        );
+        on_signal.cancel();
+    });
+    let result = runtime.block_on(migrate::run_with(args, control));
     let code = match result {
         Ok(report) => {
             for p in &report.passes {

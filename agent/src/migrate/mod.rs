@@ -2,6 +2,7 @@
 //! jobs): preflight, probes, passes, verify.
 
 pub mod args;
+pub mod control;
 pub mod copy;
 pub mod entries;
 pub mod ledger;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use args::Args;
+pub use control::Control;
 use copy::Copier;
 use partition::Partition;
 use probe::Caps;
@@ -40,13 +42,16 @@ pub enum RunError {
     /// dest folder cannot be written). Exit code 1.
     #[error("{0}")]
     Fatal(String),
+    /// Stopped on request; migrate.log holds a clean checkpoint. Exit code 1.
+    #[error("cancelled; resume with --start-after set to the last line of migrate.log")]
+    Cancelled,
 }
 
 impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::Input(_) => 2,
-            Self::Fatal(_) => 1,
+            Self::Fatal(_) | Self::Cancelled => 1,
         }
     }
 }
@@ -106,6 +111,7 @@ pub(crate) struct Plan {
     pub copier: Arc<Copier>,
     pub caps: Caps,
     pub conditional: bool,
+    pub control: Arc<Control>,
 }
 
 fn read_secret(
@@ -217,6 +223,11 @@ fn failed_to_folder(dest_folder: &Path, out: &Path) -> Result<u64, RunError> {
 
 /// Runs the whole job: checks, probes, passes, verify.
 pub async fn run(args: Args) -> Result<RunReport, RunError> {
+    run_with(args, Control::new()).await
+}
+
+/// As `run`, steered through `control` (pause, resume, cancel, progress).
+pub async fn run_with(args: Args, control: Arc<Control>) -> Result<RunReport, RunError> {
     if args.threads == 0 {
         return Err(input("--threads must be at least 1"));
     }
@@ -355,6 +366,7 @@ pub async fn run(args: Args) -> Result<RunReport, RunError> {
         copier,
         caps,
         conditional,
+        control,
     };
     run_passes(plan).await
 }
@@ -371,6 +383,9 @@ async fn run_passes(mut plan: Plan) -> Result<RunReport, RunError> {
             let summary = run_pass::run(&mut plan, pass, start_after).await?;
             let changed = summary.objects.copied > 0 || summary.objects.fail > 0;
             report.passes.push(summary);
+            if plan.control.is_cancelled() {
+                return Err(RunError::Cancelled);
+            }
             if !changed || plan.args.dry_run {
                 break;
             }

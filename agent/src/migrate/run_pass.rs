@@ -93,6 +93,7 @@ pub(crate) async fn run(
         total = total.min(first);
     }
     stats.total_hint.store(total, Relaxed);
+    plan.control.start_pass(pass, stats.clone());
 
     let mut src = source_stream(plan, start_after.clone())?;
     let mut dest = match entries::dest_key_lists(&folder).map_err(fatal)? {
@@ -160,7 +161,7 @@ pub(crate) async fn run(
     loop {
         // A ledger that died (a full disk under the dest folder) must stop
         // the pass: copying on without recording would lose the watermark.
-        if done_tx.is_closed() {
+        if done_tx.is_closed() || !plan.control.gate().await {
             break;
         }
         let entry = match src.next().await {
@@ -266,7 +267,7 @@ pub(crate) async fn run(
         dry_run: dry,
         started_at,
         elapsed_secs: elapsed.as_secs_f64(),
-        complete: stream_error.is_none(),
+        complete: stream_error.is_none() && !plan.control.is_cancelled(),
         start_after: start_after.as_deref().map(keylist::escape),
         last_key: ledger_report.last_line.clone(),
         objects: Counts {
