@@ -2,21 +2,25 @@
 //! table, client users from the users file. Each is swapped whole, so a
 //! request sees one consistent snapshot.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
 use crate::admin::Admin;
 use crate::resign::UpstreamCreds;
 use crate::server::{Attached, Directory};
-use crate::upstream::Upstream;
+use crate::upstream::{CaList, Upstream, ca_from_pem};
 use crate::users::{Users, UsersError};
 
 pub struct LiveDirectory {
     pub admin: Arc<Admin>,
     users_file: PathBuf,
     users: ArcSwap<Users>,
+    /// Parsed source CAs by bucket, with the PEM they came from: parsed
+    /// once, not per request.
+    cas: Mutex<HashMap<String, (String, Arc<CaList>)>>,
 }
 
 impl LiveDirectory {
@@ -26,7 +30,30 @@ impl LiveDirectory {
             admin,
             users_file,
             users: ArcSwap::from_pointee(users),
+            cas: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn source_ca(&self, bucket: &str, pem: &str) -> Option<Arc<CaList>> {
+        let mut cas = self.cas.lock().expect("ca cache lock");
+        if let Some((p, ca)) = cas.get(bucket)
+            && p == pem
+        {
+            return Some(ca.clone());
+        }
+        match ca_from_pem(pem.as_bytes()) {
+            Ok(ca) => {
+                cas.insert(bucket.to_owned(), (pem.to_owned(), ca.clone()));
+                Some(ca)
+            }
+            Err(e) => {
+                // Checked at attach. If it no longer parses, fail closed:
+                // the caller makes the source unreachable (503) rather than
+                // trusting the system roots.
+                tracing::error!(bucket, error = %e, "attached bucket has an unusable tls_cert");
+                None
+            }
+        }
     }
 
     /// Reads the users file again; a file that fails to load leaves the old
@@ -44,7 +71,15 @@ impl Directory for LiveDirectory {
         let table = self.admin.table();
         let b = table.get(bucket)?;
         let source = match Upstream::from_url(&b.source_url) {
-            Ok(u) => u,
+            Ok(mut u) => {
+                if let Some(pem) = &b.tls_cert_pem {
+                    match self.source_ca(bucket, pem) {
+                        Some(ca) => u.ca = Some(ca),
+                        None => u.authority = "0.0.0.0:1".into(),
+                    }
+                }
+                u
+            }
             Err(e) => {
                 // Validated at attach; a bad URL here means a hand-edited
                 // state file. Fail closed: treat as unreachable.
@@ -53,6 +88,7 @@ impl Directory for LiveDirectory {
                     authority: "0.0.0.0:1".into(),
                     host: "invalid".into(),
                     tls: false,
+                    ca: None,
                 }
             }
         };

@@ -175,7 +175,14 @@ fn main() {
         }
     }
     let config = Config::load(&args.config).unwrap_or_else(|e| fail(e));
-    let target = Upstream::from_url(&config.target.url).unwrap_or_else(|e| fail(e));
+    let mut target = Upstream::from_url(&config.target.url).unwrap_or_else(|e| fail(e));
+    if let Some(ca) = &config.target.ca_file {
+        let pem = std::fs::read(ca).unwrap_or_else(|e| fail(format!("{}: {e}", ca.display())));
+        target.ca = Some(
+            ferry_proxy::upstream::ca_from_pem(&pem)
+                .unwrap_or_else(|e| fail(format!("{}: {e}", ca.display()))),
+        );
+    }
     let settings = Settings {
         target,
         target_creds: UpstreamCreds {

@@ -276,6 +276,7 @@ impl ProxyHttp for FerryProxy {
             _ => &settings.target,
         };
         let mut peer = HttpPeer::new(up.authority.as_str(), up.tls, up.host.clone());
+        peer.options.ca = up.ca.clone();
         peer.options.connection_timeout = Some(settings.connect_timeout);
         peer.options.read_timeout = Some(settings.read_timeout);
         Ok(Box::new(peer))

@@ -1,12 +1,42 @@
-//! An upstream S3 endpoint, from its URL.
+//! An upstream S3 endpoint, from its URL, and the CA it is verified with.
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+use std::sync::Arc;
+
+use pingora::utils::tls::{WrappedX509, parse_x509};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+/// Trust anchors for one upstream's TLS.
+pub type CaList = [WrappedX509];
+
+#[derive(Debug, Clone)]
 pub struct Upstream {
     /// `host:port`, what the connection and the `Host` header use.
     pub authority: String,
     /// The host alone: the TLS server name.
     pub host: String,
     pub tls: bool,
+    /// Verify the upstream against exactly these CAs (the bucket's
+    /// `tls_cert`, or `target.ca_file`); `None`: the system roots.
+    pub ca: Option<Arc<CaList>>,
+}
+
+/// Parses PEM certificates into trust anchors. Each must be a certificate
+/// webpki can use as an anchor, which also guarantees it parses as X.509.
+pub fn ca_from_pem(pem: &[u8]) -> Result<Arc<CaList>, String> {
+    let ders: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("bad certificate PEM: {e:?}"))?;
+    if ders.is_empty() {
+        return Err("no certificate in the PEM".into());
+    }
+    let mut out = Vec::with_capacity(ders.len());
+    for der in ders {
+        webpki::anchor_from_trusted_cert(&der)
+            .map_err(|e| format!("not a usable CA certificate: {e}"))?;
+        out.push(WrappedX509::new(der.to_vec(), parse_x509));
+    }
+    Ok(out.into())
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -57,6 +87,7 @@ impl Upstream {
             authority,
             host,
             tls,
+            ca: None,
         })
     }
 }
