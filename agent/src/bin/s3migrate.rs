@@ -85,6 +85,12 @@ fn main() {
                 for (class, n) in &p.errors_by_class {
                     println!("  failed {class}: {n}");
                 }
+                if p.tags_dropped > 0 {
+                    println!(
+                        "  copied without their tags (the destination has no object tagging): {}",
+                        p.tags_dropped
+                    );
+                }
             }
             if let Some(v) = &report.verify {
                 println!(

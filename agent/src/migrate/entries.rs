@@ -179,6 +179,9 @@ impl SortedStream<Entry> {
         let (tx, rx) = mpsc::channel(AHEAD);
         tokio::spawn(async move {
             let mut token: Option<String> = None;
+            // The merge-join relies on byte order; a store that lists in
+            // another order must stop the pass, not skip keys silently.
+            let mut last: Option<String> = None;
             loop {
                 let page = retry
                     .run(|| {
@@ -219,6 +222,15 @@ impl SortedStream<Entry> {
                             return;
                         }
                     };
+                    if last.as_deref().is_some_and(|l| l >= key.as_str()) {
+                        let e = S3Error::new(
+                            crate::s3::ErrorClass::BadRequest,
+                            format!("{bucket}: the listing is not in byte order at {key:?}"),
+                        );
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                    last = Some(key.clone());
                     batch.push(Entry {
                         key,
                         size: o.size().map(|s| s as u64),
