@@ -28,7 +28,10 @@ pub struct MeteredBody {
     inner: SdkBody,
     expected: u64,
     seen: u64,
+    /// Bytes read from the source.
     counter: Arc<AtomicU64>,
+    /// Bytes handed on to the destination request, as they go.
+    sent: Arc<AtomicU64>,
     limiter: Option<Arc<Limiter>>,
     hash: Option<SharedHash>,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -39,7 +42,7 @@ impl MeteredBody {
     pub fn new(
         inner: SdkBody,
         expected: u64,
-        counter: Arc<AtomicU64>,
+        (counter, sent): (Arc<AtomicU64>, Arc<AtomicU64>),
         limiter: Option<Arc<Limiter>>,
         hash: Option<SharedHash>,
     ) -> Self {
@@ -48,6 +51,7 @@ impl MeteredBody {
             expected,
             seen: 0,
             counter,
+            sent,
             limiter,
             hash,
             sleep: None,
@@ -76,6 +80,7 @@ impl Body for MeteredBody {
             ready!(sleep.as_mut().poll(cx));
             this.sleep = None;
             let data = this.held.take().expect("held with sleep");
+            this.sent.fetch_add(data.len() as u64, Ordering::Relaxed);
             return Poll::Ready(Some(Ok(Frame::data(data))));
         }
         loop {
@@ -123,6 +128,7 @@ impl Body for MeteredBody {
                     }
                 }
             }
+            this.sent.fetch_add(data.len() as u64, Ordering::Relaxed);
             return Poll::Ready(Some(Ok(Frame::data(data))));
         }
     }

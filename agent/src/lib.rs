@@ -2,6 +2,7 @@
 //! and the agent daemon are thin binaries over these modules.
 
 pub mod body;
+pub mod daemon;
 pub mod find;
 pub mod fsutil;
 pub mod keylist;

@@ -209,6 +209,15 @@ pub mod codes {
     pub const METHOD_NOT_ALLOWED: &str = "MethodNotAllowed";
     /// 500: anything else on the server's side.
     pub const INTERNAL: &str = "InternalError";
+    /// 404: no job has this id (agent).
+    pub const NO_SUCH_JOB: &str = "NoSuchJob";
+    /// 409: the job's state does not allow this (e.g. resume a completed
+    /// job, pause a scan) (agent).
+    pub const INVALID_JOB_STATE: &str = "InvalidJobState";
+    /// 501: reserved and not built yet (the `watch` job kind) (agent).
+    pub const NOT_IMPLEMENTED: &str = "NotImplemented";
+    /// 503: the daemon is stopping and takes no new work.
+    pub const SHUTTING_DOWN: &str = "ShuttingDown";
 }
 
 /// Why `name` is not a bucket name Ferry accepts, if it is not one: the S3

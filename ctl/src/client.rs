@@ -14,6 +14,8 @@ use crate::api::{ApiError, AttachRequest, BucketList, BucketView, UpdateRequest,
 
 /// The proxy's admin socket unless told otherwise.
 pub const DEFAULT_PROXY_SOCKET: &str = "/run/ferry/proxy.sock";
+/// The agent's admin socket unless told otherwise.
+pub const DEFAULT_AGENT_SOCKET: &str = "/run/ferry/agent.sock";
 
 /// Responses larger than this are refused (a list of many thousand buckets
 /// still fits).
@@ -36,7 +38,8 @@ pub enum ClientError {
 fn connect_hint(e: &io::Error) -> &'static str {
     match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
-            " (is ferry-proxy running? see --socket)"
+            " (is the daemon running? check the socket path: --socket for ferry-proxy, \
+             --agent-socket for ferry-agent)"
         }
         io::ErrorKind::PermissionDenied => " (are you root or in the socket's group?)",
         _ => "",
@@ -115,7 +118,7 @@ impl Client {
         self.call("DELETE", &path, None::<&()>)
     }
 
-    fn call<T: DeserializeOwned>(
+    pub(crate) fn call<T: DeserializeOwned>(
         &self,
         method: &str,
         path: &str,

@@ -458,7 +458,7 @@ fn usage_and_connection_errors_exit_2() {
         "{out:?}"
     );
 
-    // Job control is a placeholder.
+    // Job control needs a verb.
     p.ferryctl(&["job"]).usage_error();
 }
 

@@ -98,6 +98,26 @@ impl Target {
     }
 }
 
+/// Whether the raw query has parameter `name` (with or without a value).
+pub fn query_has(raw_query: &str, name: &str) -> bool {
+    raw_query
+        .split('&')
+        .any(|p| p.split_once('=').map_or(p, |(k, _)| k) == name)
+}
+
+/// Splits `x-amz-copy-source` (`[/]bucket/key[?versionId=…]`, the key
+/// percent-encoded) into the decoded bucket and the rest (`/key…`) as sent.
+pub fn parse_copy_source(v: &str) -> Result<(String, String), S3Error> {
+    let v = v.trim().strip_prefix('/').unwrap_or(v.trim());
+    let Some((b, rest)) = v.split_once('/') else {
+        return Err(S3Error::new(
+            Code::InvalidArgument,
+            "x-amz-copy-source must be bucket/key",
+        ));
+    };
+    Ok((decode(b)?, format!("/{rest}")))
+}
+
 /// Whether a request changes data (needs a write grant).
 pub fn is_write(method: &str) -> bool {
     !matches!(method, "GET" | "HEAD" | "OPTIONS")
@@ -138,6 +158,19 @@ mod tests {
         let t = parse(Some("p"), "/b/50%25%2Bx", &d()).unwrap();
         assert_eq!(t.key.as_deref(), Some("50%+x"));
         assert!(parse(Some("p"), "/b/%zz", &d()).is_err());
+    }
+
+    #[test]
+    fn copy_source_and_query() {
+        assert_eq!(
+            parse_copy_source("/photos/a%20b?versionId=1").unwrap(),
+            ("photos".to_owned(), "/a%20b?versionId=1".to_owned())
+        );
+        assert_eq!(parse_copy_source("photos/k").unwrap().0, "photos");
+        assert!(parse_copy_source("photos").is_err());
+        assert!(query_has("delete", "delete"));
+        assert!(query_has("a=1&delete=", "delete"));
+        assert!(!query_has("deleted=1", "delete"));
     }
 
     #[test]

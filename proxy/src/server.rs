@@ -65,6 +65,8 @@ enum Plan {
 }
 
 struct Resign {
+    /// `x-amz-copy-source` with the upstream's bucket name.
+    copy_source: Option<String>,
     mode: Mode,
     /// `source` or `target`, for metrics.
     label: &'static str,
@@ -130,6 +132,20 @@ impl FerryProxy {
             return Ok((Plan::PassThrough, None));
         };
         let Some(att) = self.directory.attached(bucket) else {
+            // A virtual-hosted request for an unattached bucket goes to the
+            // target untouched; if the target does not know the domain it
+            // reads the path style instead. Never let that reach an
+            // attached bucket around its mode.
+            if target.virtual_host
+                && let Ok(path_style) = route::parse(None, raw_path, &[])
+                && let Some(b) = path_style.bucket.as_deref()
+                && self.directory.attached(b).is_some()
+            {
+                return Err(S3Error::new(
+                    Code::AccessDenied,
+                    "ambiguous request: the path names a bucket under migration",
+                ));
+            }
             return Ok((Plan::PassThrough, None));
         };
         // An attached bucket: the proxy authenticates the client itself.
@@ -163,6 +179,52 @@ impl FerryProxy {
         if !dir.allowed(&verified.access_key, bucket, route::is_write(method)) {
             return Err(S3Error::new(Code::AccessDenied, "Access Denied"));
         }
+        // The scope must name S3 and a region this endpoint answers for:
+        // the target's, or the bucket's source's.
+        let region = verified.scope.split('/').nth(1).unwrap_or("");
+        if region != settings.target_creds.region && region != att.source_creds.region {
+            return Err(S3Error::new(
+                Code::AuthorizationHeaderMalformed,
+                format!(
+                    "the credential scope names region {region:?}; this endpoint expects {:?}",
+                    settings.target_creds.region
+                ),
+            ));
+        }
+        // Grants are on objects. Bucket configuration (policy, CORS,
+        // lifecycle, deleting the bucket) is the operator's, on the stores
+        // themselves, never through the migration proxy.
+        if target.key.is_none()
+            && route::is_write(method)
+            && !(method == "POST" && route::query_has(raw_query, "delete"))
+        {
+            return Err(S3Error::new(
+                Code::AccessDenied,
+                "bucket configuration cannot be changed through the migration proxy",
+            ));
+        }
+        // A copy reads its source with the proxy's credentials: the client
+        // needs a read grant there, and only a copy within the bucket can
+        // be served by one upstream.
+        let copy_source = match header(req, "x-amz-copy-source") {
+            Some(cs) => {
+                let (src_bucket, rest) = route::parse_copy_source(cs)?;
+                if !dir.allowed(&verified.access_key, &src_bucket, false) {
+                    return Err(S3Error::new(
+                        Code::AccessDenied,
+                        "Access Denied (copy source)",
+                    ));
+                }
+                if src_bucket != bucket {
+                    return Err(S3Error::new(
+                        Code::NotImplemented,
+                        "copying between buckets is not supported while a bucket is under migration",
+                    ));
+                }
+                Some(rest)
+            }
+            None => None,
+        };
         let (label, upstream, creds, upstream_bucket) = match att.mode {
             Mode::Forward => (
                 "source",
@@ -217,9 +279,16 @@ impl FerryProxy {
                 "aws-chunked bodies need x-amz-decoded-content-length",
             ));
         }
+        let copy_source = copy_source.map(|rest| {
+            format!(
+                "/{}{rest}",
+                crate::sigv4::canonical::uri_encode(upstream_bucket.as_bytes(), false)
+            )
+        });
         let target = resign::canonical_target(&target.upstream_path(&upstream_bucket), raw_query)?;
         Ok((
             Plan::Resign(Box::new(Resign {
+                copy_source,
                 mode: att.mode,
                 label,
                 upstream,
@@ -317,6 +386,9 @@ impl ProxyHttp for FerryProxy {
             upstream.insert_header("content-length", len.to_string())?;
         }
         upstream.insert_header("host", r.upstream.authority.as_str())?;
+        if let Some(cs) = &r.copy_source {
+            upstream.insert_header("x-amz-copy-source", cs.as_str())?;
+        }
         let headers: Vec<(String, String)> = upstream
             .headers
             .iter()

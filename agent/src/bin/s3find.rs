@@ -1,7 +1,11 @@
-//! `s3find`: parse flags, run the scan (`ferry_agent::find`), print the
-//! statistics, map the result to an exit code (0 ok, 1 failed, 2 bad input).
+//! `s3find`: parse flags, run the scan (`ferry_agent::find`) or the watch
+//! (`--watch`), print the statistics, map the result to an exit code (0 ok,
+//! 1 failed, 2 bad input).
 
-use ferry_agent::find::{self, Args};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ferry_agent::find::{self, Args, StderrReport};
 
 /// Flag errors as one line (clap's own output spans several), exit code 2.
 fn parse_args() -> Args {
@@ -24,8 +28,59 @@ fn parse_args() -> Args {
     }
 }
 
+/// TERM and INT set the returned flag (the handlers are in place when this
+/// returns); the watch finishes its current set and returns.
+fn stop_on_signals() -> Arc<AtomicBool> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let stop = Arc::new(AtomicBool::new(false));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let signals = {
+        let _in_runtime = runtime.enter();
+        (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        )
+    };
+    let (Ok(mut term), Ok(mut int)) = signals else {
+        eprintln!("s3find: warning: cannot catch TERM/INT; they will end the watch at once");
+        return stop;
+    };
+    let flag = Arc::clone(&stop);
+    std::thread::spawn(move || {
+        runtime.block_on(async {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        });
+        eprintln!("s3find: stopping: finishing the current set");
+        flag.store(true, Ordering::Relaxed);
+    });
+    stop
+}
+
 fn main() {
     let args = parse_args();
+    if args.watch {
+        let stop = stop_on_signals();
+        let code = match args
+            .to_watch_options()
+            .and_then(|o| find::watch(o, stop, &StderrReport))
+        {
+            Ok(stats) => {
+                eprint!("{}", stats.render());
+                0
+            }
+            Err(e) => {
+                eprintln!("s3find: {e}");
+                e.exit_code()
+            }
+        };
+        std::process::exit(code);
+    }
     let code = match args.to_options().and_then(|o| find::run(&o)) {
         Ok(stats) => {
             eprint!("{}", stats.render());

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use super::watch::{
+    DEFAULT_INTERVAL_SECS, DEFAULT_QUIET_SECS, DEFAULT_RESCAN_INTERVAL_SECS, WatchOptions,
+};
 use super::{FindError, Options, filter};
 
 /// Default of `--memory-mb`.
@@ -19,11 +22,18 @@ pub const DEFAULT_MEMORY_MB: u32 = 256;
 /// over 1,024 bytes are skipped and counted. Unreadable directories are
 /// reported and counted; they never stop the scan.
 ///
+/// With --watch, after that scan it keeps watching DIRECTORY and writes,
+/// every --interval seconds, an incremental set of the keys created or
+/// modified and of the keys deleted into OUTPUT_DIR/incr/ (see
+/// docs/s3find.md). TERM or INT ends the watch after the current set.
+///
 /// Exit codes: 0 the key list was written (also when some directories
-/// could not be read: see the errors line and s3find-summary.json); 1 the
-/// scan could not finish (e.g. the disk is full; an earlier key list is
-/// left as it was); 2 bad input (missing or unreadable DIRECTORY, bad
-/// flags, an earlier scan's chunks without --overwrite).
+/// could not be read: see the errors line and s3find-summary.json); with
+/// --watch, stopped by TERM/INT after the initial scan; 1 the scan could
+/// not finish (e.g. the disk is full; an earlier key list is left as it
+/// was; or stopped during the initial scan); 2 bad input (missing or
+/// unreadable DIRECTORY, bad flags, an earlier scan's chunks without
+/// --overwrite).
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "s3find",
@@ -42,7 +52,8 @@ pub struct Args {
     pub output_dir: PathBuf,
     /// Keep only files changed (max of mtime and ctime) within the last
     /// N days; fractions allowed. WEKA's spelling `-later-than` works too.
-    #[arg(long, value_name = "N_DAYS")]
+    /// Not with --watch.
+    #[arg(long, value_name = "N_DAYS", conflicts_with = "watch")]
     pub later_than: Option<f64>,
     /// Count the --later-than days back from this moment (Unix seconds,
     /// fractions allowed) instead of from now: repeats a scan's selection
@@ -65,6 +76,31 @@ pub struct Args {
     /// Seconds between progress lines on stderr; 0 = none.
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     pub progress_interval_secs: u64,
+    /// After the scan, keep watching DIRECTORY: every --interval seconds,
+    /// write the keys created, modified and deleted since the last set
+    /// into OUTPUT_DIR/incr/<seq>-<UTC time>/. Runs until TERM or INT.
+    #[arg(long)]
+    pub watch: bool,
+    /// With --watch: seconds between incremental sets.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_INTERVAL_SECS,
+          requires = "watch", value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval: u64,
+    /// With --watch: seconds between full rescans, which find the changes
+    /// that raised no event (made on another host of a network or cluster
+    /// filesystem, or below a directory without a watch).
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_RESCAN_INTERVAL_SECS,
+          requires = "watch", value_parser = clap::value_parser!(u64).range(1..))]
+    pub rescan_interval: u64,
+    /// With --watch: a file is listed once its mtime is at least this many
+    /// seconds old (it is no longer being written); until then it is held
+    /// back to a later set. 0 lists files at once.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_QUIET_SECS, requires = "watch")]
+    pub quiet_secs: u64,
+    /// With --watch: add at most N directory watches (testing and safety
+    /// knob; the kernel's fs.inotify.max_user_watches applies anyway).
+    /// Directories beyond are covered by the rescans only.
+    #[arg(long, value_name = "N", requires = "watch", hide = true)]
+    pub max_watches: Option<u64>,
 }
 
 impl Args {
@@ -75,6 +111,17 @@ impl Args {
         T: Into<OsString>,
     {
         Self::try_parse_from(normalize_argv(argv))
+    }
+
+    /// The watch mode's options (`--watch`).
+    pub fn to_watch_options(&self) -> Result<WatchOptions, FindError> {
+        Ok(WatchOptions {
+            scan: self.to_options()?,
+            interval: Duration::from_secs(self.interval),
+            rescan_interval: Duration::from_secs(self.rescan_interval),
+            quiet: Duration::from_secs(self.quiet_secs),
+            max_watches: self.max_watches,
+        })
     }
 
     pub fn to_options(&self) -> Result<Options, FindError> {
@@ -166,6 +213,36 @@ mod tests {
     }
 
     #[test]
+    fn watch_flags() {
+        let a = parse(&["d", "o", "--watch"]).unwrap();
+        let w = a.to_watch_options().unwrap();
+        assert_eq!(w.interval, Duration::from_secs(60));
+        assert_eq!(w.rescan_interval, Duration::from_secs(3600));
+        assert_eq!(w.quiet, Duration::from_secs(5));
+        assert_eq!(w.max_watches, None);
+        let a = parse(&[
+            "--watch",
+            "d",
+            "o",
+            "--interval",
+            "1",
+            "--rescan-interval",
+            "2",
+            "--quiet-secs",
+            "0",
+            "--max-watches",
+            "1",
+        ])
+        .unwrap();
+        let w = a.to_watch_options().unwrap();
+        assert_eq!(w.interval, Duration::from_secs(1));
+        assert_eq!(w.rescan_interval, Duration::from_secs(2));
+        assert_eq!(w.quiet, Duration::ZERO);
+        assert_eq!(w.max_watches, Some(1));
+        assert_eq!(w.scan.root, PathBuf::from("d"));
+    }
+
+    #[test]
     fn after_double_dash_nothing_is_rewritten() {
         let v = normalize_argv(["s3find", "--", "-later-than"]);
         assert_eq!(v[2], "-later-than");
@@ -178,6 +255,12 @@ mod tests {
         assert!(parse(&["d", "o", "--memory-mb", "0"]).is_err());
         assert!(parse(&["d", "o", "--reference-time", "5"]).is_err());
         assert!(parse(&["d", "o", "-l"]).is_err());
+        assert!(
+            parse(&["d", "o", "--interval", "5"]).is_err(),
+            "needs --watch"
+        );
+        assert!(parse(&["d", "o", "--watch", "--interval", "0"]).is_err());
+        assert!(parse(&["d", "o", "--watch", "-later-than", "1"]).is_err());
         let neg = parse(&["d", "o", "--later-than=-1"]).unwrap();
         assert!(matches!(neg.to_options(), Err(FindError::Input(_))));
     }

@@ -16,19 +16,25 @@
 //! - [`output`]: the chunks ([`crate::keylist::KeyListWriter`]) and how a
 //!   new list replaces an old one without ever looking whole when it is not.
 //! - [`stats`], [`report`]: counts, the progress line, the summary file.
+//! - [`watch`] ([`state`], [`incr`]): `s3find --watch`, a full scan, then
+//!   an incremental set of created, modified and deleted keys every
+//!   interval, from inotify events and periodic full rescans.
 //!
-//! [`run`] is the whole scan; the `s3find` binary and, later, the agent's
-//! scan jobs call it.
+//! [`run`] is the whole scan and [`watch::watch`] the watch mode; the
+//! `s3find` binary and, later, the agent's scan jobs call them.
 
 pub mod args;
 pub mod filter;
+pub mod incr;
 pub mod merge;
 pub mod output;
 pub mod report;
 pub mod sort;
 pub mod spill;
+pub mod state;
 pub mod stats;
 pub mod walk;
+pub mod watch;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -39,6 +45,7 @@ use std::time::{Duration, Instant};
 pub use args::Args;
 pub use report::{Notice, Quiet, Report, StderrReport};
 pub use stats::Stats;
+pub use watch::{WatchOptions, WatchStats, watch};
 
 use crate::keylist::{KeyListError, KeyListWriter};
 use filter::TimeFilter;
@@ -65,6 +72,10 @@ pub enum FindError {
     /// A broken internal invariant (exit code 1).
     #[error("internal error: {0}")]
     Internal(&'static str),
+    /// Stopped (TERM/INT) before a scan finished: nothing was written
+    /// (exit code 1).
+    #[error("stopped before the scan finished: no key list written")]
+    Stopped,
 }
 
 impl FindError {
@@ -120,10 +131,6 @@ pub fn run(opts: &Options) -> Result<Stats, FindError> {
 
 /// Runs a scan, reporting to `report`.
 pub fn run_with(opts: &Options, report: &dyn Report) -> Result<Stats, FindError> {
-    let started = Instant::now();
-    let started_at = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
     let root = check_root(&opts.root)?;
     let filter = match opts.later_than_days {
         Some(days) => Some(
@@ -134,9 +141,54 @@ pub fn run_with(opts: &Options, report: &dyn Report) -> Result<Stats, FindError>
     };
     refuse_output_inside_root(&root, &opts.output_dir)?;
     let out = Output::prepare(&opts.output_dir, opts.overwrite)?;
+    scan_into(opts, &root, filter, &out, report, ScanHooks::default())
+}
 
+/// The current time as RFC 3339 (UTC).
+pub(crate) fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// What the watch mode adds to a scan: walk extras and, with
+/// `walk.meta`, a callback that gets every file's record in key order,
+/// after its key went into the chunks.
+#[derive(Default)]
+pub(crate) struct ScanHooks<'a> {
+    pub walk: walk::WalkExtras<'a>,
+    #[allow(clippy::type_complexity)]
+    pub on_record: Option<&'a mut dyn FnMut(&str, &state::Meta) -> Result<(), FindError>>,
+}
+
+/// The scan itself, into an output folder already prepared (and locked).
+pub(crate) fn scan_into(
+    opts: &Options,
+    root: &Path,
+    filter: Option<TimeFilter>,
+    out: &Output,
+    report: &dyn Report,
+    mut hooks: ScanHooks<'_>,
+) -> Result<Stats, FindError> {
+    let started = Instant::now();
+    let started_at = now_rfc3339();
     let counters = Counters::default();
-    let sorter = walk_and_sort(&root, filter, opts, &counters, &out.runs_dir(), report)?;
+    let sorter = walk_and_sort(
+        root,
+        filter,
+        opts,
+        &counters,
+        &out.runs_dir(),
+        report,
+        hooks.walk,
+    )?;
+    if hooks
+        .walk
+        .stop
+        .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+    {
+        return Err(FindError::Stopped);
+    }
 
     let files = counters.files.load(Relaxed);
     if sorter.runs_spilled() > 0 {
@@ -146,10 +198,22 @@ pub fn run_with(opts: &Options, report: &dyn Report) -> Result<Stats, FindError>
         });
     }
     let mut writer = KeyListWriter::create(&out.staging_dir(), CHUNK_PREFIX)?;
-    let sort_stats = sorter.finish(&mut |key| {
+    let meta = hooks.walk.meta;
+    let sort_stats = sorter.finish(&mut |rec| {
+        let (key, m) = if meta {
+            let (k, m) = state::decode_record(rec)
+                .ok_or(FindError::Internal("a sorted state record is malformed"))?;
+            (k, Some(m))
+        } else {
+            (rec, None)
+        };
         let key = std::str::from_utf8(key)
             .map_err(|_| FindError::Internal("a sorted key is not UTF-8"))?;
-        writer.push(key).map_err(FindError::from)
+        writer.push(key)?;
+        if let (Some(m), Some(f)) = (m, hooks.on_record.as_mut()) {
+            f(key, &m)?;
+        }
+        Ok(())
     })?;
     let chunks = writer.finish()?;
     if sort_stats.keys != files {
@@ -184,13 +248,14 @@ pub fn run_with(opts: &Options, report: &dyn Report) -> Result<Stats, FindError>
 
 /// The walk feeds the sorter through a bounded channel; a third thread
 /// reports progress. Returns the sorter once every file is in it.
-fn walk_and_sort(
+pub(crate) fn walk_and_sort(
     root: &Path,
     filter: Option<TimeFilter>,
     opts: &Options,
     counters: &Counters,
     runs_dir: &Path,
     report: &dyn Report,
+    extras: walk::WalkExtras<'_>,
 ) -> Result<ExternalSorter, FindError> {
     let started = Instant::now();
     let mut sorter = ExternalSorter::new(runs_dir, SortConfig::with_memory(opts.memory_bytes));
@@ -230,6 +295,7 @@ fn walk_and_sort(
             counters,
             report,
             tx,
+            extras,
         };
         walk::walk(&ctx, opts.threads);
         drop(ctx); // closes the channel: the sorter sees the end
@@ -244,7 +310,7 @@ fn walk_and_sort(
 
 /// The root must be a directory we can list. A symlink to a directory is
 /// resolved (symlinks *below* the root are never followed).
-fn check_root(root: &Path) -> Result<PathBuf, FindError> {
+pub(crate) fn check_root(root: &Path) -> Result<PathBuf, FindError> {
     let bad = |why: String| FindError::Input(format!("directory {}: {why}", root.display()));
     let meta = std::fs::metadata(root).map_err(|e| bad(e.to_string()))?;
     if !meta.is_dir() {
@@ -263,7 +329,7 @@ fn check_root(root: &Path) -> Result<PathBuf, FindError> {
 
 /// An output folder inside the scanned tree would list its own chunks as
 /// keys (and copy them into the bucket).
-fn refuse_output_inside_root(root: &Path, output_dir: &Path) -> Result<(), FindError> {
+pub(crate) fn refuse_output_inside_root(root: &Path, output_dir: &Path) -> Result<(), FindError> {
     let Ok(root) = std::fs::canonicalize(root) else {
         return Ok(());
     };

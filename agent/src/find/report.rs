@@ -28,6 +28,36 @@ pub enum Notice {
     TooLong { path: PathBuf, key_bytes: usize },
     /// The walk is over; the sorted runs are being merged into chunks.
     Merging { files: u64, runs: u64 },
+    /// Watch mode: the initial scan is done and the tree is watched.
+    Watching {
+        keys: u64,
+        watched_dirs: u64,
+        unwatched_dirs: u64,
+        interval_secs: f64,
+        rescan_interval_secs: f64,
+    },
+    /// Watch mode: not every directory has an inotify watch (the kernel's
+    /// limit, or `--max-watches`). Changes below the others are found by
+    /// the rescans only.
+    WatchLimit { watched_dirs: u64, reason: String },
+    /// Watch mode: an incremental set was written.
+    SetWritten {
+        path: PathBuf,
+        changed: u64,
+        deleted: u64,
+        held_back: u64,
+        source: &'static str,
+    },
+    /// Watch mode: a full rescan is done.
+    Rescanned {
+        files: u64,
+        changed: u64,
+        deleted: u64,
+        elapsed_secs: f64,
+        unwatched_dirs: u64,
+    },
+    /// Watch mode: a problem that does not stop the watch.
+    WatchWarning { message: String },
 }
 
 impl fmt::Display for Notice {
@@ -57,6 +87,45 @@ impl fmt::Display for Notice {
                 f,
                 "walk done: {files} files; merging {runs} sorted runs into chunks"
             ),
+            Notice::Watching {
+                keys,
+                watched_dirs,
+                unwatched_dirs,
+                interval_secs,
+                rescan_interval_secs,
+            } => write!(
+                f,
+                "watching: {keys} files, {watched_dirs} directories watched, {unwatched_dirs} without a watch; a set every {interval_secs}s, a full rescan every {rescan_interval_secs}s"
+            ),
+            Notice::WatchLimit {
+                watched_dirs,
+                reason,
+            } => write!(
+                f,
+                "warning: watch limit reached after {watched_dirs} directories ({reason}): changes below the directories without a watch are found by the full rescans only"
+            ),
+            Notice::SetWritten {
+                path,
+                changed,
+                deleted,
+                held_back,
+                source,
+            } => write!(
+                f,
+                "set {}: changed={changed} deleted={deleted} held-back={held_back} ({source})",
+                path.display()
+            ),
+            Notice::Rescanned {
+                files,
+                changed,
+                deleted,
+                elapsed_secs,
+                unwatched_dirs,
+            } => write!(
+                f,
+                "rescan done in {elapsed_secs:.1}s: files={files} changed={changed} deleted={deleted} unwatched-dirs={unwatched_dirs}"
+            ),
+            Notice::WatchWarning { message } => write!(f, "warning: {message}"),
         }
     }
 }

@@ -4,16 +4,25 @@
 //! Each walker thread frames its keys into a batch (`[u16 length][bytes]`,
 //! as in a run file) and hands full batches to the sorter over a bounded
 //! channel, so a slow sort holds the walk back instead of piling up keys.
+//!
+//! The watch mode ([`super::watch`]) asks for more through [`WalkExtras`]:
+//! each key followed by its metadata (a state record,
+//! [`super::state::encode_record`]), a hook called on every directory
+//! before its entries are read (to add an inotify watch), a stop flag, and
+//! the paths whose state the walk could not learn.
 
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 
 use ignore::{DirEntry, ParallelVisitor, ParallelVisitorBuilder, WalkBuilder, WalkState};
 
 use super::filter::TimeFilter;
 use super::report::{Notice, Report};
+use super::state::{Meta, encode_record};
 use super::stats::{Counters, bump};
 
 /// S3's limit on a key's length, in bytes.
@@ -44,13 +53,50 @@ pub struct WalkCtx<'a> {
     pub counters: &'a Counters,
     pub report: &'a dyn Report,
     pub tx: SyncSender<Batch>,
+    pub extras: WalkExtras<'a>,
+}
+
+/// What the watch mode adds to a walk; all off (the default) for a
+/// one-shot scan.
+#[derive(Default, Clone, Copy)]
+pub struct WalkExtras<'a> {
+    /// Send state records (key, `\0`, size, change time, mtime) instead
+    /// of bare keys.
+    pub meta: bool,
+    /// Called with every directory (the start included) before its
+    /// entries are read.
+    pub on_dir: Option<&'a (dyn Fn(&Path) + Sync)>,
+    /// The walk stops soon after this is set; its result is then partial.
+    pub stop: Option<&'a AtomicBool>,
+    /// Collects the paths whose contents or metadata could not be read
+    /// (unreadable directories, failed `lstat`s): what the walk says about
+    /// them is unknown, not "gone".
+    pub unknown: Option<&'a Mutex<Vec<PathBuf>>>,
+}
+
+impl WalkExtras<'_> {
+    fn stopped(&self) -> bool {
+        self.stop.is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+
+    fn unknown(&self, path: PathBuf) {
+        if let Some(u) = self.unknown {
+            u.lock().unwrap_or_else(|e| e.into_inner()).push(path);
+        }
+    }
 }
 
 /// Walks `ctx.root` with `threads` threads (0: one per core, at most 12).
 /// Returns when the whole tree has been visited, or early if the sorter
 /// went away (its error is reported by the caller).
 pub fn walk(ctx: &WalkCtx<'_>, threads: usize) {
-    let walker = WalkBuilder::new(ctx.root)
+    walk_from(ctx, ctx.root, threads);
+}
+
+/// Walks the subtree at `start` (at or below `ctx.root`); keys stay
+/// relative to `ctx.root`.
+pub fn walk_from(ctx: &WalkCtx<'_>, start: &Path, threads: usize) {
+    let walker = WalkBuilder::new(start)
         .standard_filters(false)
         .hidden(false)
         .parents(false)
@@ -74,7 +120,7 @@ impl<'s, 'c: 's, 'a: 's> ParallelVisitorBuilder<'s> for Builder<'c, 'a> {
     fn build(&mut self) -> Box<dyn ParallelVisitor + 's> {
         Box::new(Visitor {
             ctx: self.ctx,
-            batch: Vec::with_capacity(BATCH_BYTES + MAX_KEY_BYTES + 2),
+            batch: Vec::with_capacity(BATCH_BYTES + MAX_KEY_BYTES + 64),
             dead: false,
         })
     }
@@ -94,7 +140,7 @@ impl Visitor<'_, '_> {
         }
         let full = std::mem::replace(
             &mut self.batch,
-            Vec::with_capacity(BATCH_BYTES + MAX_KEY_BYTES + 2),
+            Vec::with_capacity(BATCH_BYTES + MAX_KEY_BYTES + 64),
         );
         if self.ctx.tx.send(full).is_err() {
             self.dead = true;
@@ -108,6 +154,9 @@ impl Visitor<'_, '_> {
         };
         if ft.is_dir() {
             bump(&ctx.counters.dirs);
+            if let Some(hook) = ctx.extras.on_dir {
+                hook(dent.path());
+            }
             if dent.depth() > 0 && dent.file_name().to_str().is_none() {
                 ctx.report.notice(&Notice::NonUtf8 {
                     path: dent.into_path(),
@@ -151,6 +200,7 @@ impl Visitor<'_, '_> {
                     bump(&ctx.counters.vanished);
                 } else {
                     bump(&ctx.counters.stat_failed);
+                    ctx.extras.unknown(dent.path().to_owned());
                     ctx.report.notice(&Notice::StatFailed {
                         path: dent.path().to_owned(),
                         error: e.to_string(),
@@ -169,9 +219,17 @@ impl Visitor<'_, '_> {
         ctx.counters
             .bytes
             .fetch_add(meta.len(), std::sync::atomic::Ordering::Relaxed);
-        self.batch
-            .extend_from_slice(&(key.len() as u16).to_le_bytes());
-        self.batch.extend_from_slice(key.as_bytes());
+        if ctx.extras.meta {
+            let start = self.batch.len();
+            self.batch.extend_from_slice(&[0, 0]);
+            encode_record(&mut self.batch, key.as_bytes(), &Meta::of(&meta));
+            let len = (self.batch.len() - start - 2) as u16;
+            self.batch[start..start + 2].copy_from_slice(&len.to_le_bytes());
+        } else {
+            self.batch
+                .extend_from_slice(&(key.len() as u16).to_le_bytes());
+            self.batch.extend_from_slice(key.as_bytes());
+        }
         if self.batch.len() >= BATCH_BYTES {
             self.send();
         }
@@ -185,12 +243,16 @@ impl ParallelVisitor for Visitor<'_, '_> {
             Err(err) => {
                 bump(&self.ctx.counters.unreadable_dirs);
                 let (path, error) = split_error(&err);
+                // No path: nothing can be said about any key.
+                self.ctx
+                    .extras
+                    .unknown(path.clone().unwrap_or_else(|| self.ctx.root.to_owned()));
                 self.ctx
                     .report
                     .notice(&Notice::UnreadableDir { path, error });
             }
         }
-        if self.dead {
+        if self.dead || self.ctx.extras.stopped() {
             WalkState::Quit
         } else {
             WalkState::Continue

@@ -228,7 +228,7 @@ impl Copier {
         let body = MeteredBody::new(
             get.body.into_inner(),
             size,
-            self.stats.dl_bytes.clone(),
+            (self.stats.dl_bytes.clone(), self.stats.ul_bytes.clone()),
             self.bytes.clone(),
             None,
         );
@@ -245,7 +245,6 @@ impl Copier {
             .send()
             .await
             .map_err(|e| SideError::dest(S3Error::from_sdk(e)))?;
-        self.stats.ul_bytes.fetch_add(size, Relaxed);
         Ok(Some(Record {
             key: key.to_owned(),
             src_etag: etag,
@@ -309,20 +308,27 @@ impl Copier {
         else {
             return Ok(None);
         };
-        let mut sizes = vec![head1.content_length().unwrap_or(0).max(0) as u64];
-        for n in 2..=parts {
-            self.gate().await;
-            let h = self
-                .src
-                .head_object()
-                .bucket(&self.src_bucket)
-                .key(key)
-                .part_number(n)
-                .send()
-                .await
-                .map_err(|e| SideError::src(S3Error::from_sdk(e)))?;
-            sizes.push(h.content_length().unwrap_or(0).max(0) as u64);
-        }
+        let first = head1.content_length().unwrap_or(0).max(0) as u64;
+        // One HEAD per part; several at once, so a long link costs a few
+        // round trips per object rather than one per part.
+        let rest: Vec<u64> = futures::stream::iter(2..=parts)
+            .map(|n| async move {
+                self.gate().await;
+                let h = self
+                    .src
+                    .head_object()
+                    .bucket(&self.src_bucket)
+                    .key(key)
+                    .part_number(n)
+                    .send()
+                    .await
+                    .map_err(|e| SideError::src(S3Error::from_sdk(e)))?;
+                Ok::<u64, SideError>(h.content_length().unwrap_or(0).max(0) as u64)
+            })
+            .buffered(self.part_threads.max(1) * 2)
+            .try_collect()
+            .await?;
+        let sizes: Vec<u64> = std::iter::once(first).chain(rest).collect();
         // A store that answers partNumber with the whole object, or with
         // sizes that do not add up, has not told us its layout.
         if sizes.iter().sum::<u64>() != size || sizes.contains(&0) {
@@ -515,7 +521,7 @@ impl Copier {
         let body = MeteredBody::new(
             get.body.into_inner(),
             len,
-            self.stats.dl_bytes.clone(),
+            (self.stats.dl_bytes.clone(), self.stats.ul_bytes.clone()),
             self.bytes.clone(),
             hash,
         );
@@ -532,7 +538,6 @@ impl Copier {
             .send()
             .await
             .map_err(|e| SideError::dest(S3Error::from_sdk(e)))?;
-        self.stats.ul_bytes.fetch_add(len, Relaxed);
         Ok(CompletedPart::builder()
             .part_number(n)
             .set_e_tag(up.e_tag().map(str::to_owned))

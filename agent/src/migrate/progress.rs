@@ -18,7 +18,7 @@ pub struct Stats {
     pub dnld: AtomicU64,
     pub dl_bytes: std::sync::Arc<AtomicU64>,
     pub upld: AtomicU64,
-    pub ul_bytes: AtomicU64,
+    pub ul_bytes: std::sync::Arc<AtomicU64>,
     /// Keys a dry run would have copied.
     pub would_copy: AtomicU64,
     /// Objects copied without their tags (the destination has no tagging).

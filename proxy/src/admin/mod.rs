@@ -9,8 +9,6 @@
 //! table stays as it was.
 
 mod http;
-mod peer;
-mod socket;
 mod source_check;
 
 use std::sync::Arc;
@@ -28,8 +26,8 @@ use crate::state::{
     check_transition,
 };
 
-pub use peer::AccessPolicy;
-pub use socket::{BindError, bind};
+// The socket and its peer check are shared with ferry-agent.
+pub use ferry_ctl::socket::{AccessPolicy, BindError, bind};
 pub use source_check::{NoCheck, S3SourceCheck, SourceCheck};
 
 /// Region of a source when attach names none.

@@ -122,6 +122,10 @@ pub struct ChunkedDecoder {
     state: State,
     buf: BytesMut,
     trailer_lines: Vec<String>,
+    /// The last decoded byte, held until the body's end is verified (final
+    /// chunk signature, trailer checksum): the upstream write cannot
+    /// complete without it, so a body that fails at its end stores nothing.
+    tail: Option<Bytes>,
 }
 
 fn bad(msg: &'static str) -> S3Error {
@@ -158,6 +162,7 @@ impl ChunkedDecoder {
             state: State::Header,
             buf: BytesMut::new(),
             trailer_lines: Vec::new(),
+            tail: None,
         })
     }
 
@@ -165,8 +170,26 @@ impl ChunkedDecoder {
         matches!(self.state, State::Done)
     }
 
-    /// Feeds received bytes; returns the verified data they completed.
+    /// Feeds received bytes; returns the verified data they completed. The
+    /// very last byte comes out only once the whole body is verified.
     pub fn feed(&mut self, input: &[u8]) -> Result<Vec<Bytes>, S3Error> {
+        let mut out = self.feed_inner(input)?;
+        if let Some(t) = self.tail.take() {
+            out.insert(0, t);
+        }
+        if !self.is_done()
+            && let Some(last) = out.pop()
+        {
+            let n = last.len();
+            if n > 1 {
+                out.push(last.slice(..n - 1));
+            }
+            self.tail = Some(last.slice(n - 1..));
+        }
+        Ok(out)
+    }
+
+    fn feed_inner(&mut self, input: &[u8]) -> Result<Vec<Bytes>, S3Error> {
         if self.is_done() && !input.is_empty() {
             return Err(bad("data after the end of the aws-chunked body"));
         }

@@ -158,6 +158,15 @@ pub fn verify(
             "The AWS Access Key Id you provided does not exist in our records.",
         ));
     };
+    if credential.service != "s3" {
+        return Err(S3Error::new(
+            Code::AuthorizationHeaderMalformed,
+            format!(
+                "the credential scope names service {:?}; expected \"s3\"",
+                credential.service
+            ),
+        ));
+    }
     let at = parse_amz_date(&amz_date, Code::AccessDenied)?;
     if !amz_date.starts_with(&credential.date) {
         return Err(S3Error::new(

@@ -451,6 +451,9 @@ pub fn url_encode(s: &str, keep_slash: bool) -> String {
     out
 }
 
+/// Headers to add, query parameters to add, and the signature.
+type SigningOutput = (Vec<(String, String)>, Vec<(String, String)>, String);
+
 /// A request to build by hand and send over a raw connection.
 #[derive(Debug, Clone)]
 pub struct RawRequest {
@@ -492,16 +495,16 @@ impl RawRequest {
             .1
     }
 
-    fn signable<'a>(
+    /// Signs as `who` (key, secret, region, time); returns the headers and
+    /// the query parameters to add, and the signature.
+    fn signable(
         &self,
-        time: SystemTime,
-        key: &str,
-        secret: &str,
-        region: &str,
+        who: (&str, &str, &str, SystemTime),
         location: aws_sigv4::http_request::SignatureLocation,
         expires: Option<Duration>,
-        body: aws_sigv4::http_request::SignableBody<'a>,
-    ) -> (Vec<(String, String)>, Vec<(String, String)>, String) {
+        body: aws_sigv4::http_request::SignableBody<'_>,
+    ) -> SigningOutput {
+        let (key, secret, region, time) = who;
         use aws_sigv4::http_request::{
             PayloadChecksumKind, PercentEncodingMode, SignableRequest, SigningSettings,
             UriPathNormalizationMode, sign,
@@ -572,10 +575,7 @@ impl RawRequest {
         body: aws_sigv4::http_request::SignableBody<'_>,
     ) -> (RawRequest, String) {
         let (h, _, sig) = self.signable(
-            time,
-            key,
-            secret,
-            region,
+            (key, secret, region, time),
             aws_sigv4::http_request::SignatureLocation::Headers,
             None,
             body,
@@ -594,10 +594,7 @@ impl RawRequest {
         expires: Duration,
     ) -> RawRequest {
         let (_, params, _) = self.signable(
-            time,
-            key,
-            secret,
-            region,
+            (key, secret, region, time),
             aws_sigv4::http_request::SignatureLocation::QueryParams,
             Some(expires),
             aws_sigv4::http_request::SignableBody::UnsignedPayload,
@@ -657,4 +654,243 @@ pub fn new_requests(
             (*n > was).then(|| (op.clone(), n - was))
         })
         .collect()
+}
+
+impl Proxy {
+    /// Peak resident memory of the proxy process so far, in bytes.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let pid = self.child.as_ref().expect("proxy running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("VmHWM in /proc/PID/status");
+        kb * 1024
+    }
+}
+
+/// Who signs a hand-built request, and when.
+#[derive(Debug, Clone)]
+pub struct Signer {
+    pub key: String,
+    pub secret: String,
+    pub region: String,
+    pub time: SystemTime,
+}
+
+impl Signer {
+    /// A client from the users file, signing now, in Garage's region.
+    pub fn client(c: &Client) -> Signer {
+        Signer {
+            key: c.access_key.to_owned(),
+            secret: c.secret.to_owned(),
+            region: "garage".to_owned(),
+            time: SystemTime::now(),
+        }
+    }
+
+    /// A store's own credentials, signing now.
+    pub fn store(s: &Store) -> Signer {
+        Signer {
+            key: s.access_key.clone(),
+            secret: s.secret_key.clone(),
+            region: s.region.clone(),
+            time: SystemTime::now(),
+        }
+    }
+
+    pub fn with_secret(mut self, secret: &str) -> Signer {
+        self.secret = secret.to_owned();
+        self
+    }
+
+    pub fn with_key(mut self, key: &str) -> Signer {
+        self.key = key.to_owned();
+        self
+    }
+
+    pub fn at(mut self, time: SystemTime) -> Signer {
+        self.time = time;
+        self
+    }
+
+    /// Header-signed request (body hashed).
+    pub fn sign(&self, r: RawRequest) -> RawRequest {
+        r.sign(&self.key, &self.secret, &self.region, self.time)
+    }
+
+    /// Presigned request, valid for `expires` from `self.time`.
+    pub fn presign(&self, r: RawRequest, expires: Duration) -> RawRequest {
+        r.presign(&self.key, &self.secret, &self.region, self.time, expires)
+    }
+
+    /// A PUT of `chunks` as a signed aws-chunked body
+    /// (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD`): the request signature, then
+    /// one signature per chunk, each chained on the previous one, computed
+    /// by aws-sigv4 (`sign_chunk`), and the final empty chunk.
+    pub fn chunked_put(&self, host: &str, target: &str, chunks: &[&[u8]]) -> RawRequest {
+        let decoded: usize = chunks.iter().map(|c| c.len()).sum();
+        self.chunked_put_declaring(host, target, chunks, decoded)
+    }
+
+    /// `chunked_put` with `x-amz-decoded-content-length: decoded` whatever
+    /// the chunks add up to (signed as declared).
+    pub fn chunked_put_declaring(
+        &self,
+        host: &str,
+        target: &str,
+        chunks: &[&[u8]],
+        decoded: usize,
+    ) -> RawRequest {
+        use aws_sigv4::http_request::{SignableBody, SigningSettings};
+        let mut encoded_len = 0;
+        for c in chunks.iter().map(|c| c.len()).chain([0]) {
+            // "<hex>;chunk-signature=<64>\r\n<data>\r\n"
+            encoded_len += format!("{c:x}").len() + 17 + 64 + 2 + c + 2;
+        }
+        // Content-Length is left unsigned (to_bytes adds it), so that tests
+        // can reframe the body without breaking the request signature.
+        let r = RawRequest::new("PUT", host, target)
+            .header("Content-Encoding", "aws-chunked")
+            .header("x-amz-decoded-content-length", &decoded.to_string());
+        let (mut r, seed) = r.sign_with_body(
+            &self.key,
+            &self.secret,
+            &self.region,
+            self.time,
+            SignableBody::Precomputed("STREAMING-AWS4-HMAC-SHA256-PAYLOAD".to_owned()),
+        );
+        let identity =
+            aws_credential_types::Credentials::new(&self.key, &self.secret, None, None, "test")
+                .into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("s3")
+            .time(self.time)
+            .settings(SigningSettings::default())
+            .build()
+            .unwrap();
+        let mut prev = seed;
+        let mut body = Vec::with_capacity(encoded_len);
+        for c in chunks.iter().copied().chain([&b""[..]]) {
+            let sig =
+                aws_sigv4::sign::v4::sign_chunk(&bytes::Bytes::copy_from_slice(c), &prev, &params)
+                    .unwrap()
+                    .into_parts()
+                    .1;
+            body.extend_from_slice(format!("{:x};chunk-signature={sig}\r\n", c.len()).as_bytes());
+            body.extend_from_slice(c);
+            body.extend_from_slice(b"\r\n");
+            prev = sig;
+        }
+        assert_eq!(body.len(), encoded_len);
+        r.body = body;
+        r
+    }
+
+    /// A PUT of `chunks` as an unsigned aws-chunked body with a trailing
+    /// checksum (`STREAMING-UNSIGNED-PAYLOAD-TRAILER`, what the AWS SDKs
+    /// send by default). `crc32` is the base64 trailer value to send.
+    pub fn unsigned_trailer_put(
+        &self,
+        host: &str,
+        target: &str,
+        chunks: &[&[u8]],
+        crc32: &str,
+    ) -> RawRequest {
+        use aws_sigv4::http_request::SignableBody;
+        let decoded: usize = chunks.iter().map(|c| c.len()).sum();
+        let mut body = Vec::new();
+        for c in chunks {
+            body.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+            body.extend_from_slice(c);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("0\r\nx-amz-checksum-crc32:{crc32}\r\n\r\n").as_bytes());
+        let r = RawRequest::new("PUT", host, target)
+            .header("Content-Encoding", "aws-chunked")
+            .header("x-amz-decoded-content-length", &decoded.to_string())
+            .header("x-amz-trailer", "x-amz-checksum-crc32")
+            .header("Content-Length", &body.len().to_string());
+        let (mut r, _) = r.sign_with_body(
+            &self.key,
+            &self.secret,
+            &self.region,
+            self.time,
+            SignableBody::StreamingUnsignedPayloadTrailer,
+        );
+        r.body = body;
+        r
+    }
+}
+
+/// CRC32 of `data`, base64, as `x-amz-checksum-crc32` carries it.
+pub fn crc32_b64(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(crc32fast::hash(data).to_be_bytes())
+}
+
+/// SHA-256 of `data`, hex.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// Runs `cmd` (stdin closed), killing it if it takes longer than `limit`.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let o = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let e = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{:?} {:?} did not finish within {limit:?}",
+                cmd.get_program(),
+                cmd.get_args().collect::<Vec<_>>()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: o.join().unwrap(),
+        stderr: e.join().unwrap(),
+    }
+}
+
+/// Whether `program` is on PATH.
+pub fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(program))
+            .find(|f| f.is_file())
+    })
+}
+
+/// Whether the proxy's log shows a panic.
+pub fn proxy_panicked(p: &Proxy) -> bool {
+    p.log().contains("panicked")
 }

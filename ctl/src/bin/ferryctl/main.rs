@@ -1,5 +1,6 @@
 //! `ferryctl`: the operator's CLI. It parses the command line, calls the
-//! daemon's admin socket through `ferry_ctl::Client`, and prints the answer.
+//! daemon's admin socket through `ferry_ctl::Client` (the proxy's for the
+//! bucket verbs, the agent's for `job`), and prints the answer.
 //!
 //! Exit codes: 0 done; 1 the daemon refused (its message on one line);
 //! 2 usage or connection error.
@@ -11,9 +12,11 @@ use std::process::ExitCode;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use ferry_ctl::{
-    AttachRequest, BucketView, Client, ClientError, DEFAULT_PROXY_SOCKET, Mode, Selector,
-    UpdateRequest, UpdateResponse, codes,
+    AttachRequest, BucketView, Client, ClientError, DEFAULT_AGENT_SOCKET, DEFAULT_PROXY_SOCKET,
+    Mode, Selector, UpdateRequest, UpdateResponse, codes,
 };
+
+mod job;
 
 /// Drive Ferry's proxies and agents over their Unix sockets.
 #[derive(Parser, Debug)]
@@ -28,6 +31,15 @@ struct Cli {
         value_name = "PATH"
     )]
     socket: PathBuf,
+    /// The agent's admin socket (for `job`).
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_AGENT_SOCKET",
+        default_value = DEFAULT_AGENT_SOCKET,
+        value_name = "PATH"
+    )]
+    agent_socket: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,7 +52,10 @@ enum Command {
         command: S3Command,
     },
     /// Agent job control (start, list, show, pause, resume, cancel, logs).
-    Job,
+    Job {
+        #[command(subcommand)]
+        command: job::JobCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -159,15 +174,32 @@ impl From<ClientError> for Failure {
 }
 
 fn main() -> ExitCode {
-    // WEKA's `--s3-secret SECRET` is refused before parsing, so that the
+    // A secret on the command line (WEKA's `--s3-secret SECRET`,
+    // s3migrate's `--src-secret`) is refused before parsing, so that the
     // refusal says why rather than "unexpected argument".
-    if std::env::args_os().any(|a| {
-        a.to_str()
-            .is_some_and(|a| a == "--s3-secret" || a.starts_with("--s3-secret="))
-    }) {
+    let refused = ["--s3-secret"]
+        .into_iter()
+        .chain(job::REFUSED_SECRET_FLAGS)
+        .find(|flag| {
+            std::env::args_os().any(|a| {
+                a.to_str()
+                    .is_some_and(|a| a == *flag || a.starts_with(&format!("{flag}=")))
+            })
+        });
+    if let Some(flag) = refused {
+        let instead = if flag == "--s3-secret" {
+            "use --s3-secret-file FILE or --s3-secret-stdin".to_owned()
+        } else {
+            format!(
+                "use {flag}-file FILE or the environment variable S3MIGRATE_{}",
+                flag.trim_start_matches("--")
+                    .replace('-', "_")
+                    .to_uppercase()
+            )
+        };
         eprintln!(
-            "ferryctl: --s3-secret is refused: a secret on the command line shows in `ps` and \
-             in shell history; use --s3-secret-file FILE or --s3-secret-stdin"
+            "ferryctl: {flag} is refused: a secret on the command line shows in `ps` and in \
+             shell history; {instead}"
         );
         return ExitCode::from(2);
     }
@@ -206,17 +238,14 @@ fn one_line(s: &str) -> String {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
-    let client = Client::new(&cli.socket);
     match cli.command {
-        Command::Job => Err(Failure::Usage(
-            "job control is not implemented yet (it arrives with ferry-agent)".into(),
-        )),
+        Command::Job { command } => job::run(&Client::new(&cli.agent_socket), command),
         Command::S3 {
             command:
                 S3Command::Bucket {
                     command: BucketCommand::Migrate { command },
                 },
-        } => migrate(&client, command),
+        } => migrate(&Client::new(&cli.socket), command),
     }
 }
 

@@ -1,4 +1,4 @@
-//! Binding the admin socket: replace a stale socket file, bind, mode 0660,
+//! Binding an admin socket: replace a stale socket file, bind, mode 0660,
 //! group `socket_group` (when that group exists).
 
 use std::fs;
@@ -31,7 +31,8 @@ pub fn bind(path: &Path, group: &str) -> Result<UnixListener, BindError> {
         Ok(m) if m.file_type().is_socket() => {
             if UnixStream::connect(path).is_ok() {
                 return Err(err(
-                    "another process is serving this socket (is a proxy already running?)".into(),
+                    "another process is serving this socket (is the daemon already running?)"
+                        .into(),
                 ));
             }
             fs::remove_file(path)
@@ -54,7 +55,7 @@ pub fn bind(path: &Path, group: &str) -> Result<UnixListener, BindError> {
         Ok(None) => tracing::warn!(
             socket = %path.display(),
             group,
-            "group does not exist; the admin socket stays root's"
+            "group does not exist; the admin socket stays its owner's"
         ),
         Err(e) => {
             tracing::warn!(socket = %path.display(), group, error = %e, "cannot look up the group")
@@ -71,7 +72,7 @@ mod tests {
     #[tokio::test]
     async fn binds_with_mode_and_group_and_replaces_a_stale_socket() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("proxy.sock");
+        let path = dir.path().join("admin.sock");
         // A stale socket: bound once, its listener gone.
         drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
         let l = bind(&path, "root").unwrap();

@@ -1,0 +1,79 @@
+//! `bench-migrate`: s3migrate against `rclone copy` and against the
+//! destination's raw PUT ceiling, side by side on the same stores and data.
+//! See docs/benchmarks.md.
+
+mod args;
+mod bench;
+mod cpu;
+mod data;
+mod machine;
+mod proc;
+mod rclone;
+mod report;
+mod requests;
+mod row;
+mod s3migrate;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::args::Args;
+use crate::bench::Bench;
+use crate::machine::Machine;
+use crate::report::Report;
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench-migrate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let bench = Bench::new(args.clone())?;
+    eprintln!(
+        "bench-migrate: s3migrate {}, work dir {}",
+        bench.s3migrate.display(),
+        bench.work_dir().display()
+    );
+    let machine = Machine::describe(&bench.s3migrate, &args.rclone);
+    let mut sets = Vec::new();
+    for set in [bench.small_set(), bench.large_set()] {
+        if set.count > 0 {
+            sets.push(bench.run_set(&set)?);
+        }
+    }
+    let keys = if args.keys_rss > 0 {
+        // The best small setting, else s3migrate's default.
+        let threads = sets
+            .iter()
+            .filter(|s| s.set.size < data::MIB)
+            .find_map(report::best_s3migrate)
+            .and_then(|r| r.threads)
+            .unwrap_or(32);
+        Some(bench.keys_rss(args.keys_rss, threads)?)
+    } else {
+        None
+    };
+    let text = Report {
+        machine: &machine,
+        args: &args,
+        sets: &sets,
+        keys: keys.as_ref(),
+        total: started.elapsed(),
+    }
+    .render();
+    print!("{text}");
+    if let Some(out) = &args.out {
+        std::fs::write(out, &text).with_context(|| format!("write {}", out.display()))?;
+        eprintln!("bench-migrate: report written to {}", out.display());
+    }
+    Ok(())
+}

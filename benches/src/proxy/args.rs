@@ -1,0 +1,81 @@
+//! The command line of `bench-proxy`.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Run the same S3 workload against Garage directly and through
+/// `ferry-proxy`, side by side on the same stores, in ready mode (target)
+/// and forward mode (source), and print a markdown report. A benchmark: it
+/// never fails on a slow figure, only when something could not be run.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "bench-proxy", max_term_width = 100)]
+pub struct Args {
+    /// Seconds of each timed small-object run (each path runs `--rounds`
+    /// times).
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    pub small_secs: f64,
+    /// Size of each small object, KiB.
+    #[arg(long, default_value_t = 4, value_name = "KIB")]
+    pub small_kib: u64,
+    /// Requests in flight at once in the small-object runs.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub concurrency: usize,
+    /// Objects read by the small GET runs (seeded once per store).
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub small_keys: usize,
+    /// Objects per large-object run (0 skips the large runs).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub large: usize,
+    /// Size of each large object, MiB.
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    pub large_mib: u64,
+    /// Large objects in flight at once.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub large_concurrency: usize,
+    /// Runs of each path per case, alternating direct and proxy (ABBA…),
+    /// so that drift of the machine hits both alike.
+    #[arg(long, default_value_t = 2, value_name = "K")]
+    pub rounds: usize,
+    /// Modes to run, in order.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "ready,forward",
+        value_name = "MODE,.."
+    )]
+    pub modes: Vec<BenchMode>,
+    /// Skip the extra PUT rows with the SDK's default request checksums
+    /// (aws-chunked bodies with a CRC32 trailer).
+    #[arg(long)]
+    pub no_chunked: bool,
+    /// The ferry-proxy binary (default: next to this binary, else
+    /// $CARGO_TARGET_DIR/release/ferry-proxy).
+    #[arg(long, env = "FERRY_PROXY_BIN", value_name = "PATH")]
+    pub proxy_bin: Option<PathBuf>,
+    /// The ferryctl binary (default: next to this binary, else
+    /// $CARGO_TARGET_DIR/release/ferryctl).
+    #[arg(long, env = "FERRYCTL_BIN", value_name = "PATH")]
+    pub ferryctl_bin: Option<PathBuf>,
+    /// Keep the proxy's work dir (config, state, log) instead of deleting it.
+    #[arg(long)]
+    pub keep_work: bool,
+    /// Also write the report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchMode {
+    Ready,
+    Forward,
+}
+
+impl BenchMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BenchMode::Ready => "ready",
+            BenchMode::Forward => "forward",
+        }
+    }
+}

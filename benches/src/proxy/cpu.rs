@@ -1,0 +1,162 @@
+//! Where the CPU went during a run: the client (this process), the proxy,
+//! the Garage stores, and everything else on the machine (other people's
+//! builds and tests share the cores, and a run they disturbed should say
+//! so).
+
+use std::path::Path;
+
+use ferry_harness::Store;
+
+/// USER_HZ: the unit of /proc CPU counters on Linux.
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// CPU seconds used during a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuUse {
+    pub wall_secs: f64,
+    /// All cores, everything on the machine.
+    pub machine_secs: f64,
+    /// Share of all cores busy.
+    pub machine_busy: f64,
+    pub client_secs: f64,
+    pub proxy_secs: f64,
+    pub stores_secs: f64,
+}
+
+impl CpuUse {
+    /// Busy cores that were neither the client, the proxy nor the stores.
+    pub fn other_cores(&self) -> f64 {
+        let known = self.client_secs + self.proxy_secs + self.stores_secs;
+        ((self.machine_secs - known) / self.wall_secs.max(1e-9)).max(0.0)
+    }
+
+    pub fn add(&mut self, o: &CpuUse) {
+        let busy_secs = self.machine_busy * self.wall_secs + o.machine_busy * o.wall_secs;
+        self.wall_secs += o.wall_secs;
+        self.machine_secs += o.machine_secs;
+        self.machine_busy = busy_secs / self.wall_secs.max(1e-9);
+        self.client_secs += o.client_secs;
+        self.proxy_secs += o.proxy_secs;
+        self.stores_secs += o.stores_secs;
+    }
+}
+
+/// The processes to watch.
+#[derive(Clone)]
+pub struct Watched {
+    pub proxy: u32,
+    pub stores: Vec<u32>,
+}
+
+impl Watched {
+    pub fn new(proxy: u32, stores: &[&Store]) -> Watched {
+        Watched {
+            proxy,
+            stores: stores.iter().flat_map(|s| garage_pids(s)).collect(),
+        }
+    }
+}
+
+/// Counters at the start of a run.
+pub struct CpuWatch {
+    started: std::time::Instant,
+    machine: (u64, u64),
+    client: u64,
+    proxy: u64,
+    stores: Vec<(u32, u64)>,
+    proxy_pid: u32,
+}
+
+impl CpuWatch {
+    pub fn start(w: &Watched) -> CpuWatch {
+        CpuWatch {
+            started: std::time::Instant::now(),
+            machine: machine_ticks().unwrap_or_default(),
+            client: process_ticks(std::process::id()).unwrap_or(0),
+            proxy: process_ticks(w.proxy).unwrap_or(0),
+            stores: w
+                .stores
+                .iter()
+                .map(|&p| (p, process_ticks(p).unwrap_or(0)))
+                .collect(),
+            proxy_pid: w.proxy,
+        }
+    }
+
+    pub fn stop(&self) -> CpuUse {
+        let wall = self.started.elapsed().as_secs_f64();
+        let (b1, t1) = machine_ticks().unwrap_or_default();
+        let (b0, t0) = self.machine;
+        let secs = |t: u64| t as f64 / TICKS_PER_SEC;
+        let delta = |pid: u32, t0: u64| process_ticks(pid).map_or(0, |t| t.saturating_sub(t0));
+        CpuUse {
+            wall_secs: wall,
+            machine_secs: secs(b1.saturating_sub(b0)),
+            machine_busy: if t1 > t0 {
+                b1.saturating_sub(b0) as f64 / (t1 - t0) as f64
+            } else {
+                0.0
+            },
+            client_secs: secs(delta(std::process::id(), self.client)),
+            proxy_secs: secs(delta(self.proxy_pid, self.proxy)),
+            stores_secs: secs(self.stores.iter().map(|&(p, t)| delta(p, t)).sum()),
+        }
+    }
+}
+
+/// The 1, 5 and 15 minute load averages.
+pub fn loadavg() -> Option<(f64, f64, f64)> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut f = text.split_whitespace().map(|v| v.parse::<f64>().ok());
+    Some((f.next()??, f.next()??, f.next()??))
+}
+
+/// (busy, total) ticks of all cores, from /proc/stat.
+fn machine_ticks() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    Some((total.saturating_sub(idle), total))
+}
+
+/// utime + stime of a process (all its threads), in ticks.
+fn process_ticks(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // utime and stime are the 14th and 15th fields of the whole line, the
+    // 12th and 13th after the parenthesised command name.
+    let rest = text.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// The Garage server of `store`: the process whose command line names the
+/// config in the store's directory.
+fn garage_pids(store: &Store) -> Vec<u32> {
+    let Some(dir) = store.log_path().parent() else {
+        return Vec::new();
+    };
+    let config = dir.join("garage.toml");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| cmdline_names(*pid, &config))
+        .collect()
+}
+
+fn cmdline_names(pid: u32, path: &Path) -> bool {
+    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let want = path.as_os_str().as_encoded_bytes();
+    raw.split(|&b| b == 0).any(|arg| arg == want)
+}

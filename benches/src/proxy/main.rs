@@ -1,0 +1,111 @@
+//! `bench-proxy`: the same S3 workload against Garage directly and through
+//! `ferry-proxy`, side by side in one run on the same stores: ready mode
+//! (the target) and forward mode (the source). See docs/benchmarks.md.
+
+mod args;
+mod bench;
+mod clients;
+mod cpu;
+mod env;
+mod report;
+mod stats;
+mod workload;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+use ferry_harness::Store;
+
+use crate::args::{Args, BenchMode};
+use crate::bench::Bench;
+use crate::cpu::Watched;
+use crate::env::{FORWARD_BUCKET, Proxy, READY_BUCKET};
+use crate::report::{Machine, Report};
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench-proxy: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let started = Instant::now();
+    anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
+    anyhow::ensure!(args.small_secs > 0.0, "--small-secs must be positive");
+    let proxy_bin = env::locate_bin(args.proxy_bin.as_deref(), "ferry-proxy", "ferry-proxy")?;
+    let ferryctl = env::locate_bin(args.ferryctl_bin.as_deref(), "ferryctl", "ferry-ctl")?;
+    let load_start = cpu::loadavg();
+    eprintln!(
+        "bench-proxy: proxy {}, ferryctl {}; starting two Garage stores",
+        proxy_bin.display(),
+        ferryctl.display()
+    );
+    let target = Store::garage().context("start the target Garage")?;
+    let source = Store::garage().context("start the source Garage")?;
+    for b in [READY_BUCKET, FORWARD_BUCKET] {
+        // The forward bucket lives on the source; attach checks that the
+        // source has the bucket, so both exist on both stores.
+        target.create_bucket(b)?;
+        source.create_bucket(b)?;
+    }
+    let mut proxy = Proxy::start(&proxy_bin, &ferryctl, &target)?;
+    proxy.attach(READY_BUCKET, &source, "ready")?;
+    proxy.attach(FORWARD_BUCKET, &source, "forward")?;
+    eprintln!(
+        "bench-proxy: proxy at {}, {READY_BUCKET} ready, {FORWARD_BUCKET} forward",
+        proxy.http
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    let bench = Bench {
+        args: &args,
+        target: &target,
+        proxy_http: &proxy.http,
+        user: &proxy.user,
+        watched: Watched::new(proxy.pid(), &[&target, &source]),
+        large_data: workload::random_bytes((args.large_mib * 1024 * 1024) as usize, 2),
+    };
+    let mut modes = Vec::new();
+    for &mode in &args.modes {
+        let store = match mode {
+            BenchMode::Ready => &target,
+            BenchMode::Forward => &source,
+        };
+        modes.push(rt.block_on(bench.run_mode(mode, store))?);
+    }
+    drop(bench);
+    proxy.check_alive()?;
+    let proxy_log_lines = proxy.log().lines().filter(|l| !l.trim().is_empty()).count();
+    let machine = Machine::describe();
+    let text = Report {
+        machine: &machine,
+        args: &args,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        modes: &modes,
+        load_start,
+        load_end: cpu::loadavg(),
+        total_secs: started.elapsed().as_secs_f64(),
+        proxy_log_lines,
+    }
+    .render();
+    print!("{text}");
+    if let Some(out) = &args.out {
+        std::fs::write(out, &text).with_context(|| format!("write {}", out.display()))?;
+        eprintln!("bench-proxy: report written to {}", out.display());
+    }
+    if args.keep_work {
+        eprintln!(
+            "bench-proxy: proxy work dir kept at {}",
+            proxy.keep().display()
+        );
+    }
+    Ok(())
+}

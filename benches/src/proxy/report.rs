@@ -1,0 +1,441 @@
+//! The markdown report: figures per path, the proxy's cost against direct,
+//! and the goals, met or missed.
+
+use std::fmt::Write as _;
+
+use crate::args::{Args, BenchMode};
+use crate::bench::{Case, ModeResult, body_tag};
+use crate::clients::Body;
+use crate::stats::Series;
+use crate::workload::Op;
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * 1024;
+
+pub fn size_text(bytes: u64) -> String {
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= KIB && bytes.is_multiple_of(KIB) {
+        format!("{} KiB", bytes / KIB)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+pub struct Machine {
+    pub date: String,
+    pub cores: usize,
+    pub cpu: String,
+    pub kernel: String,
+    pub garage: String,
+}
+
+impl Machine {
+    pub fn describe() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_else(|| "unknown CPU".into());
+        let garage = std::process::Command::new(ferry_harness::garage_bin())
+            .arg("--version")
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        Machine {
+            date: time::OffsetDateTime::now_utc()
+                .format(time::macros::format_description!(
+                    "[year]-[month]-[day] [hour]:[minute] UTC"
+                ))
+                .unwrap_or_default(),
+            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpu,
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+            garage,
+        }
+    }
+}
+
+pub struct Report<'a> {
+    pub machine: &'a Machine,
+    pub args: &'a Args,
+    pub command: String,
+    pub modes: &'a [ModeResult],
+    pub load_start: Option<(f64, f64, f64)>,
+    pub load_end: Option<(f64, f64, f64)>,
+    pub total_secs: f64,
+    pub proxy_log_lines: usize,
+}
+
+fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
+    v.map_or_else(|| "—".to_owned(), f)
+}
+
+fn load_text(l: Option<(f64, f64, f64)>) -> String {
+    l.map_or_else(
+        || "?".to_owned(),
+        |(a, b, c)| format!("{a:.1} / {b:.1} / {c:.1}"),
+    )
+}
+
+fn rounds_text(v: &[Option<f64>], decimals: usize) -> String {
+    v.iter()
+        .map(|x| opt(*x, |x| format!("{x:.decimals$}")))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+fn case_name(c: &Case) -> String {
+    format!(
+        "{} {}{}",
+        size_text(c.size),
+        c.op.as_str(),
+        body_tag(c.body)
+    )
+}
+
+fn store_name(mode: BenchMode) -> &'static str {
+    match mode {
+        BenchMode::Ready => "target",
+        BenchMode::Forward => "source",
+    }
+}
+
+/// "+0.12 ms (+9.8%)"
+fn added(p: Option<f64>, d: Option<f64>) -> String {
+    match (p, d) {
+        (Some(p), Some(d)) if d > 0.0 => {
+            format!("{:+.2} ms ({:+.1}%)", p - d, (p / d - 1.0) * 100.0)
+        }
+        _ => "—".into(),
+    }
+}
+
+fn ratio(p: Option<f64>, d: Option<f64>) -> Option<f64> {
+    match (p, d) {
+        (Some(p), Some(d)) if d > 0.0 => Some(p / d),
+        _ => None,
+    }
+}
+
+fn times(r: Option<f64>) -> String {
+    opt(r, |r| format!("{r:.2}×"))
+}
+
+fn cpu_cells(s: &Series, per: f64, unit_scale: f64, decimals: usize) -> (String, String) {
+    let c = s.cpu();
+    let f = |secs: f64| {
+        if per > 0.0 {
+            format!("{:.decimals$}", secs * unit_scale / per)
+        } else {
+            "—".into()
+        }
+    };
+    (
+        format!(
+            "{} · {} · {}",
+            f(c.client_secs),
+            f(c.proxy_secs),
+            f(c.stores_secs)
+        ),
+        format!("{:.0}% · {:.1}", c.machine_busy * 100.0, c.other_cores()),
+    )
+}
+
+struct Goal {
+    what: String,
+    target: String,
+    measured: String,
+    met: Option<bool>,
+}
+
+impl Report<'_> {
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let m = self.machine;
+        let a = self.args;
+        let _ = writeln!(s, "### bench-proxy, {}\n", m.date);
+        let _ = writeln!(
+            s,
+            "- Machine: {} cores ({}), Linux {}; the two Garage stores ({}), \
+             ferry-proxy (Pingora, 2 worker threads) and the client all share these cores.",
+            m.cores, m.cpu, m.kernel, m.garage
+        );
+        let _ = writeln!(
+            s,
+            "- Load average (1/5/15 min): {} at the start, {} at the end; \
+             per mode below. Other people's builds and tests ran on the machine too \
+             (column *others*: busy cores that were neither the client, the proxy nor the stores).",
+            load_text(self.load_start),
+            load_text(self.load_end)
+        );
+        let _ = writeln!(
+            s,
+            "- Client: aws-sdk-s3 in this process, one config for both paths (path style, \
+             retries off, checksums only when required: plain bodies with a signed SHA-256), \
+             except the *aws-chunked* rows (the SDK's default: `STREAMING-UNSIGNED-PAYLOAD-TRAILER` \
+             with a CRC32 trailer). Direct: the store's own key. Proxy: the users-file client."
+        );
+        let _ = writeln!(
+            s,
+            "- Small: {} objects, {} in flight, {} s per run; large: {} objects of {} per run, {} at a time. \
+             {} rounds per path, alternating (direct, proxy, proxy, direct, …), each after a warm-up \
+             on the same client. Latency: request sent to body fully read; p50/p99 over all rounds.",
+            size_text(a.small_kib * KIB),
+            a.concurrency,
+            a.small_secs,
+            a.large,
+            size_text(a.large_mib * MIB),
+            a.large_concurrency,
+            a.rounds
+        );
+        let _ = writeln!(
+            s,
+            "- CPU columns: CPU time of the client · the proxy · the Garage stores, per request \
+             (µs) or per GB moved (s); *busy*: share of all cores busy during the runs.",
+        );
+        let _ = writeln!(
+            s,
+            "- Command: `{}`; total {:.0} s.\n",
+            self.command, self.total_secs
+        );
+        for mr in self.modes {
+            self.mode_section(&mut s, mr);
+        }
+        self.goals_section(&mut s);
+        let mut notes = Vec::new();
+        for mr in self.modes {
+            for c in &mr.cases {
+                if let Some(n) = &c.note {
+                    notes.push(format!("{} {}: {n}", mr.mode.as_str(), case_name(c)));
+                }
+                for ser in c.direct.iter().chain([&c.proxy]) {
+                    if let Some(e) = ser.first_error() {
+                        notes.push(format!(
+                            "{} {} {}: {} errors, the first: {e}",
+                            mr.mode.as_str(),
+                            case_name(c),
+                            ser.path,
+                            ser.errors()
+                        ));
+                    }
+                }
+            }
+        }
+        if self.proxy_log_lines > 0 {
+            notes.push(format!(
+                "the proxy logged {} lines at warn or above (see its log with --keep-work)",
+                self.proxy_log_lines
+            ));
+        }
+        if !notes.is_empty() {
+            let _ = writeln!(s, "#### Notes\n");
+            for n in notes {
+                let _ = writeln!(s, "- {n}");
+            }
+            s.push('\n');
+        }
+        s
+    }
+
+    fn mode_section(&self, s: &mut String, mr: &ModeResult) {
+        let store = store_name(mr.mode);
+        let _ = writeln!(
+            s,
+            "#### {} mode: the {store} directly vs through the proxy\n",
+            capitalize(mr.mode.as_str())
+        );
+        let _ = writeln!(
+            s,
+            "Load average {} before, {} after; {:.0} s.\n",
+            load_text(mr.load_before),
+            load_text(mr.load_after),
+            mr.secs
+        );
+        let small: Vec<&Case> = mr.cases.iter().filter(|c| !c.large).collect();
+        let large: Vec<&Case> = mr.cases.iter().filter(|c| c.large).collect();
+        if !small.is_empty() {
+            let _ = writeln!(
+                s,
+                "| case | path | requests | req/s | p50 ms | p99 ms | p50 by round, ms | errors | CPU µs/req: client · proxy · Garage | busy · others (cores) |"
+            );
+            let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+            for c in &small {
+                for ser in c.direct.iter().chain([&c.proxy]) {
+                    let (cpu, busy) = cpu_cells(ser, ser.ok() as f64, 1e6, 0);
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {} | {} | {} | {} | {} | {} | {cpu} | {busy} |",
+                        case_name(c),
+                        ser.path,
+                        ser.ok(),
+                        opt(ser.rate(), |v| format!("{v:.0}")),
+                        opt(ser.p50_ms(), |v| format!("{v:.2}")),
+                        opt(ser.p99_ms(), |v| format!("{v:.2}")),
+                        rounds_text(&ser.p50_by_round_ms(), 2),
+                        ser.errors()
+                    );
+                }
+            }
+            s.push('\n');
+            let _ = writeln!(
+                s,
+                "| case | added p50 (proxy − direct) | added p99 | p50 ratio | p99 ratio | req/s ratio |"
+            );
+            let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|");
+            for c in &small {
+                let Some(d) = &c.direct else { continue };
+                let p = &c.proxy;
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    case_name(c),
+                    added(p.p50_ms(), d.p50_ms()),
+                    added(p.p99_ms(), d.p99_ms()),
+                    times(ratio(p.p50_ms(), d.p50_ms())),
+                    times(ratio(p.p99_ms(), d.p99_ms())),
+                    times(ratio(p.rate(), d.rate()))
+                );
+            }
+            s.push('\n');
+        }
+        if !large.is_empty() {
+            let _ = writeln!(
+                s,
+                "| case | path | objects | MB/s | s/object p50 | MB/s by round | errors | CPU s/GB: client · proxy · Garage | busy · others (cores) |"
+            );
+            let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|");
+            for c in &large {
+                for ser in c.direct.iter().chain([&c.proxy]) {
+                    let gb = ser.runs.iter().map(|r| r.bytes).sum::<u64>() as f64 / 1e9;
+                    let (cpu, busy) = cpu_cells(ser, gb, 1.0, 2);
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {} | {} | {} | {} | {} | {cpu} | {busy} |",
+                        case_name(c),
+                        ser.path,
+                        ser.ok(),
+                        opt(ser.mb_per_sec(), |v| format!("{v:.0}")),
+                        opt(ser.p50_ms(), |v| format!("{:.2}", v / 1000.0)),
+                        rounds_text(&ser.mb_per_sec_by_round(), 0),
+                        ser.errors()
+                    );
+                }
+            }
+            s.push('\n');
+            let _ = writeln!(
+                s,
+                "| case | MB/s ratio (proxy / direct) | added s/object p50 |"
+            );
+            let _ = writeln!(s, "|---|--:|--:|");
+            for c in &large {
+                let Some(d) = &c.direct else { continue };
+                let p = &c.proxy;
+                let add = match (p.p50_ms(), d.p50_ms()) {
+                    (Some(p), Some(d)) => format!("{:+.2} s", (p - d) / 1000.0),
+                    _ => "—".into(),
+                };
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {add} |",
+                    case_name(c),
+                    opt(ratio(p.mb_per_sec(), d.mb_per_sec()), |r| format!(
+                        "{:.0}%",
+                        r * 100.0
+                    )),
+                );
+            }
+            s.push('\n');
+        }
+    }
+
+    fn goals_section(&self, s: &mut String) {
+        let mut goals = Vec::new();
+        let find = |mode: BenchMode, large: bool, op: Op| {
+            self.modes
+                .iter()
+                .find(|m| m.mode == mode)
+                .and_then(|m| m.case(large, op, Body::Plain))
+        };
+        if let Some(c) = find(BenchMode::Ready, false, Op::Get) {
+            let d = c.direct.as_ref().and_then(Series::p50_ms);
+            let p = c.proxy.p50_ms();
+            let r = ratio(p, d);
+            goals.push(Goal {
+                what: format!("ready, {} GET: added p50", size_text(c.size)),
+                target: "< 10%".into(),
+                measured: added(p, d),
+                met: r.map(|r| r - 1.0 < 0.10),
+            });
+        }
+        for op in [Op::Get, Op::Put] {
+            if let Some(c) = find(BenchMode::Ready, true, op) {
+                let r = ratio(
+                    c.proxy.mb_per_sec(),
+                    c.direct.as_ref().and_then(Series::mb_per_sec),
+                );
+                goals.push(Goal {
+                    what: format!(
+                        "ready, {} {}: throughput through the proxy",
+                        size_text(c.size),
+                        op.as_str()
+                    ),
+                    target: "≥ 95% of direct".into(),
+                    measured: opt(r, |r| format!("{:.0}%", r * 100.0)),
+                    met: r.map(|r| r >= 0.95),
+                });
+            }
+        }
+        for op in [Op::Get, Op::Put] {
+            if let Some(c) = find(BenchMode::Forward, false, op) {
+                let d = c.direct.as_ref().and_then(Series::p50_ms);
+                let p = c.proxy.p50_ms();
+                let r = ratio(p, d);
+                goals.push(Goal {
+                    what: format!(
+                        "forward, {} {}: p50 through the proxy",
+                        size_text(c.size),
+                        op.as_str()
+                    ),
+                    target: "≤ 1.2× direct (WEKA: about 2×)".into(),
+                    measured: format!("{} ({})", times(r), added(p, d)),
+                    met: r.map(|r| r <= 1.2),
+                });
+            }
+        }
+        if goals.is_empty() {
+            return;
+        }
+        let _ = writeln!(s, "#### Goals\n");
+        let _ = writeln!(s, "| goal | target | measured | |");
+        let _ = writeln!(s, "|---|---|--:|---|");
+        for g in goals {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} |",
+                g.what,
+                g.target,
+                g.measured,
+                match g.met {
+                    Some(true) => "met",
+                    Some(false) => "**missed**",
+                    None => "not measured",
+                }
+            );
+        }
+        s.push('\n');
+    }
+}
+
+fn capitalize(w: &str) -> String {
+    let mut c = w.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,168 @@
+//! The requests: GET or PUT, N at a time, until a deadline or a count.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+
+use crate::stats::Run;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Get,
+    Put,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Get => "GET",
+            Op::Put => "PUT",
+        }
+    }
+}
+
+/// When a run ends: at a deadline (requests in flight finish), or after a
+/// number of requests, whichever comes first.
+#[derive(Debug, Clone, Copy)]
+pub struct Stop {
+    pub secs: Option<f64>,
+    pub count: Option<usize>,
+}
+
+/// One workload: `op` on `bucket`, `concurrency` at a time. GETs cycle
+/// through `keys`; PUTs write `data` to `{prefix}{n}`, n counting up from 0
+/// (a PUT run with the same prefix overwrites the same keys).
+#[derive(Clone)]
+pub struct Work {
+    pub client: aws_sdk_s3::Client,
+    pub bucket: String,
+    pub op: Op,
+    pub keys: Arc<Vec<String>>,
+    pub data: Bytes,
+    pub prefix: String,
+    pub concurrency: usize,
+}
+
+/// Pseudo-random, incompressible bytes (xorshift), `seed` picking the
+/// stream.
+pub fn random_bytes(len: usize, seed: u64) -> Bytes {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    Bytes::from(v)
+}
+
+async fn get(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<u64, String> {
+    let out = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| format!("GET {bucket}/{key}: {}", DisplayErrorContext(e)))?;
+    let mut body = out.body;
+    let mut n = 0u64;
+    while let Some(chunk) = body
+        .try_next()
+        .await
+        .map_err(|e| format!("GET {bucket}/{key} body: {}", DisplayErrorContext(e)))?
+    {
+        n += chunk.len() as u64;
+    }
+    Ok(n)
+}
+
+async fn put(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    data: Bytes,
+) -> Result<u64, String> {
+    let len = data.len() as u64;
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(data))
+        .send()
+        .await
+        .map_err(|e| format!("PUT {bucket}/{key}: {}", DisplayErrorContext(e)))?;
+    Ok(len)
+}
+
+impl Work {
+    /// Runs until `stop`; latencies, bytes and errors of every request.
+    /// The wall time runs from the start to the last request's end.
+    pub async fn run(&self, stop: Stop) -> Run {
+        let started = Instant::now();
+        let deadline = stop.secs.map(|s| started + Duration::from_secs_f64(s));
+        let tickets = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::with_capacity(self.concurrency);
+        for _ in 0..self.concurrency.max(1) {
+            let w = self.clone();
+            let tickets = tickets.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut run = Run::default();
+                loop {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        break;
+                    }
+                    let n = tickets.fetch_add(1, Ordering::Relaxed);
+                    if stop.count.is_some_and(|c| n >= c) {
+                        break;
+                    }
+                    let t0 = Instant::now();
+                    let r = match w.op {
+                        Op::Get => get(&w.client, &w.bucket, &w.keys[n % w.keys.len()]).await,
+                        Op::Put => {
+                            let key = format!("{}{n}", w.prefix);
+                            put(&w.client, &w.bucket, &key, w.data.clone()).await
+                        }
+                    };
+                    match r {
+                        Ok(bytes) => {
+                            run.lat_us.push(t0.elapsed().as_micros() as u64);
+                            run.bytes += bytes;
+                        }
+                        Err(e) => {
+                            run.errors += 1;
+                            run.first_error.get_or_insert(e);
+                        }
+                    }
+                }
+                run
+            }));
+        }
+        let mut total = Run::default();
+        for t in tasks {
+            match t.await {
+                Ok(r) => {
+                    total.lat_us.extend(r.lat_us);
+                    total.errors += r.errors;
+                    total.bytes += r.bytes;
+                    if total.first_error.is_none() {
+                        total.first_error = r.first_error;
+                    }
+                }
+                Err(e) => {
+                    total.errors += 1;
+                    total
+                        .first_error
+                        .get_or_insert(format!("worker failed: {e}"));
+                }
+            }
+        }
+        total.wall = started.elapsed();
+        total
+    }
+}

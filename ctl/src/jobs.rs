@@ -1,0 +1,574 @@
+//! The agent's job API: what goes over `/run/ferry/agent.sock` as JSON.
+//!
+//! Routes (HTTP/1.1, JSON bodies):
+//!
+//! | route | body | answer |
+//! |---|---|---|
+//! | `POST /v1/jobs` | [`StartJobRequest`] | [`JobView`] (201) |
+//! | `GET /v1/jobs` | | [`JobList`], by id |
+//! | `GET /v1/jobs/{id}` | | [`JobView`] |
+//! | `POST /v1/jobs/{id}/pause` | | [`JobView`] |
+//! | `POST /v1/jobs/{id}/resume` | | [`JobView`] |
+//! | `POST /v1/jobs/{id}/cancel` | | [`JobView`] |
+//! | `GET /v1/jobs/{id}/logs?lines=N` | | [`JobLogs`]: the last N lines of the job's log (default 100, at most 10,000) |
+//!
+//! Every refusal is a non-2xx status with an [`crate::ApiError`] body (codes
+//! in [`crate::codes`]). No answer ever carries a secret: secrets travel
+//! only in [`StartJobRequest::secrets`], one way.
+//!
+//! [`MigrateOptions`] and [`FindOptions`] are both wire types and
+//! `ferryctl job start`'s flags (clap), so the flag names cannot drift from
+//! the fields. They use s3migrate's and s3find's flag names and defaults.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// What a job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// An s3find scan into sorted key-list chunks.
+    Find,
+    /// An s3migrate copy.
+    Migrate,
+    /// A filesystem watch (notify) feeding key lists. Reserved: the agent
+    /// answers 501 `NotImplemented`.
+    Watch,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Find => "find",
+            JobKind::Migrate => "migrate",
+            JobKind::Watch => "watch",
+        }
+    }
+}
+
+impl fmt::Display for JobKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a job is in its life.
+///
+/// `queued → running ⇄ paused`, then one of `completed`, `failed`,
+/// `cancelled`. A queued or paused job may be cancelled too. Completed and
+/// cancelled are final; a failed job may be resumed (queued again, to run
+/// from its checkpoint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Waiting for a free slot (`max_running_jobs`).
+    Queued,
+    Running,
+    /// Stopped handing out work; resumes where it stopped.
+    Paused,
+    /// Stopped by a user; its log holds a clean checkpoint.
+    Cancelled,
+    /// Could not run or finish (see `last_error`), or finished with failed
+    /// keys or verify differences.
+    Failed,
+    /// Every key handled.
+    Completed,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 6] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Paused,
+        JobState::Cancelled,
+        JobState::Failed,
+        JobState::Completed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Paused => "paused",
+            JobState::Cancelled => "cancelled",
+            JobState::Failed => "failed",
+            JobState::Completed => "completed",
+        }
+    }
+
+    /// Cancelled, failed or completed: no run is live or due (only a
+    /// failed job may be resumed).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobState::Cancelled | JobState::Failed | JobState::Completed
+        )
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A job's kind and options, exactly as started. Never holds a secret.
+/// On the wire: `{"kind": "migrate", "src_url": …, …}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+// A spec is made once per job and cloned rarely: boxing the big variant
+// would buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum JobSpec {
+    Find(FindOptions),
+    Migrate(MigrateOptions),
+    Watch(WatchOptions),
+}
+
+impl JobSpec {
+    pub fn kind(&self) -> JobKind {
+        match self {
+            JobSpec::Find(_) => JobKind::Find,
+            JobSpec::Migrate(_) => JobKind::Migrate,
+            JobSpec::Watch(_) => JobKind::Watch,
+        }
+    }
+
+    /// The bucket a job is about, for lists and metric labels: the
+    /// destination bucket of a copy; a scan's `bucket` label, else the name
+    /// of the directory it scans.
+    pub fn bucket_label(&self) -> String {
+        let dir_name = |d: &PathBuf| {
+            d.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| d.to_string_lossy().into_owned())
+        };
+        match self {
+            JobSpec::Migrate(m) => m.dest_bucket.clone(),
+            JobSpec::Find(f) => f.bucket.clone().unwrap_or_else(|| dir_name(&f.directory)),
+            JobSpec::Watch(w) => dir_name(&w.directory),
+        }
+    }
+}
+
+/// Default of `--threads` (s3migrate's).
+pub const DEFAULT_MIGRATE_THREADS: usize = 32;
+/// Default of `--part-size-bytes` (s3migrate's).
+pub const DEFAULT_PART_SIZE_BYTES: u64 = 16 * 1024 * 1024;
+/// Default of `--part-threads` (s3migrate's).
+pub const DEFAULT_PART_THREADS: usize = 4;
+/// Default of `--retries` (s3migrate's).
+pub const DEFAULT_RETRIES: u32 = 6;
+/// Default of s3migrate's `--progress-interval-secs`: here, how often the
+/// job's log gets a progress line.
+pub const DEFAULT_MIGRATE_PROGRESS_SECS: u64 = 10;
+/// Default of `--src-region` and `--dest-region`.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+fn default_region() -> String {
+    DEFAULT_REGION.to_owned()
+}
+fn default_threads() -> usize {
+    DEFAULT_MIGRATE_THREADS
+}
+fn one_u32() -> u32 {
+    1
+}
+fn default_part_size() -> u64 {
+    DEFAULT_PART_SIZE_BYTES
+}
+fn default_part_threads() -> usize {
+    DEFAULT_PART_THREADS
+}
+fn default_retries() -> u32 {
+    DEFAULT_RETRIES
+}
+fn default_migrate_progress() -> u64 {
+    DEFAULT_MIGRATE_PROGRESS_SECS
+}
+
+/// An s3migrate copy: every s3migrate flag, by the same name and with the
+/// same default, except the secrets (given in [`JobSecrets`]) and
+/// `--metrics-addr` (the agent serves its own metrics). The agent checks
+/// them with s3migrate's own parser. Paths are on the agent's host and must
+/// be absolute (`ferryctl` makes them so).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct MigrateOptions {
+    /// URL of the source S3 endpoint.
+    #[arg(long, value_name = "URL")]
+    pub src_url: String,
+    /// Source bucket.
+    #[arg(long, value_name = "BUCKET")]
+    pub src_bucket: String,
+    /// Source access key (also from S3MIGRATE_SRC_KEY).
+    #[arg(long, env = "S3MIGRATE_SRC_KEY", value_name = "KEY")]
+    pub src_key: String,
+    /// SigV4 region of the source.
+    #[arg(long, default_value = DEFAULT_REGION, value_name = "REGION")]
+    #[serde(default = "default_region")]
+    pub src_region: String,
+    /// Folder of sorted key lists of the source (s3find output).
+    #[arg(long, value_name = "DIR")]
+    #[serde(default)]
+    pub src_folder: Option<PathBuf>,
+    /// Enumerate the source with ListObjectsV2 instead of --src-folder.
+    #[arg(long)]
+    #[serde(default)]
+    pub src_list: bool,
+
+    /// URL of the destination S3 endpoint.
+    #[arg(long, value_name = "URL")]
+    pub dest_url: String,
+    /// Destination bucket.
+    #[arg(long, value_name = "BUCKET")]
+    pub dest_bucket: String,
+    /// Destination access key (also from S3MIGRATE_DEST_KEY).
+    #[arg(long, env = "S3MIGRATE_DEST_KEY", value_name = "KEY")]
+    pub dest_key: String,
+    /// SigV4 region of the destination.
+    #[arg(long, default_value = DEFAULT_REGION, value_name = "REGION")]
+    #[serde(default = "default_region")]
+    pub dest_region: String,
+    /// The copier's folder (migrate.log, failed.log, pass summaries).
+    /// Default: the job's own folder, STATE_DIR/jobs/ID/dest.
+    #[arg(long, value_name = "DIR")]
+    #[serde(default)]
+    pub dest_folder: Option<PathBuf>,
+
+    /// Objects copied at once.
+    #[arg(long, default_value_t = DEFAULT_MIGRATE_THREADS, value_name = "N")]
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    /// Number of hosts (processes) sharing the key space.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[serde(default = "one_u32")]
+    pub hash_count: u32,
+    /// Which share this job takes, 0 to hash-count - 1.
+    #[arg(long, default_value_t = 0, value_name = "I")]
+    #[serde(default)]
+    pub hash_value: u32,
+    /// Start after this key (a line of migrate.log, exactly). A job that
+    /// is resumed starts after its own migrate.log's last line instead.
+    #[arg(long, value_name = "LINE")]
+    #[serde(default)]
+    pub start_after: Option<String>,
+    /// Turn failed.log into a key-list folder DIR, then copy just those keys.
+    #[arg(long, value_name = "DIR")]
+    #[serde(default)]
+    pub failed_to_folder: Option<PathBuf>,
+    /// Read both sides and report what would be done; write nothing.
+    #[arg(long)]
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Handle only the first N keys (of this job's share).
+    #[arg(long, value_name = "N")]
+    #[serde(default)]
+    pub first: Option<u64>,
+    /// Passes in all (a full pass, then differential passes).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[serde(default = "one_u32")]
+    pub passes: u32,
+    /// After copying, compare every key by size and ETag.
+    #[arg(long)]
+    #[serde(default)]
+    pub verify: bool,
+    /// Run only the verify pass, copying nothing.
+    #[arg(long)]
+    #[serde(default)]
+    pub verify_only: bool,
+    /// Cap on body bytes per second, downloads and uploads alike.
+    #[arg(long, value_name = "BYTES")]
+    #[serde(default)]
+    pub max_bytes_per_sec: Option<u64>,
+    /// Cap on S3 requests per second, to both sides together.
+    #[arg(long, value_name = "N")]
+    #[serde(default)]
+    pub max_requests_per_sec: Option<u64>,
+    /// Run even if the destination ignores conditional writes (the
+    /// no-lost-write guarantee is then off).
+    #[arg(long)]
+    #[serde(default)]
+    pub allow_overwrite: bool,
+    /// Part size for multipart copies whose source layout cannot be read.
+    #[arg(long, default_value_t = DEFAULT_PART_SIZE_BYTES, value_name = "BYTES")]
+    #[serde(default = "default_part_size")]
+    pub part_size_bytes: u64,
+    /// Parts of one object copied at once.
+    #[arg(long, default_value_t = DEFAULT_PART_THREADS, value_name = "N")]
+    #[serde(default = "default_part_threads")]
+    pub part_threads: usize,
+    /// Attempts per request, the first included.
+    #[arg(long, default_value_t = DEFAULT_RETRIES, value_name = "N")]
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Seconds between progress lines in the job's log.
+    #[arg(long, default_value_t = DEFAULT_MIGRATE_PROGRESS_SECS, value_name = "SECS")]
+    #[serde(default = "default_migrate_progress")]
+    pub progress_interval_secs: u64,
+}
+
+/// Default of s3find's `--memory-mb`.
+pub const DEFAULT_FIND_MEMORY_MB: u32 = 256;
+/// Default of s3find's `--progress-interval-secs`.
+pub const DEFAULT_FIND_PROGRESS_SECS: u64 = 5;
+
+fn default_find_memory() -> u32 {
+    DEFAULT_FIND_MEMORY_MB
+}
+fn default_find_progress() -> u64 {
+    DEFAULT_FIND_PROGRESS_SECS
+}
+
+/// An s3find scan: s3find's arguments and flags, by the same names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct FindOptions {
+    /// The directory to scan: a bucket's mounted filesystem.
+    #[arg(value_name = "DIRECTORY")]
+    pub directory: PathBuf,
+    /// Where the chunk files go; the --src-folder of a migrate job.
+    #[arg(value_name = "OUTPUT_DIR")]
+    pub output_dir: PathBuf,
+    /// Keep only files changed within the last N days (fractions allowed).
+    #[arg(long, value_name = "N_DAYS")]
+    #[serde(default)]
+    pub later_than: Option<f64>,
+    /// Count the --later-than days back from this moment (Unix seconds).
+    #[arg(long, value_name = "UNIX_SECS")]
+    #[serde(default)]
+    pub reference_time: Option<f64>,
+    /// Memory for sorting, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_FIND_MEMORY_MB)]
+    #[serde(default = "default_find_memory")]
+    pub memory_mb: u32,
+    /// Walker threads; 0 = one per core, at most 12.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[serde(default)]
+    pub threads: usize,
+    /// Replace the chunk files of an earlier scan in OUTPUT_DIR.
+    #[arg(long)]
+    #[serde(default)]
+    pub overwrite: bool,
+    /// Seconds between progress lines in the job's log; 0 = none.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_FIND_PROGRESS_SECS)]
+    #[serde(default = "default_find_progress")]
+    pub progress_interval_secs: u64,
+    /// The bucket this directory holds, for `job list` and metric labels.
+    /// Default: the directory's name.
+    #[arg(long, value_name = "BUCKET")]
+    #[serde(default)]
+    pub bucket: Option<String>,
+}
+
+/// A filesystem watch. Reserved: not implemented yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchOptions {
+    pub directory: PathBuf,
+    pub output_dir: PathBuf,
+}
+
+/// Secrets a job needs, sent once at start. The agent keeps them in the
+/// job's `secrets.json` (mode 0600) and never returns or logs them.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSecrets {
+    /// The secret for `src_key` (migrate).
+    #[serde(default)]
+    pub src_secret: Option<String>,
+    /// The secret for `dest_key` (migrate).
+    #[serde(default)]
+    pub dest_secret: Option<String>,
+}
+
+impl fmt::Debug for JobSecrets {
+    // Never print a secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("JobSecrets")
+            .field("src_secret", &shown(&self.src_secret))
+            .field("dest_secret", &shown(&self.dest_secret))
+            .finish()
+    }
+}
+
+/// `POST /v1/jobs`: queue a job. It runs as soon as a slot is free.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartJobRequest {
+    pub spec: JobSpec,
+    #[serde(default)]
+    pub secrets: JobSecrets,
+}
+
+/// The object counts of one pass (`obj == ign + exist + copied + fail +
+/// skip_dn + skip_up`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassCounts {
+    pub obj: u64,
+    pub ign: u64,
+    pub exist: u64,
+    pub copied: u64,
+    pub fail: u64,
+    pub skip_dn: u64,
+    pub skip_up: u64,
+}
+
+/// One pass's summary, as s3migrate writes it into the dest folder
+/// (`summary-<run>-p<pass>.json`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PassSummaryView {
+    pub run_id: String,
+    pub pass: u32,
+    #[serde(default)]
+    pub dry_run: bool,
+    pub started_at: String,
+    pub elapsed_secs: f64,
+    /// False when the pass stopped before the end of the key space (a
+    /// cancel, a pause across a restart, an agent stop).
+    pub complete: bool,
+    #[serde(default)]
+    pub start_after: Option<String>,
+    #[serde(default)]
+    pub last_key: Option<String>,
+    pub objects: PassCounts,
+    #[serde(default)]
+    pub bytes_downloaded: u64,
+    #[serde(default)]
+    pub bytes_uploaded: u64,
+    #[serde(default)]
+    pub errors_by_class: BTreeMap<String, u64>,
+    /// The pass's last progress line (the WEKA format).
+    #[serde(default)]
+    pub progress: String,
+}
+
+/// What a finished scan found (from s3find's summary).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FindSummaryView {
+    pub files: u64,
+    pub bytes: u64,
+    pub dirs: u64,
+    pub skipped: u64,
+    pub errors: u64,
+    pub chunks: u32,
+    pub elapsed_secs: f64,
+}
+
+/// One job as `show` and `list` return it. It never carries a secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    pub id: u64,
+    pub kind: JobKind,
+    /// See [`JobSpec::bucket_label`].
+    pub bucket: String,
+    pub state: JobState,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// When the job first started running.
+    pub started_at: Option<String>,
+    /// The last state change.
+    pub updated_at: String,
+    /// When it reached a final state.
+    pub finished_at: Option<String>,
+    /// Runs started so far (a resume after a restart is one more).
+    pub attempts: u32,
+    /// Set when the agent stopped under a running or paused job: it was
+    /// checkpointed (or cut), and a running one resumes from its watermark
+    /// when the agent starts again. Not a cancel.
+    pub interrupted: Option<String>,
+    /// The live progress line: the WEKA format for a copy, s3find's for a
+    /// scan. After the job ends, its last line.
+    pub progress: Option<String>,
+    /// The copy's pass summaries, oldest first.
+    pub passes: Vec<PassSummaryView>,
+    /// A finished scan's counts.
+    pub find: Option<FindSummaryView>,
+    pub last_error: Option<String>,
+    /// The job's working folder: the copy's dest folder, the scan's output.
+    pub folder: String,
+    pub spec: JobSpec,
+}
+
+/// `GET /v1/jobs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobList {
+    pub jobs: Vec<JobView>,
+}
+
+/// `GET /v1/jobs/{id}/logs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobLogs {
+    pub id: u64,
+    pub lines: Vec<String>,
+    /// True when the log has more lines than were returned.
+    pub truncated: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn migrate_json(extra: &str) -> String {
+        format!(
+            r#"{{"kind":"migrate","src_url":"http://s","src_bucket":"a","src_key":"k",
+               "dest_url":"http://d","dest_bucket":"b","dest_key":"k2","src_list":true{extra}}}"#
+        )
+    }
+
+    #[test]
+    fn spec_wire_format_and_defaults() {
+        let spec: JobSpec = serde_json::from_str(&migrate_json("")).unwrap();
+        let JobSpec::Migrate(m) = &spec else {
+            panic!("{spec:?}")
+        };
+        assert_eq!(m.threads, DEFAULT_MIGRATE_THREADS);
+        assert_eq!((m.hash_count, m.hash_value, m.passes), (1, 0, 1));
+        assert_eq!(m.src_region, DEFAULT_REGION);
+        assert_eq!(spec.kind(), JobKind::Migrate);
+        assert_eq!(spec.bucket_label(), "b");
+        let back: JobSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+        assert_eq!(back, spec);
+        assert!(
+            serde_json::from_str::<JobSpec>(&migrate_json(r#","thread":4"#)).is_err(),
+            "a misspelt option must not be ignored"
+        );
+        assert!(
+            serde_json::from_str::<JobSpec>(&migrate_json(r#","src_secret":"x"#)).is_err(),
+            "a secret has no place in the spec"
+        );
+        let find: JobSpec =
+            serde_json::from_str(r#"{"kind":"find","directory":"/mnt/b1","output_dir":"/l"}"#)
+                .unwrap();
+        assert_eq!(find.bucket_label(), "b1");
+        assert_eq!(find.kind(), JobKind::Find);
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = JobSecrets {
+            src_secret: Some("very-secret-1".into()),
+            dest_secret: Some("very-secret-2".into()),
+        };
+        let req = StartJobRequest {
+            spec: serde_json::from_str(&migrate_json("")).unwrap(),
+            secrets: s,
+        };
+        let text = format!("{req:?}");
+        assert!(!text.contains("very-secret"), "{text}");
+    }
+
+    #[test]
+    fn states_round_trip() {
+        for s in JobState::ALL {
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, format!("\"{s}\""));
+        }
+        assert!(JobState::Completed.is_final());
+        assert!(!JobState::Paused.is_final());
+    }
+}
