@@ -336,7 +336,7 @@ fn check_config_validates_without_binding() {
 }
 
 #[test]
-fn scans_run_as_jobs_and_watch_is_reserved() {
+fn scans_run_as_jobs_and_watch_specs_are_checked() {
     let agent = Agent::start("");
     let tree = tempfile::tempdir().unwrap();
     for p in ["b/2", "a", "b/1"] {
@@ -405,15 +405,20 @@ fn scans_run_as_jobs_and_watch_is_reserved() {
         405
     );
 
-    // watch: reserved in the API, not implemented.
+    // watch: its spec is checked up front like a scan's; a directory that
+    // does not exist is refused with the reason.
     let body = serde_json::json!({
         "spec": {"kind": "watch", "directory": "/mnt/b", "output_dir": "/lists/b"}
     });
     let raw = client
         .call_raw("POST", "/v1/jobs", Some(body.to_string().as_bytes()))
         .unwrap();
-    assert_eq!(raw.status, 501, "{}", String::from_utf8_lossy(&raw.body));
-    assert!(String::from_utf8_lossy(&raw.body).contains("NotImplemented"));
+    let text = String::from_utf8_lossy(&raw.body);
+    assert_eq!(raw.status, 400, "{text}");
+    assert!(
+        text.contains("InvalidRequest") && text.contains("/mnt/b"),
+        "{text}"
+    );
     // A misspelt field is refused, not ignored.
     let body = serde_json::json!({
         "spec": {"kind": "find", "directory": "/mnt/b", "output_dir": "/l", "later_then": 1}

@@ -16,7 +16,7 @@
 //! in [`crate::codes`]). No answer ever carries a secret: secrets travel
 //! only in [`StartJobRequest::secrets`], one way.
 //!
-//! [`MigrateOptions`] and [`FindOptions`] are both wire types and
+//! [`MigrateOptions`], [`FindOptions`] and [`WatchOptions`] are wire types and
 //! `ferryctl job start`'s flags (clap), so the flag names cannot drift from
 //! the fields. They use s3migrate's and s3find's flag names and defaults.
 
@@ -34,8 +34,8 @@ pub enum JobKind {
     Find,
     /// An s3migrate copy.
     Migrate,
-    /// A filesystem watch (notify) feeding key lists. Reserved: the agent
-    /// answers 501 `NotImplemented`.
+    /// An s3find watch: a full scan, then incremental key-list sets of
+    /// what changed, until cancelled.
     Watch,
 }
 
@@ -149,7 +149,7 @@ impl JobSpec {
         match self {
             JobSpec::Migrate(m) => m.dest_bucket.clone(),
             JobSpec::Find(f) => f.bucket.clone().unwrap_or_else(|| dir_name(&f.directory)),
-            JobSpec::Watch(w) => dir_name(&w.directory),
+            JobSpec::Watch(w) => w.bucket.clone().unwrap_or_else(|| dir_name(&w.directory)),
         }
     }
 }
@@ -364,12 +364,67 @@ pub struct FindOptions {
     pub bucket: Option<String>,
 }
 
-/// A filesystem watch. Reserved: not implemented yet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Default of s3find's `--interval` (watch mode).
+pub const DEFAULT_WATCH_INTERVAL_SECS: u64 = 60;
+/// Default of s3find's `--rescan-interval` (watch mode).
+pub const DEFAULT_WATCH_RESCAN_SECS: u64 = 3600;
+/// Default of s3find's `--quiet-secs` (watch mode).
+pub const DEFAULT_WATCH_QUIET_SECS: u64 = 5;
+
+fn default_watch_interval() -> u64 {
+    DEFAULT_WATCH_INTERVAL_SECS
+}
+fn default_watch_rescan() -> u64 {
+    DEFAULT_WATCH_RESCAN_SECS
+}
+fn default_watch_quiet() -> u64 {
+    DEFAULT_WATCH_QUIET_SECS
+}
+
+/// An s3find watch (`s3find --watch`): the full scan into OUTPUT_DIR, then
+/// every `interval` an incremental set (`OUTPUT_DIR/incr/<seq>-<time>/`)
+/// of the keys created, modified and deleted since. Runs until cancelled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct WatchOptions {
+    /// The directory to watch: a bucket's mounted filesystem.
+    #[arg(value_name = "DIRECTORY")]
     pub directory: PathBuf,
+    /// Where the full list and the incremental sets (incr/) go.
+    #[arg(value_name = "OUTPUT_DIR")]
     pub output_dir: PathBuf,
+    /// Seconds between incremental sets.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_WATCH_INTERVAL_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    #[serde(default = "default_watch_interval")]
+    pub interval: u64,
+    /// Seconds between full rescans (which find what events missed).
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_WATCH_RESCAN_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    #[serde(default = "default_watch_rescan")]
+    pub rescan_interval: u64,
+    /// A file is listed once its mtime is at least this many seconds old.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_WATCH_QUIET_SECS)]
+    #[serde(default = "default_watch_quiet")]
+    pub quiet_secs: u64,
+    /// Memory for sorting, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_FIND_MEMORY_MB)]
+    #[serde(default = "default_find_memory")]
+    pub memory_mb: u32,
+    /// Walker threads; 0 = one per core, at most 12.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[serde(default)]
+    pub threads: usize,
+    /// Replace an earlier list in OUTPUT_DIR (an earlier watch's state is
+    /// compared with, so what changed meanwhile is a set).
+    #[arg(long)]
+    #[serde(default)]
+    pub overwrite: bool,
+    /// The bucket this directory holds, for `job list` and metric labels.
+    /// Default: the directory's name.
+    #[arg(long, value_name = "BUCKET")]
+    #[serde(default)]
+    pub bucket: Option<String>,
 }
 
 /// Secrets a job needs, sent once at start. The agent keeps them in the
@@ -459,6 +514,32 @@ pub struct FindSummaryView {
     pub elapsed_secs: f64,
 }
 
+/// A watch's counts (from s3find's `s3find-watch-summary.json`), for its
+/// latest run: a restart of the watch starts them again.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WatchSummaryView {
+    /// Files the initial scan of this run listed.
+    pub initial_files: u64,
+    /// Chunk files the initial scan wrote.
+    pub initial_chunks: u32,
+    /// Incremental sets written, and the name of the last one.
+    pub sets: u64,
+    pub last_set: Option<String>,
+    /// Keys reported in those sets: created or modified, and deleted.
+    pub changed: u64,
+    pub deleted: u64,
+    /// Times a file was held back because it was still being written.
+    pub held_back: u64,
+    /// Full rescans finished.
+    pub rescans: u64,
+    /// Files in the watch's state (as of the last full scan).
+    pub state_files: u64,
+    /// Directories with an inotify watch, and without one.
+    pub watched_dirs: u64,
+    pub unwatched_dirs: u64,
+    pub elapsed_secs: f64,
+}
+
 /// One job as `show` and `list` return it. It never carries a secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobView {
@@ -488,6 +569,9 @@ pub struct JobView {
     pub passes: Vec<PassSummaryView>,
     /// A finished scan's counts.
     pub find: Option<FindSummaryView>,
+    /// A watch's counts, once its first summary is written.
+    #[serde(default)]
+    pub watch: Option<WatchSummaryView>,
     pub last_error: Option<String>,
     /// The job's working folder: the copy's dest folder, the scan's output.
     pub folder: String,
@@ -546,6 +630,14 @@ mod tests {
                 .unwrap();
         assert_eq!(find.bucket_label(), "b1");
         assert_eq!(find.kind(), JobKind::Find);
+        let watch: JobSpec =
+            serde_json::from_str(r#"{"kind":"watch","directory":"/mnt/w1","output_dir":"/l"}"#)
+                .unwrap();
+        let JobSpec::Watch(w) = &watch else {
+            panic!("{watch:?}")
+        };
+        assert_eq!((w.interval, w.rescan_interval, w.quiet_secs), (60, 3600, 5));
+        assert_eq!(watch.bucket_label(), "w1");
     }
 
     #[test]

@@ -28,6 +28,7 @@ use super::metrics::{self, JobLabels};
 use super::store::{self, JobRecord, Store, StoreError};
 use super::{
     Config, LiveInfo, Refusal, RunEnd, describe, find_job, joblog, migrate_job, now_rfc3339,
+    watch_job,
 };
 use crate::migrate::Control;
 
@@ -47,6 +48,8 @@ enum Stop {
 struct Live {
     /// A copy's handle; a scan has none (it cannot pause or stop).
     control: Option<Arc<Control>>,
+    /// A watch's stop flag: set, the engine ends after its current set.
+    stop_flag: Option<Arc<AtomicBool>>,
     info: Arc<LiveInfo>,
     stop: Option<Stop>,
     /// Turns true when the run has ended and its end is recorded.
@@ -96,6 +99,10 @@ impl ViewParts {
             }
             _ => Vec::new(),
         };
+        let watch = match &self.spec {
+            JobSpec::Watch(_) => watch_job::summary(&self.rec.folder),
+            _ => None,
+        };
         let r = self.rec;
         JobView {
             id: r.id,
@@ -111,6 +118,7 @@ impl ViewParts {
             progress: self.progress.or(r.progress),
             passes,
             find: r.find,
+            watch,
             last_error: r.last_error,
             folder: r.folder.to_string_lossy().into_owned(),
             spec: self.spec,
@@ -212,12 +220,14 @@ impl Manager {
         self.refuse_if_stopping()?;
         let StartJobRequest { spec, secrets } = req;
         match &spec {
-            JobSpec::Watch(_) => {
-                return Err(Refusal::new(
-                    501,
-                    codes::NOT_IMPLEMENTED,
-                    "watch jobs are not implemented yet",
-                ));
+            JobSpec::Watch(o) => {
+                if secrets.src_secret.is_some() || secrets.dest_secret.is_some() {
+                    return Err(Refusal::invalid("a watch job takes no secrets"));
+                }
+                if let Some(b) = &o.bucket {
+                    ferry_ctl::check_bucket_name(b).map_err(Refusal::invalid)?;
+                }
+                watch_job::check(o).map_err(Refusal::invalid)?;
             }
             JobSpec::Find(o) => {
                 if secrets.src_secret.is_some() || secrets.dest_secret.is_some() {
@@ -462,7 +472,11 @@ impl Manager {
                     metrics::job_state(&job.labels, job.rec.state);
                     return self.show_locked(&inner, id);
                 }
-                Some(Live { control: None, .. }) => {
+                Some(Live {
+                    control: None,
+                    stop_flag: None,
+                    ..
+                }) => {
                     return Err(conflict(format!(
                         "job {id} is a running {} job: it cannot stop midway; let it finish",
                         job.rec.kind
@@ -470,15 +484,22 @@ impl Manager {
                 }
                 Some(live) => {
                     live.stop = Some(Stop::Cancel);
-                    let control = live.control.clone().expect("matched above");
+                    let control = live.control.clone();
+                    let flag = live.stop_flag.clone();
                     let ended = live.ended.clone();
                     job.rec.cancel_requested = true;
                     job.rec.updated_at = now_rfc3339();
                     save(job)?;
-                    control.cancel();
-                    job.log(
-                        "cancelling: the keys in flight finish, then migrate.log is checkpointed",
-                    );
+                    if let Some(control) = control {
+                        control.cancel();
+                        job.log(
+                            "cancelling: the keys in flight finish, then migrate.log is checkpointed",
+                        );
+                    }
+                    if let Some(flag) = flag {
+                        flag.store(true, Ordering::SeqCst);
+                        job.log("cancelling: the watch finishes its current set, then stops");
+                    }
                     ended
                 }
             }
@@ -564,6 +585,7 @@ impl Manager {
                 };
                 job.live = Some(Live {
                     control: Some(control),
+                    stop_flag: None,
                     info,
                     stop: None,
                     ended,
@@ -584,6 +606,7 @@ impl Manager {
                 };
                 job.live = Some(Live {
                     control: None,
+                    stop_flag: None,
                     info,
                     stop: None,
                     ended,
@@ -594,11 +617,28 @@ impl Manager {
                     let _ = ended_tx.send(true);
                 });
             }
-            JobSpec::Watch(_) => {
-                job.live = None;
-                finish(job, JobState::Failed);
-                job.rec.last_error = Some("watch jobs are not implemented yet".into());
-                let _ = save(job);
+            JobSpec::Watch(o) => {
+                let flag = Arc::new(AtomicBool::new(false));
+                let input = watch_job::RunInput {
+                    opts: o.clone(),
+                    job_dir: job.dir.clone(),
+                    earlier_runs,
+                    stop: flag.clone(),
+                    live: info.clone(),
+                    labels: job.labels.clone(),
+                };
+                job.live = Some(Live {
+                    control: None,
+                    stop_flag: Some(flag),
+                    info,
+                    stop: None,
+                    ended,
+                });
+                tokio::spawn(async move {
+                    let end = watch_job::run(input).await;
+                    mgr.run_ended(id, end);
+                    let _ = ended_tx.send(true);
+                });
             }
         }
     }
@@ -677,6 +717,10 @@ impl Manager {
                     c.cancel();
                     waits.push(live.ended.clone());
                 }
+                if let Some(f) = &live.stop_flag {
+                    f.store(true, Ordering::SeqCst);
+                    waits.push(live.ended.clone());
+                }
             }
         }
         let live = waits.len();
@@ -685,7 +729,7 @@ impl Manager {
                 signal,
                 jobs = live,
                 grace_secs = grace.as_secs(),
-                "stopping: checkpointing the running copies"
+                "stopping: checkpointing the running copies and watches"
             );
         }
         let all = futures::future::join_all(waits.iter_mut().map(|w| async move {

@@ -1,6 +1,6 @@
 //! The agent's Prometheus metrics (`metrics_addr`). Every name is here.
 //! Labels are bounded: `job` (an id), `kind`, `bucket`, and small fixed sets
-//! (`result`, `direction`, `class`, `state`).
+//! (`result`, `direction`, `class`, `state`, `change`).
 //!
 //! Copy gauges describe the job's current pass (they restart at each pass,
 //! as the progress line does); the failure classes come from its latest
@@ -44,6 +44,11 @@ pub const MIGRATE_FAILURES: &str = "ferry_agent_migrate_failures";
 pub const FIND_FILES: &str = "ferry_agent_find_scanned_files";
 /// Key-list chunk files a finished scan wrote.
 pub const FIND_CHUNKS: &str = "ferry_agent_find_chunks_written";
+/// Incremental sets a watch has written (this run).
+pub const WATCH_SETS: &str = "ferry_agent_watch_sets_written";
+/// Keys a watch has reported in its sets (this run), by `change`
+/// (`changed`, `deleted`).
+pub const WATCH_KEYS: &str = "ferry_agent_watch_keys_reported";
 
 /// Names the engine publishes for itself (see the module doc).
 const ENGINE_PREFIX: &str = "ferry_migrate_";
@@ -158,6 +163,15 @@ pub fn find_progress(l: &JobLabels, files: u64) {
 pub fn find_done(l: &JobLabels, s: &FindSummaryView) {
     l.gauge(FIND_FILES).set(s.files as f64);
     l.gauge(FIND_CHUNKS).set(s.chunks as f64);
+}
+
+/// A watch's sets so far.
+pub fn watch_sets(l: &JobLabels, s: &ferry_ctl::jobs::WatchSummaryView) {
+    l.gauge(WATCH_SETS).set(s.sets as f64);
+    l.gauge_with(WATCH_KEYS, "change", "changed".to_owned())
+        .set(s.changed as f64);
+    l.gauge_with(WATCH_KEYS, "change", "deleted".to_owned())
+        .set(s.deleted as f64);
 }
 
 /// The Prometheus recorder, minus the engine's process-wide names.

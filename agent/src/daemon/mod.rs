@@ -1,4 +1,5 @@
-//! The `ferry-agent` daemon: runs s3find scans and s3migrate copies as
+//! The `ferry-agent` daemon: runs s3find scans and watches and s3migrate
+//! copies as
 //! jobs, steered over an admin socket (HTTP/1.1 + JSON, the schema in
 //! [`ferry_ctl::jobs`]), with Prometheus metrics.
 //!
@@ -8,7 +9,8 @@
 //! - [`manager`]: the job table, the scheduler (`max_running_jobs`), the
 //!   state machine behind start, pause, resume, cancel, and restart and
 //!   shutdown.
-//! - [`migrate_job`], [`find_job`]: one run of a job on its engine.
+//! - [`migrate_job`], [`find_job`], [`watch_job`]: one run of a job on
+//!   its engine.
 //! - `http`: the admin API on the Unix socket (peer checked by
 //!   [`ferry_ctl::socket`], exactly as the proxy's).
 //! - [`metrics`]: every metric name.
@@ -17,7 +19,8 @@
 //! After a crash or `kill -9`, jobs that were running resume by themselves
 //! from their migrate.log watermark; paused ones stay paused; finished ones
 //! stay finished. On TERM every copy checkpoints (as a cancel does) and is
-//! recorded as interrupted, to resume at the next start.
+//! recorded as interrupted, to resume at the next start; every watch
+//! finishes its current set and restarts at the next start.
 
 pub mod config;
 pub mod find_job;
@@ -27,6 +30,7 @@ pub mod manager;
 pub mod metrics;
 pub mod migrate_job;
 pub mod store;
+pub mod watch_job;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
+use ferry_ctl::jobs::WatchOptions;
 use ferry_ctl::{
     Client, FindOptions, JobSecrets, JobSpec, JobView, MigrateOptions, StartJobRequest,
 };
@@ -36,7 +37,8 @@ pub enum JobCommand {
     Pause { id: u64 },
     /// Resume a paused job (or a failed one, from its checkpoint).
     Resume { id: u64 },
-    /// Cancel a job: a copy checkpoints migrate.log, then stops for good.
+    /// Cancel a job: a copy checkpoints migrate.log, a watch finishes its
+    /// current set; then it stops for good.
     Cancel { id: u64 },
     /// The last lines of the job's log.
     Logs {
@@ -65,6 +67,16 @@ pub enum StartKind {
     Find {
         #[command(flatten)]
         opts: FindOptions,
+        /// Print the new job as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// An s3find watch of DIRECTORY: the full list in OUTPUT_DIR, then
+    /// every --interval seconds an incremental set in OUTPUT_DIR/incr/.
+    /// Runs until cancelled.
+    Watch {
+        #[command(flatten)]
+        opts: WatchOptions,
         /// Print the new job as JSON.
         #[arg(long)]
         json: bool,
@@ -124,6 +136,13 @@ pub fn run(client: &Client, command: JobCommand) -> Result<(), Failure> {
                     opts.directory = absolute(&opts.directory)?;
                     opts.output_dir = absolute(&opts.output_dir)?;
                     let spec = JobSpec::Find(opts);
+                    let secrets = JobSecrets::default();
+                    (StartJobRequest { spec, secrets }, json)
+                }
+                StartKind::Watch { mut opts, json } => {
+                    opts.directory = absolute(&opts.directory)?;
+                    opts.output_dir = absolute(&opts.output_dir)?;
+                    let spec = JobSpec::Watch(opts);
                     let secrets = JobSecrets::default();
                     (StartJobRequest { spec, secrets }, json)
                 }
@@ -221,6 +240,29 @@ fn print_show(v: &JobView) {
             format!(
                 "files={} dirs={} skipped={} errors={} chunks={} in {:.1}s",
                 f.files, f.dirs, f.skipped, f.errors, f.chunks, f.elapsed_secs
+            ),
+        ));
+    }
+    if let Some(w) = &v.watch {
+        rows.push((
+            "watch",
+            format!(
+                "sets={} (last {}) changed={} deleted={} held-back={} rescans={} state-files={} in {:.1}s",
+                w.sets,
+                w.last_set.as_deref().unwrap_or("none"),
+                w.changed,
+                w.deleted,
+                w.held_back,
+                w.rescans,
+                w.state_files,
+                w.elapsed_secs
+            ),
+        ));
+        rows.push((
+            "initial scan",
+            format!(
+                "files={} chunks={} watched-dirs={} unwatched-dirs={}",
+                w.initial_files, w.initial_chunks, w.watched_dirs, w.unwatched_dirs
             ),
         ));
     }
