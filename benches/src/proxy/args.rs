@@ -45,6 +45,11 @@ pub struct Args {
         value_name = "MODE,.."
     )]
     pub modes: Vec<BenchMode>,
+    /// Skip the small HEAD rows (an extra: Garage answers HEAD without the
+    /// ~40 ms Nagle/delayed-ACK stall its small GETs show on loopback, so
+    /// they show the proxy's own per-request cost).
+    #[arg(long)]
+    pub no_head: bool,
     /// Skip the extra PUT rows with the SDK's default request checksums
     /// (aws-chunked bodies with a CRC32 trailer).
     #[arg(long)]

@@ -106,6 +106,9 @@ impl Bench<'_> {
         let c = a.concurrency;
         let mut cases = Vec::new();
         let mut variants = vec![(Op::Get, Body::Plain, &plain)];
+        if !a.no_head {
+            variants.push((Op::Head, Body::Plain, &plain));
+        }
         variants.push((Op::Put, Body::Plain, &plain));
         if !a.no_chunked {
             variants.push((Op::Put, Body::Chunked, &chunked));

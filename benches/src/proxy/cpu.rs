@@ -24,10 +24,16 @@ pub struct CpuUse {
 }
 
 impl CpuUse {
-    /// Busy cores that were neither the client, the proxy nor the stores.
-    pub fn other_cores(&self) -> f64 {
+    /// Busy cores that were neither the client, the proxy nor the stores;
+    /// `None` when /proc/stat counted less machine time than those
+    /// processes used (seen on this VM now and then: the counters cannot
+    /// be trusted for that run).
+    pub fn other_cores(&self) -> Option<f64> {
         let known = self.client_secs + self.proxy_secs + self.stores_secs;
-        ((self.machine_secs - known) / self.wall_secs.max(1e-9)).max(0.0)
+        if self.machine_secs + 0.05 < known * 0.9 {
+            return None;
+        }
+        Some(((self.machine_secs - known) / self.wall_secs.max(1e-9)).max(0.0))
     }
 
     pub fn add(&mut self, o: &CpuUse) {

@@ -13,6 +13,7 @@ use crate::stats::Run;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     Get,
+    Head,
     Put,
 }
 
@@ -20,6 +21,7 @@ impl Op {
     pub fn as_str(self) -> &'static str {
         match self {
             Op::Get => "GET",
+            Op::Head => "HEAD",
             Op::Put => "PUT",
         }
     }
@@ -33,8 +35,8 @@ pub struct Stop {
     pub count: Option<usize>,
 }
 
-/// One workload: `op` on `bucket`, `concurrency` at a time. GETs cycle
-/// through `keys`; PUTs write `data` to `{prefix}{n}`, n counting up from 0
+/// One workload: `op` on `bucket`, `concurrency` at a time. GETs and HEADs
+/// cycle through `keys`; PUTs write `data` to `{prefix}{n}`, n counting up from 0
 /// (a PUT run with the same prefix overwrites the same keys).
 #[derive(Clone)]
 pub struct Work {
@@ -45,6 +47,16 @@ pub struct Work {
     pub data: Bytes,
     pub prefix: String,
     pub concurrency: usize,
+}
+
+/// An SDK error on one line, cut short: the code and message, not the
+/// whole raw response.
+fn short(what: String, e: impl std::error::Error) -> String {
+    let full = format!("{what}: {}", DisplayErrorContext(e));
+    match full.char_indices().nth(300) {
+        Some((i, _)) => format!("{}…", &full[..i]),
+        None => full,
+    }
 }
 
 /// Pseudo-random, incompressible bytes (xorshift), `seed` picking the
@@ -69,17 +81,28 @@ async fn get(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<u64
         .key(key)
         .send()
         .await
-        .map_err(|e| format!("GET {bucket}/{key}: {}", DisplayErrorContext(e)))?;
+        .map_err(|e| short(format!("GET {bucket}/{key}"), e))?;
     let mut body = out.body;
     let mut n = 0u64;
     while let Some(chunk) = body
         .try_next()
         .await
-        .map_err(|e| format!("GET {bucket}/{key} body: {}", DisplayErrorContext(e)))?
+        .map_err(|e| short(format!("GET {bucket}/{key} body"), e))?
     {
         n += chunk.len() as u64;
     }
     Ok(n)
+}
+
+async fn head(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<u64, String> {
+    client
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| short(format!("HEAD {bucket}/{key}"), e))?;
+    Ok(0)
 }
 
 async fn put(
@@ -96,7 +119,7 @@ async fn put(
         .body(ByteStream::from(data))
         .send()
         .await
-        .map_err(|e| format!("PUT {bucket}/{key}: {}", DisplayErrorContext(e)))?;
+        .map_err(|e| short(format!("PUT {bucket}/{key}"), e))?;
     Ok(len)
 }
 
@@ -124,6 +147,7 @@ impl Work {
                     let t0 = Instant::now();
                     let r = match w.op {
                         Op::Get => get(&w.client, &w.bucket, &w.keys[n % w.keys.len()]).await,
+                        Op::Head => head(&w.client, &w.bucket, &w.keys[n % w.keys.len()]).await,
                         Op::Put => {
                             let key = format!("{}{n}", w.prefix);
                             put(&w.client, &w.bucket, &key, w.data.clone()).await

@@ -1,0 +1,514 @@
+//! `bench-find`: `s3find DIR OUT` against the GNU pipeline
+//! `find DIR -type f | LC_ALL=C sort | split -l 100000`, side by side in one
+//! run on the same tree (by default 1,000 dirs × 1,000 empty files) on a
+//! tmpfs this program mounts and unmounts. Each tool runs `--runs` times,
+//! alternating. Reports wall seconds, files/s and peak RSS (GNU time `%M`).
+//! Needs root (for the mount) and `/usr/bin/time`. See docs/benchmarks.md.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, bail, ensure};
+use clap::Parser;
+
+const CHUNK_KEYS: usize = 100_000;
+
+#[derive(Parser)]
+#[command(
+    name = "bench-find",
+    about = "s3find vs find | sort | split, on a tmpfs tree"
+)]
+struct Args {
+    /// The s3find binary to measure.
+    #[arg(long, env = "S3FIND_BIN")]
+    s3find: PathBuf,
+    /// Directories in the tree.
+    #[arg(long, default_value_t = 1_000)]
+    dirs: usize,
+    /// Files in each directory.
+    #[arg(long, default_value_t = 1_000)]
+    files_per_dir: usize,
+    /// Runs of each tool (alternating: s3find, GNU, s3find, GNU, ...).
+    #[arg(long, default_value_t = 2)]
+    runs: usize,
+    /// tmpfs size, as given to `mount -o size=`.
+    #[arg(long, default_value = "2g")]
+    tmpfs_size: String,
+    /// Also write the Markdown report here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench-find: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A tmpfs mounted for the run; unmounted on drop.
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> anyhow::Result<Tmpfs> {
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .context("running mount")?;
+        ensure!(
+            status.success(),
+            "mount -t tmpfs failed ({status}); are we root?"
+        );
+        Ok(Tmpfs {
+            dir: dir.to_owned(),
+        })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        match Command::new("umount").arg(&self.dir).status() {
+            Ok(s) if s.success() => {}
+            other => eprintln!(
+                "bench-find: umount {} failed ({other:?}); unmount it by hand",
+                self.dir.display()
+            ),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Tool {
+    S3find,
+    Gnu,
+}
+
+impl Tool {
+    fn name(self) -> &'static str {
+        match self {
+            Tool::S3find => "s3find",
+            Tool::Gnu => "find | sort | split",
+        }
+    }
+}
+
+struct RunResult {
+    tool: Tool,
+    index: usize,
+    wall_secs: f64,
+    /// Peak RSS per process, KiB, as GNU time reports it.
+    rss_kib: Vec<(&'static str, u64)>,
+    chunks: usize,
+    load_before: String,
+    load_after: String,
+}
+
+impl RunResult {
+    /// The largest single process (what one would cap).
+    fn rss_max_kib(&self) -> u64 {
+        self.rss_kib.iter().map(|r| r.1).max().unwrap_or(0)
+    }
+    /// The sum over the pipeline's processes: an upper bound on the
+    /// pipeline's joint peak, since they run at the same time.
+    fn rss_sum_kib(&self) -> u64 {
+        self.rss_kib.iter().map(|r| r.1).sum()
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    ensure!(args.runs > 0, "--runs must be at least 1");
+    ensure!(
+        Path::new("/usr/bin/time").exists(),
+        "/usr/bin/time (GNU time) is required"
+    );
+    let s3find = std::fs::canonicalize(&args.s3find)
+        .with_context(|| format!("s3find binary {}", args.s3find.display()))?;
+    let tmp = tempfile::Builder::new().prefix("bench-find-").tempdir()?;
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir(&mnt)?;
+    let started = Instant::now();
+    let load_start = loadavg();
+    let report = {
+        let _tmpfs = Tmpfs::mount(&mnt, &args.tmpfs_size)?;
+        bench(&args, &s3find, &mnt)
+    };
+    let report = report?;
+    print!("{report}");
+    if let Some(out) = &args.out {
+        std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
+    }
+    eprintln!(
+        "bench-find: done in {:.1}s (load average at start: {load_start})",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn bench(args: &Args, s3find: &Path, mnt: &Path) -> anyhow::Result<String> {
+    let tree = mnt.join("tree");
+    let total = args.dirs * args.files_per_dir;
+    eprintln!(
+        "bench-find: creating {} dirs × {} files in {}",
+        args.dirs,
+        args.files_per_dir,
+        tree.display()
+    );
+    let t = Instant::now();
+    generate(&tree, args.dirs, args.files_per_dir)?;
+    let gen_secs = t.elapsed().as_secs_f64();
+    eprintln!("bench-find: tree created in {gen_secs:.1}s");
+
+    let mut results = Vec::new();
+    let mut verified = false;
+    for i in 1..=args.runs {
+        for tool in [Tool::S3find, Tool::Gnu] {
+            let out = mnt.join(format!("out-{}-{i}", tool_slug(tool)));
+            std::fs::create_dir(&out)?;
+            let r = match tool {
+                Tool::S3find => run_s3find(s3find, &tree, &out, i)?,
+                Tool::Gnu => run_gnu(&tree, &out, i)?,
+            };
+            eprintln!(
+                "bench-find: run {i} {}: {:.2}s, {:.0} files/s, peak RSS {} KiB",
+                tool.name(),
+                r.wall_secs,
+                total as f64 / r.wall_secs,
+                r.rss_max_kib()
+            );
+            results.push(r);
+        }
+        if !verified {
+            verify(
+                &tree,
+                &mnt.join(format!("out-s3find-{i}")),
+                &mnt.join(format!("out-gnu-{i}")),
+                total,
+            )?;
+            verified = true;
+        }
+        for tool in [Tool::S3find, Tool::Gnu] {
+            std::fs::remove_dir_all(mnt.join(format!("out-{}-{i}", tool_slug(tool))))?;
+        }
+    }
+    Ok(render(args, total, gen_secs, &results))
+}
+
+fn tool_slug(tool: Tool) -> &'static str {
+    match tool {
+        Tool::S3find => "s3find",
+        Tool::Gnu => "gnu",
+    }
+}
+
+/// Creates `dirs` directories of `per_dir` empty files, on every core.
+fn generate(tree: &Path, dirs: usize, per_dir: usize) -> anyhow::Result<()> {
+    std::fs::create_dir(tree)?;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || -> anyhow::Result<()> {
+                    let mut path = PathBuf::new();
+                    for d in (t..dirs).step_by(threads) {
+                        let dir = tree.join(format!("d{d:04}"));
+                        std::fs::create_dir(&dir)?;
+                        for f in 0..per_dir {
+                            path.clone_from(&dir);
+                            path.push(format!("f{:07}", d * per_dir + f));
+                            std::fs::File::create(&path)
+                                .with_context(|| format!("creating {}", path.display()))?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("generator panicked"))??;
+        }
+        Ok(())
+    })
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn timed(prog: &str, rss_file: &Path) -> Command {
+    let mut c = Command::new("/usr/bin/time");
+    c.arg("-f").arg("%M").arg("-o").arg(rss_file).arg(prog);
+    c
+}
+
+fn read_rss(file: &Path) -> anyhow::Result<u64> {
+    let text = std::fs::read_to_string(file)?;
+    // With a non-zero exit GNU time writes "Command exited ..." first.
+    text.lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .with_context(|| format!("no RSS in {}: {text:?}", file.display()))
+}
+
+fn count_chunks(out: &Path, prefix: &str) -> anyhow::Result<usize> {
+    Ok(std::fs::read_dir(out)?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .count())
+}
+
+fn run_s3find(s3find: &Path, tree: &Path, out: &Path, index: usize) -> anyhow::Result<RunResult> {
+    let rss = out.with_extension("rss");
+    let load_before = loadavg();
+    let t = Instant::now();
+    let status = timed(&s3find.to_string_lossy(), &rss)
+        .arg(tree)
+        .arg(out)
+        .args(["--progress-interval-secs", "0", "--overwrite"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("running s3find")?;
+    let wall_secs = t.elapsed().as_secs_f64();
+    let load_after = loadavg();
+    ensure!(status.success(), "s3find failed: {status}");
+    Ok(RunResult {
+        tool: Tool::S3find,
+        index,
+        wall_secs,
+        rss_kib: vec![("s3find", read_rss(&rss)?)],
+        chunks: count_chunks(out, "chunk-")?,
+        load_before,
+        load_after,
+    })
+}
+
+fn run_gnu(tree: &Path, out: &Path, index: usize) -> anyhow::Result<RunResult> {
+    let rss: Vec<PathBuf> = ["find", "sort", "split"]
+        .iter()
+        .map(|p| out.with_extension(format!("{p}.rss")))
+        .collect();
+    let load_before = loadavg();
+    let t = Instant::now();
+    let mut find = timed("find", &rss[0])
+        .arg(tree)
+        .args(["-type", "f"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("spawning find")?;
+    let mut sort = timed("sort", &rss[1])
+        .env("LC_ALL", "C")
+        .stdin(find.stdout.take().context("find stdout")?)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("spawning sort")?;
+    let mut split = timed("split", &rss[2])
+        .args(["-l", &CHUNK_KEYS.to_string(), "-", "gnu-"])
+        .current_dir(out)
+        .stdin(sort.stdout.take().context("sort stdout")?)
+        .spawn()
+        .context("spawning split")?;
+    let statuses = [find.wait()?, sort.wait()?, split.wait()?];
+    let wall_secs = t.elapsed().as_secs_f64();
+    let load_after = loadavg();
+    for (name, s) in ["find", "sort", "split"].iter().zip(statuses) {
+        ensure!(s.success(), "{name} failed: {s}");
+    }
+    Ok(RunResult {
+        tool: Tool::Gnu,
+        index,
+        wall_secs,
+        rss_kib: vec![
+            ("find", read_rss(&rss[0])?),
+            ("sort", read_rss(&rss[1])?),
+            ("split", read_rss(&rss[2])?),
+        ],
+        chunks: count_chunks(out, "gnu-")?,
+        load_before,
+        load_after,
+    })
+}
+
+fn concat(out: &Path, prefix: &str) -> anyhow::Result<Vec<u8>> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(out)?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .map(|e| e.path())
+        .collect();
+    names.sort();
+    let mut all = Vec::new();
+    for n in names {
+        all.extend(std::fs::read(n)?);
+    }
+    Ok(all)
+}
+
+/// Both outputs list the same keys in the same order (GNU's with the
+/// `TREE/` prefix that `find TREE` prints, which is stripped here).
+fn verify(tree: &Path, s3: &Path, gnu: &Path, total: usize) -> anyhow::Result<()> {
+    let s3_all = concat(s3, "chunk-")?;
+    let gnu_all = concat(gnu, "gnu-")?;
+    let prefix = format!("{}/", tree.display());
+    let mut stripped = Vec::with_capacity(gnu_all.len());
+    for line in gnu_all.split_inclusive(|&b| b == b'\n') {
+        match line.strip_prefix(prefix.as_bytes()) {
+            Some(rest) => stripped.extend_from_slice(rest),
+            None => bail!(
+                "GNU line without the tree prefix: {:?}",
+                String::from_utf8_lossy(line)
+            ),
+        }
+    }
+    let lines = s3_all.iter().filter(|&&b| b == b'\n').count();
+    ensure!(
+        lines == total,
+        "s3find listed {lines} keys, expected {total}"
+    );
+    ensure!(
+        stripped == s3_all,
+        "s3find's key list differs from find | sort | split"
+    );
+    eprintln!("bench-find: outputs verified: both list the same {total} keys in the same order");
+    Ok(())
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU", |(_, v)| v.trim())
+        .to_owned();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let date = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute] UTC"
+        ))
+        .unwrap_or_default();
+    format!("{date}, {cores} cores ({cpu}), Linux {}", kernel.trim())
+}
+
+fn version(prog: &str) -> String {
+    Command::new(prog)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn render(args: &Args, total: usize, gen_secs: f64, results: &[RunResult]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Machine: {}", machine());
+    let _ = writeln!(
+        s,
+        "Tree: {} dirs × {} empty files = {total} files on tmpfs (size={}), created in {gen_secs:.1}s. \
+         Tools: {}, {}, `LC_ALL=C`.",
+        args.dirs,
+        args.files_per_dir,
+        args.tmpfs_size,
+        version("find"),
+        version("sort"),
+    );
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "| run | tool | wall s | files/s | peak RSS (MiB) | chunks | load avg before → after |"
+    );
+    let _ = writeln!(s, "|---|---|---:|---:|---|---:|---|");
+    for r in results {
+        let rss = if r.rss_kib.len() == 1 {
+            format!("{:.1}", mib(r.rss_kib[0].1))
+        } else {
+            let parts: Vec<String> = r
+                .rss_kib
+                .iter()
+                .map(|(n, k)| format!("{n} {:.1}", mib(*k)))
+                .collect();
+            format!(
+                "max {:.1}, sum {:.1} ({})",
+                mib(r.rss_max_kib()),
+                mib(r.rss_sum_kib()),
+                parts.join(", ")
+            )
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.2} | {:.0} | {rss} | {} | {} → {} |",
+            r.index,
+            r.tool.name().replace('|', "\\|"),
+            r.wall_secs,
+            total as f64 / r.wall_secs,
+            r.chunks,
+            r.load_before,
+            r.load_after,
+        );
+    }
+    let best = |tool: Tool| {
+        results
+            .iter()
+            .filter(|r| r.tool == tool)
+            .map(|r| r.wall_secs)
+            .fold(f64::INFINITY, f64::min)
+    };
+    let worst = |tool: Tool| {
+        results
+            .iter()
+            .filter(|r| r.tool == tool)
+            .map(|r| r.wall_secs)
+            .fold(0.0, f64::max)
+    };
+    let (s3_best, s3_worst, gnu_best, gnu_worst) = (
+        best(Tool::S3find),
+        worst(Tool::S3find),
+        best(Tool::Gnu),
+        worst(Tool::Gnu),
+    );
+    let s3_rss = results
+        .iter()
+        .filter(|r| r.tool == Tool::S3find)
+        .map(RunResult::rss_max_kib)
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(s);
+    let faster = if s3_worst < gnu_best {
+        "met: every s3find run beat every GNU run"
+    } else if s3_best < gnu_best {
+        "met on the best runs, but the runs overlap"
+    } else {
+        "missed"
+    };
+    let _ = writeln!(
+        s,
+        "Goal, faster than the GNU pipeline: {faster} (best {s3_best:.2}s vs {gnu_best:.2}s, {:.2}× ; \
+         worst {s3_worst:.2}s vs {gnu_worst:.2}s).",
+        gnu_best / s3_best
+    );
+    let _ = writeln!(
+        s,
+        "Goal, bounded memory: s3find's peak RSS was at most {:.1} MiB (its sort budget is \
+         `--memory-mb`, default 256 MiB; this tree fits without spilling).",
+        mib(s3_rss)
+    );
+    s
+}
