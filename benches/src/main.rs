@@ -8,6 +8,7 @@ mod cpu;
 mod data;
 mod machine;
 mod proc;
+mod procstat;
 mod rclone;
 mod report;
 mod requests;

@@ -3,12 +3,9 @@
 //! builds and tests share the cores, and a run they disturbed should say
 //! so).
 
-use std::path::Path;
-
 use ferry_harness::Store;
 
-/// USER_HZ: the unit of /proc CPU counters on Linux.
-const TICKS_PER_SEC: f64 = 100.0;
+use crate::procstat::{TICKS_PER_SEC, garage_pids, machine_ticks, process_ticks};
 
 /// CPU seconds used during a run.
 #[derive(Debug, Clone, Copy, Default)]
@@ -115,54 +112,4 @@ pub fn loadavg() -> Option<(f64, f64, f64)> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
     let mut f = text.split_whitespace().map(|v| v.parse::<f64>().ok());
     Some((f.next()??, f.next()??, f.next()??))
-}
-
-/// (busy, total) ticks of all cores, from /proc/stat.
-fn machine_ticks() -> Option<(u64, u64)> {
-    let text = std::fs::read_to_string("/proc/stat").ok()?;
-    let line = text.lines().find(|l| l.starts_with("cpu "))?;
-    let v: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal
-    let total: u64 = v.iter().take(8).sum();
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    Some((total.saturating_sub(idle), total))
-}
-
-/// utime + stime of a process (all its threads), in ticks.
-fn process_ticks(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // utime and stime are the 14th and 15th fields of the whole line, the
-    // 12th and 13th after the parenthesised command name.
-    let rest = text.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-}
-
-/// The Garage server of `store`: the process whose command line names the
-/// config in the store's directory.
-fn garage_pids(store: &Store) -> Vec<u32> {
-    let Some(dir) = store.log_path().parent() else {
-        return Vec::new();
-    };
-    let config = dir.join("garage.toml");
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| cmdline_names(*pid, &config))
-        .collect()
-}
-
-fn cmdline_names(pid: u32, path: &Path) -> bool {
-    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-        return false;
-    };
-    let want = path.as_os_str().as_encoded_bytes();
-    raw.split(|&b| b == 0).any(|arg| arg == want)
 }

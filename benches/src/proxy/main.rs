@@ -7,6 +7,8 @@ mod bench;
 mod clients;
 mod cpu;
 mod env;
+#[path = "../procstat.rs"]
+mod procstat;
 mod report;
 mod stats;
 mod workload;
