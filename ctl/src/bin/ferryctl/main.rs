@@ -394,16 +394,21 @@ fn print_list(views: &[BucketView]) {
             ]
         })
         .collect();
+    print_table(header, &rows);
+}
+
+/// Prints a left-aligned table, columns as wide as their widest cell.
+pub(crate) fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
     let mut widths = header.map(str::len);
-    for row in &rows {
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: [&str; 5]| {
+    let line = |cells: [&str; N]| {
         let mut out = String::new();
         for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i + 1 == cells.len() {
+            if i + 1 == N {
                 out.push_str(cell);
             } else {
                 out.push_str(&format!("{cell:<w$}  "));
@@ -412,7 +417,7 @@ fn print_list(views: &[BucketView]) {
         println!("{out}");
     };
     line(header);
-    for row in &rows {
+    for row in rows {
         line(row.each_ref().map(String::as_str));
     }
 }
