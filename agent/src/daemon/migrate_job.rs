@@ -462,14 +462,27 @@ async fn drive(
     let mut logged: Option<Instant> = None;
     let mut paused_logged = false;
     loop {
-        tokio::select! {
-            r = &mut run => return r,
-            _ = tick.tick() => {}
-        }
+        let finished = tokio::select! {
+            r = &mut run => Some(r),
+            _ = tick.tick() => None,
+        };
         let Some((n, snap)) = input.control.snapshot() else {
-            continue;
+            match finished {
+                Some(r) => return r,
+                None => continue,
+            }
         };
         let now = Instant::now();
+        if let Some(r) = finished {
+            // A run stopped between ticks (TERM, cancel, a short pass)
+            // still leaves its last counts on the job, where the
+            // checkpoint note and `job show` are read from.
+            let started = pass.filter(|(p, _)| *p == n).map_or(now, |(_, t)| t);
+            input
+                .live
+                .set_progress(progress::line(&snap, now - started));
+            return r;
+        }
         let started = match pass {
             Some((p, t)) if p == n => t,
             _ => {
