@@ -7,6 +7,7 @@ pub mod api;
 pub mod client;
 mod job_client;
 pub mod jobs;
+pub mod journal;
 pub mod socket;
 
 pub use api::{
