@@ -72,13 +72,15 @@ pub struct Config {
     /// proxy's clock. Default: 900 (15 minutes, as S3).
     #[serde(default = "default_max_clock_skew_secs")]
     pub max_clock_skew_secs: u64,
-    /// Reserved for migrate mode: the target bucket that journals
-    /// migrate-mode deletes. Default: none. Validated only (a bucket name).
+    /// The bucket on the target that journals migrate-mode deletes, so
+    /// that copiers never bring a deleted key back. Clients must not use
+    /// it. Required for migrate mode (`update --mode migrate` is refused
+    /// without it). Default: none.
     #[serde(default)]
     pub journal_bucket: Option<String>,
-    /// Reserved for migrate mode: the key that authenticates merged-listing
-    /// continuation tokens. Default: none. Validated only (a private,
-    /// non-empty file).
+    /// A private file whose first line is the key that authenticates
+    /// merged-listing continuation tokens (give every proxy of a fleet the
+    /// same one). Default: a key derived from the target secret.
     #[serde(default)]
     pub listing_token_key_file: Option<PathBuf>,
     #[serde(skip)]
@@ -192,6 +194,23 @@ impl Config {
     /// [`Config::load`].
     pub fn target_secret(&self) -> &str {
         &self.target_secret.0
+    }
+
+    /// The key that authenticates merged-listing continuation tokens: the
+    /// file's, or else one derived from the target secret, which every
+    /// proxy of a fleet shares, so a token still works on any of them and
+    /// after a restart.
+    pub fn listing_token_key(&self) -> Result<Vec<u8>, String> {
+        use sha2::{Digest, Sha256};
+        let secret = match &self.listing_token_key_file {
+            Some(f) => read_secret_file(f)?,
+            None => self.target_secret().to_owned(),
+        };
+        Ok(Sha256::new()
+            .chain_update(b"ferry listing token key\0")
+            .chain_update(secret.as_bytes())
+            .finalize()
+            .to_vec())
     }
 
     fn resolve_paths(&mut self, base: &Path) {

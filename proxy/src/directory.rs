@@ -101,6 +101,11 @@ impl Directory for LiveDirectory {
                 secret: b.source_secret.clone(),
                 region: b.source_region.clone(),
             },
+            source_uploads: b
+                .source_uploads
+                .iter()
+                .map(|u| u.upload_id.clone())
+                .collect(),
         })
     }
 

@@ -5,7 +5,10 @@
 pub mod admin;
 pub mod config;
 pub mod directory;
+pub mod fetch;
+pub mod journal;
 pub mod metrics;
+pub mod migrate;
 pub mod resign;
 pub mod route;
 pub mod s3error;

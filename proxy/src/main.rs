@@ -17,6 +17,9 @@ use pingora::services::background::{BackgroundService, background_service};
 use ferry_proxy::admin::{self, Admin};
 use ferry_proxy::config::Config;
 use ferry_proxy::directory::LiveDirectory;
+use ferry_proxy::fetch::{Fetcher, Side};
+use ferry_proxy::journal::Journal;
+use ferry_proxy::migrate;
 use ferry_proxy::resign::UpstreamCreds;
 use ferry_proxy::server::{FerryProxy, Settings};
 use ferry_proxy::state::FileStore;
@@ -156,6 +159,25 @@ impl BackgroundService for AdminService {
     }
 }
 
+/// What migrate mode shares: the upstream connector, the delete journal on
+/// the target, and the key of listing tokens.
+fn migrate_services(config: &Config, settings: &Settings) -> migrate::Services {
+    let journal = config.journal_bucket.as_ref().map(|b| Journal {
+        side: Side {
+            upstream: settings.target.clone(),
+            creds: settings.target_creds.clone(),
+            bucket: b.clone(),
+            label: "target",
+        },
+    });
+    migrate::Services {
+        fetcher: Fetcher::new(settings.connect_timeout, settings.read_timeout),
+        journal,
+        token_key: config.listing_token_key().unwrap_or_else(|e| fail(e)),
+        upload_sides: Default::default(),
+    }
+}
+
 fn main() {
     let args = Args::parse();
     tracing_subscriber::fmt()
@@ -195,6 +217,7 @@ fn main() {
         connect_timeout: Duration::from_secs(config.target.connect_timeout_secs),
         read_timeout: Duration::from_secs(config.target.read_timeout_secs),
     };
+    let migrate = Arc::new(migrate_services(&config, &settings));
     let store = FileStore::new(config.state_file.clone());
     let admin = Arc::new(
         Admin::new(
@@ -202,7 +225,8 @@ fn main() {
             Box::new(admin::S3SourceCheck),
             &config.socket_group,
         )
-        .unwrap_or_else(|e| fail(e)),
+        .unwrap_or_else(|e| fail(e))
+        .with_migrate(migrate.clone()),
     );
     let directory = Arc::new(
         LiveDirectory::new(admin.clone(), config.users_file.clone()).unwrap_or_else(|e| fail(e)),
@@ -226,6 +250,7 @@ fn main() {
     let proxy = FerryProxy {
         settings: ArcSwap::from_pointee(settings),
         directory: directory.clone(),
+        migrate,
     };
     let mut svc = pingora::proxy::http_proxy_service(&server.configuration, proxy);
     if let Some(addr) = config.http_addr {

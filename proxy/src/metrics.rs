@@ -79,3 +79,13 @@ pub fn install(addr: SocketAddr) -> Result<metrics_exporter_prometheus::Exporter
     metrics::set_global_recorder(recorder).map_err(|e| format!("metrics recorder: {e}"))?;
     Ok(exporter)
 }
+
+pub const MIGRATE_READS: &str = "ferry_proxy_migrate_reads_total";
+
+/// A migrate-mode GET or HEAD, by who served it: `target` (already
+/// migrated), `source` (the fallback) or `unavailable` (the source could
+/// not answer: a 503). target / (target + source) is the share of reads
+/// already served by the target.
+pub fn migrate_read(bucket: &str, served_by: &'static str) {
+    counter!(MIGRATE_READS, "bucket" => bucket.to_owned(), "served_by" => served_by).increment(1);
+}

@@ -123,6 +123,13 @@ pub fn is_write(method: &str) -> bool {
     !matches!(method, "GET" | "HEAD" | "OPTIONS")
 }
 
+/// The decoded key of the `rest` of [`parse_copy_source`] (`/key`, with
+/// any `?versionId=…` dropped).
+pub fn copy_source_key(rest: &str) -> Result<String, S3Error> {
+    let path = rest.split_once('?').map_or(rest, |(p, _)| p);
+    decode(path.strip_prefix('/').unwrap_or(path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,12 @@ pub enum Code {
     InvalidDigest,
     BadDigest,
     InvalidArgument,
+    MalformedXML,
+    NoSuchBucket,
+    NoSuchKey,
+    NoSuchUpload,
     NotImplemented,
+    PreconditionFailed,
     ServiceUnavailable,
     InternalError,
 }
@@ -36,7 +41,12 @@ impl Code {
             Self::InvalidDigest => "InvalidDigest",
             Self::BadDigest => "BadDigest",
             Self::InvalidArgument => "InvalidArgument",
+            Self::MalformedXML => "MalformedXML",
+            Self::NoSuchBucket => "NoSuchBucket",
+            Self::NoSuchKey => "NoSuchKey",
+            Self::NoSuchUpload => "NoSuchUpload",
             Self::NotImplemented => "NotImplemented",
+            Self::PreconditionFailed => "PreconditionFailed",
             Self::ServiceUnavailable => "ServiceUnavailable",
             Self::InternalError => "InternalError",
         }
@@ -54,8 +64,11 @@ impl Code {
             | Self::IncompleteBody
             | Self::InvalidDigest
             | Self::BadDigest
-            | Self::InvalidArgument => 400,
+            | Self::InvalidArgument
+            | Self::MalformedXML => 400,
+            Self::NoSuchBucket | Self::NoSuchKey | Self::NoSuchUpload => 404,
             Self::NotImplemented => 501,
+            Self::PreconditionFailed => 412,
             Self::ServiceUnavailable => 503,
             Self::InternalError => 500,
         }

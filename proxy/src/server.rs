@@ -14,7 +14,9 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
+use crate::fetch::Side;
 use crate::metrics;
+use crate::migrate::{self, Route};
 use crate::resign::{self, RequestLine, UpstreamCreds};
 use crate::route::{self, Target};
 use crate::s3error::{Code, S3Error};
@@ -31,6 +33,8 @@ pub struct Attached {
     pub source: Upstream,
     pub source_bucket: String,
     pub source_creds: UpstreamCreds,
+    /// Uploads in flight on the source when migrate mode was set.
+    pub source_uploads: Arc<[String]>,
 }
 
 /// Where bucket state and users come from; swapped whole on change.
@@ -53,6 +57,7 @@ pub struct Settings {
 pub struct FerryProxy {
     pub settings: ArcSwap<Settings>,
     pub directory: Arc<dyn Directory>,
+    pub migrate: Arc<migrate::Services>,
 }
 
 /// How one request goes upstream.
@@ -62,6 +67,8 @@ enum Plan {
     /// An unattached bucket: to the target, untouched.
     PassThrough,
     Resign(Box<Resign>),
+    /// Migrate mode, served from both sides by `migrate`.
+    Migrate(Box<migrate::Call>),
 }
 
 struct Resign {
@@ -77,6 +84,23 @@ struct Resign {
     payload_hash: String,
     /// The decoded length of an aws-chunked body.
     decoded_length: Option<u64>,
+    /// Migrate mode: the bucket and key whose journalled delete a
+    /// successful write voids.
+    clears_journal: Option<(String, String)>,
+    /// Migrate mode: an upload part, which goes to the source instead if
+    /// its upload is there.
+    part: Option<Box<PartRoute>>,
+}
+
+/// The source alternative of an upload part.
+struct PartRoute {
+    upload_id: String,
+    source: Side,
+    source_target: String,
+    target: Side,
+    target_object: String,
+    source_object: String,
+    source_uploads: Arc<[String]>,
 }
 
 pub struct Ctx {
@@ -121,6 +145,31 @@ fn header<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
 }
 
 impl FerryProxy {
+    /// Sends an upload part to the source when its upload is there.
+    async fn route_part(&self, r: &mut Resign, p: PartRoute) -> Result<(), S3Error> {
+        let paths = migrate::uploads::UploadPaths {
+            source_uploads: &p.source_uploads,
+            target: &p.target,
+            source: &p.source,
+            target_object: &p.target_object,
+            source_object: &p.source_object,
+        };
+        if migrate::uploads::part_on_source(&self.migrate, &paths, &p.upload_id).await? {
+            let enc = |b: &str| crate::sigv4::canonical::uri_encode(b.as_bytes(), false);
+            r.copy_source = r.copy_source.take().map(|cs| {
+                let rest = cs
+                    .strip_prefix(&format!("/{}", enc(&p.target.bucket)))
+                    .unwrap_or(&cs);
+                format!("/{}{rest}", enc(&p.source.bucket))
+            });
+            r.label = "source";
+            r.upstream = p.source.upstream;
+            r.creds = p.source.creds;
+            r.target = p.source_target;
+        }
+        Ok(())
+    }
+
     /// Decides the plan for a request, or the error to answer with.
     fn plan(&self, req: &RequestHeader) -> Result<(Plan, Option<ChunkedDecoder>), S3Error> {
         let settings = self.settings.load();
@@ -225,22 +274,26 @@ impl FerryProxy {
             }
             None => None,
         };
-        let (label, upstream, creds, upstream_bucket) = match att.mode {
-            Mode::Forward => (
-                "source",
-                att.source.clone(),
-                att.source_creds.clone(),
-                att.source_bucket.clone(),
-            ),
-            // Migrate mode's own routing comes with the migrate issue; until
-            // then it behaves as ready for what reaches here.
-            Mode::Ready | Mode::Migrate => (
-                "target",
-                settings.target.clone(),
-                settings.target_creds.clone(),
-                bucket.to_owned(),
-            ),
+        let target_side = Side {
+            upstream: settings.target.clone(),
+            creds: settings.target_creds.clone(),
+            bucket: bucket.to_owned(),
+            label: "target",
         };
+        let source_side = Side {
+            upstream: att.source.clone(),
+            creds: att.source_creds.clone(),
+            bucket: att.source_bucket.clone(),
+            label: "source",
+        };
+        let route = (att.mode == Mode::Migrate).then(|| {
+            let copy_key = copy_source
+                .as_deref()
+                .map(route::copy_source_key)
+                .transpose();
+            copy_key.map(|k| migrate::classify(method, target.key.is_some(), raw_query, k))
+        });
+        let route = route.transpose()?;
         let decoded_length = header(req, "x-amz-decoded-content-length")
             .map(|v| v.trim().parse::<u64>())
             .transpose()
@@ -279,13 +332,79 @@ impl FerryProxy {
                 "aws-chunked bodies need x-amz-decoded-content-length",
             ));
         }
+        let target_path = resign::canonical_target(&target.upstream_path(bucket), raw_query)?;
+        let source_path =
+            || resign::canonical_target(&target.upstream_path(&att.source_bucket), raw_query);
+        let mut clears_journal = None;
+        let mut part = None;
+        match route {
+            Some(Route::Serve(op)) => {
+                let call = migrate::Call {
+                    op,
+                    method: method.to_owned(),
+                    bucket: bucket.to_owned(),
+                    key: target.key.clone(),
+                    raw_query: raw_query.to_owned(),
+                    source_path: source_path()?,
+                    target_path,
+                    target: target_side,
+                    source: source_side,
+                    headers: forwarded(&names, decoder.is_some()),
+                    payload_hash,
+                    decoder,
+                    source_uploads: att.source_uploads.clone(),
+                };
+                return Ok((Plan::Migrate(Box::new(call)), None));
+            }
+            Some(Route::Target {
+                clears_journal: true,
+            }) => {
+                clears_journal = Some((bucket.to_owned(), target.key.clone().unwrap_or_default()));
+            }
+            Some(Route::Part { upload_id }) => {
+                let object = |b: &str| resign::canonical_target(&target.upstream_path(b), "");
+                part = Some(Box::new(PartRoute {
+                    upload_id,
+                    source_target: source_path()?,
+                    target_object: object(bucket)?,
+                    source_object: object(&att.source_bucket)?,
+                    source: source_side,
+                    target: target_side,
+                    source_uploads: att.source_uploads.clone(),
+                }));
+            }
+            Some(Route::Target {
+                clears_journal: false,
+            })
+            | None => {}
+        }
+        let (label, upstream, creds, upstream_bucket) = match att.mode {
+            Mode::Forward => (
+                "source",
+                att.source.clone(),
+                att.source_creds.clone(),
+                att.source_bucket.clone(),
+            ),
+            // Migrate mode sends what it proxies to the target (an upload
+            // part may move to the source in `request_filter`).
+            Mode::Ready | Mode::Migrate => (
+                "target",
+                settings.target.clone(),
+                settings.target_creds.clone(),
+                bucket.to_owned(),
+            ),
+        };
         let copy_source = copy_source.map(|rest| {
             format!(
                 "/{}{rest}",
                 crate::sigv4::canonical::uri_encode(upstream_bucket.as_bytes(), false)
             )
         });
-        let target = resign::canonical_target(&target.upstream_path(&upstream_bucket), raw_query)?;
+        let target = if att.mode == Mode::Forward {
+            source_path()?
+        } else {
+            target_path
+        };
         Ok((
             Plan::Resign(Box::new(Resign {
                 copy_source,
@@ -296,10 +415,38 @@ impl FerryProxy {
                 target,
                 payload_hash,
                 decoded_length: decoder.as_ref().and(decoded_length),
+                clears_journal,
+                part,
             })),
             decoder,
         ))
     }
+}
+
+/// Client headers that go upstream on requests the proxy makes itself:
+/// not the signature, host or framing, which are the proxy's own.
+fn forwarded(names: &[(String, String)], chunked: bool) -> Vec<(String, String)> {
+    const OWN: [&str; 13] = [
+        "host",
+        "authorization",
+        "x-amz-date",
+        "x-amz-content-sha256",
+        "x-amz-security-token",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "expect",
+        "x-amz-decoded-content-length",
+        "x-amz-trailer",
+        "te",
+    ];
+    names
+        .iter()
+        .filter(|(n, _)| !OWN.contains(&n.as_str()))
+        .filter(|(n, _)| !(chunked && n == "content-encoding"))
+        .cloned()
+        .collect()
 }
 
 #[async_trait]
@@ -320,22 +467,67 @@ impl ProxyHttp for FerryProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         ctx.resource = session.req_header().uri.path().to_owned();
-        match self.plan(session.req_header()) {
+        let planned = match self.plan(session.req_header()) {
             Ok((plan, decoder)) => {
                 (ctx.mode, ctx.upstream) = match &plan {
                     Plan::Resign(r) => (r.mode.as_str(), r.label),
+                    Plan::Migrate(_) => ("migrate", "both"),
                     _ => ("unattached", "target"),
                 };
-                ctx.plan = plan;
                 ctx.decoder = decoder;
+                match plan {
+                    Plan::Migrate(call) => migrate::serve(&self.migrate, session, *call)
+                        .await
+                        .map(|()| None),
+                    Plan::Resign(mut r) => match r.part.take() {
+                        Some(p) => self
+                            .route_part(&mut r, *p)
+                            .await
+                            .map(|()| Some(Plan::Resign(r))),
+                        None => Ok(Some(Plan::Resign(r))),
+                    },
+                    plan => Ok(Some(plan)),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        match planned {
+            Ok(Some(plan)) => {
+                if let Plan::Resign(r) = &plan {
+                    ctx.upstream = r.label;
+                }
+                ctx.plan = plan;
                 Ok(false)
             }
+            // Served whole by migrate mode.
+            Ok(None) => Ok(true),
             Err(e) => {
                 metrics::refused(e.code.as_str());
                 respond(session, &e, &ctx.resource).await?;
                 Ok(true)
             }
         }
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let Plan::Resign(r) = &ctx.plan else {
+            return Ok(());
+        };
+        if let (Some((bucket, key)), Some(journal)) = (&r.clears_journal, &self.migrate.journal)
+            && resp.status.is_success()
+            && let Err(e) = journal.clear(&self.migrate.fetcher, bucket, key).await
+        {
+            // The write landed but a journalled delete of the key still
+            // stands: the client must retry, which clears it.
+            tracing::error!(bucket, key, error = %e, "a write could not clear the delete journal");
+            resp.set_status(500)?;
+        }
+        Ok(())
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {

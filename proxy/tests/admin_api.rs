@@ -45,6 +45,10 @@ impl SourceCheck for RefuseAll {
     async fn check(&self, b: &Bucket) -> Result<(), String> {
         Err(format!("no source bucket {} here", b.source_bucket))
     }
+
+    async fn uploads(&self, b: &Bucket) -> Result<Vec<ferry_proxy::state::SourceUpload>, String> {
+        Err(format!("no source bucket {} here", b.source_bucket))
+    }
 }
 
 struct Server {

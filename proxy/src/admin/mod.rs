@@ -75,6 +75,9 @@ pub struct Admin {
     access: AccessPolicy,
     /// Serializes changes: each one reads the table, saves, then swaps.
     write: tokio::sync::Mutex<()>,
+    /// The proxy's migrate-mode services: the delete journal that detach
+    /// clears. `None` in tests of the table alone.
+    migrate: Option<Arc<crate::migrate::Services>>,
 }
 
 impl Admin {
@@ -93,7 +96,15 @@ impl Admin {
             source_check,
             access: AccessPolicy::new(socket_group),
             write: tokio::sync::Mutex::new(()),
+            migrate: None,
         })
+    }
+
+    /// Gives the admin API the delete journal: migrate mode is refused
+    /// without one, and detach removes the bucket's entries.
+    pub fn with_migrate(mut self, svc: Arc<crate::migrate::Services>) -> Admin {
+        self.migrate = Some(svc);
+        self
     }
 
     /// The current table: read it once per request.
@@ -185,6 +196,19 @@ impl Admin {
             ));
         }
 
+        if req.mode == Mode::Migrate
+            && let Some(svc) = &self.migrate
+            && svc.journal.is_none()
+            && changes.iter().any(|(c, _)| c.from != Mode::Migrate)
+        {
+            return Err(Refusal::new(
+                409,
+                codes::INTERNAL,
+                "migrate mode needs a delete journal: set journal_bucket in the proxy config \
+                 (a bucket on the target that clients do not use), then restart the proxy"
+                    .to_owned(),
+            ));
+        }
         let now = now();
         let mut changed = false;
         for (c, _) in changes.iter().filter(|(_, t)| *t == Transition::Change) {
@@ -230,20 +254,27 @@ impl Admin {
             .ok_or_else(|| Refusal::not_attached(bucket))?;
         check_detach(b.mode, force)
             .map_err(|e| Refusal::new(409, e.code(), format!("bucket {bucket}: {e}")))?;
-        // Later: detach also removes the bucket's delete-journal entries.
         let removed = next.buckets.remove(bucket).expect("checked above");
         self.commit(next).await?;
+        // After the commit: no delete is journalled for a detached bucket,
+        // so what is removed stays removed. A failure leaves entries that
+        // no copier of a detached bucket reads; say so, do not fail.
+        if let Some(svc) = &self.migrate
+            && let Some(j) = &svc.journal
+        {
+            match j.purge(&svc.fetcher, bucket).await {
+                Ok(n) => tracing::info!(bucket, entries = n, "delete journal cleared"),
+                Err(e) => tracing::warn!(bucket, error = %e, "delete journal entries left behind"),
+            }
+        }
         tracing::info!(bucket, mode = %removed.mode, force, "bucket detached");
         Ok(removed.view())
     }
 
-    /// Hook point: setting migrate mode will snapshot the source's in-flight
-    /// multipart uploads here (ListMultipartUploads on the source bucket), so
-    /// that their parts and completion keep going to the source. Not
-    /// implemented yet: the snapshot is empty, so `source_uploads` stays
-    /// empty.
-    async fn snapshot_source_uploads(&self, _bucket: &Bucket) -> Result<Vec<SourceUpload>, String> {
-        Ok(Vec::new())
+    /// The source's in-flight multipart uploads, taken as migrate mode is
+    /// set, so that their parts and completion keep going to the source.
+    async fn snapshot_source_uploads(&self, bucket: &Bucket) -> Result<Vec<SourceUpload>, String> {
+        self.source_check.uploads(bucket).await
     }
 
     /// Save `next`, then make it the current table. Called with the write

@@ -13,7 +13,7 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::SdkError;
 use aws_smithy_http_client::tls;
 
-use crate::state::Bucket;
+use crate::state::{Bucket, SourceUpload};
 
 /// Checks a bucket's source before it is attached. The error is one line
 /// for the operator. (`async_trait`, so that [`super::Admin`] can hold any
@@ -21,6 +21,9 @@ use crate::state::Bucket;
 #[async_trait]
 pub trait SourceCheck: Send + Sync {
     async fn check(&self, bucket: &Bucket) -> Result<(), String>;
+    /// The multipart uploads in flight on the source (ListMultipartUploads,
+    /// every page), snapshotted when migrate mode is set.
+    async fn uploads(&self, bucket: &Bucket) -> Result<Vec<SourceUpload>, String>;
 }
 
 /// Accepts every source (for tests, and for sources that cannot be reached
@@ -32,6 +35,10 @@ pub struct NoCheck;
 impl SourceCheck for NoCheck {
     async fn check(&self, _bucket: &Bucket) -> Result<(), String> {
         Ok(())
+    }
+
+    async fn uploads(&self, _bucket: &Bucket) -> Result<Vec<SourceUpload>, String> {
+        Ok(Vec::new())
     }
 }
 
@@ -115,6 +122,44 @@ impl SourceCheck for S3SourceCheck {
                 error_chain(&e)
             )),
             Err(e) => Err(format!("checking {at}: {}", error_chain(&e))),
+        }
+    }
+
+    async fn uploads(&self, b: &Bucket) -> Result<Vec<SourceUpload>, String> {
+        self.list_uploads(b).await
+    }
+}
+
+impl S3SourceCheck {
+    async fn list_uploads(&self, b: &Bucket) -> Result<Vec<SourceUpload>, String> {
+        let client = self.client(b)?;
+        let mut out = Vec::new();
+        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = client
+                .list_multipart_uploads()
+                .bucket(&b.source_bucket)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await
+                .map_err(|e| format!("listing the source's uploads: {}", error_chain(&e)))?;
+            for u in page.uploads() {
+                if let (Some(key), Some(id)) = (u.key(), u.upload_id()) {
+                    out.push(SourceUpload {
+                        key: key.to_owned(),
+                        upload_id: id.to_owned(),
+                    });
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                return Ok(out);
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            id_marker = page.next_upload_id_marker().map(str::to_owned);
+            if key_marker.is_none() && id_marker.is_none() {
+                return Err("the source's upload listing is truncated without a marker".into());
+            }
         }
     }
 }

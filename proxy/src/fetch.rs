@@ -1,0 +1,261 @@
+//! Requests the proxy makes on its own behalf in migrate mode (a fallback
+//! read, a listing page, a journal entry, a delete on both sides), through
+//! Pingora's connector: the same connection pools and the same upstream TLS
+//! verification as the proxied requests.
+//!
+//! Every request is signed here with the credentials of the side it goes
+//! to. Bodies stream: a response is read piece by piece, and a request body
+//! can be written piece by piece ([`Pending`]).
+
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use pingora::connectors::http::Connector;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::protocols::http::client::HttpSession;
+use pingora::upstreams::peer::HttpPeer;
+use sha2::{Digest, Sha256};
+
+use crate::resign::{self, RequestLine, UpstreamCreds};
+use crate::s3error::{Code, S3Error};
+use crate::upstream::Upstream;
+
+/// How long an idle upstream connection stays in the pool.
+const IDLE: Duration = Duration::from_secs(60);
+
+pub struct Fetcher {
+    connector: Connector,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+}
+
+/// One side: where, and as whom.
+#[derive(Clone, Debug)]
+pub struct Side {
+    pub upstream: Upstream,
+    pub creds: UpstreamCreds,
+    /// The bucket's name on this side.
+    pub bucket: String,
+    /// `source` or `target`: for errors and metrics.
+    pub label: &'static str,
+}
+
+/// The body of an outgoing request.
+pub enum Body {
+    Empty,
+    /// A small body in full; it is signed by its SHA-256.
+    Full(Bytes),
+    /// A body written later through [`Pending::write`], of this length.
+    Stream(u64),
+}
+
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// Canonical path and query (see `resign::canonical_target`).
+    pub target: &'a str,
+    /// Headers besides host, length and signature.
+    pub headers: Vec<(String, String)>,
+    pub body: Body,
+}
+
+/// A request whose body is still being written.
+pub struct Pending {
+    session: HttpSession,
+    peer: HttpPeer,
+    label: &'static str,
+}
+
+/// A response whose body may still be unread.
+pub struct Response {
+    session: HttpSession,
+    peer: HttpPeer,
+    label: &'static str,
+    pub status: u16,
+}
+
+/// The side could not be reached, or broke off: the caller answers 503.
+pub fn unavailable(label: &str, e: impl std::fmt::Display) -> S3Error {
+    tracing::warn!(upstream = label, error = %e, "upstream request failed");
+    S3Error::new(
+        Code::ServiceUnavailable,
+        format!("the {label} S3 service is unavailable; please retry"),
+    )
+}
+
+impl Fetcher {
+    pub fn new(connect_timeout: Duration, read_timeout: Duration) -> Fetcher {
+        Fetcher {
+            connector: Connector::new(None),
+            connect_timeout,
+            read_timeout,
+        }
+    }
+
+    fn peer(&self, up: &Upstream) -> HttpPeer {
+        let mut peer = HttpPeer::new(up.authority.as_str(), up.tls, up.host.clone());
+        peer.options.ca = up.ca.clone();
+        peer.options.connection_timeout = Some(self.connect_timeout);
+        peer.options.read_timeout = Some(self.read_timeout);
+        peer
+    }
+
+    /// Sends the request line, headers and (for `Full`) the body.
+    pub async fn start(&self, side: &Side, req: Request<'_>) -> Result<Pending, S3Error> {
+        let label = side.label;
+        let fail = |e: &dyn std::fmt::Display| unavailable(label, e);
+        let (hash, len, full) = match req.body {
+            Body::Empty => (hex::encode(Sha256::digest(b"")), 0, None),
+            Body::Full(b) => (hex::encode(Sha256::digest(&b)), b.len() as u64, Some(b)),
+            Body::Stream(n) => ("UNSIGNED-PAYLOAD".to_owned(), n, None),
+        };
+        let mut head =
+            RequestHeader::build(req.method, req.target.as_bytes(), None).map_err(|e| fail(&e))?;
+        let mut headers = req.headers;
+        headers.push(("host".into(), side.upstream.authority.clone()));
+        let line = RequestLine {
+            method: req.method,
+            scheme: if side.upstream.tls { "https" } else { "http" },
+            host: &side.upstream.authority,
+            target: req.target,
+        };
+        let signed = resign::sign_request(&line, &headers, &hash, &side.creds, SystemTime::now())?;
+        for (n, v) in headers.into_iter().chain(signed) {
+            head.append_header(n, v).map_err(|e| fail(&e))?;
+        }
+        if len > 0 || !matches!(req.method, "GET" | "HEAD" | "DELETE") {
+            head.insert_header("content-length", len.to_string())
+                .map_err(|e| fail(&e))?;
+        }
+        let peer = self.peer(&side.upstream);
+        let (mut session, _reused) = self
+            .connector
+            .get_http_session(&peer)
+            .await
+            .map_err(|e| fail(&e))?;
+        session.set_read_timeout(Some(self.read_timeout));
+        session
+            .write_request_header(Box::new(head))
+            .await
+            .map_err(|e| fail(&e))?;
+        if let Some(b) = full {
+            session
+                .write_request_body(b, true)
+                .await
+                .map_err(|e| fail(&e))?;
+        }
+        Ok(Pending {
+            session,
+            peer,
+            label,
+        })
+    }
+
+    /// Sends a request with a body in hand and waits for the response head.
+    pub async fn send(&self, side: &Side, req: Request<'_>) -> Result<Response, S3Error> {
+        self.start(side, req).await?.response().await
+    }
+
+    /// Returns a fully read response's connection to the pool.
+    pub async fn release(&self, r: Response) {
+        self.connector
+            .release_http_session(r.session, &r.peer, Some(IDLE))
+            .await;
+    }
+}
+
+impl Pending {
+    pub async fn write(&mut self, data: Bytes, end: bool) -> Result<(), S3Error> {
+        self.session
+            .write_request_body(data, end)
+            .await
+            .map_err(|e| unavailable(self.label, e))
+    }
+
+    pub async fn response(mut self) -> Result<Response, S3Error> {
+        let label = self.label;
+        self.session
+            .finish_request_body()
+            .await
+            .map_err(|e| unavailable(label, e))?;
+        self.session
+            .read_response_header()
+            .await
+            .map_err(|e| unavailable(label, e))?;
+        let status = self
+            .session
+            .response_header()
+            .map(|h| h.status.as_u16())
+            .ok_or_else(|| unavailable(label, "no response header"))?;
+        Ok(Response {
+            session: self.session,
+            peer: self.peer,
+            label,
+            status,
+        })
+    }
+}
+
+impl Response {
+    pub fn header(&self) -> &ResponseHeader {
+        self.session
+            .response_header()
+            .expect("read in Pending::response")
+    }
+
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        self.header()
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+    }
+
+    /// The next piece of the body; `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, S3Error> {
+        self.session
+            .read_response_body()
+            .await
+            .map_err(|e| unavailable(self.label, e))
+    }
+
+    /// Reads the whole body, refusing one longer than `limit`: for XML
+    /// answers (errors, listings, delete results), never for objects.
+    pub async fn body(&mut self, limit: usize) -> Result<Bytes, S3Error> {
+        let mut out = BytesMut::new();
+        while let Some(b) = self.chunk().await? {
+            if out.len() + b.len() > limit {
+                return Err(unavailable(
+                    self.label,
+                    format!("an answer longer than {limit} bytes"),
+                ));
+            }
+            out.extend_from_slice(&b);
+        }
+        Ok(out.freeze())
+    }
+
+    /// The S3 error code in an error body (`<Code>…</Code>`).
+    pub async fn error_code(&mut self) -> Result<String, S3Error> {
+        let body = self.body(64 * 1024).await?;
+        Ok(error_code(&body).unwrap_or_default())
+    }
+}
+
+/// The `<Code>` of an S3 XML error body.
+pub fn error_code(body: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(body).ok()?;
+    let start = s.find("<Code>")? + "<Code>".len();
+    let end = s[start..].find("</Code>")? + start;
+    Some(s[start..end].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_code_is_read_from_the_body() {
+        let b = b"<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>x</Message></Error>";
+        assert_eq!(error_code(b).as_deref(), Some("NoSuchKey"));
+        assert_eq!(error_code(b"<html>"), None);
+    }
+}

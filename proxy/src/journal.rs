@@ -1,0 +1,155 @@
+//! The proxy's side of the delete journal (format: `ferry_ctl::journal`).
+//! A migrate-mode delete is recorded here before it is sent anywhere; a
+//! later client write of the same key clears the record, because the key
+//! is the client's again; detach removes a bucket's records.
+
+use bytes::Bytes;
+use ferry_ctl::journal::{Entry, entry_name, prefix};
+
+use crate::fetch::{Body, Fetcher, Request, Side};
+use crate::resign::canonical_target;
+use crate::s3error::{Code, S3Error};
+use crate::sigv4::canonical::uri_encode;
+
+/// The journal bucket on the target, and how to reach it.
+pub struct Journal {
+    pub side: Side,
+}
+
+fn failed(what: &str, status: u16) -> S3Error {
+    tracing::error!(status, "delete journal: {what} failed");
+    S3Error::new(
+        Code::ServiceUnavailable,
+        format!(
+            "the delete journal could not be written ({what}: HTTP {status}); nothing was deleted, please retry"
+        ),
+    )
+}
+
+impl Journal {
+    fn object_target(&self, name: &str) -> Result<String, S3Error> {
+        canonical_target(
+            &format!(
+                "/{}/{}",
+                uri_encode(self.side.bucket.as_bytes(), false),
+                uri_encode(name.as_bytes(), true)
+            ),
+            "",
+        )
+    }
+
+    /// Records that `key` of `bucket` is being deleted. Durable on the
+    /// target store when this returns `Ok`.
+    pub async fn record(&self, f: &Fetcher, bucket: &str, key: &str) -> Result<(), S3Error> {
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let body = Bytes::from(Entry::new(bucket, key, now).to_json());
+        let target = self.object_target(&entry_name(bucket, key))?;
+        let mut r = f
+            .send(
+                &self.side,
+                Request {
+                    method: "PUT",
+                    target: &target,
+                    headers: vec![("content-type".into(), "application/json".into())],
+                    body: Body::Full(body),
+                },
+            )
+            .await?;
+        let status = r.status;
+        r.body(64 * 1024).await?;
+        f.release(r).await;
+        if !(200..300).contains(&status) {
+            return Err(failed("record", status));
+        }
+        Ok(())
+    }
+
+    /// Drops the record of `key`: a client wrote it after deleting it.
+    pub async fn clear(&self, f: &Fetcher, bucket: &str, key: &str) -> Result<(), S3Error> {
+        let target = self.object_target(&entry_name(bucket, key))?;
+        self.delete(f, &target).await
+    }
+
+    async fn delete(&self, f: &Fetcher, target: &str) -> Result<(), S3Error> {
+        let mut r = f
+            .send(
+                &self.side,
+                Request {
+                    method: "DELETE",
+                    target,
+                    headers: Vec::new(),
+                    body: Body::Empty,
+                },
+            )
+            .await?;
+        let status = r.status;
+        r.body(64 * 1024).await?;
+        f.release(r).await;
+        if !(200..300).contains(&status) && status != 404 {
+            return Err(failed("clear", status));
+        }
+        Ok(())
+    }
+
+    /// Removes every record of `bucket` (at detach). Returns how many.
+    pub async fn purge(&self, f: &Fetcher, bucket: &str) -> Result<u64, S3Error> {
+        let mut removed = 0;
+        loop {
+            // Always from the start: what was removed is no longer listed.
+            let query = format!(
+                "list-type=2&max-keys=1000&prefix={}",
+                uri_encode(prefix(bucket).as_bytes(), false)
+            );
+            let target = canonical_target(
+                &format!("/{}", uri_encode(self.side.bucket.as_bytes(), false)),
+                &query,
+            )?;
+            let mut r = f
+                .send(
+                    &self.side,
+                    Request {
+                        method: "GET",
+                        target: &target,
+                        headers: Vec::new(),
+                        body: Body::Empty,
+                    },
+                )
+                .await?;
+            let status = r.status;
+            let body = r.body(4 << 20).await?;
+            f.release(r).await;
+            if status != 200 {
+                return Err(failed("list", status));
+            }
+            let names = keys(&body);
+            if names.is_empty() {
+                return Ok(removed);
+            }
+            for name in names {
+                self.delete(f, &self.object_target(&name)?).await?;
+                removed += 1;
+            }
+        }
+    }
+}
+
+/// The `<Key>`s of a listing of journal names, which are
+/// `bucket/hex` and so never need XML unescaping.
+fn keys(xml: &[u8]) -> Vec<String> {
+    let s = String::from_utf8_lossy(xml);
+    s.split("<Key>")
+        .skip(1)
+        .filter_map(|p| p.split_once("</Key>").map(|(k, _)| k.to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keys_are_read_from_a_listing() {
+        let x = b"<ListBucketResult><Contents><Key>b/ab</Key></Contents><Contents><Key>b/cd</Key></Contents></ListBucketResult>";
+        assert_eq!(super::keys(x), ["b/ab", "b/cd"]);
+    }
+}

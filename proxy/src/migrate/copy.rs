@@ -1,0 +1,243 @@
+//! CopyObject in migrate mode, and the streamed source-to-target transfer
+//! it shares with completed source uploads. A copy whose source object is
+//! on the target runs on the target; otherwise the object is read from the
+//! source and written to the target, with the metadata the request's
+//! directive asks for.
+
+use pingora::proxy::Session;
+
+use super::wire::{pass_through, reply_xml, source_failed, source_passes};
+use super::{Call, Services};
+use crate::fetch::{Body, Request, Side, error_code};
+use crate::resign::canonical_target;
+use crate::s3error::{Code, S3Error, xml_escape};
+use crate::sigv4::canonical::uri_encode;
+
+/// The largest object one PUT may carry.
+const MAX_PUT: u64 = 5 << 30;
+
+/// Object headers that travel with a copied object.
+fn object_header(name: &str) -> bool {
+    matches!(
+        name,
+        "content-type"
+            | "content-encoding"
+            | "content-disposition"
+            | "content-language"
+            | "cache-control"
+            | "expires"
+            | "x-amz-website-redirect-location"
+    ) || name.starts_with("x-amz-meta-")
+}
+
+/// Streams `from_object` on `from` to `to_object` on `to`, with the
+/// source's object headers, or `headers` instead when given (a REPLACE
+/// directive). Returns the new ETag.
+pub async fn transfer(
+    svc: &Services,
+    from: &Side,
+    from_object: &str,
+    to: &Side,
+    to_object: &str,
+    headers: Option<Vec<(String, String)>>,
+) -> Result<String, S3Error> {
+    transfer_if(svc, from, from_object, to, to_object, headers, Vec::new()).await
+}
+
+async fn transfer_if(
+    svc: &Services,
+    from: &Side,
+    from_object: &str,
+    to: &Side,
+    to_object: &str,
+    headers: Option<Vec<(String, String)>>,
+    conditions: Vec<(String, String)>,
+) -> Result<String, S3Error> {
+    let mut get = svc
+        .fetcher
+        .send(
+            from,
+            Request {
+                method: "GET",
+                target: from_object,
+                headers: conditions,
+                body: Body::Empty,
+            },
+        )
+        .await?;
+    if get.status != 200 {
+        let status = get.status;
+        let code = get.error_code().await?;
+        return Err(match (status, code.as_str()) {
+            (404, _) => S3Error::new(Code::NoSuchKey, "The specified key does not exist."),
+            (412, _) => S3Error::new(
+                Code::PreconditionFailed,
+                "At least one of the pre-conditions you specified did not hold",
+            ),
+            (s, _) if source_passes(s) => S3Error::new(
+                Code::InvalidRequest,
+                format!("the copy source answered {code}"),
+            ),
+            (s, _) => source_failed(s),
+        });
+    }
+    let len: u64 = get
+        .header_str("content-length")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| crate::fetch::unavailable(from.label, "an object without a length"))?;
+    if len > MAX_PUT {
+        return Err(S3Error::new(
+            Code::NotImplemented,
+            "copying objects over 5 GiB across stores is not supported yet",
+        ));
+    }
+    let put_headers = headers.unwrap_or_else(|| {
+        get.header()
+            .headers
+            .iter()
+            .filter(|(n, _)| object_header(n.as_str()))
+            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect()
+    });
+    let mut put = svc
+        .fetcher
+        .start(
+            to,
+            Request {
+                method: "PUT",
+                target: to_object,
+                headers: put_headers,
+                body: Body::Stream(len),
+            },
+        )
+        .await?;
+    let mut sent = 0u64;
+    while let Some(b) = get.chunk().await? {
+        sent += b.len() as u64;
+        put.write(b, false).await?;
+    }
+    if sent != len {
+        return Err(crate::fetch::unavailable(
+            from.label,
+            "the object was cut short",
+        ));
+    }
+    svc.fetcher.release(get).await;
+    let mut r = put.response().await?;
+    let status = r.status;
+    let etag = r.header_str("etag").unwrap_or_default().to_owned();
+    let body = r.body(64 * 1024).await?;
+    svc.fetcher.release(r).await;
+    if status != 200 {
+        let code = error_code(&body).unwrap_or_else(|| format!("HTTP {status}"));
+        return Err(S3Error::new(
+            Code::ServiceUnavailable,
+            format!("the target refused the copied object ({code}); please retry"),
+        ));
+    }
+    Ok(etag)
+}
+
+/// The client's `x-amz-copy-source-if-*`, as plain conditions on the
+/// source read.
+fn copy_conditions(headers: &[(String, String)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(n, v)| {
+            let plain = n.strip_prefix("x-amz-copy-source-if-")?;
+            Some((format!("if-{plain}"), v.clone()))
+        })
+        .collect()
+}
+
+pub async fn serve(
+    svc: &Services,
+    session: &mut Session,
+    call: &Call,
+    source_key: &str,
+) -> Result<(), S3Error> {
+    let key = call.key.clone().unwrap_or_default();
+    // On the target, as asked.
+    let r = svc
+        .fetcher
+        .send(
+            &call.target,
+            Request {
+                method: "PUT",
+                target: &call.target_path,
+                headers: call.headers.clone(),
+                body: Body::Empty,
+            },
+        )
+        .await?;
+    let mut r = r;
+    if r.status != 404 {
+        if r.status == 200
+            && let Some(j) = &svc.journal
+        {
+            let body = r.body(1 << 20).await?;
+            svc.fetcher.release(r).await;
+            if !String::from_utf8_lossy(&body).contains("<Error>") {
+                j.clear(&svc.fetcher, &call.bucket, &key).await?;
+            }
+            return reply_xml(session, 200, String::from_utf8_lossy(&body).into_owned()).await;
+        }
+        return pass_through(svc, session, r).await;
+    }
+    let code = r.error_code().await?;
+    if code != "NoSuchKey" {
+        return Err(S3Error::new(
+            Code::NoSuchBucket,
+            format!("the target answered {code}"),
+        ));
+    }
+    // The copy source is still only on the source: stream it across.
+    let from = canonical_target(
+        &format!(
+            "/{}/{}",
+            uri_encode(call.source.bucket.as_bytes(), false),
+            uri_encode(source_key.as_bytes(), true)
+        ),
+        "",
+    )?;
+    let to = call
+        .target_path
+        .split_once('?')
+        .map_or(call.target_path.as_str(), |(p, _)| p);
+    let replace = call
+        .headers
+        .iter()
+        .any(|(n, v)| n == "x-amz-metadata-directive" && v.eq_ignore_ascii_case("REPLACE"));
+    let headers = replace.then(|| {
+        call.headers
+            .iter()
+            .filter(|(n, _)| object_header(n))
+            .cloned()
+            .collect()
+    });
+    let etag = transfer_if(
+        svc,
+        &call.source,
+        &from,
+        &call.target,
+        to,
+        headers,
+        copy_conditions(&call.headers),
+    )
+    .await?;
+    if let Some(j) = &svc.journal {
+        j.clear(&svc.fetcher, &call.bucket, &key).await?;
+    }
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    reply_xml(
+        session,
+        200,
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyObjectResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LastModified>{now}</LastModified><ETag>{}</ETag></CopyObjectResult>",
+            xml_escape(&etag)
+        ),
+    )
+    .await
+}

@@ -1,0 +1,50 @@
+//! GET and HEAD of an object: the target first; on NoSuchKey, the source.
+//! Range, conditional headers and `partNumber` go to whichever side serves
+//! the object, so they mean the same as on one store.
+
+use pingora::proxy::Session;
+
+use super::wire::{pass_through, source_failed, source_passes};
+use super::{Call, Services};
+use crate::fetch::{Body, Request};
+use crate::metrics;
+use crate::s3error::S3Error;
+
+pub async fn serve(svc: &Services, session: &mut Session, call: &Call) -> Result<(), S3Error> {
+    let req = |target| Request {
+        method: call.method.as_str(),
+        target,
+        headers: call.headers.clone(),
+        body: Body::Empty,
+    };
+    let mut r = svc
+        .fetcher
+        .send(&call.target, req(&call.target_path))
+        .await?;
+    if r.status == 404 {
+        // A HEAD answer has no body to name the error: a 404 to a HEAD of
+        // an object is the absence of the key.
+        let missing = call.method == "HEAD" || r.error_code().await? == "NoSuchKey";
+        if missing {
+            let s = svc
+                .fetcher
+                .send(&call.source, req(&call.source_path))
+                .await
+                .inspect_err(|_| metrics::migrate_read(&call.bucket, "unavailable"))?;
+            if !source_passes(s.status) {
+                metrics::migrate_read(&call.bucket, "unavailable");
+                return Err(source_failed(s.status));
+            }
+            metrics::migrate_read(&call.bucket, "source");
+            return pass_through(svc, session, s).await;
+        }
+        // Another 404 (NoSuchBucket): the target's answer stands, but its
+        // body was read to find the code; say it again.
+        return Err(S3Error::new(
+            crate::s3error::Code::NoSuchBucket,
+            "The specified bucket does not exist on the target",
+        ));
+    }
+    metrics::migrate_read(&call.bucket, "target");
+    pass_through(svc, session, r).await
+}

@@ -1,0 +1,252 @@
+//! Multipart uploads across the switch to migrate mode. Uploads in flight
+//! on the source when the mode was set (the bucket's snapshot) finish on
+//! the source; new ones are on the target; an upload id neither side is
+//! known for is asked of the target, then of the source, so an upload begun
+//! in the instant of the switch is not lost.
+//!
+//! A source upload completed now is the newest write of its key, while the
+//! target may hold an older copy the copier made, which reads would serve
+//! first. So the completed object is streamed to the target before the
+//! client hears of it; if that fails, the target's copy is removed so that
+//! reads fall back to the source, and the client is told to retry.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use pingora::proxy::Session;
+
+use super::copy::transfer;
+use super::wire::{pass_through, read_body, reply_xml};
+use super::{Call, Services};
+use crate::fetch::{Body, Request, Side, error_code};
+use crate::resign::canonical_target;
+use crate::s3error::{Code, S3Error};
+
+/// Remembered answers are dropped wholesale past this many uploads.
+const REMEMBERED: usize = 100_000;
+
+/// Which side each upload id lives on, as found out (bounded).
+#[derive(Default)]
+pub struct UploadSides {
+    on_source: Mutex<HashMap<String, bool>>,
+}
+
+/// The two sides' paths of one upload request.
+pub struct UploadPaths<'a> {
+    pub source_uploads: &'a [String],
+    pub target: &'a Side,
+    pub source: &'a Side,
+    /// Canonical path of the object (no query) on each side.
+    pub target_object: &'a str,
+    pub source_object: &'a str,
+}
+
+impl UploadSides {
+    /// Whether upload `id` is on the source.
+    pub async fn on_source(
+        &self,
+        svc: &Services,
+        p: &UploadPaths<'_>,
+        id: &str,
+    ) -> Result<bool, S3Error> {
+        if p.source_uploads.iter().any(|u| u == id) {
+            return Ok(true);
+        }
+        if let Some(s) = self.on_source.lock().expect("upload sides").get(id) {
+            return Ok(*s);
+        }
+        let on_source = match probe(svc, p.target, p.target_object, id).await? {
+            Some(true) => false,
+            Some(false) => probe(svc, p.source, p.source_object, id).await? == Some(true),
+            // The target could not say: keep to the target, which answers
+            // the client itself.
+            None => return Ok(false),
+        };
+        let mut m = self.on_source.lock().expect("upload sides");
+        if m.len() >= REMEMBERED {
+            m.clear();
+        }
+        m.insert(id.to_owned(), on_source);
+        Ok(on_source)
+    }
+}
+
+/// Whether `side` knows upload `id` (ListParts with one part): `None` when
+/// it answered neither yes nor NoSuchUpload.
+async fn probe(
+    svc: &Services,
+    side: &Side,
+    object: &str,
+    id: &str,
+) -> Result<Option<bool>, S3Error> {
+    let query = format!(
+        "max-parts=1&uploadId={}",
+        crate::sigv4::canonical::uri_encode(id.as_bytes(), false)
+    );
+    let target = canonical_target(object, &query)?;
+    let mut r = svc
+        .fetcher
+        .send(
+            side,
+            Request {
+                method: "GET",
+                target: &target,
+                headers: Vec::new(),
+                body: Body::Empty,
+            },
+        )
+        .await?;
+    let status = r.status;
+    let body = r.body(1 << 20).await?;
+    svc.fetcher.release(r).await;
+    Ok(match status {
+        200 => Some(true),
+        404 if error_code(&body).as_deref() == Some("NoSuchUpload") => Some(false),
+        _ => None,
+    })
+}
+
+fn paths(call: &Call) -> (String, String) {
+    let strip = |p: &str| p.split_once('?').map_or(p, |(a, _)| a).to_owned();
+    (strip(&call.target_path), strip(&call.source_path))
+}
+
+async fn side_of<'c>(
+    svc: &Services,
+    call: &'c Call,
+    id: &str,
+) -> Result<(&'c Side, &'c str, bool), S3Error> {
+    let (t, s) = paths(call);
+    let p = UploadPaths {
+        source_uploads: &call.source_uploads,
+        target: &call.target,
+        source: &call.source,
+        target_object: &t,
+        source_object: &s,
+    };
+    Ok(if svc.upload_sides.on_source(svc, &p, id).await? {
+        (&call.source, call.source_path.as_str(), true)
+    } else {
+        (&call.target, call.target_path.as_str(), false)
+    })
+}
+
+/// ListParts and AbortMultipartUpload: to the upload's side, unchanged.
+pub async fn no_body(
+    svc: &Services,
+    session: &mut Session,
+    call: &Call,
+    id: &str,
+) -> Result<(), S3Error> {
+    let (side, path, _) = side_of(svc, call, id).await?;
+    let r = svc
+        .fetcher
+        .send(
+            side,
+            Request {
+                method: &call.method,
+                target: path,
+                headers: call.headers.clone(),
+                body: Body::Empty,
+            },
+        )
+        .await?;
+    pass_through(svc, session, r).await
+}
+
+/// Whether a 200 answer to CompleteMultipartUpload really succeeded (S3
+/// may answer 200 and put the error in the body).
+fn completed(status: u16, body: &[u8]) -> bool {
+    status == 200 && !String::from_utf8_lossy(body).contains("<Error>")
+}
+
+/// CompleteMultipartUpload on the upload's side; for a source upload, the
+/// object reaches the target before the client is answered.
+pub async fn complete(
+    svc: &Services,
+    session: &mut Session,
+    mut call: Call,
+    id: &str,
+) -> Result<(), S3Error> {
+    let body = read_body(session, &mut call, 4 << 20).await?;
+    let (side, path, on_source) = side_of(svc, &call, id).await?;
+    let mut headers = call.headers.clone();
+    headers.retain(|(n, _)| n != "content-md5");
+    let mut r = svc
+        .fetcher
+        .send(
+            side,
+            Request {
+                method: "POST",
+                target: path,
+                headers,
+                body: Body::Full(body),
+            },
+        )
+        .await?;
+    let status = r.status;
+    let answer = r.body(1 << 20).await?;
+    svc.fetcher.release(r).await;
+    let key = call.key.clone().unwrap_or_default();
+    if completed(status, &answer) {
+        if on_source {
+            let (t, s) = paths(&call);
+            if let Err(e) = transfer(svc, &call.source, &s, &call.target, &t, None).await {
+                tracing::error!(bucket = %call.bucket, key = %key, error = %e,
+                    "a source upload completed, but its object did not reach the target");
+                remove_stale(svc, &call.target, &t).await;
+                return Err(S3Error::new(
+                    Code::ServiceUnavailable,
+                    "the upload completed on the source but could not be copied to the target yet; reads are served from the source",
+                ));
+            }
+        }
+        if let Some(j) = &svc.journal {
+            j.clear(&svc.fetcher, &call.bucket, &key).await?;
+        }
+    } else if on_source && !(200..500).contains(&status) {
+        return Err(super::wire::source_failed(status));
+    }
+    let xml = String::from_utf8_lossy(&answer).into_owned();
+    reply_xml(session, status, xml).await
+}
+
+/// Deletes the target's copy of a key whose newest version is on the
+/// source, so that reads fall back to it.
+async fn remove_stale(svc: &Services, target: &Side, object: &str) {
+    let r = svc
+        .fetcher
+        .send(
+            target,
+            Request {
+                method: "DELETE",
+                target: object,
+                headers: Vec::new(),
+                body: Body::Empty,
+            },
+        )
+        .await;
+    match r {
+        Ok(mut r) if (200..300).contains(&r.status) || r.status == 404 => {
+            let _ = r.body(64 * 1024).await;
+            svc.fetcher.release(r).await;
+        }
+        Ok(r) => tracing::error!(
+            status = r.status,
+            object,
+            "the target's stale copy could not be removed"
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, object, "the target's stale copy could not be removed")
+        }
+    }
+}
+
+/// For the proxied UploadPart: whether it goes to the source.
+pub async fn part_on_source(
+    svc: &Services,
+    p: &UploadPaths<'_>,
+    id: &str,
+) -> Result<bool, S3Error> {
+    svc.upload_sides.on_source(svc, p, id).await
+}

@@ -1,0 +1,510 @@
+//! Migrate mode end to end, through the real proxy with aws-sdk-s3, over a
+//! Garage source and a moto target: reads fall back to the source, deletes
+//! reach both sides and are journalled, a source that is down is a 503
+//! (never a 404), copies and uploads cross the switch.
+
+mod common;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use common::*;
+use ferry_ctl::journal;
+use ferry_harness::{Store, get_bytes, list_keys};
+
+const BUCKET: &str = "photos";
+const JOURNAL: &str = "ferry-journal";
+
+struct Setup {
+    source: Store,
+    target: Store,
+    proxy: Proxy,
+    rt: tokio::runtime::Runtime,
+}
+
+fn setup() -> Setup {
+    let source = Store::garage().unwrap();
+    source.create_bucket(BUCKET).unwrap();
+    let target = Store::moto().unwrap();
+    target.create_bucket(BUCKET).unwrap();
+    target.create_bucket(JOURNAL).unwrap();
+    let proxy = Proxy::start_with(
+        &target,
+        BUCKET,
+        &format!("journal_bucket = \"{JOURNAL}\"\n"),
+    );
+    proxy.attach(BUCKET, &source);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    Setup {
+        source,
+        target,
+        proxy,
+        rt,
+    }
+}
+
+/// aws-sdk-s3 through the proxy as `alice`.
+fn via(proxy: &Proxy, region: &str) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .endpoint_url(&proxy.http)
+            .region(aws_sdk_s3::config::Region::new(region.to_owned()))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                ALICE.access_key,
+                ALICE.secret,
+                None,
+                None,
+                "test",
+            ))
+            .force_path_style(true)
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .build(),
+    )
+}
+
+async fn put(c: &aws_sdk_s3::Client, key: &str, body: &[u8]) {
+    c.put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .body(ByteStream::from(body.to_vec()))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The HTTP status of a failed SDK call.
+fn status<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> Option<u16>
+where
+    R: std::fmt::Debug,
+{
+    match e {
+        aws_sdk_s3::error::SdkError::ServiceError(s) => {
+            // The raw response is typed per operation; its Debug names the
+            // status, which is all the tests need.
+            let raw = format!("{:?}", s.raw());
+            raw.split("status: StatusCode(")
+                .nth(1)
+                .and_then(|r| r.split(')').next())
+                .and_then(|n| n.parse().ok())
+        }
+        _ => None,
+    }
+}
+
+async fn journal_names(target: &Store) -> Vec<String> {
+    list_keys(&target.client(), JOURNAL).await.unwrap()
+}
+
+#[test]
+fn reads_fall_back_to_the_source_and_deletes_reach_both_sides() {
+    let s = setup();
+    let (src, tgt) = (s.source.client(), s.target.client());
+    s.rt.block_on(async {
+        put(&src, "only-source", b"from the source").await;
+        put(&src, "both", b"old, on the source").await;
+        put(&tgt, "both", b"new, on the target").await;
+        put(&tgt, "only-target", b"target").await;
+    });
+    s.proxy.set_mode(BUCKET, "forward");
+    s.proxy.set_mode(BUCKET, "migrate");
+    let c = via(&s.proxy, &s.target.region);
+    s.rt.block_on(async {
+        // The target first; the source on NoSuchKey; unchanged bytes.
+        assert_eq!(
+            get_bytes(&c, BUCKET, "only-source").await.unwrap(),
+            &b"from the source"[..]
+        );
+        assert_eq!(
+            get_bytes(&c, BUCKET, "both").await.unwrap(),
+            &b"new, on the target"[..]
+        );
+        assert_eq!(
+            get_bytes(&c, BUCKET, "only-target").await.unwrap(),
+            &b"target"[..]
+        );
+        // HEAD, Range and conditions hold across the fallback.
+        let h = c
+            .head_object()
+            .bucket(BUCKET)
+            .key("only-source")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(h.content_length(), Some(15));
+        let etag = h.e_tag().unwrap().to_owned();
+        let r = c
+            .get_object()
+            .bucket(BUCKET)
+            .key("only-source")
+            .range("bytes=5-7")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.body.collect().await.unwrap().into_bytes(), &b"the"[..]);
+        let e = c
+            .get_object()
+            .bucket(BUCKET)
+            .key("only-source")
+            .if_none_match(&etag)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), Some(304), "{e:?}");
+        // Missing on both: a real 404.
+        let e = c
+            .get_object()
+            .bucket(BUCKET)
+            .key("nowhere")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), Some(404), "{e:?}");
+        assert!(e.into_service_error().is_no_such_key());
+
+        // A delete reaches both sides and is journalled first.
+        c.delete_object()
+            .bucket(BUCKET)
+            .key("both")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            !list_keys(&src, BUCKET)
+                .await
+                .unwrap()
+                .contains(&"both".to_owned())
+        );
+        assert!(
+            !list_keys(&tgt, BUCKET)
+                .await
+                .unwrap()
+                .contains(&"both".to_owned())
+        );
+        let name = journal::entry_name(BUCKET, "both");
+        assert_eq!(journal_names(&s.target).await, std::slice::from_ref(&name));
+        let entry = get_bytes(&tgt, JOURNAL, &name).await.unwrap();
+        let entry = journal::Entry::parse(&name, &entry).unwrap();
+        assert_eq!(
+            (entry.bucket.as_str(), entry.key.as_str()),
+            (BUCKET, "both")
+        );
+        let e = c
+            .get_object()
+            .bucket(BUCKET)
+            .key("both")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), Some(404));
+
+        // Writing the key again makes it the client's: the entry goes.
+        put(&c, "both", b"written again").await;
+        assert!(journal_names(&s.target).await.is_empty());
+        assert_eq!(
+            get_bytes(&tgt, BUCKET, "both").await.unwrap(),
+            &b"written again"[..]
+        );
+
+        // DeleteObjects: per-key results, gone from both sides.
+        let objects = ["only-source", "only-target", "both", "never-was"]
+            .iter()
+            .map(|k| ObjectIdentifier::builder().key(*k).build().unwrap())
+            .collect::<Vec<_>>();
+        let out = c
+            .delete_objects()
+            .bucket(BUCKET)
+            .delete(
+                Delete::builder()
+                    .set_objects(Some(objects))
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let mut deleted: Vec<&str> = out.deleted().iter().filter_map(|d| d.key()).collect();
+        deleted.sort();
+        assert_eq!(deleted, ["both", "never-was", "only-source", "only-target"]);
+        assert!(out.errors().is_empty(), "{:?}", out.errors());
+        assert!(list_keys(&src, BUCKET).await.unwrap().is_empty());
+        assert!(list_keys(&tgt, BUCKET).await.unwrap().is_empty());
+        assert_eq!(journal_names(&s.target).await.len(), 4);
+    });
+
+    // Detach removes the bucket's journal entries.
+    s.proxy
+        .ferryctl_ok(&["s3", "bucket", "migrate", "detach", BUCKET, "--force"]);
+    assert!(s.rt.block_on(journal_names(&s.target)).is_empty());
+}
+
+#[test]
+fn a_source_that_is_down_is_503_never_404() {
+    let mut s = setup();
+    s.rt.block_on(async {
+        put(&s.source.client(), "not-yet", b"only on the source").await;
+        put(&s.target.client(), "migrated", b"on the target").await;
+    });
+    s.proxy.set_mode(BUCKET, "forward");
+    s.proxy.set_mode(BUCKET, "migrate");
+    s.source.stop();
+    let c = via(&s.proxy, &s.target.region);
+    s.rt.block_on(async {
+        let e = c
+            .get_object()
+            .bucket(BUCKET)
+            .key("not-yet")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), Some(503), "{e:?}");
+        let e = c
+            .head_object()
+            .bucket(BUCKET)
+            .key("not-yet")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), Some(503), "{e:?}");
+        // A migrated key does not need the source.
+        assert_eq!(
+            get_bytes(&c, BUCKET, "migrated").await.unwrap(),
+            &b"on the target"[..]
+        );
+        // A delete cannot reach the source: refused, nothing deleted.
+        let e = c
+            .delete_object()
+            .bucket(BUCKET)
+            .key("migrated")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), Some(503), "{e:?}");
+        assert_eq!(
+            get_bytes(&c, BUCKET, "migrated").await.unwrap(),
+            &b"on the target"[..]
+        );
+    });
+}
+
+#[test]
+fn copies_and_uploads_cross_the_switch() {
+    let s = setup();
+    let (src, tgt) = (s.source.client(), s.target.client());
+    let c = via(&s.proxy, &s.target.region);
+    let part = |n: u8| vec![n; 5 << 20];
+    s.rt.block_on(async {
+        put(&src, "copy-me", b"source object").await;
+        // The copier's older copy of K, on the target.
+        put(&src, "k", b"v1").await;
+        put(&tgt, "k", b"v1").await;
+    });
+    // An upload of K=v2 begins in forward mode (on the source).
+    s.proxy.set_mode(BUCKET, "forward");
+    let fwd = via(&s.proxy, &s.source.region);
+    let upload = s.rt.block_on(async {
+        let u = fwd
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key("k")
+            .send()
+            .await
+            .unwrap();
+        u.upload_id().unwrap().to_owned()
+    });
+    let p1 = s.rt.block_on(async {
+        fwd.upload_part()
+            .bucket(BUCKET)
+            .key("k")
+            .upload_id(&upload)
+            .part_number(1)
+            .body(ByteStream::from(part(1)))
+            .send()
+            .await
+            .unwrap()
+            .e_tag()
+            .unwrap()
+            .to_owned()
+    });
+    s.proxy.set_mode(BUCKET, "migrate");
+    let show = s
+        .proxy
+        .ferryctl_ok(&["s3", "bucket", "migrate", "show", BUCKET, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&show).unwrap();
+    assert_eq!(v["source_uploads_open"], 1, "{show}");
+
+    s.rt.block_on(async {
+        // The second part and the completion go to the source...
+        let p2 = c
+            .upload_part()
+            .bucket(BUCKET)
+            .key("k")
+            .upload_id(&upload)
+            .part_number(2)
+            .body(ByteStream::from(b"tail".to_vec()))
+            .send()
+            .await
+            .unwrap()
+            .e_tag()
+            .unwrap()
+            .to_owned();
+        let parts = [(1, p1), (2, p2)]
+            .into_iter()
+            .map(|(n, e)| CompletedPart::builder().part_number(n).e_tag(e).build())
+            .collect::<Vec<_>>();
+        c.complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("k")
+            .upload_id(&upload)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        // ...and the target holds v2 before the client hears of it: no
+        // stale v1 is ever served.
+        let mut v2 = part(1);
+        v2.extend_from_slice(b"tail");
+        assert_eq!(get_bytes(&c, BUCKET, "k").await.unwrap(), v2);
+        assert_eq!(get_bytes(&tgt, BUCKET, "k").await.unwrap(), v2);
+        assert_eq!(get_bytes(&src, BUCKET, "k").await.unwrap(), v2);
+
+        // An upload begun after the switch lands on the target.
+        let u = c
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key("new")
+            .send()
+            .await
+            .unwrap();
+        let id = u.upload_id().unwrap();
+        let e = c
+            .upload_part()
+            .bucket(BUCKET)
+            .key("new")
+            .upload_id(id)
+            .part_number(1)
+            .body(ByteStream::from(b"small".to_vec()))
+            .send()
+            .await
+            .unwrap();
+        let parts = vec![
+            CompletedPart::builder()
+                .part_number(1)
+                .e_tag(e.e_tag().unwrap())
+                .build(),
+        ];
+        c.complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("new")
+            .upload_id(id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(get_bytes(&tgt, BUCKET, "new").await.unwrap(), &b"small"[..]);
+        assert!(
+            !list_keys(&src, BUCKET)
+                .await
+                .unwrap()
+                .contains(&"new".to_owned())
+        );
+
+        // An upload begun on the source in the instant of the switch (not
+        // in the snapshot) is found there, not lost.
+        let late = src
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key("late")
+            .send()
+            .await
+            .unwrap();
+        let late_id = late.upload_id().unwrap();
+        let e = c
+            .upload_part()
+            .bucket(BUCKET)
+            .key("late")
+            .upload_id(late_id)
+            .part_number(1)
+            .body(ByteStream::from(b"late part".to_vec()))
+            .send()
+            .await
+            .unwrap();
+        let parts = vec![
+            CompletedPart::builder()
+                .part_number(1)
+                .e_tag(e.e_tag().unwrap())
+                .build(),
+        ];
+        c.complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("late")
+            .upload_id(late_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            get_bytes(&c, BUCKET, "late").await.unwrap(),
+            &b"late part"[..]
+        );
+        assert_eq!(
+            get_bytes(&tgt, BUCKET, "late").await.unwrap(),
+            &b"late part"[..]
+        );
+
+        // A copy whose source object is only on the source is streamed
+        // across, with its metadata, or the request's on REPLACE.
+        c.copy_object()
+            .bucket(BUCKET)
+            .key("copied")
+            .copy_source(format!("{BUCKET}/copy-me"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            get_bytes(&tgt, BUCKET, "copied").await.unwrap(),
+            &b"source object"[..]
+        );
+        c.copy_object()
+            .bucket(BUCKET)
+            .key("copied-again")
+            .copy_source(format!("{BUCKET}/copied"))
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+            .metadata("color", "blue")
+            .send()
+            .await
+            .unwrap();
+        let h = tgt
+            .head_object()
+            .bucket(BUCKET)
+            .key("copied-again")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            h.metadata()
+                .and_then(|m| m.get("color"))
+                .map(String::as_str),
+            Some("blue")
+        );
+        assert_eq!(
+            get_bytes(&tgt, BUCKET, "copied-again").await.unwrap(),
+            &b"source object"[..]
+        );
+    });
+}
