@@ -7,97 +7,9 @@ mod common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
-use common::*;
+use common::migrate::*;
 use ferry_ctl::journal;
-use ferry_harness::{Store, get_bytes, list_keys};
-
-const BUCKET: &str = "photos";
-const JOURNAL: &str = "ferry-journal";
-
-struct Setup {
-    source: Store,
-    target: Store,
-    proxy: Proxy,
-    rt: tokio::runtime::Runtime,
-}
-
-fn setup() -> Setup {
-    let source = Store::garage().unwrap();
-    source.create_bucket(BUCKET).unwrap();
-    let target = Store::moto().unwrap();
-    target.create_bucket(BUCKET).unwrap();
-    target.create_bucket(JOURNAL).unwrap();
-    let proxy = Proxy::start_with(
-        &target,
-        BUCKET,
-        &format!("journal_bucket = \"{JOURNAL}\"\n"),
-    );
-    proxy.attach(BUCKET, &source);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    Setup {
-        source,
-        target,
-        proxy,
-        rt,
-    }
-}
-
-/// aws-sdk-s3 through the proxy as `alice`.
-fn via(proxy: &Proxy, region: &str) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .endpoint_url(&proxy.http)
-            .region(aws_sdk_s3::config::Region::new(region.to_owned()))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                ALICE.access_key,
-                ALICE.secret,
-                None,
-                None,
-                "test",
-            ))
-            .force_path_style(true)
-            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
-            .build(),
-    )
-}
-
-async fn put(c: &aws_sdk_s3::Client, key: &str, body: &[u8]) {
-    c.put_object()
-        .bucket(BUCKET)
-        .key(key)
-        .body(ByteStream::from(body.to_vec()))
-        .send()
-        .await
-        .unwrap();
-}
-
-/// The HTTP status of a failed SDK call.
-fn status<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> Option<u16>
-where
-    R: std::fmt::Debug,
-{
-    match e {
-        aws_sdk_s3::error::SdkError::ServiceError(s) => {
-            // The raw response is typed per operation; its Debug names the
-            // status, which is all the tests need.
-            let raw = format!("{:?}", s.raw());
-            raw.split("status: StatusCode(")
-                .nth(1)
-                .and_then(|r| r.split(')').next())
-                .and_then(|n| n.parse().ok())
-        }
-        _ => None,
-    }
-}
-
-async fn journal_names(target: &Store) -> Vec<String> {
-    list_keys(&target.client(), JOURNAL).await.unwrap()
-}
+use ferry_harness::{get_bytes, list_keys};
 
 #[test]
 fn reads_fall_back_to_the_source_and_deletes_reach_both_sides() {

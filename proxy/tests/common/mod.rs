@@ -11,20 +11,26 @@ use std::time::{Duration, Instant};
 
 use ferry_harness::Store;
 
+pub mod migrate;
+
 pub const PROXY: &str = env!("CARGO_BIN_EXE_ferry-proxy");
 
-/// `ferryctl` is another crate's binary: `cargo test --workspace` builds it
-/// next to this test's own directory.
-pub fn ferryctl_bin() -> PathBuf {
+/// Another crate's binary: `cargo test --workspace` builds it next to this
+/// test's own directory.
+pub fn workspace_bin(name: &str, package: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
-    let p = dir.join("ferryctl");
+    let p = dir.join(name);
     assert!(
         p.exists(),
-        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p ferry-ctl` first)",
+        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p {package}` first)",
         p.display()
     );
     p
+}
+
+pub fn ferryctl_bin() -> PathBuf {
+    workspace_bin("ferryctl", "ferry-ctl")
 }
 
 pub fn python() -> PathBuf {

@@ -1,0 +1,153 @@
+//! A bucket in migrate mode behind a running proxy: a Garage source, a moto
+//! target (which enforces conditional writes) holding the delete journal.
+
+use aws_sdk_s3::primitives::ByteStream;
+use ferry_harness::{Store, list_keys};
+
+use super::*;
+
+pub const BUCKET: &str = "photos";
+pub const JOURNAL: &str = "ferry-journal";
+
+pub struct Setup {
+    pub source: Store,
+    pub target: Store,
+    pub proxy: Proxy,
+    pub rt: tokio::runtime::Runtime,
+}
+
+pub fn setup() -> Setup {
+    let source = Store::garage().unwrap();
+    source.create_bucket(BUCKET).unwrap();
+    let target = Store::moto().unwrap();
+    target.create_bucket(BUCKET).unwrap();
+    target.create_bucket(JOURNAL).unwrap();
+    let proxy = Proxy::start_with(
+        &target,
+        BUCKET,
+        &format!("journal_bucket = \"{JOURNAL}\"\n"),
+    );
+    proxy.attach(BUCKET, &source);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    Setup {
+        source,
+        target,
+        proxy,
+        rt,
+    }
+}
+
+/// aws-sdk-s3 through the proxy as `alice`.
+pub fn via(proxy: &Proxy, region: &str) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .endpoint_url(&proxy.http)
+            .region(aws_sdk_s3::config::Region::new(region.to_owned()))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                ALICE.access_key,
+                ALICE.secret,
+                None,
+                None,
+                "test",
+            ))
+            .force_path_style(true)
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .build(),
+    )
+}
+
+pub async fn put(c: &aws_sdk_s3::Client, key: &str, body: &[u8]) {
+    c.put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .body(ByteStream::from(body.to_vec()))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The HTTP status of a failed SDK call.
+pub fn status<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> Option<u16>
+where
+    R: std::fmt::Debug,
+{
+    match e {
+        aws_sdk_s3::error::SdkError::ServiceError(s) => {
+            // The raw response is typed per operation; its Debug names the
+            // status, which is all the tests need.
+            let raw = format!("{:?}", s.raw());
+            raw.split("status: StatusCode(")
+                .nth(1)
+                .and_then(|r| r.split(')').next())
+                .and_then(|n| n.parse().ok())
+        }
+        _ => None,
+    }
+}
+
+pub async fn journal_names(target: &Store) -> Vec<String> {
+    list_keys(&target.client(), JOURNAL).await.unwrap()
+}
+
+impl Setup {
+    /// ready → forward → migrate, as an operator goes.
+    pub fn migrate(&self) {
+        self.proxy.set_mode(BUCKET, "forward");
+        self.proxy.set_mode(BUCKET, "migrate");
+    }
+
+    /// `s3migrate` from the source to the target, listing the source.
+    pub fn s3migrate(&self, folder: &Path) -> Command {
+        let mut c = Command::new(workspace_bin("s3migrate", "ferry-agent"));
+        c.args(["--src-url", &self.source.endpoint, "--src-bucket", BUCKET])
+            .args([
+                "--src-key",
+                &self.source.access_key,
+                "--src-region",
+                &self.source.region,
+            ])
+            .env("S3MIGRATE_SRC_SECRET", &self.source.secret_key)
+            .arg("--src-list")
+            .args(["--dest-url", &self.target.endpoint, "--dest-bucket", BUCKET])
+            .args([
+                "--dest-key",
+                &self.target.access_key,
+                "--dest-region",
+                &self.target.region,
+            ])
+            .env("S3MIGRATE_DEST_SECRET", &self.target.secret_key)
+            .arg("--dest-folder")
+            .arg(folder)
+            .args(["--threads", "8", "--progress-interval-secs", "1"]);
+        ferry_harness::apply_loopback_env(&mut c);
+        c
+    }
+}
+
+/// Runs a command to its end, printing its output for the test log.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    eprintln!(
+        "exit={:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Every object of the bucket on `store`, with its bytes.
+pub async fn contents(store: &Store) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let c = store.client();
+    let mut out = std::collections::BTreeMap::new();
+    for k in list_keys(&c, BUCKET).await.unwrap() {
+        let b = ferry_harness::get_bytes(&c, BUCKET, &k).await.unwrap();
+        out.insert(k, b.to_vec());
+    }
+    out
+}
