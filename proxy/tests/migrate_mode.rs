@@ -286,7 +286,14 @@ fn copies_and_uploads_cross_the_switch() {
         assert_eq!(get_bytes(&c, BUCKET, "k").await.unwrap(), v2);
         assert_eq!(get_bytes(&tgt, BUCKET, "k").await.unwrap(), v2);
         assert_eq!(get_bytes(&src, BUCKET, "k").await.unwrap(), v2);
-
+    });
+    // The source upload is done: `show` no longer counts it.
+    let show = s
+        .proxy
+        .ferryctl_ok(&["s3", "bucket", "migrate", "show", BUCKET, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&show).unwrap();
+    assert_eq!(v["source_uploads_open"], 0, "{show}");
+    s.rt.block_on(async {
         // An upload begun after the switch lands on the target.
         let u = c
             .create_multipart_upload()

@@ -97,7 +97,7 @@ impl Admin {
                 }
                 ferry_ctl::check_bucket_name(name).map_err(Refusal::invalid)?;
                 match method {
-                    Method::GET => ok(&self.show(name)?),
+                    Method::GET => ok(&self.show(name).await?),
                     Method::DELETE => ok(&self.detach(name, parse_force(&query)?).await?),
                     _ => Err(method_not_allowed(&method, &path)),
                 }

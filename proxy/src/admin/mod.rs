@@ -122,11 +122,28 @@ impl Admin {
         self.table().buckets.values().map(Bucket::view).collect()
     }
 
-    pub fn show(&self, bucket: &str) -> Result<BucketView, Refusal> {
-        self.table()
+    pub async fn show(&self, bucket: &str) -> Result<BucketView, Refusal> {
+        let table = self.table();
+        let b = table
             .get(bucket)
-            .map(Bucket::view)
-            .ok_or_else(|| Refusal::not_attached(bucket))
+            .ok_or_else(|| Refusal::not_attached(bucket))?;
+        let mut view = b.view();
+        // Of the snapshotted source uploads, those the source still has
+        // open (completed or aborted ones are done with the source). If the
+        // source cannot say, the snapshot stands.
+        if !b.source_uploads.is_empty() {
+            match self.source_check.uploads(b).await {
+                Ok(live) => {
+                    view.source_uploads_open = b
+                        .source_uploads
+                        .iter()
+                        .filter(|u| live.iter().any(|l| l.upload_id == u.upload_id))
+                        .count();
+                }
+                Err(e) => tracing::warn!(bucket, error = %e, "cannot list the source's uploads"),
+            }
+        }
+        Ok(view)
     }
 
     /// Attach a bucket in ready mode, once its source bucket checks out.
