@@ -25,7 +25,11 @@ fn parse_args() -> Args {
 }
 
 fn main() {
-    let args = parse_args();
+    let mut args = parse_args();
+    // TEST ONLY: the end-to-end tests hold copies between GET and PUT with
+    // this (see `copy::test_pause`); an environment variable, not a flag, so
+    // that it never shows in --help or in an agent job's options.
+    args.test_pause_before_put = std::env::var_os("FERRY_TEST_PAUSE_BEFORE_PUT").map(Into::into);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("S3MIGRATE_LOG")
@@ -84,6 +88,18 @@ fn main() {
                 );
                 for (class, n) in &p.errors_by_class {
                     println!("  failed {class}: {n}");
+                }
+                if let Some(j) = &p.journal {
+                    println!(
+                        "  delete journal: entries={} removed={} kept(client)={} absent={} no-record={} not-mine={} unreconciled={}",
+                        j.entries,
+                        j.removed,
+                        j.kept,
+                        j.absent,
+                        j.no_record,
+                        j.not_mine,
+                        j.unreconciled
+                    );
                 }
                 if p.tags_dropped > 0 {
                     println!(

@@ -131,8 +131,18 @@ pub struct Args {
     pub metrics_addr: Option<SocketAddr>,
     /// Run even if the destination ignores conditional writes
     /// (If-None-Match / If-Match). The no-lost-write guarantee is then off.
+    /// With --delete-journal on a destination that ignores If-Match on
+    /// DeleteObject, it also lets the reconcile remove a resurrected copy by
+    /// HEAD, compare and DELETE, which can race a client's write.
     #[arg(long)]
     pub allow_overwrite: bool,
+    /// The proxy's delete-journal bucket on the destination store (read with
+    /// the destination credentials). Keys a client deleted in migrate mode
+    /// are not copied, and after each pass a copy the copier made of a key
+    /// deleted since is removed again, but only while it is still the
+    /// copier's own write. A key it cannot remove safely fails the pass.
+    #[arg(long, value_name = "BUCKET")]
+    pub delete_journal: Option<String>,
     /// Part size for multipart copies whose source layout cannot be read.
     #[arg(long, default_value_t = 16 * 1024 * 1024, value_name = "BYTES")]
     pub part_size_bytes: u64,
@@ -145,4 +155,11 @@ pub struct Args {
     /// Seconds between progress lines when stderr is not a terminal.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub progress_interval_secs: u64,
+
+    /// TEST ONLY, never set from the command line: the s3migrate binary
+    /// fills it from FERRY_TEST_PAUSE_BEFORE_PUT so that the end-to-end
+    /// tests can hold a copy between its source GET and its destination PUT
+    /// (see `copy::test_pause`). Not a flag, so no operator can trip on it.
+    #[arg(skip)]
+    pub test_pause_before_put: Option<PathBuf>,
 }

@@ -107,6 +107,8 @@ pub struct Copier {
     pub part_size: u64,
     pub part_threads: usize,
     pub dest_tagging: bool,
+    /// TEST ONLY (`Args::test_pause_before_put`): see [`test_pause`].
+    pub test_pause: Option<Arc<std::path::PathBuf>>,
 }
 
 /// Object headers carried from the source to the destination.
@@ -225,6 +227,12 @@ impl Copier {
         }
         let meta = meta_from!(get);
         let tagging = self.tagging(key, &meta).await?;
+        if let Some(dir) = &self.test_pause {
+            // The GET's response head is in hand and its body unread: the
+            // bytes this copy will write are already fixed, as in a real
+            // copy that a client's delete overtakes.
+            test_pause(dir, key).await;
+        }
         let body = MeteredBody::new(
             get.body.into_inner(),
             size,
@@ -542,6 +550,21 @@ impl Copier {
             .part_number(n)
             .set_e_tag(up.e_tag().map(str::to_owned))
             .build())
+    }
+}
+
+/// TEST ONLY: holds a single-PUT copy of `key` between its source GET and
+/// its destination PUT, so that an end-to-end test can land a client's
+/// delete in exactly that window (the race the delete journal exists for).
+/// Writes `<dir>/<hex(key)>.paused`, then waits until `<dir>/<hex(key)>.go`
+/// exists, polling every 20 ms. Set only through the s3migrate binary's
+/// FERRY_TEST_PAUSE_BEFORE_PUT; multipart copies do not pause.
+async fn test_pause(dir: &std::path::Path, key: &str) {
+    let name = hex::encode(key.as_bytes());
+    let _ = tokio::fs::write(dir.join(format!("{name}.paused")), b"").await;
+    let go = dir.join(format!("{name}.go"));
+    while !tokio::fs::try_exists(&go).await.unwrap_or(false) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 

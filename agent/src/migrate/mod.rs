@@ -5,6 +5,7 @@ pub mod args;
 pub mod control;
 pub mod copy;
 pub mod entries;
+pub mod journal;
 pub mod ledger;
 pub mod metrics;
 pub mod partition;
@@ -90,6 +91,10 @@ pub struct PassSummary {
     pub tags_dropped: u64,
     pub errors_by_class: BTreeMap<String, u64>,
     pub progress: String,
+    /// The delete-journal reconcile at the end of the pass, with
+    /// `--delete-journal` (absent in a dry run, or a pass that stopped early).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal: Option<journal::JournalSummary>,
 }
 
 #[derive(Debug, Default)]
@@ -112,6 +117,7 @@ pub(crate) struct Plan {
     pub caps: Caps,
     pub conditional: bool,
     pub control: Arc<Control>,
+    pub journal: Option<journal::Journal>,
 }
 
 fn read_secret(
@@ -289,6 +295,12 @@ pub async fn run_with(args: Args, control: Arc<Control>) -> Result<RunReport, Ru
     let dest_client = build_client(&dest);
     check_bucket("source", &src, &src_client).await?;
     check_bucket("destination", &dest, &dest_client).await?;
+    // Before the probes, which write: a bad journal must leave nothing behind.
+    if let Some(j) = &args.delete_journal {
+        journal::check(&dest_client, j, &dest.bucket, &dest.url)
+            .await
+            .map_err(input)?;
+    }
 
     let caps = if args.dry_run || args.verify_only {
         Caps::assumed()
@@ -310,6 +322,20 @@ pub async fn run_with(args: Args, control: Arc<Control>) -> Result<RunReport, Ru
             caps.conditional_gap()
         );
     }
+
+    let journal = args.delete_journal.clone().map(|bucket| {
+        let mode = journal::DeleteMode::choose(caps.if_match_delete, args.allow_overwrite);
+        match mode {
+            journal::DeleteMode::IfMatch => {}
+            journal::DeleteMode::Compare => eprintln!(
+                "s3migrate: warning: the destination ignores If-Match on DeleteObject; with --allow-overwrite, a copy of a key deleted by a client is removed after a HEAD shows it is still the copier's, which can race a client's write"
+            ),
+            journal::DeleteMode::Report => eprintln!(
+                "s3migrate: warning: the destination ignores If-Match on DeleteObject; a copy of a key deleted by a client cannot be removed safely and will fail the pass (--allow-overwrite accepts the race)"
+            ),
+        }
+        journal::Journal { bucket, mode }
+    });
 
     std::fs::create_dir_all(&args.dest_folder).map_err(|e| {
         input(format!(
@@ -350,6 +376,7 @@ pub async fn run_with(args: Args, control: Arc<Control>) -> Result<RunReport, Ru
         part_size: args.part_size_bytes.max(5 * 1024 * 1024),
         part_threads: args.part_threads,
         dest_tagging: caps.tagging,
+        test_pause: args.test_pause_before_put.clone().map(Arc::new),
     });
     let plan = Plan {
         dest_folder: args.dest_folder.clone(),
@@ -367,6 +394,7 @@ pub async fn run_with(args: Args, control: Arc<Control>) -> Result<RunReport, Ru
         caps,
         conditional,
         control,
+        journal,
     };
     run_passes(plan).await
 }

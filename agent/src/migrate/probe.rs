@@ -8,6 +8,9 @@
 //!   `If-None-Match: *` (PutObject and CompleteMultipartUpload) and
 //!   `If-Match`. A store that ignores them is refused unless the operator
 //!   passes `--allow-overwrite`.
+//! - **Conditional delete.** `If-Match` on DeleteObject, so that the
+//!   delete-journal reconcile removes a resurrected copy only while it is
+//!   still the copier's own write (moto honours it; Garage 2.5 does not).
 //! - **Tagging**, so tags are copied where both stores have them.
 //!
 //! Probe objects live under a random `.ferry-probe-*` prefix and are removed
@@ -31,6 +34,8 @@ pub struct Caps {
     pub if_none_match_put: bool,
     pub if_none_match_complete: bool,
     pub if_match_put: bool,
+    /// `If-Match` on DeleteObject refuses a delete of another version.
+    pub if_match_delete: bool,
     pub tagging: bool,
 }
 
@@ -44,6 +49,7 @@ impl Caps {
             if_none_match_put: true,
             if_none_match_complete: true,
             if_match_put: true,
+            if_match_delete: true,
             tagging: true,
         }
     }
@@ -173,6 +179,7 @@ async fn run(client: &Client, bucket: &str, base: &str) -> Result<Caps, S3Error>
     let if_none_match_complete = probe_complete(client, bucket, &key).await?;
 
     let tagging = probe_tagging(client, bucket, &key).await;
+    let if_match_delete = probe_delete(client, bucket, &format!("{base}/del")).await?;
     Ok(Caps {
         leading_slash,
         double_slash,
@@ -180,8 +187,40 @@ async fn run(client: &Client, bucket: &str, base: &str) -> Result<Caps, S3Error>
         if_none_match_put,
         if_none_match_complete,
         if_match_put,
+        if_match_delete,
         tagging,
     })
+}
+
+/// Whether a DeleteObject with a wrong `If-Match` is refused. A store that
+/// ignores the header deletes the probe object instead, which is how we tell.
+async fn probe_delete(client: &Client, bucket: &str, key: &str) -> Result<bool, S3Error> {
+    put(client, bucket, key).await?;
+    let wrong = client
+        .delete_object()
+        .bucket(bucket)
+        .key(key)
+        .if_match("\"00000000000000000000000000000000\"")
+        .send()
+        .await
+        .map_err(S3Error::from_sdk);
+    if !refused(wrong)? {
+        return Ok(false);
+    }
+    // Refused: make sure the object really is still there (a store could
+    // answer 412 and delete anyway).
+    let still = client
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(S3Error::from_sdk);
+    match still {
+        Ok(_) => Ok(true),
+        Err(e) if e.is(ErrorClass::NotFound) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 async fn probe_complete(client: &Client, bucket: &str, key: &str) -> Result<bool, S3Error> {

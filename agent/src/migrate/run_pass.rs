@@ -12,7 +12,7 @@ use super::entries::{self, EntryStream, StreamError};
 use super::ledger::{self, Done, LedgerFiles, Outcome};
 use super::progress::{self, Printer, Stats};
 use super::worker::{self, Policy, Work};
-use super::{Counts, PassSummary, Plan, RunError, metrics, records};
+use super::{Counts, PassSummary, Plan, RunError, journal, metrics, records};
 use crate::fsutil;
 use crate::keylist::{self, KeyListReader};
 
@@ -101,6 +101,20 @@ pub(crate) async fn run(
         None => dest_listing(plan, start_after.clone()),
     };
     let mut recs = records::open(&folder).map_err(fatal)?;
+    // Keys deleted by clients so far. Read once per pass; a delete that
+    // lands later is caught by the reconcile at the end of the pass.
+    let journalled = match &plan.journal {
+        Some(j) => journal::load(
+            &plan.copier.dest,
+            &j.bucket,
+            &plan.dest.bucket,
+            plan.copier.retry,
+        )
+        .await
+        .map_err(|e| RunError::Fatal(format!("reading the delete journal '{}': {e}", j.bucket)))?
+        .key_set(),
+        None => Default::default(),
+    };
 
     let files = if dry {
         LedgerFiles {
@@ -199,6 +213,21 @@ pub(crate) async fn run(
             continue;
         }
         mine += 1;
+        if journalled.contains(&entry.key) {
+            // A client deleted the key in migrate mode: from the clients'
+            // view it is gone from the source, which is what `skip dn`
+            // means. Copying it would only make work for the reconcile.
+            stats.skip_dn.fetch_add(1, Relaxed);
+            let done = Done {
+                seq: this,
+                key: entry.key,
+                outcome: Outcome::SkipDn,
+            };
+            if done_tx.send(done).await.is_err() {
+                break;
+            }
+            continue;
+        }
         let d = match dest.seek(&entry.key).await {
             Ok(d) => d,
             Err(e) => {
@@ -250,10 +279,42 @@ pub(crate) async fn run(
         r.map_err(fatal)?;
     }
     drop(done_tx);
-    let ledger_report = ledger_task
+    let mut ledger_report = ledger_task
         .await
         .map_err(fatal)?
         .map_err(|e| RunError::Fatal(format!("writing the logs in {}: {e}", folder.display())))?;
+    // Every copy of the pass has ended and its record is on disk: settle the
+    // journal, read afresh so that deletes made during the pass count. A
+    // pass that stopped early is incomplete anyway, and a dry run must not
+    // delete.
+    let stopped = stream_error.is_some() || plan.control.is_cancelled();
+    let mut journal_summary = None;
+    let mut unsettled = 0;
+    let mut journal_error = None;
+    if let Some(j) = plan.journal.as_ref().filter(|_| !dry && !stopped) {
+        let settled =
+            journal::reconcile(&copier, j, plan.partition, &folder, plan.args.threads).await;
+        let (sum, keys) = match settled {
+            Ok(r) => r,
+            Err(e) => {
+                // Still write the summary: it must say the pass is not
+                // complete.
+                journal_error = Some(e);
+                Default::default()
+            }
+        };
+        journal::append_failed(&folder, &keys).map_err(|e| {
+            RunError::Fatal(format!("writing failed.log in {}: {e}", folder.display()))
+        })?;
+        for k in &keys {
+            *ledger_report
+                .errors_by_class
+                .entry(k.class.clone())
+                .or_default() += 1;
+        }
+        unsettled = keys.len();
+        journal_summary = journal_error.is_none().then_some(sum);
+    }
     let _ = stop_tx.send(());
     let progress_line = progress_task.await.map_err(fatal)?;
     let elapsed = started.elapsed();
@@ -267,7 +328,8 @@ pub(crate) async fn run(
         dry_run: dry,
         started_at,
         elapsed_secs: elapsed.as_secs_f64(),
-        complete: stream_error.is_none() && !plan.control.is_cancelled(),
+        // Not complete while a journalled delete is unsettled (invariant 2).
+        complete: !stopped && unsettled == 0 && journal_error.is_none(),
         start_after: start_after.as_deref().map(keylist::escape),
         last_key: ledger_report.last_line.clone(),
         objects: Counts {
@@ -284,6 +346,7 @@ pub(crate) async fn run(
         tags_dropped: s.tags_dropped,
         errors_by_class: ledger_report.errors_by_class,
         progress: progress_line,
+        journal: journal_summary,
     };
     let json = serde_json::to_vec_pretty(&summary).map_err(fatal)?;
     let name = if dry {
@@ -295,6 +358,20 @@ pub(crate) async fn run(
     if let Some(e) = stream_error {
         return Err(RunError::Fatal(format!(
             "pass {pass} stopped early: {e}; resume with --start-after set to the last line of migrate.log"
+        )));
+    }
+    if let Some(e) = journal_error {
+        return Err(RunError::Fatal(format!(
+            "pass {pass}: cannot reconcile the delete journal, so a deleted key may have come back: {e}"
+        )));
+    }
+    if unsettled > 0 {
+        // An error, not a count: the object counts stay exact, and every
+        // caller (CLI or agent job) sees the run fail.
+        return Err(RunError::Fatal(format!(
+            "pass {pass}: {unsettled} journalled deletes could not be reconciled, so a deleted key may have come back; see {}/{} and the pass summary",
+            folder.display(),
+            ledger::FAILED_LOG
         )));
     }
     Ok(summary)

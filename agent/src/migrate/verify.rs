@@ -1,7 +1,9 @@
 //! `--verify`: compare every source key of this process's share with the
 //! destination, by size and ETag, or by content (SHA-256) where an ETag is a
 //! multipart one that the copy could not reproduce. Differences go to
-//! verify.log in the dest folder and fail the run.
+//! verify.log in the dest folder and fail the run. With `--delete-journal`,
+//! a copier's write of a key a client deleted, still on the destination, is
+//! a difference too (`resurrected`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::copy::is_multipart_etag;
 use super::entries::Entry;
+use super::journal::{self, DeleteMode, Journal};
 use super::records::{self, Record};
 use super::run_pass::{dest_listing, source_stream};
 use super::{Plan, RunError};
@@ -168,6 +171,20 @@ pub(crate) async fn run(plan: &Plan) -> Result<VerifyReport, RunError> {
     let log_path = plan.dest_folder.join(VERIFY_LOG);
     let mut log = std::fs::File::create(&log_path).map_err(|e| fatal(&e))?;
     let mut report = VerifyReport::default();
+    // A key a client deleted is not expected on the destination, even if
+    // the source still lists it; whether a copy came back is checked below.
+    let journalled = match &plan.journal {
+        Some(j) => journal::load(
+            &plan.copier.dest,
+            &j.bucket,
+            &plan.dest.bucket,
+            plan.copier.retry,
+        )
+        .await
+        .map_err(|e| fatal(&e))?
+        .key_set(),
+        None => Default::default(),
+    };
     let mut inflight = futures::stream::FuturesOrdered::new();
     let limit = plan.args.threads.max(1);
     let mut finish = |report: &mut VerifyReport, key: String, v: Verdict| -> std::io::Result<()> {
@@ -196,7 +213,7 @@ pub(crate) async fn run(plan: &Plan) -> Result<VerifyReport, RunError> {
             Ok(None) => break,
             Err(e) => return Err(fatal(&e)),
         };
-        if !plan.partition.owns(&entry.key) {
+        if !plan.partition.owns(&entry.key) || journalled.contains(&entry.key) {
             continue;
         }
         let d = dest.seek(&entry.key).await.map_err(|e| fatal(&e))?;
@@ -212,6 +229,35 @@ pub(crate) async fn run(plan: &Plan) -> Result<VerifyReport, RunError> {
     }
     while let Some((k, v)) = inflight.next().await {
         finish(&mut report, k, v).map_err(|e| fatal(&e))?;
+    }
+    if let Some(j) = &plan.journal {
+        // The reconcile's own judgement, in the mode that never deletes: a
+        // copier's write of a deleted key still on the destination fails
+        // verify (invariant 2).
+        let look = Journal {
+            bucket: j.bucket.clone(),
+            mode: DeleteMode::Report,
+        };
+        let (_, unsettled) = journal::reconcile(
+            &plan.copier,
+            &look,
+            plan.partition,
+            &plan.dest_folder,
+            limit,
+        )
+        .await
+        .map_err(|e| fatal(&e))?;
+        for u in unsettled {
+            let v = if u.class == "unreconciled-delete" {
+                Verdict::Problem(
+                    "resurrected",
+                    "a client deleted it (delete journal), but the copier's copy is still on the destination".into(),
+                )
+            } else {
+                Verdict::Problem("journal", format!("{}: {}", u.class, u.message))
+            };
+            finish(&mut report, u.key, v).map_err(|e| fatal(&e))?;
+        }
     }
     log.sync_all().map_err(|e| fatal(&e))?;
     let json = serde_json::to_vec_pretty(&report).map_err(|e| fatal(&e))?;
