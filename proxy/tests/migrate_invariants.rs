@@ -68,3 +68,108 @@ fn no_client_write_is_lost_to_the_copier() {
         .collect();
     assert!(lost.is_empty(), "client writes lost: {lost:?}");
 }
+
+/// Invariant 2, no resurrection: the copier is held between its GET and
+/// its PUT of every key (the test hook), and a client deletes each key
+/// through the proxy in exactly that window; then the copier writes its
+/// stale copy. After the pass no deleted key exists on either side. In the
+/// same race, keys the client writes again (v3) after the stale copy landed
+/// keep the client's v3: no lost write either.
+#[test]
+fn deleted_keys_never_come_back_and_rewritten_ones_keep_the_clients_write() {
+    let s = setup();
+    let objects: Vec<(String, bytes::Bytes)> = (0..KEYS)
+        .map(|i| (key(i), bytes::Bytes::from(format!("source {i}"))))
+        .collect();
+    s.rt.block_on(put_objects(&s.source.client(), BUCKET, objects, 16))
+        .unwrap();
+    s.migrate();
+    let rewritten = |k: &str| k.ends_with('0') && k.as_bytes()[k.len() - 2] % 2 == 0;
+    let folder = tempfile::tempdir().unwrap();
+    let gate = tempfile::tempdir().unwrap();
+    let mut copier = s
+        .s3migrate(folder.path())
+        .args(["--delete-journal", JOURNAL])
+        .env("FERRY_TEST_PAUSE_BEFORE_PUT", gate.path())
+        .spawn()
+        .unwrap();
+
+    let c = via(&s.proxy, &s.target.region);
+    let tgt = s.target.client();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut tasks = Vec::new();
+    while copier.try_wait().unwrap().is_none() {
+        for e in std::fs::read_dir(gate.path()).unwrap() {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            let Some(hex_key) = name.strip_suffix(".paused") else {
+                continue;
+            };
+            if !seen.insert(hex_key.to_owned()) {
+                continue;
+            }
+            let k = String::from_utf8(hex::decode(hex_key).unwrap()).unwrap();
+            let go = gate.path().join(format!("{hex_key}.go"));
+            let (c, tgt) = (c.clone(), tgt.clone());
+            let again = rewritten(&k);
+            tasks.push(s.rt.spawn(async move {
+                // The copier holds the source's bytes; the client deletes.
+                c.delete_object()
+                    .bucket(BUCKET)
+                    .key(&k)
+                    .send()
+                    .await
+                    .unwrap();
+                std::fs::write(&go, b"").unwrap();
+                if again {
+                    // Once the stale copy has landed, the client writes v3.
+                    while tgt
+                        .head_object()
+                        .bucket(BUCKET)
+                        .key(&k)
+                        .send()
+                        .await
+                        .is_err()
+                    {
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    }
+                    put(&c, &k, format!("v3 {k}").as_bytes()).await;
+                }
+            }));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for t in tasks {
+        s.rt.block_on(t).unwrap();
+    }
+    let status = copier.wait().unwrap();
+    assert_eq!(seen.len(), KEYS, "every copy was held in the window");
+    assert!(status.success(), "s3migrate: {status}");
+
+    let on_target = s.rt.block_on(contents(&s.target));
+    let on_source = s.rt.block_on(contents(&s.source));
+    assert!(
+        on_source.is_empty(),
+        "the source still has {:?}",
+        on_source.keys()
+    );
+    let expected: BTreeMap<String, Vec<u8>> = (0..KEYS)
+        .map(key)
+        .filter(|k| rewritten(k))
+        .map(|k| (k.clone(), format!("v3 {k}").into_bytes()))
+        .collect();
+    assert!(!expected.is_empty());
+    let resurrected: Vec<&String> = on_target
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .collect();
+    assert!(
+        resurrected.is_empty(),
+        "deleted keys came back: {resurrected:?}"
+    );
+    assert_eq!(on_target, expected, "the clients' rewrites must stand");
+    // The journal keeps the deletes (until detach), and no listing of the
+    // bucket shows a journal object.
+    let journalled = s.rt.block_on(journal_names(&s.target));
+    assert_eq!(journalled.len(), KEYS - expected.len());
+    assert!(on_target.keys().all(|k| !journalled.contains(k)));
+}
