@@ -84,7 +84,7 @@ fn deleted_keys_never_come_back_and_rewritten_ones_keep_the_clients_write() {
     s.rt.block_on(put_objects(&s.source.client(), BUCKET, objects, 16))
         .unwrap();
     s.migrate();
-    let rewritten = |k: &str| k.ends_with('0') && k.as_bytes()[k.len() - 2] % 2 == 0;
+    let rewritten = |k: &str| k.ends_with('0') && k.as_bytes()[k.len() - 2].is_multiple_of(2);
     let folder = tempfile::tempdir().unwrap();
     let gate = tempfile::tempdir().unwrap();
     let mut copier = s
