@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod config;
 pub mod directory;
+pub mod listing;
 pub mod metrics;
 pub mod resign;
 pub mod route;
