@@ -7,6 +7,7 @@ pub mod config;
 pub mod directory;
 pub mod fetch;
 pub mod journal;
+pub mod listing;
 pub mod metrics;
 pub mod migrate;
 pub mod resign;
