@@ -1,14 +1,107 @@
 //! Merged listings: ListObjects v1/v2 and ListMultipartUploads over both
-//! sides (the merge itself is `crate::listing`).
+//! sides. The merge is `crate::listing`; this is its upstream end, one
+//! signed page request to one side at a time.
 
+use async_trait::async_trait;
+use bytes::Bytes;
 use pingora::proxy::Session;
 
-use super::{Call, Services};
+use super::wire::reply;
+use super::{Call, Op, Services};
+use crate::fetch::{Body, Request, Side, error_code};
+use crate::listing::{self, Kind, Lister};
+use crate::resign::canonical_target;
 use crate::s3error::{Code, S3Error};
+use crate::sigv4::canonical::uri_encode;
 
-pub async fn serve(_svc: &Services, _session: &mut Session, _call: &Call) -> Result<(), S3Error> {
-    Err(S3Error::new(
-        Code::NotImplemented,
-        "merged listings are not wired yet",
-    ))
+/// The largest listing page an upstream may answer with.
+const MAX_PAGE: usize = 8 << 20;
+
+struct SideLister<'a> {
+    svc: &'a Services,
+    side: &'a Side,
+}
+
+#[async_trait]
+impl Lister for SideLister<'_> {
+    async fn list(&self, query: &[(String, String)]) -> Result<Bytes, S3Error> {
+        let q: Vec<String> = query
+            .iter()
+            .map(|(k, v)| {
+                let k = uri_encode(k.as_bytes(), false);
+                if v.is_empty() {
+                    k
+                } else {
+                    format!("{k}={}", uri_encode(v.as_bytes(), false))
+                }
+            })
+            .collect();
+        let target = canonical_target(
+            &format!("/{}", uri_encode(self.side.bucket.as_bytes(), false)),
+            &q.join("&"),
+        )?;
+        let mut r = self
+            .svc
+            .fetcher
+            .send(
+                self.side,
+                Request {
+                    method: "GET",
+                    target: &target,
+                    headers: Vec::new(),
+                    body: Body::Empty,
+                },
+            )
+            .await?;
+        let status = r.status;
+        let body = r.body(MAX_PAGE).await?;
+        self.svc.fetcher.release(r).await;
+        if status == 200 {
+            return Ok(body);
+        }
+        // Never a partial or empty listing: a side that cannot list makes
+        // the whole listing unavailable.
+        let code = error_code(&body).unwrap_or_else(|| format!("HTTP {status}"));
+        Err(crate::fetch::unavailable(
+            self.side.label,
+            format!("listing answered {code}"),
+        ))
+    }
+}
+
+pub async fn serve(svc: &Services, session: &mut Session, call: &Call) -> Result<(), S3Error> {
+    let kind = match (&call.op, Kind::of_query(&call.raw_query)) {
+        (Op::ListUploads, _) => Kind::MultipartUploads,
+        (_, Some(k)) => k,
+        (_, None) => {
+            return Err(S3Error::new(
+                Code::InvalidArgument,
+                "unsupported listing parameters for a bucket under migration",
+            ));
+        }
+    };
+    let target = SideLister {
+        svc,
+        side: &call.target,
+    };
+    let source = SideLister {
+        svc,
+        side: &call.source,
+    };
+    let xml = listing::merged(
+        kind,
+        &target,
+        &source,
+        &call.bucket,
+        &call.raw_query,
+        &svc.token_key,
+    )
+    .await?;
+    reply(
+        session,
+        200,
+        &[("content-type", "application/xml".to_owned())],
+        xml,
+    )
+    .await
 }

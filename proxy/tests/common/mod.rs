@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use ferry_harness::Store;
 
+pub mod clients;
 pub mod migrate;
 
 pub const PROXY: &str = env!("CARGO_BIN_EXE_ferry-proxy");
