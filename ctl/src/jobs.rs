@@ -293,6 +293,11 @@ pub struct MigrateOptions {
     #[arg(long)]
     #[serde(default)]
     pub allow_overwrite: bool,
+    /// The proxy's delete-journal bucket on the destination: keys clients
+    /// deleted in migrate mode are never brought back (see s3migrate).
+    #[arg(long, value_name = "BUCKET")]
+    #[serde(default)]
+    pub delete_journal: Option<String>,
     /// Part size for multipart copies whose source layout cannot be read.
     #[arg(long, default_value_t = DEFAULT_PART_SIZE_BYTES, value_name = "BYTES")]
     #[serde(default = "default_part_size")]

@@ -42,7 +42,6 @@ const ODD_KEYS: [&str; 9] = [
 ];
 /// 4 parts of 5 MiB and a short tail.
 const BIG_LEN: usize = (20 << 20) + 1234;
-/// Per client command; a workload has a few dozen.
 
 type Summary = BTreeMap<String, Value>;
 

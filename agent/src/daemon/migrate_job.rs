@@ -164,6 +164,9 @@ fn parse(o: &MigrateOptions, dest_folder: &Path, r: &Resume) -> Result<Args, Str
     if let Some(n) = o.max_requests_per_sec {
         kv("max-requests-per-sec", &n.to_string());
     }
+    if let Some(j) = &o.delete_journal {
+        kv("delete-journal", j);
+    }
     kv("part-size-bytes", &o.part_size_bytes.to_string());
     kv("part-threads", &o.part_threads.to_string());
     kv("retries", &o.retries.to_string());
@@ -569,6 +572,15 @@ mod tests {
             engine_args(&opts(), &secrets(), &dest, &Resume::first_run(&opts())).unwrap();
         ours.progress_interval_secs = cli.progress_interval_secs;
         assert_eq!(format!("{ours:?}"), format!("{cli:?}"));
+    }
+
+    #[test]
+    fn the_delete_journal_reaches_the_engine() {
+        let mut o = opts();
+        o.delete_journal = Some("ferry-journal".into());
+        let dest = PathBuf::from("/f");
+        let a = engine_args(&o, &secrets(), &dest, &Resume::first_run(&o)).unwrap();
+        assert_eq!(a.delete_journal.as_deref(), Some("ferry-journal"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::*;
 
-/// How long one client command may take.
+/// How long one client command may take; a workload has a few dozen.
 pub const COMMAND_LIMIT: Duration = Duration::from_secs(120);
 
 /// Where a client points, and as whom.
