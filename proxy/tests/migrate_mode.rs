@@ -8,6 +8,7 @@ mod common;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use common::migrate::*;
+use common::{scrape, value};
 use ferry_ctl::journal;
 use ferry_harness::{get_bytes, list_keys};
 
@@ -66,6 +67,111 @@ fn reads_fall_back_to_the_source_and_deletes_reach_both_sides() {
             .await
             .unwrap_err();
         assert_eq!(status(&e), Some(304), "{e:?}");
+        // partNumber and the other conditions, across the fallback too.
+        let src_mp = src
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key("parts")
+            .send()
+            .await
+            .unwrap();
+        let id = src_mp.upload_id().unwrap();
+        let mut done = Vec::new();
+        for (n, body) in [(1, vec![b'1'; 5 << 20]), (2, b"second part".to_vec())] {
+            let p = src
+                .upload_part()
+                .bucket(BUCKET)
+                .key("parts")
+                .upload_id(id)
+                .part_number(n)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .unwrap();
+            done.push(
+                CompletedPart::builder()
+                    .part_number(n)
+                    .e_tag(p.e_tag().unwrap())
+                    .build(),
+            );
+        }
+        src.complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("parts")
+            .upload_id(id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(done))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let p2 = c
+            .get_object()
+            .bucket(BUCKET)
+            .key("parts")
+            .part_number(2)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            p2.body.collect().await.unwrap().into_bytes(),
+            &b"second part"[..]
+        );
+        let e = c
+            .get_object()
+            .bucket(BUCKET)
+            .key("only-source")
+            .if_match("\"0000\"")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), Some(412), "{e:?}");
+        let later = aws_sdk_s3::primitives::DateTime::from_secs(4_000_000_000);
+        let e = c
+            .head_object()
+            .bucket(BUCKET)
+            .key("only-source")
+            .if_modified_since(later)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), Some(304), "{e:?}");
+        // ListMultipartUploads shows both sides' uploads.
+        let on_source = src
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key("up-s")
+            .send()
+            .await
+            .unwrap();
+        let on_target = tgt
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key("up-t")
+            .send()
+            .await
+            .unwrap();
+        let ups = c
+            .list_multipart_uploads()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+        let mut ids: Vec<(&str, &str)> = ups
+            .uploads()
+            .iter()
+            .map(|u| (u.key().unwrap(), u.upload_id().unwrap()))
+            .collect();
+        ids.sort();
+        assert_eq!(
+            ids,
+            [
+                ("up-s", on_source.upload_id().unwrap()),
+                ("up-t", on_target.upload_id().unwrap())
+            ]
+        );
         // Missing on both: a real 404.
         let e = c
             .get_object()
@@ -122,7 +228,7 @@ fn reads_fall_back_to_the_source_and_deletes_reach_both_sides() {
         );
 
         // DeleteObjects: per-key results, gone from both sides.
-        let objects = ["only-source", "only-target", "both", "never-was"]
+        let objects = ["only-source", "only-target", "both", "never-was", "parts"]
             .iter()
             .map(|k| ObjectIdentifier::builder().key(*k).build().unwrap())
             .collect::<Vec<_>>();
@@ -140,13 +246,23 @@ fn reads_fall_back_to_the_source_and_deletes_reach_both_sides() {
             .unwrap();
         let mut deleted: Vec<&str> = out.deleted().iter().filter_map(|d| d.key()).collect();
         deleted.sort();
-        assert_eq!(deleted, ["both", "never-was", "only-source", "only-target"]);
+        assert_eq!(deleted, ["both", "never-was", "only-source", "only-target", "parts"]);
         assert!(out.errors().is_empty(), "{:?}", out.errors());
         assert!(list_keys(&src, BUCKET).await.unwrap().is_empty());
         assert!(list_keys(&tgt, BUCKET).await.unwrap().is_empty());
-        assert_eq!(journal_names(&s.target).await.len(), 4);
+        assert_eq!(journal_names(&s.target).await.len(), 5);
     });
 
+    // Reads by who served them: the operator's "% already migrated".
+    let m = scrape(s.metrics_port);
+    let served = |by: &str| {
+        value(
+            &m,
+            &format!("ferry_proxy_migrate_reads_total{{bucket=\"{BUCKET}\",served_by=\"{by}\"}}"),
+        )
+    };
+    assert!(served("target") >= 2.0, "{m}");
+    assert!(served("source") >= 6.0, "{m}");
     // Detach removes the bucket's journal entries.
     s.proxy
         .ferryctl_ok(&["s3", "bucket", "migrate", "detach", BUCKET, "--force"]);

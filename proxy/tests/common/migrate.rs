@@ -13,6 +13,8 @@ pub struct Setup {
     pub source: Store,
     pub target: Store,
     pub proxy: Proxy,
+    /// The proxy's `metrics_addr` port.
+    pub metrics_port: u16,
     pub rt: tokio::runtime::Runtime,
 }
 
@@ -22,10 +24,11 @@ pub fn setup() -> Setup {
     let target = Store::moto().unwrap();
     target.create_bucket(BUCKET).unwrap();
     target.create_bucket(JOURNAL).unwrap();
+    let metrics_port = free_port();
     let proxy = Proxy::start_with(
         &target,
         BUCKET,
-        &format!("journal_bucket = \"{JOURNAL}\"\n"),
+        &format!("journal_bucket = \"{JOURNAL}\"\nmetrics_addr = \"127.0.0.1:{metrics_port}\"\n"),
     );
     proxy.attach(BUCKET, &source);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -37,6 +40,7 @@ pub fn setup() -> Setup {
         source,
         target,
         proxy,
+        metrics_port,
         rt,
     }
 }

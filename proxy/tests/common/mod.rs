@@ -901,3 +901,21 @@ pub fn on_path(program: &str) -> Option<PathBuf> {
 pub fn proxy_panicked(p: &Proxy) -> bool {
     p.log().contains("panicked")
 }
+
+/// The proxy's Prometheus text, from `metrics_addr` on `port`.
+pub fn scrape(port: u16) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+/// The value of one series (`name{labels}`) in a scrape; 0 if absent.
+pub fn value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
