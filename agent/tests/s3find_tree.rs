@@ -115,7 +115,7 @@ fn tree_of_300k_files_lists_every_key_in_byte_order() {
     }
     cmd.arg(&tree.root)
         .arg(&out)
-        .args(["--progress-interval-secs", "1"]);
+        .args(["--progress-interval-secs", "1", "--sizes"]);
     let o = run(&mut cmd);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(0), "exit code");

@@ -358,6 +358,10 @@ pub struct FindOptions {
     #[arg(long)]
     #[serde(default)]
     pub overwrite: bool,
+    /// Count the listed files' bytes (one lstat per file; slower).
+    #[arg(long)]
+    #[serde(default)]
+    pub sizes: bool,
     /// Seconds between progress lines in the job's log; 0 = none.
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_FIND_PROGRESS_SECS)]
     #[serde(default = "default_find_progress")]
@@ -511,7 +515,9 @@ pub struct PassSummaryView {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FindSummaryView {
     pub files: u64,
-    pub bytes: u64,
+    /// Counted with `--sizes` only.
+    #[serde(default)]
+    pub bytes: Option<u64>,
     pub dirs: u64,
     pub skipped: u64,
     pub errors: u64,

@@ -44,6 +44,9 @@ pub fn options(o: &FindOptions, rerun: bool) -> Result<find::Options, String> {
     if o.overwrite || rerun {
         a.push("--overwrite".into());
     }
+    if o.sizes {
+        a.push("--sizes".into());
+    }
     a.push("--".into());
     a.push(o.directory.clone().into());
     a.push(o.output_dir.clone().into());

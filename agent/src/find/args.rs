@@ -69,6 +69,12 @@ pub struct Args {
     /// filesystems more threads hide latency.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
+    /// Count the bytes of the listed files, for the summary. It costs one
+    /// lstat per file, which a plain listing does not need (the file type
+    /// comes with the directory entry): about half the speed on a large
+    /// local tree.
+    #[arg(long)]
+    pub sizes: bool,
     /// Replace the chunk files (*.keys) of an earlier scan in OUTPUT_DIR.
     /// The old ones are removed only once the new list is complete.
     #[arg(long)]
@@ -141,6 +147,7 @@ impl Args {
             reference_time,
             memory_bytes: self.memory_mb as usize * 1024 * 1024,
             threads: self.threads,
+            sizes: self.sizes,
             overwrite: self.overwrite,
             progress_every: (self.progress_interval_secs > 0)
                 .then(|| Duration::from_secs(self.progress_interval_secs)),

@@ -103,6 +103,8 @@ pub struct Options {
     pub memory_bytes: usize,
     /// Walker threads; 0 picks one per core, at most 12.
     pub threads: usize,
+    /// Count the listed files' bytes (an lstat per file).
+    pub sizes: bool,
     /// Replace the chunks of an earlier scan in `output_dir`.
     pub overwrite: bool,
     /// How often to report progress; `None`: never.
@@ -118,6 +120,7 @@ impl Options {
             reference_time: None,
             memory_bytes: args::DEFAULT_MEMORY_MB as usize * 1024 * 1024,
             threads: 0,
+            sizes: false,
             overwrite: false,
             progress_every: None,
         }
@@ -233,7 +236,7 @@ pub(crate) fn scan_into(
         later_than_days: opts.later_than_days,
         cutoff_unix_secs: filter.map(|f| filter::nanos_to_secs(f.cutoff())),
         files,
-        bytes: counters.bytes.load(Relaxed),
+        bytes: opts.sizes.then(|| counters.bytes.load(Relaxed)),
         dirs: counters.dirs.load(Relaxed),
         skipped: counters.skipped(),
         errors: counters.errors(),
@@ -292,6 +295,7 @@ pub(crate) fn walk_and_sort(
         let ctx = walk::WalkCtx {
             root,
             filter,
+            sizes: opts.sizes,
             counters,
             report,
             tx,
@@ -402,7 +406,15 @@ mod tests {
         let out = dir.path().join("out");
         let stats = run_with(&Options::new(&root, &out), &Quiet).unwrap();
         assert_eq!(stats.files, 5);
-        assert_eq!(stats.bytes, 6);
+        // Sizes cost an lstat per file: counted only when asked.
+        assert_eq!(stats.bytes, None);
+        let sized = Options {
+            sizes: true,
+            overwrite: true,
+            ..Options::new(&root, &out)
+        };
+        let stats = run_with(&sized, &Quiet).unwrap();
+        assert_eq!(stats.bytes, Some(6));
         assert_eq!(stats.dirs, 2);
         assert_eq!(stats.skipped.symlink, 1);
         assert_eq!(stats.chunks, 1);

@@ -115,8 +115,8 @@ pub struct Stats {
     pub cutoff_unix_secs: Option<f64>,
     /// Keys written: one per regular file kept.
     pub files: u64,
-    /// Total size of those files.
-    pub bytes: u64,
+    /// Total size of those files; counted with `--sizes` only.
+    pub bytes: Option<u64>,
     /// Directories listed, the root included.
     pub dirs: u64,
     pub skipped: Skipped,
@@ -201,12 +201,13 @@ impl Stats {
             0.0
         };
         let mut out = format!(
-            "s3find: done in {:.1}s: files={} ({:.0}/s) bytes={} ({}) dirs={} chunks={} in {}\n",
+            "s3find: done in {:.1}s: files={} ({:.0}/s){} dirs={} chunks={} in {}\n",
             self.elapsed_secs,
             self.files,
             rate,
-            self.bytes,
-            human_bytes(self.bytes),
+            self.bytes
+                .map(|b| format!(" bytes={b} ({})", human_bytes(b)))
+                .unwrap_or_default(),
             self.dirs,
             self.chunks,
             self.output_dir

@@ -46,10 +46,24 @@ pub fn batch_keys(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
+/// `path` below `root`, as bytes. The walker builds every path as `root`
+/// joined with names, so a byte prefix is enough; `Path::strip_prefix`
+/// compares component by component, a measurable share of a scan.
+fn relative<'p>(root: &Path, path: &'p Path) -> &'p [u8] {
+    let (root, path) = (root.as_os_str().as_bytes(), path.as_os_str().as_bytes());
+    match path.strip_prefix(root) {
+        Some(rest) if root.ends_with(b"/") => rest,
+        Some([b'/', rest @ ..]) => rest,
+        _ => path,
+    }
+}
+
 /// What every walker thread shares.
 pub struct WalkCtx<'a> {
     pub root: &'a Path,
     pub filter: Option<TimeFilter>,
+    /// Count the files' bytes.
+    pub sizes: bool,
     pub counters: &'a Counters,
     pub report: &'a dyn Report,
     pub tx: SyncSender<Batch>,
@@ -173,8 +187,7 @@ impl Visitor<'_, '_> {
             bump(&ctx.counters.special);
             return;
         }
-        let rel = dent.path().strip_prefix(ctx.root).unwrap_or(dent.path());
-        let Ok(key) = std::str::from_utf8(rel.as_os_str().as_bytes()) else {
+        let Ok(key) = std::str::from_utf8(relative(ctx.root, dent.path())) else {
             bump(&ctx.counters.non_utf8);
             // A file below a non-UTF-8 directory was reported with it.
             if dent.file_name().to_str().is_none() {
@@ -193,42 +206,53 @@ impl Visitor<'_, '_> {
             });
             return;
         }
-        let meta = match dent.metadata() {
-            Ok(m) => m,
-            Err(e) => {
-                if e.io_error().map(io::Error::kind) == Some(io::ErrorKind::NotFound) {
-                    bump(&ctx.counters.vanished);
-                } else {
-                    bump(&ctx.counters.stat_failed);
-                    ctx.extras.unknown(dent.path().to_owned());
-                    ctx.report.notice(&Notice::StatFailed {
-                        path: dent.path().to_owned(),
-                        error: e.to_string(),
-                    });
+        // The type came with the directory entry: a file is only stat'ed
+        // when something needs its metadata (it is most of a scan's cost).
+        let meta = if ctx.filter.is_some() || ctx.sizes || ctx.extras.meta {
+            match dent.metadata() {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    if e.io_error().map(io::Error::kind) == Some(io::ErrorKind::NotFound) {
+                        bump(&ctx.counters.vanished);
+                    } else {
+                        bump(&ctx.counters.stat_failed);
+                        ctx.extras.unknown(dent.path().to_owned());
+                        ctx.report.notice(&Notice::StatFailed {
+                            path: dent.path().to_owned(),
+                            error: e.to_string(),
+                        });
+                    }
+                    return;
                 }
-                return;
             }
+        } else {
+            None
         };
-        if let Some(f) = &ctx.filter
-            && !f.keep(&meta)
+        if let (Some(f), Some(m)) = (&ctx.filter, &meta)
+            && !f.keep(m)
         {
             bump(&ctx.counters.filtered_by_time);
             return;
         }
         bump(&ctx.counters.files);
-        ctx.counters
-            .bytes
-            .fetch_add(meta.len(), std::sync::atomic::Ordering::Relaxed);
-        if ctx.extras.meta {
-            let start = self.batch.len();
-            self.batch.extend_from_slice(&[0, 0]);
-            encode_record(&mut self.batch, key.as_bytes(), &Meta::of(&meta));
-            let len = (self.batch.len() - start - 2) as u16;
-            self.batch[start..start + 2].copy_from_slice(&len.to_le_bytes());
-        } else {
-            self.batch
-                .extend_from_slice(&(key.len() as u16).to_le_bytes());
-            self.batch.extend_from_slice(key.as_bytes());
+        if let Some(m) = &meta {
+            ctx.counters
+                .bytes
+                .fetch_add(m.len(), std::sync::atomic::Ordering::Relaxed);
+        }
+        match meta.filter(|_| ctx.extras.meta) {
+            Some(m) => {
+                let start = self.batch.len();
+                self.batch.extend_from_slice(&[0, 0]);
+                encode_record(&mut self.batch, key.as_bytes(), &Meta::of(&m));
+                let len = (self.batch.len() - start - 2) as u16;
+                self.batch[start..start + 2].copy_from_slice(&len.to_le_bytes());
+            }
+            None => {
+                self.batch
+                    .extend_from_slice(&(key.len() as u16).to_le_bytes());
+                self.batch.extend_from_slice(key.as_bytes());
+            }
         }
         if self.batch.len() >= BATCH_BYTES {
             self.send();
@@ -278,6 +302,18 @@ fn split_error(err: &ignore::Error) -> (Option<std::path::PathBuf>, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_paths_below_the_root() {
+        let r = |root: &str, p: &str| {
+            relative(std::path::Path::new(root), std::path::Path::new(p)).to_vec()
+        };
+        assert_eq!(r("/mnt/b", "/mnt/b/x/y"), b"x/y");
+        assert_eq!(r("/mnt/b/", "/mnt/b/x"), b"x");
+        assert_eq!(r("/", "/x"), b"x");
+        // Not below it: the path as it is (never happens in a walk).
+        assert_eq!(r("/mnt/b", "/mnt/bc/x"), b"/mnt/bc/x");
+    }
 
     #[test]
     fn batch_framing_round_trips() {

@@ -1061,6 +1061,7 @@ impl Engine<'_> {
             let ctx = WalkCtx {
                 root: &self.root,
                 filter: None,
+                sizes: false,
                 counters: &counters,
                 report: self.report,
                 tx,
