@@ -246,7 +246,10 @@ fn reads_fall_back_to_the_source_and_deletes_reach_both_sides() {
             .unwrap();
         let mut deleted: Vec<&str> = out.deleted().iter().filter_map(|d| d.key()).collect();
         deleted.sort();
-        assert_eq!(deleted, ["both", "never-was", "only-source", "only-target", "parts"]);
+        assert_eq!(
+            deleted,
+            ["both", "never-was", "only-source", "only-target", "parts"]
+        );
         assert!(out.errors().is_empty(), "{:?}", out.errors());
         assert!(list_keys(&src, BUCKET).await.unwrap().is_empty());
         assert!(list_keys(&tgt, BUCKET).await.unwrap().is_empty());
