@@ -3,17 +3,21 @@
 //! later client write of the same key clears the record, because the key
 //! is the client's again; detach removes a bucket's records.
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use ferry_ctl::journal::{Entry, entry_name, prefix};
 
 use crate::fetch::{Body, Fetcher, Request, Side};
+use crate::resign::UpstreamCreds;
 use crate::resign::canonical_target;
 use crate::s3error::{Code, S3Error};
 use crate::sigv4::canonical::uri_encode;
+use crate::upstream::Upstream;
 
 /// The journal bucket on the target, and how to reach it.
 pub struct Journal {
-    pub side: Side,
+    /// Swapped whole when a config reload changes the target.
+    side: ArcSwap<Side>,
 }
 
 fn failed(what: &str, status: u16) -> S3Error {
@@ -27,11 +31,33 @@ fn failed(what: &str, status: u16) -> S3Error {
 }
 
 impl Journal {
+    pub fn new(bucket: &str, target: Upstream, creds: UpstreamCreds) -> Journal {
+        Journal {
+            side: ArcSwap::from_pointee(Side {
+                upstream: target,
+                creds,
+                bucket: bucket.to_owned(),
+                label: "target",
+            }),
+        }
+    }
+
+    /// The target's address or credentials changed (a config reload).
+    pub fn retarget(&self, target: Upstream, creds: UpstreamCreds) {
+        let bucket = self.side.load().bucket.clone();
+        self.side.store(std::sync::Arc::new(Side {
+            upstream: target,
+            creds,
+            bucket,
+            label: "target",
+        }));
+    }
+
     fn object_target(&self, name: &str) -> Result<String, S3Error> {
         canonical_target(
             &format!(
                 "/{}/{}",
-                uri_encode(self.side.bucket.as_bytes(), false),
+                uri_encode(self.side.load().bucket.as_bytes(), false),
                 uri_encode(name.as_bytes(), true)
             ),
             "",
@@ -48,7 +74,7 @@ impl Journal {
         let target = self.object_target(&entry_name(bucket, key))?;
         let mut r = f
             .send(
-                &self.side,
+                &self.side.load(),
                 Request {
                     method: "PUT",
                     target: &target,
@@ -75,7 +101,7 @@ impl Journal {
     async fn delete(&self, f: &Fetcher, target: &str) -> Result<(), S3Error> {
         let mut r = f
             .send(
-                &self.side,
+                &self.side.load(),
                 Request {
                     method: "DELETE",
                     target,
@@ -95,6 +121,7 @@ impl Journal {
 
     /// Removes every record of `bucket` (at detach). Returns how many.
     pub async fn purge(&self, f: &Fetcher, bucket: &str) -> Result<u64, S3Error> {
+        let side = self.side.load_full();
         let mut removed = 0;
         loop {
             // Always from the start: what was removed is no longer listed.
@@ -103,12 +130,12 @@ impl Journal {
                 uri_encode(prefix(bucket).as_bytes(), false)
             );
             let target = canonical_target(
-                &format!("/{}", uri_encode(self.side.bucket.as_bytes(), false)),
+                &format!("/{}", uri_encode(side.bucket.as_bytes(), false)),
                 &query,
             )?;
             let mut r = f
                 .send(
-                    &self.side,
+                    &side,
                     Request {
                         method: "GET",
                         target: &target,

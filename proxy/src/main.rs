@@ -17,7 +17,7 @@ use pingora::services::background::{BackgroundService, background_service};
 use ferry_proxy::admin::{self, Admin};
 use ferry_proxy::config::Config;
 use ferry_proxy::directory::LiveDirectory;
-use ferry_proxy::fetch::{Fetcher, Side};
+use ferry_proxy::fetch::Fetcher;
 use ferry_proxy::journal::Journal;
 use ferry_proxy::migrate;
 use ferry_proxy::resign::UpstreamCreds;
@@ -45,14 +45,50 @@ fn fail(msg: impl std::fmt::Display) -> ! {
     std::process::exit(2);
 }
 
-/// Reloads users and certificates on HUP, and certificates as soon as a
-/// file in the certificate directory changes.
+/// Reloads the config, users and certificates on HUP, and certificates as
+/// soon as a file in the certificate directory changes.
 struct Reloader {
+    config_path: PathBuf,
+    /// The config in force, to tell which changes need a restart.
+    config: std::sync::Mutex<Config>,
+    settings: Arc<ArcSwap<Settings>>,
+    migrate: Arc<migrate::Services>,
     directory: Arc<LiveDirectory>,
     certs: Option<Arc<SniResolver>>,
 }
 
 impl Reloader {
+    /// Applies what can change live (the target's address and credentials,
+    /// `s3_domains`, `max_clock_skew_secs`); names what needs a restart. A
+    /// config that fails to load or validate changes nothing.
+    fn reload_config(&self) {
+        let next = match Config::load(&self.config_path)
+            .map_err(|e| e.to_string())
+            .and_then(|c| settings_from(&c).map(|s| (c, s)))
+        {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "config reload failed; keeping the old config");
+                return;
+            }
+        };
+        let (config, settings) = next;
+        let mut current = self.config.lock().expect("config lock");
+        let restart = restart_only_changes(&current, &config);
+        if !restart.is_empty() {
+            tracing::warn!(
+                fields = restart.join(", "),
+                "these config changes take effect at the next restart"
+            );
+        }
+        if let Some(j) = &self.migrate.journal {
+            j.retarget(settings.target.clone(), settings.target_creds.clone());
+        }
+        self.settings.store(Arc::new(settings));
+        *current = config;
+        tracing::info!("config reloaded");
+    }
+
     fn reload_certs(&self) {
         if let Some(c) = &self.certs {
             match c.reload() {
@@ -83,6 +119,7 @@ impl BackgroundService for Reloader {
         loop {
             tokio::select! {
                 _ = hup.recv() => {
+                    self.reload_config();
                     match self.directory.reload_users() {
                         Ok(n) => tracing::info!(users = n, "users reloaded"),
                         Err(e) => tracing::error!(error = %e, "users reload failed; keeping the old users"),
@@ -159,17 +196,69 @@ impl BackgroundService for AdminService {
     }
 }
 
+/// The fields a reload cannot apply to a running proxy.
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut check = |name, changed: bool| {
+        if changed {
+            out.push(name);
+        }
+    };
+    check("https_addr", old.https_addr != new.https_addr);
+    check("http_addr", old.http_addr != new.http_addr);
+    check("cert_dir", old.cert_dir != new.cert_dir);
+    check("users_file", old.users_file != new.users_file);
+    check("state_file", old.state_file != new.state_file);
+    check("socket_path", old.socket_path != new.socket_path);
+    check("socket_group", old.socket_group != new.socket_group);
+    check("metrics_addr", old.metrics_addr != new.metrics_addr);
+    check("journal_bucket", old.journal_bucket != new.journal_bucket);
+    check(
+        "listing_token_key_file",
+        old.listing_token_key_file != new.listing_token_key_file,
+    );
+    check(
+        "target.connect_timeout_secs",
+        old.target.connect_timeout_secs != new.target.connect_timeout_secs,
+    );
+    check(
+        "target.read_timeout_secs",
+        old.target.read_timeout_secs != new.target.read_timeout_secs,
+    );
+    out
+}
+
+/// The request path's settings from a loaded config.
+fn settings_from(config: &Config) -> Result<Settings, String> {
+    let mut target = Upstream::from_url(&config.target.url).map_err(|e| e.to_string())?;
+    if let Some(ca) = &config.target.ca_file {
+        let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+        target.ca = Some(
+            ferry_proxy::upstream::ca_from_pem(&pem)
+                .map_err(|e| format!("{}: {e}", ca.display()))?,
+        );
+    }
+    Ok(Settings {
+        target,
+        target_creds: UpstreamCreds {
+            access_key: config.target.access_key.clone(),
+            secret: config.target_secret().to_owned(),
+            region: config.target.region.clone(),
+        },
+        s3_domains: config.s3_domains.clone(),
+        max_clock_skew_secs: config.max_clock_skew_secs as i64,
+        connect_timeout: Duration::from_secs(config.target.connect_timeout_secs),
+        read_timeout: Duration::from_secs(config.target.read_timeout_secs),
+    })
+}
+
 /// What migrate mode shares: the upstream connector, the delete journal on
 /// the target, and the key of listing tokens.
 fn migrate_services(config: &Config, settings: &Settings) -> migrate::Services {
-    let journal = config.journal_bucket.as_ref().map(|b| Journal {
-        side: Side {
-            upstream: settings.target.clone(),
-            creds: settings.target_creds.clone(),
-            bucket: b.clone(),
-            label: "target",
-        },
-    });
+    let journal = config
+        .journal_bucket
+        .as_ref()
+        .map(|b| Journal::new(b, settings.target.clone(), settings.target_creds.clone()));
     migrate::Services {
         fetcher: Fetcher::new(settings.connect_timeout, settings.read_timeout),
         journal,
@@ -197,27 +286,10 @@ fn main() {
         }
     }
     let config = Config::load(&args.config).unwrap_or_else(|e| fail(e));
-    let mut target = Upstream::from_url(&config.target.url).unwrap_or_else(|e| fail(e));
-    if let Some(ca) = &config.target.ca_file {
-        let pem = std::fs::read(ca).unwrap_or_else(|e| fail(format!("{}: {e}", ca.display())));
-        target.ca = Some(
-            ferry_proxy::upstream::ca_from_pem(&pem)
-                .unwrap_or_else(|e| fail(format!("{}: {e}", ca.display()))),
-        );
-    }
-    let settings = Settings {
-        target,
-        target_creds: UpstreamCreds {
-            access_key: config.target.access_key.clone(),
-            secret: config.target_secret().to_owned(),
-            region: config.target.region.clone(),
-        },
-        s3_domains: config.s3_domains.clone(),
-        max_clock_skew_secs: config.max_clock_skew_secs as i64,
-        connect_timeout: Duration::from_secs(config.target.connect_timeout_secs),
-        read_timeout: Duration::from_secs(config.target.read_timeout_secs),
-    };
+    let settings = settings_from(&config).unwrap_or_else(|e| fail(e));
     let migrate = Arc::new(migrate_services(&config, &settings));
+    let migrate_for_reload = migrate.clone();
+    let settings = Arc::new(ArcSwap::from_pointee(settings));
     let store = FileStore::new(config.state_file.clone());
     let admin = Arc::new(
         Admin::new(
@@ -248,7 +320,7 @@ fn main() {
     let mut server = pingora::server::Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let proxy = FerryProxy {
-        settings: ArcSwap::from_pointee(settings),
+        settings: settings.clone(),
         directory: directory.clone(),
         migrate,
     };
@@ -280,6 +352,16 @@ fn main() {
             config: config.clone(),
         },
     ));
-    server.add_service(background_service("reload", Reloader { directory, certs }));
+    server.add_service(background_service(
+        "reload",
+        Reloader {
+            config_path: args.config.clone(),
+            config: std::sync::Mutex::new(config),
+            settings,
+            migrate: migrate_for_reload,
+            directory,
+            certs,
+        },
+    ));
     server.run_forever();
 }

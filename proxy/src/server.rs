@@ -55,7 +55,8 @@ pub struct Settings {
 }
 
 pub struct FerryProxy {
-    pub settings: ArcSwap<Settings>,
+    /// Swapped whole by a config reload (HUP).
+    pub settings: Arc<ArcSwap<Settings>>,
     pub directory: Arc<dyn Directory>,
     pub migrate: Arc<migrate::Services>,
 }

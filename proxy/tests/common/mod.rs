@@ -158,6 +158,16 @@ impl Proxy {
         std::fs::read_to_string(self.dir.path().join("proxy.log")).unwrap_or_default()
     }
 
+    /// SIGHUP: reload the config, the users and the certificates.
+    pub fn hup(&self) {
+        let pid = self.child.as_ref().expect("proxy running").id();
+        let st = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
     /// SIGKILL: no chance to save anything.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
