@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use clap::Parser;
 
 /// Run the same S3 workload against Garage directly and through
-/// `ferry-proxy`, side by side on the same stores, in ready mode (target)
-/// and forward mode (source), and print a markdown report. A benchmark: it
+/// `ferry-proxy`, side by side on the same stores, in ready mode (target),
+/// forward mode (source) and migrate mode (target hits, fallbacks to the
+/// source, merged listings), and print a markdown report. A benchmark: it
 /// never fails on a slow figure, only when something could not be run.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "bench-proxy", max_term_width = 100)]
@@ -41,10 +42,22 @@ pub struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "ready,forward",
+        default_value = "ready,forward,migrate",
         value_name = "MODE,.."
     )]
     pub modes: Vec<BenchMode>,
+    /// Keys of the migrate-mode listing, both sides together: every fifth
+    /// key is on both sides, the others are split between the source and
+    /// the target, so each side holds 3/5 of them (the default: 1,500 each,
+    /// 500 shared). At least 1,001, so that the timed first page is full.
+    #[arg(long, default_value_t = 2500, value_name = "N")]
+    pub list_keys: usize,
+    /// Listing requests in flight at once in migrate mode. One by default:
+    /// a 1,000-key page costs the stores milliseconds of CPU, so with more
+    /// in flight on a small machine the run measures CPU, not the page's
+    /// latency.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub list_concurrency: usize,
     /// Skip the small HEAD rows (an extra: Garage answers HEAD without the
     /// ~40 ms Nagle/delayed-ACK stall its small GETs show on loopback, so
     /// they show the proxy's own per-request cost).
@@ -74,6 +87,7 @@ pub struct Args {
 pub enum BenchMode {
     Ready,
     Forward,
+    Migrate,
 }
 
 impl BenchMode {
@@ -81,6 +95,7 @@ impl BenchMode {
         match self {
             BenchMode::Ready => "ready",
             BenchMode::Forward => "forward",
+            BenchMode::Migrate => "migrate",
         }
     }
 }

@@ -19,6 +19,9 @@ pub struct Case {
     pub large: bool,
     pub op: Op,
     pub body: Body,
+    /// Which of several cases of one op, e.g. " (target hit)"; empty
+    /// when there is one.
+    pub variant: &'static str,
     /// `None` when the store refused the direct variant (then only the
     /// proxy row is shown).
     pub direct: Option<Series>,
@@ -40,11 +43,18 @@ impl ModeResult {
             .iter()
             .find(|c| c.large == large && c.op == op && c.body == body)
     }
+
+    pub fn variant(&self, op: Op, variant: &str) -> Option<&Case> {
+        self.cases
+            .iter()
+            .find(|c| c.op == op && c.variant == variant)
+    }
 }
 
 pub struct Bench<'a> {
     pub args: &'a Args,
     pub target: &'a Store,
+    pub source: &'a Store,
     pub proxy_http: &'a str,
     pub user: &'a ClientUser,
     pub watched: Watched,
@@ -65,14 +75,16 @@ impl Bench<'_> {
         }
     }
 
-    /// Ready mode runs against the target, forward mode against the source.
-    pub async fn run_mode(&self, mode: BenchMode, store: &Store) -> anyhow::Result<ModeResult> {
+    /// Ready mode runs against the target, forward mode against the source;
+    /// migrate mode against both (see `migrate.rs`).
+    pub async fn run_mode(&self, mode: BenchMode) -> anyhow::Result<ModeResult> {
         let started = std::time::Instant::now();
         let load_before = loadavg();
         let a = self.args;
-        let bucket = match mode {
-            BenchMode::Ready => READY_BUCKET,
-            BenchMode::Forward => FORWARD_BUCKET,
+        let (bucket, store) = match mode {
+            BenchMode::Ready => (READY_BUCKET, self.target),
+            BenchMode::Forward => (FORWARD_BUCKET, self.source),
+            BenchMode::Migrate => return self.run_migrate().await,
         };
         let plain = self.pair(store, Body::Plain);
         let chunked = self.pair(store, Body::Chunked);
@@ -118,8 +130,18 @@ impl Bench<'_> {
             let d = work(&p.direct, op, &small, &format!("small/direct{tag}/"), c);
             let x = work(&p.proxy, op, &small, &format!("small/proxy{tag}/"), c);
             cases.push(
-                self.case(mode, a.small_kib * 1024, false, op, body, d, x, small_stop)
-                    .await,
+                self.case(
+                    mode,
+                    a.small_kib * 1024,
+                    false,
+                    op,
+                    body,
+                    "",
+                    d,
+                    x,
+                    small_stop,
+                )
+                .await,
             );
         }
 
@@ -141,7 +163,7 @@ impl Bench<'_> {
                 let d = work(&p.direct, op, data, &format!("large/direct{tag}/"), lc);
                 let x = work(&p.proxy, op, data, &format!("large/proxy{tag}/"), lc);
                 cases.push(
-                    self.case(mode, size, true, op, body, d, x, large_stop)
+                    self.case(mode, size, true, op, body, "", d, x, large_stop)
                         .await,
                 );
             }
@@ -152,7 +174,7 @@ impl Bench<'_> {
             d.keys = large_keys.clone();
             x.keys = large_keys;
             cases.push(
-                self.case(mode, size, true, Op::Get, Body::Plain, d, x, large_stop)
+                self.case(mode, size, true, Op::Get, Body::Plain, "", d, x, large_stop)
                     .await,
             );
         }
@@ -169,23 +191,22 @@ impl Bench<'_> {
     /// (direct, proxy, proxy, direct, …), each run after a warm-up on the
     /// same client.
     #[allow(clippy::too_many_arguments)]
-    async fn case(
+    pub(crate) async fn case(
         &self,
         mode: BenchMode,
         size: u64,
         large: bool,
         op: Op,
         body: Body,
+        variant: &'static str,
         direct: Work,
         proxy: Work,
         stop: Stop,
     ) -> Case {
         let label = format!(
-            "{} {} {}{}",
+            "{} {}",
             mode.as_str(),
-            crate::report::size_text(size),
-            op.as_str(),
-            body_tag(body)
+            crate::report::case_title(size, op, body, variant)
         );
         let mut d = Series::new("direct");
         let mut x = Series::new("proxy");
@@ -231,6 +252,7 @@ impl Bench<'_> {
             large,
             op,
             body,
+            variant,
             note: direct_refused
                 .as_ref()
                 .map(|e| format!("the store refused the direct variant: {e}")),
@@ -259,7 +281,10 @@ async fn warm_up(w: &Work, large: bool) {
             warm.keys = Arc::new(vec!["seed/00000".to_owned()]);
         }
     }
-    warm.prefix = format!("warm/{}", w.prefix);
+    // Only PUTs write under the prefix; a listing reads it.
+    if warm.op == Op::Put {
+        warm.prefix = format!("warm/{}", w.prefix);
+    }
     let _ = warm
         .run(Stop {
             secs: None,

@@ -14,6 +14,14 @@ use ferry_harness::Store;
 pub const READY_BUCKET: &str = "bench-ready";
 /// Bucket in forward mode: the proxy sends it to the source.
 pub const FORWARD_BUCKET: &str = "bench-forward";
+/// Bucket in migrate mode: split between the target and the source.
+pub const MIGRATE_BUCKET: &str = "bench-migrate";
+/// On the target only, never attached: the migrate bucket's listing keys
+/// all in one store, the direct reference for a merged page.
+pub const UNION_BUCKET: &str = "bench-union";
+/// The proxy's delete journal on the target; migrate mode is refused
+/// without one.
+pub const JOURNAL_BUCKET: &str = "bench-journal";
 
 /// The client user of the users file, with write on both buckets.
 pub struct ClientUser {
@@ -90,8 +98,8 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Writes the config, users file (one user with write on both benchmark
-    /// buckets) and target secret, starts the proxy with `FERRY_LOG=warn`
+    /// Writes the config, users file (one user with write on the attached
+    /// benchmark buckets) and target secret, starts the proxy with `FERRY_LOG=warn`
     /// and waits until it listens.
     pub fn start(bin: &Path, ferryctl: &Path, target: &Store) -> anyhow::Result<Proxy> {
         let dir = tempfile::Builder::new()
@@ -108,7 +116,8 @@ impl Proxy {
             &d.join("users.toml"),
             &format!(
                 "[[user]]\nname = \"bench\"\naccess_key = \"{}\"\nsecret = \"{}\"\n[user.buckets]\n\
-                 {READY_BUCKET} = \"write\"\n{FORWARD_BUCKET} = \"write\"\n",
+                 {READY_BUCKET} = \"write\"\n{FORWARD_BUCKET} = \"write\"\n\
+                 {MIGRATE_BUCKET} = \"write\"\n",
                 user.access_key, user.secret
             ),
         )?;
@@ -119,7 +128,8 @@ impl Proxy {
             &config,
             format!(
                 "http_addr = \"127.0.0.1:{port}\"\nusers_file = \"{users}\"\nstate_file = \"{state}\"\n\
-                 socket_path = \"{sock}\"\nsocket_group = \"root\"\n\n[target]\nurl = \"{url}\"\n\
+                 socket_path = \"{sock}\"\nsocket_group = \"root\"\n\
+                 journal_bucket = \"{JOURNAL_BUCKET}\"\n\n[target]\nurl = \"{url}\"\n\
                  region = \"{region}\"\naccess_key = \"{key}\"\nsecret_file = \"{secret}\"\n",
                 users = d.join("users.toml").display(),
                 state = d.join("state.json").display(),
@@ -193,8 +203,9 @@ impl Proxy {
     }
 
     /// Attaches `bucket` with the source's own credentials (plain http),
-    /// then sets its mode.
-    pub fn attach(&self, bucket: &str, source: &Store, mode: &str) -> anyhow::Result<()> {
+    /// then sets each of `modes` in turn (the proxy takes migrate only from
+    /// forward).
+    pub fn attach(&self, bucket: &str, source: &Store, modes: &[&str]) -> anyhow::Result<()> {
         let secret = self.dir.path().join(format!("{bucket}.source.secret"));
         write_private(&secret, &source.secret_key)?;
         let secret = secret.to_str().context("work dir path is not UTF-8")?;
@@ -213,9 +224,12 @@ impl Proxy {
             "--region",
             &source.region,
         ])?;
-        self.ferryctl(&[
-            "s3", "bucket", "migrate", "update", "--bucket", bucket, "--mode", mode,
-        ])?;
+        for mode in modes {
+            self.ferryctl(&[
+                "s3", "bucket", "migrate", "update", "--bucket", bucket, "--mode", mode,
+            ])?;
+        }
+        let mode = modes.last().context("no mode to set")?;
         let show = self.ferryctl(&["s3", "bucket", "migrate", "show", bucket, "--json"])?;
         ensure!(
             show.contains(&format!("\"mode\":\"{mode}\""))

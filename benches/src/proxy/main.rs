@@ -1,12 +1,14 @@
 //! `bench-proxy`: the same S3 workload against Garage directly and through
 //! `ferry-proxy`, side by side in one run on the same stores: ready mode
-//! (the target) and forward mode (the source). See docs/benchmarks.md.
+//! (the target), forward mode (the source) and migrate mode (both). See
+//! docs/benchmarks.md.
 
 mod args;
 mod bench;
 mod clients;
 mod cpu;
 mod env;
+mod migrate;
 #[path = "../procstat.rs"]
 mod procstat;
 mod report;
@@ -20,10 +22,12 @@ use anyhow::Context;
 use clap::Parser;
 use ferry_harness::Store;
 
-use crate::args::{Args, BenchMode};
+use crate::args::Args;
 use crate::bench::Bench;
 use crate::cpu::Watched;
-use crate::env::{FORWARD_BUCKET, Proxy, READY_BUCKET};
+use crate::env::{
+    FORWARD_BUCKET, JOURNAL_BUCKET, MIGRATE_BUCKET, Proxy, READY_BUCKET, UNION_BUCKET,
+};
 use crate::report::{Machine, Report};
 
 fn main() -> ExitCode {
@@ -50,17 +54,21 @@ fn run(args: Args) -> anyhow::Result<()> {
     );
     let target = Store::garage().context("start the target Garage")?;
     let source = Store::garage().context("start the source Garage")?;
-    for b in [READY_BUCKET, FORWARD_BUCKET] {
+    for b in [READY_BUCKET, FORWARD_BUCKET, MIGRATE_BUCKET] {
         // The forward bucket lives on the source; attach checks that the
-        // source has the bucket, so both exist on both stores.
+        // source has the bucket, so all exist on both stores.
         target.create_bucket(b)?;
         source.create_bucket(b)?;
     }
+    target.create_bucket(JOURNAL_BUCKET)?;
+    target.create_bucket(UNION_BUCKET)?;
     let mut proxy = Proxy::start(&proxy_bin, &ferryctl, &target)?;
-    proxy.attach(READY_BUCKET, &source, "ready")?;
-    proxy.attach(FORWARD_BUCKET, &source, "forward")?;
+    proxy.attach(READY_BUCKET, &source, &["ready"])?;
+    proxy.attach(FORWARD_BUCKET, &source, &["forward"])?;
+    proxy.attach(MIGRATE_BUCKET, &source, &["forward", "migrate"])?;
     eprintln!(
-        "bench-proxy: proxy at {}, {READY_BUCKET} ready, {FORWARD_BUCKET} forward",
+        "bench-proxy: proxy at {}, {READY_BUCKET} ready, {FORWARD_BUCKET} forward, \
+         {MIGRATE_BUCKET} migrate",
         proxy.http
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -70,6 +78,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let bench = Bench {
         args: &args,
         target: &target,
+        source: &source,
         proxy_http: &proxy.http,
         user: &proxy.user,
         watched: Watched::new(proxy.pid(), &[&target, &source]),
@@ -77,11 +86,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut modes = Vec::new();
     for &mode in &args.modes {
-        let store = match mode {
-            BenchMode::Ready => &target,
-            BenchMode::Forward => &source,
-        };
-        modes.push(rt.block_on(bench.run_mode(mode, store))?);
+        modes.push(rt.block_on(bench.run_mode(mode))?);
     }
     drop(bench);
     proxy.check_alive()?;

@@ -6,8 +6,9 @@ use std::fmt::Write as _;
 use crate::args::{Args, BenchMode};
 use crate::bench::{Case, ModeResult, body_tag};
 use crate::clients::Body;
+use crate::migrate;
 use crate::stats::Series;
-use crate::workload::Op;
+use crate::workload::{LIST_PAGE, Op};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
@@ -91,19 +92,28 @@ fn rounds_text(v: &[Option<f64>], decimals: usize) -> String {
         .join(" · ")
 }
 
+/// "4 KiB GET (aws-chunked)"; a listing's `size` is its page in keys.
+pub fn case_title(size: u64, op: Op, body: Body, variant: &str) -> String {
+    match op {
+        Op::List => format!("ListObjectsV2, {size}-key page{variant}"),
+        _ => format!(
+            "{} {}{}{variant}",
+            size_text(size),
+            op.as_str(),
+            body_tag(body)
+        ),
+    }
+}
+
 fn case_name(c: &Case) -> String {
-    format!(
-        "{} {}{}",
-        size_text(c.size),
-        c.op.as_str(),
-        body_tag(c.body)
-    )
+    case_title(c.size, c.op, c.body, c.variant)
 }
 
 fn store_name(mode: BenchMode) -> &'static str {
     match mode {
-        BenchMode::Ready => "target",
-        BenchMode::Forward => "source",
+        BenchMode::Ready => "the target",
+        BenchMode::Forward => "the source",
+        BenchMode::Migrate => "one store",
     }
 }
 
@@ -189,7 +199,7 @@ impl Report<'_> {
             s,
             "- Small: {} objects, {} in flight, {} s per run; large: {} objects of {} per run, {} at a time. \
              {} rounds per path, alternating (direct, proxy, proxy, direct, …), each after a warm-up \
-             on the same client. Latency: request sent to body fully read; p50/p99 over all rounds.",
+             on the same client. Latency: request sent to body fully read; p50/p90/p99 over all rounds.",
             size_text(a.small_kib * KIB),
             a.concurrency,
             a.small_secs,
@@ -266,7 +276,7 @@ impl Report<'_> {
         let store = store_name(mr.mode);
         let _ = writeln!(
             s,
-            "#### {} mode: the {store} directly vs through the proxy\n",
+            "#### {} mode: {store} directly vs through the proxy\n",
             capitalize(mr.mode.as_str())
         );
         let _ = writeln!(
@@ -276,25 +286,44 @@ impl Report<'_> {
             load_text(mr.load_after),
             mr.secs
         );
+        if mr.mode == BenchMode::Migrate {
+            let a = self.args;
+            let _ = writeln!(
+                s,
+                "*Target hit*: {n} objects put on the target only, read through the proxy and \
+                 directly from the target. *Fallback*: {n} objects put on the source only (the \
+                 proxy's GET to the target answers 404, then it reads the source), read through \
+                 the proxy and directly from the source. *Merged page*: {k} keys, every fifth \
+                 on both sides and the rest split evenly, so {side} on each side; the first \
+                 {LIST_PAGE}-key ListObjectsV2 page through the proxy against the same page \
+                 from a bucket on the target that holds all {k} keys (checked to be the same \
+                 keys before the timed runs), {lc} request(s) in flight.\n",
+                n = a.small_keys.max(1),
+                k = a.list_keys,
+                side = a.list_keys - a.list_keys * 2 / 5,
+                lc = a.list_concurrency.max(1),
+            );
+        }
         let small: Vec<&Case> = mr.cases.iter().filter(|c| !c.large).collect();
         let large: Vec<&Case> = mr.cases.iter().filter(|c| c.large).collect();
         if !small.is_empty() {
             let _ = writeln!(
                 s,
-                "| case | path | requests | req/s | p50 ms | p99 ms | p50 by round, ms | errors | CPU µs/req: client · proxy · Garage | busy · others (cores) |"
+                "| case | path | requests | req/s | p50 ms | p90 ms | p99 ms | p50 by round, ms | errors | CPU µs/req: client · proxy · Garage | busy · others (cores) |"
             );
-            let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+            let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
             for c in &small {
                 for ser in c.direct.iter().chain([&c.proxy]) {
                     let (cpu, busy) = cpu_cells(ser, ser.ok() as f64, 1e6, 0);
                     let _ = writeln!(
                         s,
-                        "| {} | {} | {} | {} | {} | {} | {} | {} | {cpu} | {busy} |",
+                        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {cpu} | {busy} |",
                         case_name(c),
                         ser.path,
                         ser.ok(),
                         opt(ser.rate(), |v| format!("{v:.0}")),
                         opt(ser.p50_ms(), |v| format!("{v:.2}")),
+                        opt(ser.quantile_ms(0.90), |v| format!("{v:.2}")),
                         opt(ser.p99_ms(), |v| format!("{v:.2}")),
                         rounds_text(&ser.p50_by_round_ms(), 2),
                         ser.errors()
@@ -439,6 +468,45 @@ impl Report<'_> {
                     target: "≤ 1.2× direct (WEKA: about 2×)".into(),
                     measured: format!("{} ({})", times(r), added(p, d)),
                     met: r.map(|r| r <= 1.2),
+                });
+            }
+        }
+        if let Some(m) = self.modes.iter().find(|m| m.mode == BenchMode::Migrate) {
+            // (op, variant, the ratio's limit, whether the limit itself
+            // meets the goal, the goal's text)
+            let hit = (1.1, true, "≤ 1.1× direct (the target)");
+            let fallback = (
+                2.2,
+                false,
+                "< 2.2× direct (the source): one extra round trip",
+            );
+            let targets = [
+                (Op::Get, migrate::HIT, hit),
+                (Op::Get, migrate::FALLBACK, fallback),
+                (
+                    Op::List,
+                    migrate::MERGED,
+                    (2.5, false, "< 2.5× a direct page from one store"),
+                ),
+                (Op::Head, migrate::HIT, hit),
+                (Op::Head, migrate::FALLBACK, fallback),
+            ];
+            for (op, variant, (limit, inclusive, target)) in targets {
+                let Some(c) = m.variant(op, variant) else {
+                    continue;
+                };
+                let d = c.direct.as_ref().and_then(Series::p50_ms);
+                let p = c.proxy.p50_ms();
+                let r = ratio(p, d);
+                goals.push(Goal {
+                    what: format!(
+                        "{}migrate, {}: p50 through the proxy",
+                        if op == Op::Head { "(extra) " } else { "" },
+                        case_name(c)
+                    ),
+                    target: target.into(),
+                    measured: format!("{} ({})", times(r), added(p, d)),
+                    met: r.map(|r| r < limit || (inclusive && r <= limit)),
                 });
             }
         }

@@ -1,4 +1,5 @@
-//! The requests: GET or PUT, N at a time, until a deadline or a count.
+//! The requests: GET, HEAD, PUT or a listing page, N at a time, until a
+//! deadline or a count.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +16,13 @@ pub enum Op {
     Get,
     Head,
     Put,
+    /// The first ListObjectsV2 page of [`LIST_PAGE`] keys under the work's
+    /// prefix.
+    List,
 }
+
+/// Keys per timed listing page: S3's default and largest page.
+pub const LIST_PAGE: usize = 1000;
 
 impl Op {
     pub fn as_str(self) -> &'static str {
@@ -23,6 +30,7 @@ impl Op {
             Op::Get => "GET",
             Op::Head => "HEAD",
             Op::Put => "PUT",
+            Op::List => "LIST",
         }
     }
 }
@@ -37,7 +45,8 @@ pub struct Stop {
 
 /// One workload: `op` on `bucket`, `concurrency` at a time. GETs and HEADs
 /// cycle through `keys`; PUTs write `data` to `{prefix}{n}`, n counting up from 0
-/// (a PUT run with the same prefix overwrites the same keys).
+/// (a PUT run with the same prefix overwrites the same keys); listings ask
+/// for the first page under `prefix`.
 #[derive(Clone)]
 pub struct Work {
     pub client: aws_sdk_s3::Client,
@@ -123,6 +132,36 @@ async fn put(
     Ok(len)
 }
 
+/// The keys of the first page under `prefix`. A short page is an error:
+/// a listing that skipped keys must not look fast.
+pub async fn list_page(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<String>, String> {
+    let out = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .max_keys(LIST_PAGE as i32)
+        .send()
+        .await
+        .map_err(|e| short(format!("LIST {bucket}/{prefix}"), e))?;
+    let keys: Vec<String> = out
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect();
+    if keys.len() != LIST_PAGE || out.is_truncated() != Some(true) {
+        return Err(format!(
+            "LIST {bucket}/{prefix}: {} keys, truncated {:?}; expected a full page of {LIST_PAGE} with more",
+            keys.len(),
+            out.is_truncated()
+        ));
+    }
+    Ok(keys)
+}
+
 impl Work {
     /// Runs until `stop`; latencies, bytes and errors of every request.
     /// The wall time runs from the start to the last request's end.
@@ -152,6 +191,7 @@ impl Work {
                             let key = format!("{}{n}", w.prefix);
                             put(&w.client, &w.bucket, &key, w.data.clone()).await
                         }
+                        Op::List => list_page(&w.client, &w.bucket, &w.prefix).await.map(|_| 0),
                     };
                     match r {
                         Ok(bytes) => {
