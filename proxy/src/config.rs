@@ -72,6 +72,11 @@ pub struct Config {
     /// proxy's clock. Default: 900 (15 minutes, as S3).
     #[serde(default = "default_max_clock_skew_secs")]
     pub max_clock_skew_secs: u64,
+    /// On TERM: how long requests in flight may run on before the proxy
+    /// exits anyway (it exits as soon as none is left). Keep it below the
+    /// unit's TimeoutStopSec. Default: 30.
+    #[serde(default = "default_drain_timeout_secs")]
+    pub drain_timeout_secs: u64,
     /// The bucket on the target that journals migrate-mode deletes, so
     /// that copiers never bring a deleted key back. Clients must not use
     /// it. Required for migrate mode (`update --mode migrate` is refused
@@ -121,6 +126,9 @@ fn default_socket_group() -> String {
 }
 fn default_max_clock_skew_secs() -> u64 {
     900
+}
+fn default_drain_timeout_secs() -> u64 {
+    30
 }
 fn default_connect_timeout_secs() -> u64 {
     5

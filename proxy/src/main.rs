@@ -139,6 +139,28 @@ impl BackgroundService for Reloader {
     }
 }
 
+/// On TERM (Pingora has stopped accepting), exits once no request is left
+/// in flight; Pingora's grace period is the deadline.
+struct Drainer {
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait]
+impl BackgroundService for Drainer {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let _ = shutdown.changed().await;
+        let started = std::time::Instant::now();
+        loop {
+            let n = self.in_flight.load(std::sync::atomic::Ordering::SeqCst);
+            if n == 0 {
+                tracing::info!(after = ?started.elapsed(), "drained; exiting");
+                std::process::exit(0);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 /// Serves Prometheus metrics, and keeps the per-bucket mode gauges current.
 struct MetricsService {
     addr: std::net::SocketAddr,
@@ -212,6 +234,10 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     check("socket_path", old.socket_path != new.socket_path);
     check("socket_group", old.socket_group != new.socket_group);
     check("metrics_addr", old.metrics_addr != new.metrics_addr);
+    check(
+        "drain_timeout_secs",
+        old.drain_timeout_secs != new.drain_timeout_secs,
+    );
     check("journal_bucket", old.journal_bucket != new.journal_bucket);
     check(
         "listing_token_key_file",
@@ -311,15 +337,25 @@ fn main() {
         fail("https_addr needs cert_dir");
     }
 
+    // Pingora sleeps the whole grace period on TERM while requests in
+    // flight run on; `Drainer` ends the process as soon as none is left.
     let conf = ServerConf {
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(30),
+        grace_period_seconds: Some(config.drain_timeout_secs),
+        graceful_shutdown_timeout_seconds: Some(5),
         threads: 2,
         ..Default::default()
     };
     let mut server = pingora::server::Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
+    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    server.add_service(background_service(
+        "drain",
+        Drainer {
+            in_flight: in_flight.clone(),
+        },
+    ));
     let proxy = FerryProxy {
+        in_flight,
         settings: settings.clone(),
         directory: directory.clone(),
         migrate,

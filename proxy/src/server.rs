@@ -54,7 +54,25 @@ pub struct Settings {
     pub read_timeout: Duration,
 }
 
+/// Counts a request while it is in flight (for the drain on TERM).
+pub struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    fn new(n: &Arc<std::sync::atomic::AtomicUsize>) -> InFlight {
+        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlight(n.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 pub struct FerryProxy {
+    /// Requests in flight.
+    pub in_flight: Arc<std::sync::atomic::AtomicUsize>,
     /// Swapped whole by a config reload (HUP).
     pub settings: Arc<ArcSwap<Settings>>,
     pub directory: Arc<dyn Directory>,
@@ -105,6 +123,7 @@ struct PartRoute {
 }
 
 pub struct Ctx {
+    _in_flight: InFlight,
     plan: Plan,
     decoder: Option<ChunkedDecoder>,
     error: Option<S3Error>,
@@ -456,6 +475,7 @@ impl ProxyHttp for FerryProxy {
 
     fn new_ctx(&self) -> Ctx {
         Ctx {
+            _in_flight: InFlight::new(&self.in_flight),
             plan: Plan::None,
             decoder: None,
             error: None,

@@ -76,3 +76,73 @@ fn hup_reloads_the_config_and_keeps_it_when_the_new_one_is_bad() {
     });
     assert_eq!(head_bucket(&proxy), 200);
 }
+
+/// TERM drains: a download in flight when the proxy is told to stop runs to
+/// its end, byte for byte; new connections are refused; then the proxy
+/// exits 0.
+#[test]
+fn term_drains_a_download_in_flight() {
+    let source = Store::garage().unwrap();
+    source.create_bucket("photos").unwrap();
+    let target = Store::garage().unwrap();
+    target.create_bucket("photos").unwrap();
+    let mut proxy = Proxy::start(&target, "photos");
+    proxy.attach("photos", &source);
+    let body: Vec<u8> = (0..16u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(ferry_harness::put_objects(
+        &target.client(),
+        "photos",
+        [("big".to_owned(), bytes::Bytes::from(body.clone()))],
+        1,
+    ))
+    .unwrap();
+    let client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .endpoint_url(&proxy.http)
+            .region(aws_sdk_s3::config::Region::new("garage"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                ALICE.access_key,
+                ALICE.secret,
+                None,
+                None,
+                "test",
+            ))
+            .force_path_style(true)
+            .build(),
+    );
+    let got = rt.block_on(async {
+        let mut stream = client
+            .get_object()
+            .bucket("photos")
+            .key("big")
+            .send()
+            .await
+            .unwrap()
+            .body;
+        let mut got = Vec::new();
+        let first = stream.next().await.unwrap().unwrap();
+        got.extend_from_slice(&first);
+        proxy.term();
+        // A slow reader: the proxy must wait for it, not cut it off.
+        while let Some(chunk) = stream.next().await {
+            got.extend_from_slice(&chunk.unwrap());
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        got
+    });
+    assert_eq!(got.len(), body.len(), "the download was cut short");
+    assert!(got == body, "the download's bytes changed");
+    let refused = std::net::TcpStream::connect(authority(&proxy.http)).is_err();
+    let status = proxy
+        .wait(Duration::from_secs(40))
+        .expect("the proxy did not exit after draining");
+    assert!(status.success(), "{status}");
+    assert!(refused, "a new connection was accepted after TERM");
+}

@@ -185,6 +185,7 @@ pub async fn serve(
         return pass_through(svc, session, r).await;
     }
     let code = r.error_code().await?;
+    svc.fetcher.release(r).await;
     if code != "NoSuchKey" {
         return Err(S3Error::new(
             Code::NoSuchBucket,

@@ -25,6 +25,9 @@ pub async fn serve(svc: &Services, session: &mut Session, call: &Call) -> Result
         // A HEAD answer has no body to name the error: a 404 to a HEAD of
         // an object is the absence of the key.
         let missing = call.method == "HEAD" || r.error_code().await? == "NoSuchKey";
+        // Read to its end: the connection goes back to the pool, so a
+        // fallback costs one round trip, not a new connection.
+        svc.fetcher.release(r).await;
         if missing {
             let s = svc
                 .fetcher

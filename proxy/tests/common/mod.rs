@@ -160,12 +160,35 @@ impl Proxy {
 
     /// SIGHUP: reload the config, the users and the certificates.
     pub fn hup(&self) {
+        self.signal("-HUP");
+    }
+
+    /// SIGTERM: a graceful stop (see [`Proxy::wait`]).
+    pub fn term(&self) {
+        self.signal("-TERM");
+    }
+
+    fn signal(&self, sig: &str) {
         let pid = self.child.as_ref().expect("proxy running").id();
         let st = Command::new("kill")
-            .args(["-HUP", &pid.to_string()])
+            .args([sig, &pid.to_string()])
             .status()
             .unwrap();
         assert!(st.success());
+    }
+
+    /// Waits for the proxy to exit, at most `limit`.
+    pub fn wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut().expect("proxy running");
+        while Instant::now() < deadline {
+            if let Some(st) = child.try_wait().unwrap() {
+                self.child = None;
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     /// SIGKILL: no chance to save anything.
