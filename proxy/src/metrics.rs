@@ -16,7 +16,11 @@ pub const UPSTREAM_ERRORS: &str = "ferry_proxy_upstream_errors_total";
 pub const BUCKET_MODE: &str = "ferry_proxy_bucket_mode";
 
 /// One finished request.
-pub struct RequestRecord {
+pub struct RequestRecord<'a> {
+    /// The attached bucket, or `-`.
+    pub bucket: &'a str,
+    /// From `route::operation`: a fixed set.
+    pub operation: &'static str,
     pub mode: &'static str,
     pub upstream: &'static str,
     pub status: u16,
@@ -36,11 +40,13 @@ fn status_class(status: u16) -> &'static str {
     }
 }
 
-pub fn request(r: &RequestRecord) {
+pub fn request(r: &RequestRecord<'_>) {
     let labels = [
-        ("mode", r.mode),
-        ("upstream", r.upstream),
-        ("status", status_class(r.status)),
+        ("bucket", r.bucket.to_owned()),
+        ("operation", r.operation.to_owned()),
+        ("mode", r.mode.to_owned()),
+        ("upstream", r.upstream.to_owned()),
+        ("status", status_class(r.status).to_owned()),
     ];
     counter!(REQUESTS, &labels).increment(1);
     histogram!(DURATION, "mode" => r.mode, "upstream" => r.upstream)
@@ -55,8 +61,31 @@ pub fn refused(code: &'static str) {
     counter!(REFUSED, "code" => code).increment(1);
 }
 
-pub fn upstream_error(upstream: &'static str) {
-    counter!(UPSTREAM_ERRORS, "upstream" => upstream).increment(1);
+pub fn upstream_error(upstream: &'static str, class: &'static str) {
+    counter!(UPSTREAM_ERRORS, "upstream" => upstream, "class" => class).increment(1);
+}
+
+/// The class of an upstream failure: a fixed set.
+pub fn error_class(e: &pingora::ErrorType) -> &'static str {
+    use pingora::ErrorType as E;
+    match e {
+        E::ConnectTimedout | E::ReadTimedout | E::WriteTimedout | E::TLSHandshakeTimedout => {
+            "timeout"
+        }
+        E::ConnectRefused | E::ConnectNoRoute | E::ConnectError | E::BindError => "connect",
+        E::TLSHandshakeFailure | E::InvalidCert => "tls",
+        E::ConnectionClosed | E::ReadError | E::WriteError => "broken",
+        _ => "other",
+    }
+}
+
+pub const TLS_HANDSHAKES: &str = "ferry_proxy_tls_handshakes_total";
+
+/// A TLS client hello: answered with a certificate, or not (no loaded
+/// certificate covers the name).
+pub fn tls_handshake(certificate: bool) {
+    let result = if certificate { "ok" } else { "no_certificate" };
+    counter!(TLS_HANDSHAKES, "result" => result).increment(1);
 }
 
 /// 0 ready, 1 forward, 2 migrate: one gauge per attached bucket.

@@ -98,6 +98,42 @@ impl Target {
     }
 }
 
+/// The S3 operation a request is, for metric labels: a fixed set.
+pub fn operation(
+    method: &str,
+    has_bucket: bool,
+    has_key: bool,
+    raw_query: &str,
+    copy_source: bool,
+) -> &'static str {
+    let q = |name| query_has(raw_query, name);
+    match (method, has_bucket, has_key) {
+        ("GET", false, _) => "ListBuckets",
+        (_, false, _) => "Other",
+        ("GET", true, true) if q("uploadId") => "ListParts",
+        ("GET", true, true) if q("tagging") => "GetObjectTagging",
+        ("GET", true, true) => "GetObject",
+        ("HEAD", true, true) => "HeadObject",
+        ("PUT", true, true) if q("uploadId") && copy_source => "UploadPartCopy",
+        ("PUT", true, true) if q("uploadId") => "UploadPart",
+        ("PUT", true, true) if q("tagging") => "PutObjectTagging",
+        ("PUT", true, true) if copy_source => "CopyObject",
+        ("PUT", true, true) => "PutObject",
+        ("POST", true, true) if q("uploads") => "CreateMultipartUpload",
+        ("POST", true, true) if q("uploadId") => "CompleteMultipartUpload",
+        ("DELETE", true, true) if q("uploadId") => "AbortMultipartUpload",
+        ("DELETE", true, true) => "DeleteObject",
+        ("GET", true, false) if q("uploads") => "ListMultipartUploads",
+        ("GET", true, false) if q("versions") => "ListObjectVersions",
+        ("GET", true, false) if q("location") => "GetBucketLocation",
+        ("GET", true, false) if raw_query.contains("list-type=2") => "ListObjectsV2",
+        ("GET", true, false) => "ListObjects",
+        ("HEAD", true, false) => "HeadBucket",
+        ("POST", true, false) if q("delete") => "DeleteObjects",
+        _ => "Other",
+    }
+}
+
 /// Whether the raw query has parameter `name` (with or without a value).
 pub fn query_has(raw_query: &str, name: &str) -> bool {
     raw_query

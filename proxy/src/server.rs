@@ -124,6 +124,10 @@ struct PartRoute {
 
 pub struct Ctx {
     _in_flight: InFlight,
+    /// Metric labels: the S3 operation, and the bucket if attached (a
+    /// bounded set the operator controls).
+    operation: &'static str,
+    bucket: Option<String>,
     plan: Plan,
     decoder: Option<ChunkedDecoder>,
     error: Option<S3Error>,
@@ -191,16 +195,28 @@ impl FerryProxy {
     }
 
     /// Decides the plan for a request, or the error to answer with.
-    fn plan(&self, req: &RequestHeader) -> Result<(Plan, Option<ChunkedDecoder>), S3Error> {
+    fn plan(
+        &self,
+        req: &RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<(Plan, Option<ChunkedDecoder>), S3Error> {
         let settings = self.settings.load();
         let raw_path = req.uri.path();
         let raw_query = req.uri.query().unwrap_or("");
         let host = header(req, "host").or_else(|| req.uri.authority().map(|a| a.as_str()));
         let target: Target = route::parse(host, raw_path, &settings.s3_domains)?;
+        ctx.operation = route::operation(
+            req.method.as_str(),
+            target.bucket.is_some(),
+            target.key.is_some(),
+            raw_query,
+            req.headers.contains_key("x-amz-copy-source"),
+        );
         let Some(bucket) = target.bucket.as_deref() else {
             return Ok((Plan::PassThrough, None));
         };
         let Some(att) = self.directory.attached(bucket) else {
+            ctx.bucket = None;
             // A virtual-hosted request for an unattached bucket goes to the
             // target untouched; if the target does not know the domain it
             // reads the path style instead. Never let that reach an
@@ -217,6 +233,7 @@ impl FerryProxy {
             }
             return Ok((Plan::PassThrough, None));
         };
+        ctx.bucket = Some(bucket.to_owned());
         // An attached bucket: the proxy authenticates the client itself.
         let names: Vec<(String, String)> = req
             .headers
@@ -476,6 +493,8 @@ impl ProxyHttp for FerryProxy {
     fn new_ctx(&self) -> Ctx {
         Ctx {
             _in_flight: InFlight::new(&self.in_flight),
+            operation: "unknown",
+            bucket: None,
             plan: Plan::None,
             decoder: None,
             error: None,
@@ -488,7 +507,7 @@ impl ProxyHttp for FerryProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         ctx.resource = session.req_header().uri.path().to_owned();
-        let planned = match self.plan(session.req_header()) {
+        let planned = match self.plan(session.req_header(), ctx) {
             Ok((plan, decoder)) => {
                 (ctx.mode, ctx.upstream) = match &plan {
                     Plan::Resign(r) => (r.mode.as_str(), r.label),
@@ -664,6 +683,8 @@ impl ProxyHttp for FerryProxy {
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
         metrics::request(&metrics::RequestRecord {
+            bucket: ctx.bucket.as_deref().unwrap_or("-"),
+            operation: ctx.operation,
             mode: ctx.mode,
             upstream: ctx.upstream,
             status: session.response_written().map_or(0, |r| r.status.as_u16()),
@@ -686,7 +707,7 @@ impl ProxyHttp for FerryProxy {
         });
         let code = s3.code.status();
         if e.esource() == &ErrorSource::Upstream {
-            metrics::upstream_error(ctx.upstream);
+            metrics::upstream_error(ctx.upstream, metrics::error_class(e.etype()));
         } else {
             metrics::refused(s3.code.as_str());
         }

@@ -161,7 +161,9 @@ impl SniResolver {
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.set.load().pick(hello.server_name())
+        let picked = self.set.load().pick(hello.server_name());
+        crate::metrics::tls_handshake(picked.is_some());
+        picked
     }
 }
 

@@ -58,11 +58,30 @@ fn metrics_count_requests_refusals_and_modes() {
         1.0,
         "{text}"
     );
-    let ok = value(
-        &text,
-        "ferry_proxy_requests_total{mode=\"forward\",upstream=\"source\",status=\"2xx\"}",
-    );
+    let series = |op: &str| {
+        format!(
+            "ferry_proxy_requests_total{{bucket=\"photos\",operation=\"{op}\",mode=\"forward\",upstream=\"source\",status=\"2xx\"}}"
+        )
+    };
+    let ok: f64 = [
+        "PutObject",
+        "GetObject",
+        "HeadObject",
+        "UploadPart",
+        "ListObjectsV2",
+    ]
+    .iter()
+    .map(|op| value(&text, &series(op)))
+    .sum();
     assert!(ok >= 20.0, "forward requests to the source: {ok}\n{text}");
+    for op in [
+        "PutObject",
+        "GetObject",
+        "UploadPart",
+        "CompleteMultipartUpload",
+    ] {
+        assert!(value(&text, &series(op)) >= 1.0, "{op}\n{text}");
+    }
     assert!(
         value(
             &text,

@@ -99,11 +99,12 @@ fn certificate_by_sni_and_live_replacement() {
     write_private(&d.join("target.secret"), &target.secret_key);
     write_private(&d.join("users.toml"), "");
     let port = free_port();
+    let mport = free_port();
     let config = d.join("proxy.toml");
     std::fs::write(
         &config,
         format!(
-            "https_addr = \"127.0.0.1:{port}\"\ncert_dir = \"{}\"\nusers_file = \"{}\"\nstate_file = \"{}\"\nsocket_path = \"{}\"\nsocket_group = \"root\"\n\n[target]\nurl = \"{}\"\nregion = \"{}\"\naccess_key = \"{}\"\nsecret_file = \"{}\"\n",
+            "https_addr = \"127.0.0.1:{port}\"\nmetrics_addr = \"127.0.0.1:{mport}\"\ncert_dir = \"{}\"\nusers_file = \"{}\"\nstate_file = \"{}\"\nsocket_path = \"{}\"\nsocket_group = \"root\"\n\n[target]\nurl = \"{}\"\nregion = \"{}\"\naccess_key = \"{}\"\nsecret_file = \"{}\"\n",
             certs.display(),
             d.join("users.toml").display(),
             d.join("state.json").display(),
@@ -158,4 +159,11 @@ fn certificate_by_sni_and_live_replacement() {
     std::fs::write(certs.join("broken.pem"), "not a certificate").unwrap();
     std::thread::sleep(Duration::from_millis(800));
     assert!(curl_trusts(port, "photos.s3.alpha.test", &alpha2));
+
+    // Every handshake is counted.
+    let m = scrape(mport);
+    assert!(
+        value(&m, "ferry_proxy_tls_handshakes_total{result=\"ok\"}") >= 8.0,
+        "{m}"
+    );
 }
