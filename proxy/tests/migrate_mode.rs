@@ -505,6 +505,50 @@ fn copies_and_uploads_cross_the_switch() {
             &b"late part"[..]
         );
 
+        // UploadPartCopy into a target upload, from a copy source that is
+        // only on the source: the range is streamed across.
+        let u = c
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key("assembled")
+            .send()
+            .await
+            .unwrap();
+        let id = u.upload_id().unwrap();
+        let pc = c
+            .upload_part_copy()
+            .bucket(BUCKET)
+            .key("assembled")
+            .upload_id(id)
+            .part_number(1)
+            .copy_source(format!("{BUCKET}/copy-me"))
+            .copy_source_range("bytes=7-12")
+            .send()
+            .await
+            .unwrap();
+        let etag = pc
+            .copy_part_result()
+            .and_then(|r| r.e_tag())
+            .unwrap()
+            .to_owned();
+        let parts = vec![CompletedPart::builder().part_number(1).e_tag(etag).build()];
+        c.complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("assembled")
+            .upload_id(id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            get_bytes(&tgt, BUCKET, "assembled").await.unwrap(),
+            &b"object"[..]
+        );
+
         // A copy whose source object is only on the source is streamed
         // across, with its metadata, or the request's on REPLACE.
         c.copy_object()

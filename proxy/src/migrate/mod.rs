@@ -46,6 +46,12 @@ pub enum Op {
     /// ListParts or AbortMultipartUpload: the upload's side, the source on
     /// NoSuchUpload.
     Upload { upload_id: String },
+    /// UploadPartCopy: on the upload's side; a copy source that is only on
+    /// the source, into a target upload, is streamed across.
+    PartCopy {
+        upload_id: String,
+        source_key: String,
+    },
 }
 
 /// Everything a migrate-mode operation needs about its request.
@@ -94,6 +100,10 @@ pub async fn serve(svc: &Services, session: &mut Session, call: Call) -> Result<
         Op::Copy { source_key } => copy::serve(svc, session, &call, &source_key).await,
         Op::Complete { upload_id } => uploads::complete(svc, session, call, &upload_id).await,
         Op::Upload { upload_id } => uploads::no_body(svc, session, &call, &upload_id).await,
+        Op::PartCopy {
+            upload_id,
+            source_key,
+        } => copy::part(svc, session, &call, &upload_id, &source_key).await,
     }
 }
 
@@ -187,6 +197,10 @@ pub fn classify(
     match (method, upload, copy_source) {
         ("POST", Some(upload_id), _) => Route::Serve(Op::Complete { upload_id }),
         ("GET" | "DELETE", Some(upload_id), _) => Route::Serve(Op::Upload { upload_id }),
+        ("PUT", Some(upload_id), Some(source_key)) => Route::Serve(Op::PartCopy {
+            upload_id,
+            source_key,
+        }),
         ("PUT", Some(upload_id), _) => Route::Part { upload_id },
         ("GET" | "HEAD", None, _) => Route::Serve(Op::Read),
         ("DELETE", None, _) => Route::Serve(Op::Delete),
@@ -273,6 +287,13 @@ mod tests {
             c("DELETE", true, "uploadId=u", None),
             Route::Serve(Op::Upload {
                 upload_id: "u".into()
+            })
+        );
+        assert_eq!(
+            c("PUT", true, "partNumber=2&uploadId=u", Some("k")),
+            Route::Serve(Op::PartCopy {
+                upload_id: "u".into(),
+                source_key: "k".into()
             })
         );
         assert_eq!(c("DELETE", true, "", None), Route::Serve(Op::Delete));

@@ -111,7 +111,7 @@ fn paths(call: &Call) -> (String, String) {
     (strip(&call.target_path), strip(&call.source_path))
 }
 
-async fn side_of<'c>(
+pub(super) async fn side_of<'c>(
     svc: &Services,
     call: &'c Call,
     id: &str,
