@@ -207,7 +207,9 @@ pub(crate) async fn merge(
     }
     while out.len() < limit {
         let want = limit - out.len() + 1;
-        let order = match (target.peek(want).await?, source.peek(want).await?) {
+        // Both sides at once: when both need a page (the first one, at
+        // least), the listing waits for the slower side, not for the sum.
+        let order = match futures::try_join!(target.peek(want), source.peek(want))? {
             (None, None) => return Ok((out, false)),
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
