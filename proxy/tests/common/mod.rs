@@ -43,12 +43,23 @@ pub fn python() -> PathBuf {
     p
 }
 
+/// A free loopback port, never one this process was given before: two
+/// ports asked for in a row (a listener and a metrics port) would otherwise
+/// often be the same, as the first one is free again at once.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 pub fn write_private(path: &Path, text: &str) {
