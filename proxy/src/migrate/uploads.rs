@@ -7,8 +7,9 @@
 //! A source upload completed now is the newest write of its key, while the
 //! target may hold an older copy the copier made, which reads would serve
 //! first. So the completed object is streamed to the target before the
-//! client hears of it; if that fails, the target's copy is removed so that
-//! reads fall back to the source, and the client is told to retry.
+//! client hears of it; if that fails (or the object is over 5 GiB), the
+//! target's copy is removed instead, so that reads fall back to the source
+//! until the copier brings the object over.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -192,13 +193,20 @@ pub async fn complete(
         if on_source {
             let (t, s) = paths(&call);
             if let Err(e) = transfer(svc, &call.source, &s, &call.target, &t, None).await {
-                tracing::error!(bucket = %call.bucket, key = %key, error = %e,
-                    "a source upload completed, but its object did not reach the target");
-                remove_stale(svc, &call.target, &t).await;
-                return Err(S3Error::new(
-                    Code::ServiceUnavailable,
-                    "the upload completed on the source but could not be copied to the target yet; reads are served from the source",
-                ));
+                // Without the target's older copy, reads fall back to the
+                // source, which has the new object: the completion stands
+                // and the copier brings the object over later. Only if
+                // that copy cannot be removed either would a read be stale.
+                if !remove_stale(svc, &call.target, &t).await {
+                    tracing::error!(bucket = %call.bucket, key = %key, error = %e,
+                        "a source upload completed, but the target still holds an older copy");
+                    return Err(S3Error::new(
+                        Code::ServiceUnavailable,
+                        "the upload completed on the source, but the target's older copy could not be replaced or removed; please retry",
+                    ));
+                }
+                tracing::warn!(bucket = %call.bucket, key = %key, error = %e,
+                    "a source upload completed and was not copied to the target; reads are served from the source until the copier brings it over");
             }
         }
         if let Some(j) = &svc.journal {
@@ -213,7 +221,7 @@ pub async fn complete(
 
 /// Deletes the target's copy of a key whose newest version is on the
 /// source, so that reads fall back to it.
-async fn remove_stale(svc: &Services, target: &Side, object: &str) {
+async fn remove_stale(svc: &Services, target: &Side, object: &str) -> bool {
     let r = svc
         .fetcher
         .send(
@@ -230,14 +238,19 @@ async fn remove_stale(svc: &Services, target: &Side, object: &str) {
         Ok(mut r) if (200..300).contains(&r.status) || r.status == 404 => {
             let _ = r.body(64 * 1024).await;
             svc.fetcher.release(r).await;
+            true
         }
-        Ok(r) => tracing::error!(
-            status = r.status,
-            object,
-            "the target's stale copy could not be removed"
-        ),
+        Ok(r) => {
+            tracing::error!(
+                status = r.status,
+                object,
+                "the target's stale copy could not be removed"
+            );
+            false
+        }
         Err(e) => {
-            tracing::error!(error = %e, object, "the target's stale copy could not be removed")
+            tracing::error!(error = %e, object, "the target's stale copy could not be removed");
+            false
         }
     }
 }
