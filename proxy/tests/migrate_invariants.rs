@@ -37,7 +37,7 @@ fn no_client_write_is_lost_to_the_copier() {
     s.rt.block_on(async {
         let mut tasks = Vec::new();
         for w in 0..8 {
-            let c = via(&s.proxy, &s.target.region);
+            let c = s.proxy.client(&s.target.region);
             let acked = acked.clone();
             tasks.push(tokio::spawn(async move {
                 for round in 0..2 {
@@ -94,7 +94,7 @@ fn deleted_keys_never_come_back_and_rewritten_ones_keep_the_clients_write() {
         .spawn()
         .unwrap();
 
-    let c = via(&s.proxy, &s.target.region);
+    let c = s.proxy.client(&s.target.region);
     let tgt = s.target.client();
     let mut seen = std::collections::BTreeSet::new();
     let mut tasks = Vec::new();

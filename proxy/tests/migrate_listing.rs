@@ -269,7 +269,7 @@ fn awscli_and_rclone_list_the_union() {
 fn a_listing_without_the_source_is_503() {
     let mut sp = split();
     sp.s.source.stop();
-    let c = via(&sp.s.proxy, &sp.s.target.region);
+    let c = sp.s.proxy.client(&sp.s.target.region);
     sp.s.rt.block_on(async {
         let e = c.list_objects_v2().bucket(BUCKET).send().await.unwrap_err();
         assert_eq!(status(&e), Some(503), "{e:?}");

@@ -46,21 +46,7 @@ fn listing_every_key_keeps_the_proxy_rss_flat() {
         a.unwrap();
         b.unwrap();
     });
-    let client = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .endpoint_url(&proxy.http)
-            .region(aws_sdk_s3::config::Region::new("garage"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                ALICE.access_key,
-                ALICE.secret,
-                None,
-                None,
-                "test",
-            ))
-            .force_path_style(true)
-            .build(),
-    );
+    let client = proxy.client("garage");
     let before = proxy.peak_rss_bytes();
     let mut early = 0;
     let (count, sorted) = rt.block_on(async {

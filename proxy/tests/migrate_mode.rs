@@ -12,6 +12,22 @@ use common::{scrape, value};
 use ferry_ctl::journal;
 use ferry_harness::{get_bytes, list_keys};
 
+/// CompleteMultipartUpload of `key` with `parts`.
+async fn complete(c: &aws_sdk_s3::Client, key: &str, id: &str, parts: Vec<CompletedPart>) {
+    c.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
 #[test]
 fn reads_fall_back_to_the_source_and_deletes_reach_both_sides() {
     let s = setup();
@@ -24,7 +40,7 @@ fn reads_fall_back_to_the_source_and_deletes_reach_both_sides() {
     });
     s.proxy.set_mode(BUCKET, "forward");
     s.proxy.set_mode(BUCKET, "migrate");
-    let c = via(&s.proxy, &s.target.region);
+    let c = s.proxy.client(&s.target.region);
     s.rt.block_on(async {
         // The target first; the source on NoSuchKey; unchanged bytes.
         assert_eq!(
@@ -95,18 +111,7 @@ fn reads_fall_back_to_the_source_and_deletes_reach_both_sides() {
                     .build(),
             );
         }
-        src.complete_multipart_upload()
-            .bucket(BUCKET)
-            .key("parts")
-            .upload_id(id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(done))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        complete(&src, "parts", id, done).await;
         let p2 = c
             .get_object()
             .bucket(BUCKET)
@@ -282,7 +287,7 @@ fn a_source_that_is_down_is_503_never_404() {
     s.proxy.set_mode(BUCKET, "forward");
     s.proxy.set_mode(BUCKET, "migrate");
     s.source.stop();
-    let c = via(&s.proxy, &s.target.region);
+    let c = s.proxy.client(&s.target.region);
     s.rt.block_on(async {
         let e = c
             .get_object()
@@ -325,7 +330,7 @@ fn a_source_that_is_down_is_503_never_404() {
 fn copies_and_uploads_cross_the_switch() {
     let s = setup();
     let (src, tgt) = (s.source.client(), s.target.client());
-    let c = via(&s.proxy, &s.target.region);
+    let c = s.proxy.client(&s.target.region);
     let part = |n: u8| vec![n; 5 << 20];
     s.rt.block_on(async {
         put(&src, "copy-me", b"source object").await;
@@ -335,7 +340,7 @@ fn copies_and_uploads_cross_the_switch() {
     });
     // An upload of K=v2 begins in forward mode (on the source).
     s.proxy.set_mode(BUCKET, "forward");
-    let fwd = via(&s.proxy, &s.source.region);
+    let fwd = s.proxy.client(&s.source.region);
     let upload = s.rt.block_on(async {
         let u = fwd
             .create_multipart_upload()
@@ -386,18 +391,7 @@ fn copies_and_uploads_cross_the_switch() {
             .into_iter()
             .map(|(n, e)| CompletedPart::builder().part_number(n).e_tag(e).build())
             .collect::<Vec<_>>();
-        c.complete_multipart_upload()
-            .bucket(BUCKET)
-            .key("k")
-            .upload_id(&upload)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        complete(&c, "k", &upload, parts).await;
         // ...and the target holds v2 before the client hears of it: no
         // stale v1 is ever served.
         let mut v2 = part(1);
@@ -438,18 +432,7 @@ fn copies_and_uploads_cross_the_switch() {
                 .e_tag(e.e_tag().unwrap())
                 .build(),
         ];
-        c.complete_multipart_upload()
-            .bucket(BUCKET)
-            .key("new")
-            .upload_id(id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        complete(&c, "new", id, parts).await;
         assert_eq!(get_bytes(&tgt, BUCKET, "new").await.unwrap(), &b"small"[..]);
         assert!(
             !list_keys(&src, BUCKET)
@@ -484,18 +467,7 @@ fn copies_and_uploads_cross_the_switch() {
                 .e_tag(e.e_tag().unwrap())
                 .build(),
         ];
-        c.complete_multipart_upload()
-            .bucket(BUCKET)
-            .key("late")
-            .upload_id(late_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        complete(&c, "late", late_id, parts).await;
         assert_eq!(
             get_bytes(&c, BUCKET, "late").await.unwrap(),
             &b"late part"[..]
@@ -532,18 +504,7 @@ fn copies_and_uploads_cross_the_switch() {
             .unwrap()
             .to_owned();
         let parts = vec![CompletedPart::builder().part_number(1).e_tag(etag).build()];
-        c.complete_multipart_upload()
-            .bucket(BUCKET)
-            .key("assembled")
-            .upload_id(id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        complete(&c, "assembled", id, parts).await;
         assert_eq!(
             get_bytes(&tgt, BUCKET, "assembled").await.unwrap(),
             &b"object"[..]

@@ -40,21 +40,7 @@ fn one_gib_put_and_get_keep_rss_flat() {
         }
     }
     let want = hex::encode(want.finalize());
-    let client = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .endpoint_url(&proxy.http)
-            .region(aws_sdk_s3::config::Region::new("garage"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                ALICE.access_key,
-                ALICE.secret,
-                None,
-                None,
-                "test",
-            ))
-            .force_path_style(true)
-            .build(),
-    );
+    let client = proxy.client("garage");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

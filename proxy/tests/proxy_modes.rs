@@ -98,21 +98,7 @@ fn forward_mode_clients_share_the_source() {
     let (source, _target, proxy) = setup();
     let rt = rt();
     proxy.set_mode("photos", "forward");
-    let via_proxy = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .endpoint_url(&proxy.http)
-            .region(aws_sdk_s3::config::Region::new("garage"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                ALICE.access_key,
-                ALICE.secret,
-                None,
-                None,
-                "test",
-            ))
-            .force_path_style(true)
-            .build(),
-    );
+    let via_proxy = proxy.client("garage");
     let direct = source.client();
     rt.block_on(async {
         via_proxy

@@ -102,21 +102,7 @@ fn term_drains_a_download_in_flight() {
         1,
     ))
     .unwrap();
-    let client = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .endpoint_url(&proxy.http)
-            .region(aws_sdk_s3::config::Region::new("garage"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                ALICE.access_key,
-                ALICE.secret,
-                None,
-                None,
-                "test",
-            ))
-            .force_path_style(true)
-            .build(),
-    );
+    let client = proxy.client("garage");
     let got = rt.block_on(async {
         let mut stream = client
             .get_object()

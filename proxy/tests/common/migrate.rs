@@ -45,26 +45,6 @@ pub fn setup() -> Setup {
     }
 }
 
-/// aws-sdk-s3 through the proxy as `alice`.
-pub fn via(proxy: &Proxy, region: &str) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .endpoint_url(&proxy.http)
-            .region(aws_sdk_s3::config::Region::new(region.to_owned()))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                ALICE.access_key,
-                ALICE.secret,
-                None,
-                None,
-                "test",
-            ))
-            .force_path_style(true)
-            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
-            .build(),
-    )
-}
-
 pub async fn put(c: &aws_sdk_s3::Client, key: &str, body: &[u8]) {
     c.put_object()
         .bucket(BUCKET)

@@ -169,6 +169,28 @@ impl Proxy {
         std::fs::read_to_string(self.dir.path().join("proxy.log")).unwrap_or_default()
     }
 
+    /// aws-sdk-s3 through the proxy as `alice`, signing for `region` (the
+    /// target's or the bucket's source's). No retries: a test sees the
+    /// first answer.
+    pub fn client(&self, region: &str) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .endpoint_url(&self.http)
+                .region(aws_sdk_s3::config::Region::new(region.to_owned()))
+                .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    ALICE.access_key,
+                    ALICE.secret,
+                    None,
+                    None,
+                    "test",
+                ))
+                .force_path_style(true)
+                .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+                .build(),
+        )
+    }
+
     /// SIGHUP: reload the config, the users and the certificates.
     pub fn hup(&self) {
         self.signal("-HUP");
