@@ -101,11 +101,16 @@ impl Directory for LiveDirectory {
                 secret: b.source_secret.clone(),
                 region: b.source_region.clone(),
             },
-            source_uploads: b
-                .source_uploads
-                .iter()
-                .map(|u| u.upload_id.clone())
-                .collect(),
+            // Only migrate mode routes by them: other modes skip the copy
+            // on every request.
+            source_uploads: if b.mode == ferry_ctl::Mode::Migrate {
+                b.source_uploads
+                    .iter()
+                    .map(|u| u.upload_id.clone())
+                    .collect()
+            } else {
+                Arc::from([])
+            },
         })
     }
 

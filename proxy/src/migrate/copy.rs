@@ -255,7 +255,7 @@ pub async fn serve(
 ) -> Result<(), S3Error> {
     let key = call.key.clone().unwrap_or_default();
     // On the target, as asked.
-    let r = svc
+    let mut r = svc
         .fetcher
         .send(
             &call.target,
@@ -267,7 +267,6 @@ pub async fn serve(
             },
         )
         .await?;
-    let mut r = r;
     if r.status != 404 {
         if r.status == 200
             && let Some(j) = &svc.journal

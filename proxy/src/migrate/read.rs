@@ -4,9 +4,9 @@
 
 use pingora::proxy::Session;
 
-use super::wire::{pass_through, source_failed, source_passes};
+use super::wire::{pass_through, reply, source_failed, source_passes};
 use super::{Call, Services};
-use crate::fetch::{Body, Request};
+use crate::fetch::{Body, Request, error_code};
 use crate::metrics;
 use crate::s3error::S3Error;
 
@@ -24,7 +24,12 @@ pub async fn serve(svc: &Services, session: &mut Session, call: &Call) -> Result
     if r.status == 404 {
         // A HEAD answer has no body to name the error: a 404 to a HEAD of
         // an object is the absence of the key.
-        let missing = call.method == "HEAD" || r.error_code().await? == "NoSuchKey";
+        let body = if call.method == "HEAD" {
+            bytes::Bytes::new()
+        } else {
+            r.body(64 * 1024).await?
+        };
+        let missing = call.method == "HEAD" || error_code(&body).as_deref() == Some("NoSuchKey");
         // Read to its end: the connection goes back to the pool, so a
         // fallback costs one round trip, not a new connection.
         svc.fetcher.release(r).await;
@@ -41,12 +46,15 @@ pub async fn serve(svc: &Services, session: &mut Session, call: &Call) -> Result
             metrics::migrate_read(&call.bucket, "source");
             return pass_through(svc, session, s).await;
         }
-        // Another 404 (NoSuchBucket): the target's answer stands, but its
-        // body was read to find the code; say it again.
-        return Err(S3Error::new(
-            crate::s3error::Code::NoSuchBucket,
-            "The specified bucket does not exist on the target",
-        ));
+        // Another 404 (NoSuchBucket): the target's answer stands, as it
+        // was read.
+        return reply(
+            session,
+            404,
+            &[("content-type", "application/xml".to_owned())],
+            body,
+        )
+        .await;
     }
     metrics::migrate_read(&call.bucket, "target");
     pass_through(svc, session, r).await
