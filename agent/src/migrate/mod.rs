@@ -188,10 +188,33 @@ async fn check_bucket(
     .map_err(|e| input(explain_bucket_error(side, ep, &e)))
 }
 
-fn run_id() -> String {
+/// The run's name in the files it leaves in the dest folder (pass
+/// summaries, set-aside failed.log). Two runs can start within one second
+/// (a resumed agent job stopped again at once), and a second run must not
+/// overwrite the first one's summary, so a taken name gets a suffix.
+fn run_id(dest_folder: &Path) -> String {
     let now = time::OffsetDateTime::now_utc();
     let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    now.format(&fmt).unwrap_or_else(|_| "run".to_owned())
+    let base = now.format(&fmt).unwrap_or_else(|_| "run".to_owned());
+    let taken: Vec<String> = std::fs::read_dir(dest_folder)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let used = |id: &str| {
+        taken
+            .iter()
+            .any(|n| n.starts_with(&format!("summary-{id}-p")) || n.contains(&format!(".{id}.")))
+    };
+    (1u32..)
+        .map(|i| match i {
+            1 => base.clone(),
+            i => format!("{base}-{i}"),
+        })
+        .find(|id| !used(id))
+        .expect("an unused run id")
 }
 
 /// Turns failed.log into a key-list folder: sorted, unique keys.
@@ -346,7 +369,7 @@ pub async fn run_with(args: Args, control: Arc<Control>) -> Result<RunReport, Ru
     if let Some(addr) = args.metrics_addr {
         metrics::install(addr).map_err(|e| input(e.to_string()))?;
     }
-    let run_id = run_id();
+    let run_id = run_id(&args.dest_folder);
     let src_folder = match &args.failed_to_folder {
         Some(out) => {
             let n = failed_to_folder(&args.dest_folder, out)?;
@@ -423,4 +446,23 @@ async fn run_passes(mut plan: Plan) -> Result<RunReport, RunError> {
         report.verify = Some(verify::run(&plan).await?);
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_id;
+
+    #[test]
+    fn a_run_id_taken_in_the_folder_gets_a_suffix() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = run_id(dir.path());
+        std::fs::write(dir.path().join(format!("summary-{first}-p1.json")), "{}").unwrap();
+        let second = run_id(dir.path());
+        // The clock may have ticked between the calls; if not, the name
+        // must differ anyway.
+        assert_ne!(first, second);
+        std::fs::write(dir.path().join(format!("failed.{second}.log")), "").unwrap();
+        let third = run_id(dir.path());
+        assert!(third != first && third != second, "{third}");
+    }
 }
