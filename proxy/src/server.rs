@@ -13,6 +13,8 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
+use tracing::Instrument;
+use tracing::field::display;
 
 use crate::fetch::Side;
 use crate::metrics;
@@ -136,6 +138,12 @@ pub struct Ctx {
     /// Metric labels: the bucket's mode and where the request went.
     mode: &'static str,
     upstream: &'static str,
+    /// Named in error bodies and in the request's span.
+    id: String,
+    /// Every event about this request, the proxy's own and its sub-requests',
+    /// is emitted in this span, so one request's story can be filtered out
+    /// of a busy log by its id.
+    span: tracing::Span,
 }
 
 fn request_id() -> String {
@@ -147,10 +155,9 @@ fn request_id() -> String {
 }
 
 /// Writes an S3 XML error and ends the request.
-async fn respond(session: &mut Session, e: &S3Error, resource: &str) -> Result<()> {
+async fn respond(session: &mut Session, e: &S3Error, resource: &str, id: &str) -> Result<()> {
     let head = session.req_header().method == "HEAD";
-    let id = request_id();
-    let body = Bytes::from(e.to_xml(resource, &id));
+    let body = Bytes::from(e.to_xml(resource, id));
     let mut resp = ResponseHeader::build(e.code.status(), Some(4))?;
     resp.insert_header("content-type", "application/xml")?;
     resp.insert_header("content-length", body.len().to_string())?;
@@ -162,6 +169,36 @@ async fn respond(session: &mut Session, e: &S3Error, resource: &str) -> Result<(
         session.write_response_body(Some(body), true).await?;
     }
     Ok(())
+}
+
+/// One line per request, in its span. A busy proxy answers thousands of
+/// requests a second, so the line is at debug level (`FERRY_LOG=ferry_proxy=debug`)
+/// unless the request failed on our side or upstream's: 5xx, or a
+/// connection that broke, is a warning an operator sees by default.
+fn access_log(span: &tracing::Span, r: &metrics::RequestRecord<'_>, e: Option<&Error>) {
+    let elapsed_ms = r.elapsed.as_secs_f64() * 1000.0;
+    let error = e.map(ToString::to_string);
+    let error = error.as_deref();
+    if r.status >= 500 || r.status == 0 || error.is_some() {
+        tracing::warn!(
+            parent: span,
+            status = r.status,
+            elapsed_ms,
+            bytes_in = r.bytes_in,
+            bytes_out = r.bytes_out,
+            error,
+            "request failed"
+        );
+    } else {
+        tracing::debug!(
+            parent: span,
+            status = r.status,
+            elapsed_ms,
+            bytes_in = r.bytes_in,
+            bytes_out = r.bytes_out,
+            "request"
+        );
+    }
 }
 
 fn header<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
@@ -491,7 +528,21 @@ impl ProxyHttp for FerryProxy {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
+        let id = request_id();
+        let empty = tracing::field::Empty;
+        let span = tracing::info_span!(
+            "request",
+            id = %id,
+            method = empty,
+            path = empty,
+            bucket = empty,
+            op = empty,
+            mode = empty,
+            upstream = empty,
+        );
         Ctx {
+            id,
+            span,
             _in_flight: InFlight::new(&self.in_flight),
             operation: "unknown",
             bucket: None,
@@ -507,7 +558,14 @@ impl ProxyHttp for FerryProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         ctx.resource = session.req_header().uri.path().to_owned();
-        let planned = match self.plan(session.req_header(), ctx) {
+        ctx.span
+            .record("method", display(session.req_header().method.as_str()))
+            .record("path", display(&ctx.resource));
+        let span = ctx.span.clone();
+        let planned = self.plan(session.req_header(), ctx);
+        span.record("bucket", display(ctx.bucket.as_deref().unwrap_or("-")))
+            .record("op", display(ctx.operation));
+        let planned = match planned {
             Ok((plan, decoder)) => {
                 (ctx.mode, ctx.upstream) = match &plan {
                     Plan::Resign(r) => (r.mode.as_str(), r.label),
@@ -515,13 +573,16 @@ impl ProxyHttp for FerryProxy {
                     _ => ("unattached", "target"),
                 };
                 ctx.decoder = decoder;
+                span.record("mode", display(ctx.mode));
                 match plan {
                     Plan::Migrate(call) => migrate::serve(&self.migrate, session, *call)
+                        .instrument(span.clone())
                         .await
                         .map(|()| None),
                     Plan::Resign(mut r) => match r.part.take() {
                         Some(p) => self
                             .route_part(&mut r, *p)
+                            .instrument(span.clone())
                             .await
                             .map(|()| Some(Plan::Resign(r))),
                         None => Ok(Some(Plan::Resign(r))),
@@ -536,6 +597,7 @@ impl ProxyHttp for FerryProxy {
                 if let Plan::Resign(r) = &plan {
                     ctx.upstream = r.label;
                 }
+                span.record("upstream", display(ctx.upstream));
                 ctx.plan = plan;
                 Ok(false)
             }
@@ -543,7 +605,8 @@ impl ProxyHttp for FerryProxy {
             Ok(None) => Ok(true),
             Err(e) => {
                 metrics::refused(e.code.as_str());
-                respond(session, &e, &ctx.resource).await?;
+                tracing::debug!(parent: &span, code = %e.code.as_str(), "refused");
+                respond(session, &e, &ctx.resource, &ctx.id).await?;
                 Ok(true)
             }
         }
@@ -564,7 +627,7 @@ impl ProxyHttp for FerryProxy {
         {
             // The write landed but a journalled delete of the key still
             // stands: the client must retry, which clears it.
-            tracing::error!(bucket, key, error = %e, "a write could not clear the delete journal");
+            tracing::error!(parent: &ctx.span, key, error = %e, "a write could not clear the delete journal");
             resp.set_status(500)?;
         }
         Ok(())
@@ -681,8 +744,8 @@ impl ProxyHttp for FerryProxy {
         }
     }
 
-    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
-        metrics::request(&metrics::RequestRecord {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        let record = metrics::RequestRecord {
             bucket: ctx.bucket.as_deref().unwrap_or("-"),
             operation: ctx.operation,
             mode: ctx.mode,
@@ -691,7 +754,9 @@ impl ProxyHttp for FerryProxy {
             elapsed: ctx.started.elapsed(),
             bytes_in: session.body_bytes_read() as u64,
             bytes_out: session.body_bytes_sent() as u64,
-        });
+        };
+        metrics::request(&record);
+        access_log(&ctx.span, &record, e);
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
@@ -715,7 +780,7 @@ impl ProxyHttp for FerryProxy {
             e.etype(),
             ErrorType::WriteError | ErrorType::ConnectionClosed
         ) {
-            let _ = respond(session, &s3, &ctx.resource).await;
+            let _ = respond(session, &s3, &ctx.resource, &ctx.id).await;
         }
         FailToProxy {
             error_code: code,

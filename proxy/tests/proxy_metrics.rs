@@ -98,3 +98,81 @@ fn metrics_count_requests_refusals_and_modes() {
         "{text}"
     );
 }
+
+/// The log a proxy writes: one span per request, named by a request id and
+/// carrying the bucket, operation, mode and upstream, with the per-request
+/// line inside it; a failure upstream is a warning in the same span; and
+/// Pingora's own `log` lines come out through the same subscriber.
+#[test]
+fn the_log_has_a_span_per_request_and_pingoras_own_lines() {
+    let mut source = Store::garage().unwrap();
+    source.create_bucket("photos").unwrap();
+    let target = Store::garage().unwrap();
+    let proxy = Proxy::start_logging(&target, "photos", "", "info,ferry_proxy=debug");
+    proxy.attach("photos", &source);
+    proxy.set_mode("photos", "forward");
+    let host = authority(&proxy.http).to_owned();
+    let alice = Signer::client(&ALICE);
+
+    let put = RawRequest::new("PUT", &host, "/photos/logged.txt").body("one line");
+    assert_eq!(alice.sign(put).send(&host).status, 200);
+    let bad = alice
+        .clone()
+        .with_secret("wrong-secret-0123456789abcdef")
+        .sign(RawRequest::new("GET", &host, "/photos/logged.txt"));
+    let refusal = bad.send(&host);
+    assert_eq!(refusal.status, 403);
+    source.stop();
+    let down = alice.sign(RawRequest::new("GET", &host, "/photos/logged.txt"));
+    assert_eq!(down.send(&host).status, 503);
+
+    // The lines are written as the requests end; give the writer a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = proxy.log();
+        if log.contains("request failed") || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let line = |needles: &[&str]| -> String {
+        log.lines()
+            .find(|l| needles.iter().all(|n| l.contains(n)))
+            .unwrap_or_else(|| panic!("no log line with all of {needles:?}:\n{log}"))
+            .to_owned()
+    };
+    let put = line(&[
+        "request{",
+        "method=PUT",
+        "path=/photos/logged.txt",
+        "bucket=photos",
+        "op=PutObject",
+        "mode=forward",
+        "upstream=source",
+        "status=200",
+        "bytes_in=8",
+    ]);
+    assert!(put.contains("DEBUG"), "{put}");
+    let refused = line(&["request{", "op=GetObject", "status=403"]);
+    let failed = line(&["WARN", "request failed", "op=GetObject", "status=503"]);
+    assert!(!log.contains('\x1b'), "colour codes in a log file:\n{log}");
+    let id = |l: &str| {
+        let at = l.find("id=").unwrap_or_else(|| panic!("no id in {l}")) + 3;
+        l[at..].split([' ', '}']).next().unwrap().to_owned()
+    };
+    let ids = [id(&put), id(&refused), id(&failed)];
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
+        "each request has its own id: {ids:?}"
+    );
+    // The refusal's XML names the id its log line has.
+    assert_eq!(
+        xml_tag(&refusal.text(), "RequestId").as_deref(),
+        Some(ids[1].as_str()),
+        "{}",
+        refusal.text()
+    );
+    // Pingora logs through `log`; those lines reach the same output.
+    let pingora = line(&["pingora_core", "Server starting"]);
+    assert!(pingora.contains("INFO"), "{pingora}");
+}

@@ -48,6 +48,8 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // No colour codes into journald.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = Config::load(&args.config).unwrap_or_else(|e| fail(e));
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -90,6 +90,8 @@ pub struct Proxy {
     pub config: PathBuf,
     pub socket: PathBuf,
     pub http: String,
+    /// `FERRY_LOG` for the proxy.
+    log_filter: String,
     child: Option<Child>,
 }
 
@@ -101,6 +103,11 @@ impl Proxy {
 
     /// As `start`, with more top-level config lines (`extra`).
     pub fn start_with(target: &Store, bucket: &str, extra: &str) -> Proxy {
+        Self::start_logging(target, bucket, extra, "warn")
+    }
+
+    /// As `start_with`, with `FERRY_LOG` set to `filter`.
+    pub fn start_logging(target: &Store, bucket: &str, extra: &str, filter: &str) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         write_private(&d.join("target.secret"), &target.secret_key);
@@ -134,6 +141,7 @@ impl Proxy {
             config,
             socket,
             http: format!("http://127.0.0.1:{port}"),
+            log_filter: filter.to_owned(),
             child: None,
         };
         p.spawn();
@@ -145,7 +153,7 @@ impl Proxy {
         let child = Command::new(PROXY)
             .arg("--config")
             .arg(&self.config)
-            .env("FERRY_LOG", "warn")
+            .env("FERRY_LOG", &self.log_filter)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
