@@ -79,10 +79,13 @@ fn listing_every_key_keeps_the_proxy_rss_flat() {
     assert_eq!(count, n, "every key listed once");
     assert!(sorted, "the merged listing is in byte order");
     assert!(peak < 100 << 20, "proxy peak RSS {} MiB", peak >> 20);
-    // Flat: the last nine tenths of the listing add (almost) nothing.
+    // Flat: the last nine tenths of the listing add (almost) nothing. The
+    // kernel's RSS counters are per-CPU approximations, so a later VmHWM
+    // can read a little lower than an earlier one.
+    let grew = peak.saturating_sub(early);
     assert!(
-        peak - early < 8 << 20,
+        grew < 8 << 20,
         "RSS grew by {} MiB over the listing",
-        (peak - early) >> 20
+        grew >> 20
     );
 }

@@ -189,12 +189,15 @@ async fn check_bucket(
 }
 
 /// The run's name in the files it leaves in the dest folder (pass
-/// summaries, set-aside failed.log). Two runs can start within one second
-/// (a resumed agent job stopped again at once), and a second run must not
-/// overwrite the first one's summary, so a taken name gets a suffix.
+/// summaries, set-aside logs): its start time, to the millisecond, so that
+/// the names sort in run order. Two runs can start within one second (a
+/// resumed agent job stopped again at once); a second run must never
+/// overwrite the first one's summary, so a name already taken gets a suffix.
 fn run_id(dest_folder: &Path) -> String {
     let now = time::OffsetDateTime::now_utc();
-    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    let fmt = time::macros::format_description!(
+        "[year][month][day]T[hour][minute][second].[subsecond digits:3]Z"
+    );
     let base = now.format(&fmt).unwrap_or_else(|_| "run".to_owned());
     let taken: Vec<String> = std::fs::read_dir(dest_folder)
         .map(|d| {
