@@ -10,6 +10,7 @@ pub mod journal;
 pub mod listing;
 pub mod metrics;
 pub mod migrate;
+pub mod preread;
 pub mod resign;
 pub mod route;
 pub mod s3error;

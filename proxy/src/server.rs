@@ -16,9 +16,10 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use tracing::Instrument;
 use tracing::field::display;
 
-use crate::fetch::Side;
+use crate::fetch::{self, Side};
 use crate::metrics;
 use crate::migrate::{self, Route};
+use crate::preread::{self, FirstChunk};
 use crate::resign::{self, RequestLine, UpstreamCreds};
 use crate::route::{self, Target};
 use crate::s3error::{Code, S3Error};
@@ -132,6 +133,9 @@ pub struct Ctx {
     bucket: Option<String>,
     plan: Plan,
     decoder: Option<ChunkedDecoder>,
+    /// Verified body read ahead of the upstream request (see `preread`),
+    /// sent upstream before the rest.
+    preread: Option<Bytes>,
     error: Option<S3Error>,
     resource: String,
     started: std::time::Instant,
@@ -229,6 +233,63 @@ impl FerryProxy {
             r.target = p.source_target;
         }
         Ok(())
+    }
+
+    /// Sends a body read whole ahead of time (see `preread`) and passes the
+    /// answer on; what `response_filter` does for a proxied write is done
+    /// here too.
+    async fn send_whole(
+        &self,
+        session: &mut Session,
+        r: &Resign,
+        body: Bytes,
+    ) -> Result<(), S3Error> {
+        let names: Vec<(String, String)> = session
+            .req_header()
+            .headers
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let side = Side {
+            upstream: r.upstream.clone(),
+            creds: r.creds.clone(),
+            bucket: String::new(),
+            label: r.label,
+        };
+        let req = fetch::Request {
+            method: session.req_header().method.as_str(),
+            target: &r.target,
+            headers: forwarded(&names, true),
+            body: fetch::Body::Full(body),
+        };
+        let resp = self.migrate.fetcher.send(&side, req).await?;
+        if !self.write_cleared_journal(r, resp.status).await {
+            return Err(S3Error::new(
+                Code::InternalError,
+                "the write landed but a journalled delete of the key still stands; retry the write",
+            ));
+        }
+        migrate::wire::pass_through(&self.migrate, session, resp).await
+    }
+
+    /// Migrate mode: a successful write voids a journalled delete of its
+    /// key. False when that failed: the delete still stands, so the client
+    /// must be told to retry the write, which clears it.
+    async fn write_cleared_journal(&self, r: &Resign, status: u16) -> bool {
+        let (Some((bucket, key)), Some(journal)) = (&r.clears_journal, &self.migrate.journal)
+        else {
+            return true;
+        };
+        if !(200..300).contains(&status) {
+            return true;
+        }
+        match journal.clear(&self.migrate.fetcher, bucket, key).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(key, error = %e, "a write could not clear the delete journal");
+                false
+            }
+        }
     }
 
     /// Decides the plan for a request, or the error to answer with.
@@ -548,6 +609,7 @@ impl ProxyHttp for FerryProxy {
             bucket: None,
             plan: Plan::None,
             decoder: None,
+            preread: None,
             error: None,
             resource: String::new(),
             started: std::time::Instant::now(),
@@ -592,6 +654,30 @@ impl ProxyHttp for FerryProxy {
             }
             Err(e) => Err(e),
         };
+        let planned = match planned {
+            Ok(Some(Plan::Resign(r))) if ctx.decoder.as_ref().is_some_and(|d| d.is_signed()) => {
+                let dec = ctx.decoder.as_mut().expect("checked above");
+                match preread::first_chunk(session, dec)
+                    .instrument(span.clone())
+                    .await
+                {
+                    Ok(FirstChunk::More(b)) => {
+                        ctx.preread = Some(b);
+                        Ok(Some(Plan::Resign(r)))
+                    }
+                    Ok(FirstChunk::Whole(body)) => {
+                        ctx.upstream = r.label;
+                        span.record("upstream", display(ctx.upstream));
+                        self.send_whole(session, &r, body)
+                            .instrument(span.clone())
+                            .await
+                            .map(|()| None)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            planned => planned,
+        };
         match planned {
             Ok(Some(plan)) => {
                 if let Plan::Resign(r) = &plan {
@@ -621,13 +707,11 @@ impl ProxyHttp for FerryProxy {
         let Plan::Resign(r) = &ctx.plan else {
             return Ok(());
         };
-        if let (Some((bucket, key)), Some(journal)) = (&r.clears_journal, &self.migrate.journal)
-            && resp.status.is_success()
-            && let Err(e) = journal.clear(&self.migrate.fetcher, bucket, key).await
-        {
-            // The write landed but a journalled delete of the key still
-            // stands: the client must retry, which clears it.
-            tracing::error!(parent: &ctx.span, key, error = %e, "a write could not clear the delete journal");
+        let cleared = self
+            .write_cleared_journal(r, resp.status.as_u16())
+            .instrument(ctx.span.clone())
+            .await;
+        if !cleared {
             resp.set_status(500)?;
         }
         Ok(())
@@ -680,6 +764,10 @@ impl ProxyHttp for FerryProxy {
             }
             upstream.insert_header("content-length", len.to_string())?;
         }
+        if ctx.preread.is_some() {
+            // The proxy answered `100 Continue` itself when it read ahead.
+            upstream.remove_header("expect");
+        }
         upstream.insert_header("host", r.upstream.authority.as_str())?;
         if let Some(cs) = &r.copy_source {
             upstream.insert_header("x-amz-copy-source", cs.as_str())?;
@@ -720,10 +808,12 @@ impl ProxyHttp for FerryProxy {
             return Ok(());
         };
         let input = body.take().unwrap_or_default();
-        let result = dec.feed(&input).and_then(|parts| {
+        let ahead = ctx.preread.take();
+        let result = dec.feed(&input).and_then(|mut parts| {
             if end_of_stream {
                 dec.finish()?;
             }
+            parts.splice(0..0, ahead);
             Ok(parts)
         });
         match result {

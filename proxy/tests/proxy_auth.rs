@@ -17,6 +17,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 use common::*;
@@ -522,13 +523,12 @@ fn ready_mode_refusals_never_reach_a_store() {
 /// goes upstream." An aws-chunked upload whose FIRST chunk has a bad
 /// signature could be refused before the proxy opens the upstream request.
 #[test]
-#[ignore = "known limitation: Pingora sends the request headers upstream before the first chunk is checked; nothing is stored, but the store counts a PutObject"]
 fn tampered_first_chunk_sends_nothing_upstream() {
     let env = setup("forward");
     let data = chunk_data();
     let parts: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
-    let mut tampered =
-        Signer::client(&ALICE).chunked_put(&env.addr, "/photos/tampered.bin", &parts);
+    let alice = Signer::client(&ALICE);
+    let mut tampered = alice.chunked_put(&env.addr, "/photos/tampered.bin", &parts);
     let at = chunk_data_offset(&tampered.body, 0) + 10;
     tampered.body[at] ^= 0x01;
     refused(
@@ -538,6 +538,67 @@ fn tampered_first_chunk_sends_nothing_upstream() {
         403,
         "SignatureDoesNotMatch",
     );
+    // A body that is one chunk (longer than Pingora's 64 KiB retry buffer)
+    // is read whole before the upstream is asked.
+    let one = vec![7u8; 100 * 1024];
+    let mut tampered = alice.chunked_put(&env.addr, "/photos/tampered-one.bin", &[&one]);
+    let at = chunk_data_offset(&tampered.body, 0) + 10;
+    tampered.body[at] ^= 0x01;
+    refused(
+        &env,
+        "aws-chunked body of one chunk, tampered",
+        &tampered,
+        403,
+        "SignatureDoesNotMatch",
+    );
+    assert!(!exists(&env.source, "photos", "tampered.bin"));
+    assert!(!exists(&env.source, "photos", "tampered-one.bin"));
+}
+
+/// Signed aws-chunked bodies of every length arrive intact now that the
+/// proxy reads up to the first chunk ahead of the upstream: empty, one
+/// small chunk, one chunk past Pingora's 64 KiB buffer, and several. A
+/// client that sends `Expect: 100-continue` gets its `100 Continue` from
+/// the proxy before any store has seen the request.
+#[test]
+fn signed_chunked_bodies_of_every_length_arrive_intact() {
+    let env = setup("forward");
+    let alice = Signer::client(&ALICE);
+    let small = b"ten bytes!".to_vec();
+    let one = (0..100 * 1024u32)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<_>>();
+    let many = chunk_data();
+    let cases: Vec<(&str, Vec<&[u8]>)> = vec![
+        ("empty.bin", vec![]),
+        ("small.bin", vec![&small]),
+        ("one-chunk.bin", vec![&one]),
+        ("many.bin", many.iter().map(Vec::as_slice).collect()),
+    ];
+    for (key, parts) in &cases {
+        let req = alice
+            .chunked_put(&env.addr, &format!("/photos/{key}"), parts)
+            .header("Expect", "100-continue");
+        let bytes = req.to_bytes();
+        let split = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let before = counts(&env.source);
+        let mut conn = raw_connect(&env.addr);
+        conn.write_all(&bytes[..split]).unwrap();
+        let interim = read_response(&mut conn, false).unwrap().unwrap();
+        assert_eq!(interim.status, 100, "{key}: {}", interim.text());
+        assert!(
+            new_requests(&before, &counts(&env.source)).is_empty(),
+            "{key}: the source saw the request before its first chunk was verified"
+        );
+        conn.write_all(&bytes[split..]).unwrap();
+        let done = read_response(&mut conn, false).unwrap().unwrap();
+        assert_eq!(done.status, 200, "{key}: {}", done.text());
+        let got = rt()
+            .block_on(get_bytes(&env.source.client(), "photos", key))
+            .unwrap();
+        assert_eq!(got, parts.concat(), "{key}: stored bytes differ");
+    }
+    assert!(!proxy_panicked(&env.proxy), "{}", env.proxy.log());
 }
 
 /// Builds a request for a given `Host`.

@@ -13,7 +13,7 @@ mod delete;
 mod list;
 mod read;
 pub mod uploads;
-mod wire;
+pub(crate) mod wire;
 
 use std::sync::Arc;
 

@@ -166,6 +166,11 @@ impl ChunkedDecoder {
         })
     }
 
+    /// Whether each chunk carries a signature (not only a trailing checksum).
+    pub fn is_signed(&self) -> bool {
+        matches!(self.signing, Signing::Signed { .. })
+    }
+
     pub fn is_done(&self) -> bool {
         matches!(self.state, State::Done)
     }
