@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
+use crate::migrate::wire::body_piece;
 use crate::s3error::{Code, S3Error};
 use crate::sigv4::chunked::ChunkedDecoder;
 
@@ -35,13 +36,7 @@ pub async fn first_chunk(
     }
     let mut out = BytesMut::new();
     loop {
-        let piece = session.read_request_body().await.map_err(|e| {
-            S3Error::new(
-                Code::IncompleteBody,
-                format!("reading the request body: {e}"),
-            )
-        })?;
-        let Some(piece) = piece else {
+        let Some(piece) = body_piece(session).await? else {
             dec.finish()?;
             return Ok(FirstChunk::Whole(out.freeze()));
         };

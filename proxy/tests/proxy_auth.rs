@@ -526,33 +526,24 @@ fn ready_mode_refusals_never_reach_a_store() {
 fn tampered_first_chunk_sends_nothing_upstream() {
     let env = setup("forward");
     let data = chunk_data();
-    let parts: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
-    let alice = Signer::client(&ALICE);
-    let mut tampered = alice.chunked_put(&env.addr, "/photos/tampered.bin", &parts);
-    let at = chunk_data_offset(&tampered.body, 0) + 10;
-    tampered.body[at] ^= 0x01;
-    refused(
-        &env,
-        "aws-chunked body, first chunk tampered",
-        &tampered,
-        403,
-        "SignatureDoesNotMatch",
-    );
-    // A body that is one chunk (longer than Pingora's 64 KiB retry buffer)
-    // is read whole before the upstream is asked.
+    let many: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
+    // One chunk longer than Pingora's 64 KiB retry buffer: the proxy reads
+    // the whole body before the upstream is asked.
     let one = vec![7u8; 100 * 1024];
-    let mut tampered = alice.chunked_put(&env.addr, "/photos/tampered-one.bin", &[&one]);
-    let at = chunk_data_offset(&tampered.body, 0) + 10;
-    tampered.body[at] ^= 0x01;
-    refused(
-        &env,
-        "aws-chunked body of one chunk, tampered",
-        &tampered,
-        403,
-        "SignatureDoesNotMatch",
-    );
-    assert!(!exists(&env.source, "photos", "tampered.bin"));
-    assert!(!exists(&env.source, "photos", "tampered-one.bin"));
+    let alice = Signer::client(&ALICE);
+    for (key, parts) in [("tampered.bin", many), ("tampered-one.bin", vec![&one[..]])] {
+        let mut tampered = alice.chunked_put(&env.addr, &format!("/photos/{key}"), &parts);
+        let at = chunk_data_offset(&tampered.body, 0) + 10;
+        tampered.body[at] ^= 0x01;
+        refused(
+            &env,
+            &format!("aws-chunked body {key}, first chunk tampered"),
+            &tampered,
+            403,
+            "SignatureDoesNotMatch",
+        );
+        assert!(!exists(&env.source, "photos", key));
+    }
 }
 
 /// Signed aws-chunked bodies of every length arrive intact now that the

@@ -24,6 +24,16 @@ fn internal(e: impl std::fmt::Display) -> S3Error {
     S3Error::new(Code::InternalError, format!("writing the answer: {e}"))
 }
 
+/// The next piece of the client's body; `None` at its end.
+pub async fn body_piece(session: &mut Session) -> Result<Option<Bytes>, S3Error> {
+    session.read_request_body().await.map_err(|e| {
+        S3Error::new(
+            Code::IncompleteBody,
+            format!("reading the request body: {e}"),
+        )
+    })
+}
+
 /// Reads the client's whole body (for small XML bodies only), decoding
 /// `aws-chunked` and checking the signed payload hash, as the upstream
 /// would have.
@@ -34,12 +44,7 @@ pub async fn read_body(
 ) -> Result<Bytes, S3Error> {
     let mut out = BytesMut::new();
     loop {
-        let piece = session.read_request_body().await.map_err(|e| {
-            S3Error::new(
-                Code::IncompleteBody,
-                format!("reading the request body: {e}"),
-            )
-        })?;
+        let piece = body_piece(session).await?;
         let end = piece.is_none();
         let piece = piece.unwrap_or_default();
         match call.decoder.as_mut() {
