@@ -235,6 +235,30 @@ impl FerryProxy {
         Ok(())
     }
 
+    /// Signed aws-chunked bodies: the first chunk is verified before the
+    /// upstream is asked (see `preread`). `None`: the body was whole and has
+    /// been sent and answered.
+    async fn read_ahead(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        r: Box<Resign>,
+    ) -> Result<Option<Plan>, S3Error> {
+        let dec = ctx.decoder.as_mut().expect("a signed aws-chunked decoder");
+        match preread::first_chunk(session, dec).await? {
+            FirstChunk::More(b) => {
+                ctx.preread = Some(b);
+                Ok(Some(Plan::Resign(r)))
+            }
+            FirstChunk::Whole(body) => {
+                ctx.upstream = r.label;
+                ctx.span.record("upstream", display(ctx.upstream));
+                self.send_whole(session, &r, body).await?;
+                Ok(None)
+            }
+        }
+    }
+
     /// Sends a body read whole ahead of time (see `preread`) and passes the
     /// answer on; what `response_filter` does for a proxied write is done
     /// here too.
@@ -655,26 +679,12 @@ impl ProxyHttp for FerryProxy {
             Err(e) => Err(e),
         };
         let planned = match planned {
-            Ok(Some(Plan::Resign(r))) if ctx.decoder.as_ref().is_some_and(|d| d.is_signed()) => {
-                let dec = ctx.decoder.as_mut().expect("checked above");
-                match preread::first_chunk(session, dec)
+            Ok(Some(Plan::Resign(r)))
+                if ctx.decoder.as_ref().is_some_and(ChunkedDecoder::is_signed) =>
+            {
+                self.read_ahead(session, ctx, r)
                     .instrument(span.clone())
                     .await
-                {
-                    Ok(FirstChunk::More(b)) => {
-                        ctx.preread = Some(b);
-                        Ok(Some(Plan::Resign(r)))
-                    }
-                    Ok(FirstChunk::Whole(body)) => {
-                        ctx.upstream = r.label;
-                        span.record("upstream", display(ctx.upstream));
-                        self.send_whole(session, &r, body)
-                            .instrument(span.clone())
-                            .await
-                            .map(|()| None)
-                    }
-                    Err(e) => Err(e),
-                }
             }
             planned => planned,
         };
