@@ -67,6 +67,10 @@ pub struct Args {
     /// (aws-chunked bodies with a CRC32 trailer).
     #[arg(long)]
     pub no_chunked: bool,
+    /// Skip the ready-mode 256 MiB GET through a plain TCP relay (a
+    /// baseline: what a second loopback hop costs any proxy here).
+    #[arg(long)]
+    pub no_relay: bool,
     /// The ferry-proxy binary (default: next to this binary, else
     /// $CARGO_TARGET_DIR/release/ferry-proxy).
     #[arg(long, env = "FERRY_PROXY_BIN", value_name = "PATH")]

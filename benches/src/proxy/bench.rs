@@ -10,8 +10,13 @@ use crate::args::{Args, BenchMode};
 use crate::clients::{self, Body};
 use crate::cpu::{CpuWatch, Watched, loadavg};
 use crate::env::{ClientUser, FORWARD_BUCKET, READY_BUCKET};
+use crate::relay::Relay;
 use crate::stats::Series;
 use crate::workload::{Op, Stop, Work, random_bytes};
+
+/// The variant of the large GET through a plain TCP relay instead of the
+/// proxy.
+pub const RELAY: &str = " via a plain TCP relay (baseline, not ferry-proxy)";
 
 /// One case (say 4 KiB GET) in one mode: the direct path and the proxy.
 pub struct Case {
@@ -39,9 +44,10 @@ pub struct ModeResult {
 
 impl ModeResult {
     pub fn case(&self, large: bool, op: Op, body: Body) -> Option<&Case> {
+        // The relay baseline is no proxy case.
         self.cases
             .iter()
-            .find(|c| c.large == large && c.op == op && c.body == body)
+            .find(|c| c.large == large && c.op == op && c.body == body && c.variant != RELAY)
     }
 
     pub fn variant(&self, op: Op, variant: &str) -> Option<&Case> {
@@ -172,11 +178,35 @@ impl Bench<'_> {
             let mut d = work(&plain.direct, Op::Get, data, "", lc);
             let mut x = work(&plain.proxy, Op::Get, data, "", lc);
             d.keys = large_keys.clone();
-            x.keys = large_keys;
+            x.keys = large_keys.clone();
             cases.push(
                 self.case(mode, size, true, Op::Get, Body::Plain, "", d, x, large_stop)
                     .await,
             );
+            if mode == BenchMode::Ready && !a.no_relay {
+                let upstream = store.endpoint.trim_start_matches("http://");
+                let relay = Relay::start(upstream).await?;
+                let via = clients::direct_via(store, &format!("http://{}", relay.addr));
+                let mut d = work(&plain.direct, Op::Get, data, "", lc);
+                let mut r = work(&via, Op::Get, data, "", lc);
+                d.keys = large_keys.clone();
+                r.keys = large_keys;
+                let mut case = self
+                    .case(
+                        mode,
+                        size,
+                        true,
+                        Op::Get,
+                        Body::Plain,
+                        RELAY,
+                        d,
+                        r,
+                        large_stop,
+                    )
+                    .await;
+                case.proxy.path = "relay".to_owned();
+                cases.push(case);
+            }
         }
         Ok(ModeResult {
             mode,

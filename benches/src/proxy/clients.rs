@@ -34,6 +34,13 @@ pub fn direct(store: &Store, body: Body) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config(store.config(), body))
 }
 
+/// Straight to `store`'s key and config, but sent to `endpoint` (a relay
+/// in front of the store).
+pub fn direct_via(store: &Store, endpoint: &str) -> aws_sdk_s3::Client {
+    let base = store.config().to_builder().endpoint_url(endpoint).build();
+    aws_sdk_s3::Client::from_conf(config(base, Body::Plain))
+}
+
 /// Through the proxy at `endpoint`, as the users file's client, in the
 /// target's region; otherwise the same config as [`direct`].
 pub fn proxy(target: &Store, endpoint: &str, user: &ClientUser, body: Body) -> aws_sdk_s3::Client {

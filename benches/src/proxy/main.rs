@@ -11,6 +11,7 @@ mod env;
 mod migrate;
 #[path = "../procstat.rs"]
 mod procstat;
+mod relay;
 mod report;
 mod stats;
 mod workload;

@@ -256,6 +256,18 @@ impl Report<'_> {
                     .to_owned(),
             );
         }
+        if self
+            .modes
+            .iter()
+            .any(|mr| mr.variant(Op::Get, crate::bench::RELAY).is_some())
+        {
+            notes.push(
+                "the relay row sends the same large GETs through a plain TCP relay in this \
+                 process (bytes copied both ways, no HTTP): what a second loopback hop costs \
+                 any proxy on this machine. Its CPU is in the client column."
+                    .to_owned(),
+            );
+        }
         if self.proxy_log_lines > 0 {
             notes.push(format!(
                 "the proxy logged {} lines at warn or above (see its log with --keep-work)",
@@ -378,7 +390,7 @@ impl Report<'_> {
             s.push('\n');
             let _ = writeln!(
                 s,
-                "| case | MB/s ratio (proxy / direct) | added s/object p50 |"
+                "| case | MB/s ratio (proxy or relay / direct) | added s/object p50 |"
             );
             let _ = writeln!(s, "|---|--:|--:|");
             for c in &large {
