@@ -268,7 +268,9 @@ impl Bench {
         if problem.is_none()
             && (summary.fail > 0
                 || summary.copied != set.count
-                || summary.bytes_uploaded != set.total_bytes())
+                // More bytes than the data set is a retried transfer sent
+                // again (the destination is checked below); fewer is wrong.
+                || summary.bytes_uploaded < set.total_bytes())
         {
             problem = Some(format!(
                 "summary says copied {} ({} bytes) and failed {} of {}",
@@ -280,8 +282,12 @@ impl Bench {
             problem,
             requests,
             note: format!(
-                "its own pass time {:.1}s; last progress line: `{}`",
+                "its own pass time {:.1}s{}; last progress line: `{}`",
                 summary.elapsed_secs,
+                match summary.bytes_uploaded.saturating_sub(set.total_bytes()) {
+                    0 => String::new(),
+                    n => format!("; {n} bytes sent again by retries"),
+                },
                 summary.progress.trim()
             ),
             threads: Some(threads),
