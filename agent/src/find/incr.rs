@@ -248,6 +248,16 @@ mod tests {
         v
     }
 
+    /// A time that serde_json's default float parser reads back one ULP
+    /// off (seen in CI); the workspace turns on `float_roundtrip`.
+    #[test]
+    fn manifest_times_round_trip_exactly() {
+        let mut m = manifest();
+        m.written_unix = 1795644494.3138335;
+        let back: Manifest = serde_json::from_slice(&serde_json::to_vec(&m).unwrap()).unwrap();
+        assert_eq!(back, m);
+    }
+
     #[test]
     fn a_set_appears_whole_and_sequence_continues() {
         let dir = tempfile::tempdir().unwrap();
