@@ -29,7 +29,16 @@ use ferry_proxy::upstream::Upstream;
 /// S3 migration proxy. It sits in front of the target cluster's S3 endpoint
 /// and routes each attached bucket by its mode (ready, forward, migrate).
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(
+    version,
+    about,
+    long_about = None,
+    after_help = "Signals: HUP reloads the config, the users file and the certificates; \
+TERM drains requests in flight (up to drain_timeout_secs), then exits.\n\
+Logs: stderr; FERRY_LOG sets the filter (default info; per-request lines: \
+FERRY_LOG=info,ferry_proxy=debug).\n\
+Operator guide: docs/proxy.md in the Ferry source."
+)]
 struct Args {
     /// Configuration file (TOML).
     #[arg(long, default_value = "/etc/ferry/proxy.toml", value_name = "FILE")]

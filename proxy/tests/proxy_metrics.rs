@@ -176,3 +176,17 @@ fn the_log_has_a_span_per_request_and_pingoras_own_lines() {
     let pingora = line(&["pingora_core", "Server starting"]);
     assert!(pingora.contains("INFO"), "{pingora}");
 }
+
+/// `--help` tells an operator where the logs go and what the signals do.
+#[test]
+fn help_names_the_log_filter_and_the_signals() {
+    let out = std::process::Command::new(PROXY)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in ["FERRY_LOG", "ferry_proxy=debug", "HUP", "TERM", "docs/proxy.md"] {
+        assert!(text.contains(needle), "--help lacks {needle:?}:\n{text}");
+    }
+}

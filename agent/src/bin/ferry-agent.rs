@@ -15,7 +15,15 @@ use ferry_agent::daemon::{self, Config};
 /// Ferry host agent: runs s3find scans and s3migrate copy jobs, steered by
 /// `ferryctl job …` over a Unix socket.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(
+    version,
+    about,
+    long_about = None,
+    after_help = "Signals: TERM checkpoints every copy job and exits (they resume at the next \
+start); HUP reloads max_running_jobs.\n\
+Logs: stderr; FERRY_LOG sets the filter (default info).\n\
+Operator guide: docs/agent.md in the Ferry source."
+)]
 struct Args {
     /// Configuration file (TOML).
     #[arg(long, default_value = "/etc/ferry/agent.toml", value_name = "FILE")]
