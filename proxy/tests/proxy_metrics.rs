@@ -186,7 +186,13 @@ fn help_names_the_log_filter_and_the_signals() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
-    for needle in ["FERRY_LOG", "ferry_proxy=debug", "HUP", "TERM", "docs/proxy.md"] {
+    for needle in [
+        "FERRY_LOG",
+        "ferry_proxy=debug",
+        "HUP",
+        "TERM",
+        "docs/proxy.md",
+    ] {
         assert!(text.contains(needle), "--help lacks {needle:?}:\n{text}");
     }
 }
