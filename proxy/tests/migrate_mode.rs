@@ -510,6 +510,44 @@ fn copies_and_uploads_cross_the_switch() {
             &b"object"[..]
         );
 
+        // UploadPartCopy into a SOURCE upload reads its copy source as a
+        // client would, target first: a key written since the switch is
+        // only on the target, and one overwritten since is newer there.
+        put(&src, "stale", b"old-value").await;
+        put(&c, "stale", b"new-stale").await;
+        put(&c, "fresh", &part(9)).await;
+        let joined = src
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key("joined")
+            .send()
+            .await
+            .unwrap();
+        let jid = joined.upload_id().unwrap();
+        let mut parts = Vec::new();
+        for (n, from, range) in [(1, "fresh", None), (2, "stale", Some("bytes=4-8"))] {
+            let out = c
+                .upload_part_copy()
+                .bucket(BUCKET)
+                .key("joined")
+                .upload_id(jid)
+                .part_number(n)
+                .copy_source(format!("{BUCKET}/{from}"))
+                .set_copy_source_range(range.map(str::to_owned))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("UploadPartCopy from {from}: {e:?}"));
+            let etag = out.copy_part_result().and_then(|r| r.e_tag()).unwrap();
+            parts.push(CompletedPart::builder().part_number(n).e_tag(etag).build());
+        }
+        complete(&c, "joined", jid, parts).await;
+        let mut want = part(9);
+        want.extend_from_slice(b"stale");
+        assert!(
+            get_bytes(&c, BUCKET, "joined").await.unwrap() == want,
+            "the joined object is not fresh + the target's stale[4..=8]"
+        );
+
         // A copy whose source object is only on the source is streamed
         // across, with its metadata, or the request's on REPLACE.
         c.copy_object()

@@ -132,7 +132,10 @@ async fn transfer_if(
         let code = error_code(&body).unwrap_or_else(|| format!("HTTP {status}"));
         return Err(S3Error::new(
             Code::ServiceUnavailable,
-            format!("the target refused the copied object ({code}); please retry"),
+            format!(
+                "the {} refused the copied object ({code}); please retry",
+                to.label
+            ),
         ));
     }
     Ok(etag)
@@ -150,21 +153,39 @@ fn copy_conditions(headers: &[(String, String)]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The source object's path on the source, for a copy.
-fn source_object(call: &Call, source_key: &str) -> Result<String, S3Error> {
+/// A copy source object's path on `side`.
+fn object_on(side: &Side, key: &str) -> Result<String, S3Error> {
     canonical_target(
         &format!(
             "/{}/{}",
-            uri_encode(call.source.bucket.as_bytes(), false),
-            uri_encode(source_key.as_bytes(), true)
+            uri_encode(side.bucket.as_bytes(), false),
+            uri_encode(key.as_bytes(), true)
         ),
         "",
     )
 }
 
-/// UploadPartCopy. On the upload's side, as asked (the copy source named
-/// with that side's bucket); into a target upload from a copy source that
-/// is only on the source, the range is streamed across as an UploadPart.
+/// What an UploadPartCopy reads of its copy source: the client's
+/// `x-amz-copy-source-if-*` and `x-amz-copy-source-range`.
+fn part_read(call: &Call) -> Vec<(String, String)> {
+    let mut read = copy_conditions(&call.headers);
+    if let Some((_, range)) = call
+        .headers
+        .iter()
+        .find(|(n, _)| n == "x-amz-copy-source-range")
+    {
+        read.push(("range".into(), range.clone()));
+    }
+    read
+}
+
+/// UploadPartCopy. The copy source is read as a client reads it, target
+/// first:
+/// - into a source upload, a copy source on the target (written since the
+///   switch, so newer than any source copy) is streamed across as an
+///   UploadPart; one only on the source is copied by the source itself;
+/// - into a target upload, the target copies it itself; one only on the
+///   source is streamed across.
 pub async fn part(
     svc: &Services,
     session: &mut Session,
@@ -173,6 +194,15 @@ pub async fn part(
     source_key: &str,
 ) -> Result<(), S3Error> {
     let (side, path, on_source) = super::uploads::side_of(svc, call, upload_id).await?;
+    if on_source {
+        let from = object_on(&call.target, source_key)?;
+        let read = part_read(call);
+        match transfer_if(svc, &call.target, &from, side, path, Some(Vec::new()), read).await {
+            Ok(etag) => return reply_part(session, &etag).await,
+            Err(e) if e.code == Code::NoSuchKey => {}
+            Err(e) => return Err(e),
+        }
+    }
     let mut headers = call.headers.clone();
     if on_source {
         for (n, v) in headers.iter_mut() {
@@ -210,15 +240,8 @@ pub async fn part(
             "The specified multipart upload does not exist.",
         ));
     }
-    let mut read = copy_conditions(&call.headers);
-    if let Some((_, range)) = call
-        .headers
-        .iter()
-        .find(|(n, _)| n == "x-amz-copy-source-range")
-    {
-        read.push(("range".into(), range.clone()));
-    }
-    let from = source_object(call, source_key)?;
+    let from = object_on(&call.source, source_key)?;
+    let read = part_read(call);
     let etag = transfer_if(
         svc,
         &call.source,
@@ -229,13 +252,18 @@ pub async fn part(
         read,
     )
     .await?;
+    reply_part(session, &etag).await
+}
+
+/// The CopyPartResult of a part the proxy streamed across itself.
+async fn reply_part(session: &mut Session, etag: &str) -> Result<(), S3Error> {
     reply_xml(
         session,
         200,
         format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyPartResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LastModified>{}</LastModified><ETag>{}</ETag></CopyPartResult>",
             now_rfc3339(),
-            xml_escape(&etag)
+            xml_escape(etag)
         ),
     )
     .await
@@ -289,7 +317,7 @@ pub async fn serve(
         ));
     }
     // The copy source is still only on the source: stream it across.
-    let from = source_object(call, source_key)?;
+    let from = object_on(&call.source, source_key)?;
     let to = call
         .target_path
         .split_once('?')
