@@ -41,14 +41,17 @@ fn status_class(status: u16) -> &'static str {
 }
 
 pub fn request(r: &RequestRecord<'_>) {
-    let labels = [
-        ("bucket", r.bucket.to_owned()),
-        ("operation", r.operation.to_owned()),
-        ("mode", r.mode.to_owned()),
-        ("upstream", r.upstream.to_owned()),
-        ("status", status_class(r.status).to_owned()),
-    ];
-    counter!(REQUESTS, &labels).increment(1);
+    // Every label but the bucket is `&'static`, taken without a copy: this
+    // runs on every request.
+    counter!(
+        REQUESTS,
+        "bucket" => r.bucket.to_owned(),
+        "operation" => r.operation,
+        "mode" => r.mode,
+        "upstream" => r.upstream,
+        "status" => status_class(r.status)
+    )
+    .increment(1);
     histogram!(DURATION, "mode" => r.mode, "upstream" => r.upstream)
         .record(r.elapsed.as_secs_f64());
     counter!(BYTES_IN, "upstream" => r.upstream).increment(r.bytes_in);
