@@ -9,7 +9,7 @@
 mod common;
 
 use common::*;
-use ferry_harness::{Store, put_objects};
+use ferry_harness::put_objects;
 
 #[test]
 fn listing_every_key_keeps_the_proxy_rss_flat() {
@@ -17,10 +17,7 @@ fn listing_every_key_keeps_the_proxy_rss_flat() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50_000);
-    let source = Store::garage().unwrap();
-    source.create_bucket("photos").unwrap();
-    let target = Store::garage().unwrap();
-    target.create_bucket("photos").unwrap();
+    let (source, target) = garage_pair("photos");
     target.create_bucket("ferry-journal").unwrap();
     let proxy = Proxy::start_with(&target, "photos", "journal_bucket = \"ferry-journal\"\n");
     proxy.attach("photos", &source);

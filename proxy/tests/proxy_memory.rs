@@ -8,15 +8,11 @@ use std::io::Write;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::*;
-use ferry_harness::Store;
 use sha2::{Digest, Sha256};
 
 #[test]
 fn one_gib_put_and_get_keep_rss_flat() {
-    let source = Store::garage().unwrap();
-    source.create_bucket("photos").unwrap();
-    let target = Store::garage().unwrap();
-    target.create_bucket("photos").unwrap();
+    let (source, target) = garage_pair("photos");
     let proxy = Proxy::start(&target, "photos");
     proxy.attach("photos", &source);
     proxy.set_mode("photos", "forward");

@@ -10,10 +10,7 @@ use ferry_harness::Store;
 
 #[test]
 fn metrics_count_requests_refusals_and_modes() {
-    let source = Store::garage().unwrap();
-    source.create_bucket("photos").unwrap();
-    let target = Store::garage().unwrap();
-    target.create_bucket("photos").unwrap();
+    let (source, target) = garage_pair("photos");
     let mport = free_port();
     let proxy = Proxy::start_with(
         &target,

@@ -9,10 +9,7 @@ use common::*;
 use ferry_harness::{Store, get_bytes, list_keys};
 
 fn setup() -> (Store, Store, Proxy) {
-    let source = Store::garage().unwrap();
-    source.create_bucket("photos").unwrap();
-    let target = Store::garage().unwrap();
-    target.create_bucket("photos").unwrap();
+    let (source, target) = garage_pair("photos");
     let proxy = Proxy::start(&target, "photos");
     proxy.attach("photos", &source);
     (source, target, proxy)

@@ -7,7 +7,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ferry_harness::Store;
 
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -33,10 +32,7 @@ fn head_bucket(proxy: &Proxy) -> u16 {
 
 #[test]
 fn hup_reloads_the_config_and_keeps_it_when_the_new_one_is_bad() {
-    let source = Store::garage().unwrap();
-    source.create_bucket("photos").unwrap();
-    let target = Store::garage().unwrap();
-    target.create_bucket("photos").unwrap();
+    let (source, target) = garage_pair("photos");
     let proxy = Proxy::start(&target, "photos");
     proxy.attach("photos", &source);
     assert_eq!(head_bucket(&proxy), 200);
@@ -82,10 +78,7 @@ fn hup_reloads_the_config_and_keeps_it_when_the_new_one_is_bad() {
 /// exits 0.
 #[test]
 fn term_drains_a_download_in_flight() {
-    let source = Store::garage().unwrap();
-    source.create_bucket("photos").unwrap();
-    let target = Store::garage().unwrap();
-    target.create_bucket("photos").unwrap();
+    let (source, target) = garage_pair("photos");
     let mut proxy = Proxy::start(&target, "photos");
     proxy.attach("photos", &source);
     let body: Vec<u8> = (0..16u32 << 20)

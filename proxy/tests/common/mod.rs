@@ -85,6 +85,15 @@ pub const BOB: Client = Client {
     secret: "bob-secret-0123456789abcdef",
 };
 
+/// Two Garage stores, each holding `bucket`: (source, target).
+pub fn garage_pair(bucket: &str) -> (Store, Store) {
+    let source = Store::garage().unwrap();
+    source.create_bucket(bucket).unwrap();
+    let target = Store::garage().unwrap();
+    target.create_bucket(bucket).unwrap();
+    (source, target)
+}
+
 pub struct Proxy {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
