@@ -4,100 +4,11 @@
 
 mod common;
 
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::*;
 use ferry_harness::Store;
-
-fn openssl(args: &[&str]) {
-    let st = Command::new("openssl")
-        .args(args)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success(), "openssl {args:?}");
-}
-
-/// A CA, and a leaf for 127.0.0.1 signed by it. Returns (ca, leaf, key).
-fn ca_and_leaf(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
-    let p = |ext: &str| dir.join(format!("{name}.{ext}"));
-    let s = |p: &PathBuf| p.to_str().unwrap().to_owned();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let (ca, ca_key) = (p("ca.crt"), p("ca.key"));
-    let mut a = vec!["req", "-x509", "-days", "2", "-subj"];
-    let subj = format!("/CN={name} test CA");
-    a.push(&subj);
-    a.extend(ec);
-    let (sca, scak) = (s(&ca), s(&ca_key));
-    a.extend(["-keyout", &scak, "-out", &sca]);
-    openssl(&a);
-    let (csr, key, crt, ext) = (p("csr"), p("key"), p("crt"), p("ext"));
-    std::fs::write(
-        &ext,
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    let (scsr, skey, scrt, sext) = (s(&csr), s(&key), s(&crt), s(&ext));
-    let mut b = vec!["req", "-subj", "/CN=127.0.0.1"];
-    b.extend(ec);
-    b.extend(["-keyout", &skey, "-out", &scsr]);
-    openssl(&b);
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &scsr,
-        "-CA",
-        &sca,
-        "-CAkey",
-        &scak,
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        &sext,
-        "-out",
-        &scrt,
-    ]);
-    (ca, crt, key)
-}
-
-struct Moto(Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn https_moto(port: u16, crt: &Path, key: &Path) -> Moto {
-    let child = Command::new(ferry_harness::moto_server_bin())
-        .args(["-H", "127.0.0.1", "-p", &port.to_string(), "-c"])
-        .arg(crt)
-        .arg("-k")
-        .arg(key)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto over TLS did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    Moto(child)
-}
+use ferry_harness::tls::{HttpsMoto, test_ca};
 
 /// boto3 against `endpoint`, trusting `ca`; prints what `code` prints.
 fn py(endpoint: &str, ca: &str, key: &str, secret: &str, code: &str) -> (bool, String) {
@@ -119,11 +30,12 @@ fn py(endpoint: &str, ca: &str, key: &str, secret: &str, code: &str) -> (bool, S
 #[test]
 fn https_source_is_verified_against_the_attached_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let (good_ca, good_crt, good_key) = ca_and_leaf(dir.path(), "good");
-    let (_, other_crt, other_key) = ca_and_leaf(dir.path(), "other");
+    let good = test_ca(dir.path(), "good").unwrap();
+    let other = test_ca(dir.path(), "other").unwrap();
     let port = free_port();
-    let source_url = format!("https://127.0.0.1:{port}");
-    let moto = https_moto(port, &good_crt, &good_key);
+    let moto = HttpsMoto::start(port, &good.cert, &good.key).unwrap();
+    let source_url = moto.endpoint.clone();
+    let good_ca = &good.ca;
     let ca = format!("'{}'", good_ca.display());
     let (ok, text) = py(
         &source_url,
@@ -169,7 +81,7 @@ fn https_source_is_verified_against_the_attached_certificate() {
     // The source now presents a certificate the bucket was not attached
     // with: the proxy refuses to talk to it.
     drop(moto);
-    let _moto = https_moto(port, &other_crt, &other_key);
+    let _moto = HttpsMoto::start(port, &other.cert, &other.key).unwrap();
     let (ok, text) = through("s3.get_object(Bucket='photos', Key='k')");
     assert!(
         !ok,

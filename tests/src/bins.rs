@@ -22,6 +22,15 @@ pub fn moto_server_bin() -> PathBuf {
     )
 }
 
+/// The Python of moto's venv, which has boto3: the directory of
+/// [`moto_server_bin`].
+pub fn python_bin() -> PathBuf {
+    let moto = moto_server_bin();
+    moto.parent()
+        .map(|d| d.join("python"))
+        .unwrap_or_else(|| PathBuf::from("python3"))
+}
+
 fn locate(env_var: &str, cache_parts: &[&str], name: &str) -> PathBuf {
     if let Some(p) = std::env::var_os(env_var).filter(|p| !p.is_empty()) {
         return PathBuf::from(p);

@@ -25,11 +25,13 @@ mod ports;
 mod process;
 mod secrets;
 mod store;
+pub mod tls;
 mod urlencoding;
 
-pub use bins::{garage_bin, moto_server_bin};
+pub use bins::{garage_bin, moto_server_bin, python_bin};
 pub use capabilities::skip;
 pub use client::{get_bytes, list_keys, put_objects};
 pub use env::{apply_loopback_env, loopback_env};
+pub use ports::free_port;
 pub use store::{Store, StoreKind};
 pub use urlencoding::form_decode;

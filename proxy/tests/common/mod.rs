@@ -35,10 +35,7 @@ pub fn ferryctl_bin() -> PathBuf {
 }
 
 pub fn python() -> PathBuf {
-    let p = ferry_harness::moto_server_bin()
-        .parent()
-        .unwrap()
-        .join("python");
+    let p = ferry_harness::python_bin();
     assert!(p.exists(), "{} is missing: run scripts/setup", p.display());
     p
 }
