@@ -4,13 +4,14 @@
 //! default; many S3-compatible stores reject or mishandle those, so checksums
 //! are sent and checked only where an operation requires them. The SDK's own
 //! retries are off: a retried copy must start again from a fresh GET, which
-//! only the engine can do (see `crate::retry`).
+//! only the engine can do (see `crate::retry`). The HTTP client under it is
+//! our own (`super::http`): it acknowledges at once, which saves 40 ms on
+//! every small GET from a store that leaves Nagle on.
 
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
@@ -39,10 +40,10 @@ impl std::fmt::Debug for Endpoint {
 
 pub fn build_client(ep: &Endpoint) -> aws_sdk_s3::Client {
     let creds = Credentials::new(&ep.access_key, &ep.secret_key, None, None, "ferry");
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .read_timeout(Duration::from_secs(120))
-        .build();
+    let http = super::http::http_client(super::http::Timeouts {
+        connect: Duration::from_secs(10),
+        response: Duration::from_secs(120),
+    });
     let conf = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(&ep.url)
@@ -52,7 +53,7 @@ pub fn build_client(ep: &Endpoint) -> aws_sdk_s3::Client {
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
         .retry_config(RetryConfig::disabled())
-        .timeout_config(timeouts)
+        .http_client(http)
         .build();
     aws_sdk_s3::Client::from_conf(conf)
 }
