@@ -16,6 +16,8 @@ use aws_sdk_s3::config::{
     BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 
+use super::http::Timeouts;
+
 /// Where a bucket lives and how to sign for it.
 #[derive(Clone)]
 pub struct Endpoint {
@@ -39,11 +41,18 @@ impl std::fmt::Debug for Endpoint {
 }
 
 pub fn build_client(ep: &Endpoint) -> aws_sdk_s3::Client {
+    client_with_timeouts(
+        ep,
+        Timeouts {
+            connect: Duration::from_secs(10),
+            response: Duration::from_secs(120),
+        },
+    )
+}
+
+fn client_with_timeouts(ep: &Endpoint, timeouts: Timeouts) -> aws_sdk_s3::Client {
     let creds = Credentials::new(&ep.access_key, &ep.secret_key, None, None, "ferry");
-    let http = super::http::http_client(super::http::Timeouts {
-        connect: Duration::from_secs(10),
-        response: Duration::from_secs(120),
-    });
+    let http = super::http::http_client(timeouts);
     let conf = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(&ep.url)
@@ -56,4 +65,53 @@ pub fn build_client(ep: &Endpoint) -> aws_sdk_s3::Client {
         .http_client(http)
         .build();
     aws_sdk_s3::Client::from_conf(conf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::s3::{ErrorClass, S3Error};
+
+    fn endpoint(url: String) -> Endpoint {
+        Endpoint {
+            url,
+            bucket: "b".into(),
+            access_key: "k".into(),
+            secret_key: "s".into(),
+            region: "us-east-1".into(),
+        }
+    }
+
+    async fn head_bucket_error(url: String, timeouts: Timeouts) -> S3Error {
+        let client = client_with_timeouts(&endpoint(url), timeouts);
+        let err = client.head_bucket().bucket("b").send().await.unwrap_err();
+        S3Error::from_sdk(err)
+    }
+
+    /// The retry classes the engine acts on, as the client's errors come
+    /// out of it: a store that accepts and never answers times out, and
+    /// one that is not listening is a connection error.
+    #[tokio::test]
+    async fn a_silent_store_times_out_and_a_closed_port_is_a_connection_error() {
+        let quick = Timeouts {
+            connect: Duration::from_secs(5),
+            response: Duration::from_millis(300),
+        };
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let (conn, _) = silent.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(conn);
+        });
+        let e = head_bucket_error(format!("http://{addr}"), quick).await;
+        assert_eq!(e.class, ErrorClass::Timeout, "{e:?}");
+        held.abort();
+
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let e = head_bucket_error(format!("http://{addr}"), quick).await;
+        assert_eq!(e.class, ErrorClass::Connection, "{e:?}");
+    }
 }
