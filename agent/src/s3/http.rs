@@ -121,7 +121,7 @@ impl HttpConnector for Connector {
         HttpConnectorFuture::new(async move {
             let response = match tokio::time::timeout(limit, sent).await {
                 Err(_) => {
-                    let msg = format!("no response within {} s", limit.as_secs());
+                    let msg = format!("no response within {limit:?}");
                     return Err(ConnectorError::timeout(msg.into()));
                 }
                 Ok(Err(e)) => return Err(connector_error(e)),
