@@ -181,6 +181,9 @@ impl Pending {
             .read_response_header()
             .await
             .map_err(|e| unavailable(label, e))?;
+        if let Some(stream) = self.session.stream() {
+            crate::quickack::ack_now(pingora::protocols::UniqueID::id(&**stream));
+        }
         let status = self
             .session
             .response_header()

@@ -11,6 +11,7 @@ pub mod listing;
 pub mod metrics;
 pub mod migrate;
 pub mod preread;
+pub mod quickack;
 pub mod resign;
 pub mod route;
 pub mod s3error;

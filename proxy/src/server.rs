@@ -142,6 +142,9 @@ pub struct Ctx {
     /// Metric labels: the bucket's mode and where the request went.
     mode: &'static str,
     upstream: &'static str,
+    /// The upstream socket, to acknowledge the response head at once
+    /// (see `quickack`).
+    upstream_fd: Option<std::os::fd::RawFd>,
     /// Named in error bodies and in the request's span.
     id: String,
     /// Every event about this request, the proxy's own and its sub-requests',
@@ -639,6 +642,7 @@ impl ProxyHttp for FerryProxy {
             started: std::time::Instant::now(),
             mode: "unattached",
             upstream: "none",
+            upstream_fd: None,
         }
     }
 
@@ -723,6 +727,31 @@ impl ProxyHttp for FerryProxy {
             .await;
         if !cleared {
             resp.set_status(500)?;
+        }
+        Ok(())
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        _peer: &HttpPeer,
+        fd: std::os::fd::RawFd,
+        _digest: Option<&pingora::protocols::Digest>,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        ctx.upstream_fd = Some(fd);
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(fd) = ctx.upstream_fd {
+            crate::quickack::ack_now(fd);
         }
         Ok(())
     }
