@@ -3,7 +3,7 @@
 
 pub mod client;
 pub mod error;
-mod http;
+pub mod http;
 
 pub use client::{Endpoint, build_client};
 pub use error::{ErrorClass, S3Error};

@@ -71,6 +71,12 @@ pub struct Args {
     /// baseline: what a second loopback hop costs any proxy here).
     #[arg(long)]
     pub no_relay: bool,
+    /// Give the benchmark's own S3 clients s3migrate's HTTP client, which
+    /// acknowledges at once (TCP_QUICKACK). Without it, every direct small
+    /// GET from Garage waits 40 ms for a delayed ACK (docs/stores.md), as
+    /// awscli's or rclone's would, and the GET rows hide the proxy's own cost.
+    #[arg(long)]
+    pub quick_ack_client: bool,
     /// The ferry-proxy binary (default: next to this binary, else
     /// $CARGO_TARGET_DIR/release/ferry-proxy).
     #[arg(long, env = "FERRY_PROXY_BIN", value_name = "PATH")]

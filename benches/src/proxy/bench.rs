@@ -7,7 +7,7 @@ use bytes::Bytes;
 use ferry_harness::Store;
 
 use crate::args::{Args, BenchMode};
-use crate::clients::{self, Body};
+use crate::clients::{self, Body, Http};
 use crate::cpu::{CpuWatch, Watched, loadavg};
 use crate::env::{ClientUser, FORWARD_BUCKET, READY_BUCKET};
 use crate::relay::Relay;
@@ -74,10 +74,14 @@ struct Pair {
 }
 
 impl Bench<'_> {
+    fn http(&self) -> Http {
+        Http::from_flag(self.args.quick_ack_client)
+    }
+
     fn pair(&self, store: &Store, body: Body) -> Pair {
         Pair {
-            direct: clients::direct(store, body),
-            proxy: clients::proxy(self.target, self.proxy_http, self.user, body),
+            direct: clients::direct(store, body, self.http()),
+            proxy: clients::proxy(self.target, self.proxy_http, self.user, body, self.http()),
         }
     }
 
@@ -186,7 +190,8 @@ impl Bench<'_> {
             if mode == BenchMode::Ready && !a.no_relay {
                 let upstream = store.endpoint.trim_start_matches("http://");
                 let relay = Relay::start(upstream).await?;
-                let via = clients::direct_via(store, &format!("http://{}", relay.addr));
+                let relay_url = format!("http://{}", relay.addr);
+                let via = clients::direct_via(store, &relay_url, self.http());
                 let mut d = work(&plain.direct, Op::Get, data, "", lc);
                 let mut r = work(&via, Op::Get, data, "", lc);
                 d.keys = large_keys.clone();

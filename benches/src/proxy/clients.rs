@@ -1,8 +1,11 @@
 //! The S3 clients: one config for every path, so direct and proxy runs
 //! differ only in the endpoint and the credentials.
 
+use std::time::Duration;
+
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{Credentials, RequestChecksumCalculation, ResponseChecksumValidation};
+use ferry_agent::s3::http::{Timeouts, http_client};
 use ferry_harness::Store;
 
 use crate::env::ClientUser;
@@ -18,8 +21,29 @@ pub enum Body {
     Chunked,
 }
 
-fn config(base: aws_sdk_s3::Config, body: Body) -> aws_sdk_s3::Config {
+/// Which HTTP client the S3 clients use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Http {
+    /// The SDK's default, as most S3 tools behave: ACKs delayed.
+    Sdk,
+    /// s3migrate's: every read acknowledged at once.
+    QuickAck,
+}
+
+impl Http {
+    pub fn from_flag(quick_ack: bool) -> Http {
+        if quick_ack { Http::QuickAck } else { Http::Sdk }
+    }
+}
+
+fn config(base: aws_sdk_s3::Config, body: Body, http: Http) -> aws_sdk_s3::Config {
     let mut b = base.to_builder().retry_config(RetryConfig::disabled());
+    if http == Http::QuickAck {
+        b = b.http_client(http_client(Timeouts {
+            connect: Duration::from_secs(10),
+            response: Duration::from_secs(120),
+        }));
+    }
     if body == Body::Chunked {
         b = b
             .request_checksum_calculation(RequestChecksumCalculation::WhenSupported)
@@ -30,20 +54,26 @@ fn config(base: aws_sdk_s3::Config, body: Body) -> aws_sdk_s3::Config {
 
 /// Straight to `store`, with its own key. Retries are off: a failed
 /// request is counted, not hidden in a slower one.
-pub fn direct(store: &Store, body: Body) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(config(store.config(), body))
+pub fn direct(store: &Store, body: Body, http: Http) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(config(store.config(), body, http))
 }
 
 /// Straight to `store`'s key and config, but sent to `endpoint` (a relay
 /// in front of the store).
-pub fn direct_via(store: &Store, endpoint: &str) -> aws_sdk_s3::Client {
+pub fn direct_via(store: &Store, endpoint: &str, http: Http) -> aws_sdk_s3::Client {
     let base = store.config().to_builder().endpoint_url(endpoint).build();
-    aws_sdk_s3::Client::from_conf(config(base, Body::Plain))
+    aws_sdk_s3::Client::from_conf(config(base, Body::Plain, http))
 }
 
 /// Through the proxy at `endpoint`, as the users file's client, in the
 /// target's region; otherwise the same config as [`direct`].
-pub fn proxy(target: &Store, endpoint: &str, user: &ClientUser, body: Body) -> aws_sdk_s3::Client {
+pub fn proxy(
+    target: &Store,
+    endpoint: &str,
+    user: &ClientUser,
+    body: Body,
+    http: Http,
+) -> aws_sdk_s3::Client {
     let base = target
         .config()
         .to_builder()
@@ -56,5 +86,5 @@ pub fn proxy(target: &Store, endpoint: &str, user: &ClientUser, body: Body) -> a
             "bench-proxy",
         ))
         .build();
-    aws_sdk_s3::Client::from_conf(config(base, body))
+    aws_sdk_s3::Client::from_conf(config(base, body, http))
 }

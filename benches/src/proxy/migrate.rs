@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::args::BenchMode;
 use crate::bench::{Bench, ModeResult};
-use crate::clients::{self, Body};
+use crate::clients::{self, Body, Http};
 use crate::cpu::loadavg;
 use crate::env::{MIGRATE_BUCKET, UNION_BUCKET};
 use crate::workload::{LIST_PAGE, Op, Stop, Work, list_page, random_bytes};
@@ -40,9 +40,10 @@ impl Bench<'_> {
             a.list_keys > LIST_PAGE,
             "--list-keys must be more than {LIST_PAGE}, so that the first page is full"
         );
-        let on_target = clients::direct(self.target, Body::Plain);
-        let on_source = clients::direct(self.source, Body::Plain);
-        let proxy = clients::proxy(self.target, self.proxy_http, self.user, Body::Plain);
+        let http = Http::from_flag(a.quick_ack_client);
+        let on_target = clients::direct(self.target, Body::Plain, http);
+        let on_source = clients::direct(self.source, Body::Plain, http);
+        let proxy = clients::proxy(self.target, self.proxy_http, self.user, Body::Plain, http);
 
         let small = random_bytes((a.small_kib * 1024) as usize, 1);
         let n = a.small_keys.max(1);

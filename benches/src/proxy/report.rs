@@ -197,6 +197,15 @@ impl Report<'_> {
         );
         let _ = writeln!(
             s,
+            "- Client HTTP stack: {}.",
+            if a.quick_ack_client {
+                "s3migrate's (`--quick-ack-client`): every read acknowledged at once (TCP_QUICKACK)"
+            } else {
+                "the SDK's default: ACKs delayed, as with awscli or rclone"
+            }
+        );
+        let _ = writeln!(
+            s,
             "- Small: {} objects, {} in flight, {} s per run; large: {} objects of {} per run, {} at a time. \
              {} rounds per path, alternating (direct, proxy, proxy, direct, …), each after a warm-up \
              on the same client. Latency: request sent to body fully read; p50/p90/p99 over all rounds.",
@@ -250,9 +259,10 @@ impl Report<'_> {
             notes.push(
                 "direct small GETs take about 40 ms at the median: Garage writes the response \
                  head and the body in two writes on a socket without TCP_NODELAY, so the body \
-                 waits (Nagle) for the client's delayed ACK of the head. Both paths pay it (the \
-                 proxy is Garage's client on its hop); the HEAD rows show the proxy's own \
-                 per-request cost without it."
+                 waits (Nagle) for the client's delayed ACK of the head. The proxy acknowledges \
+                 a head at once (TCP_QUICKACK), so only the direct path pays it here; \
+                 `--quick-ack-client` gives the direct path the same, and the HEAD rows show \
+                 the proxy's own per-request cost without it."
                     .to_owned(),
             );
         }
