@@ -11,22 +11,19 @@ use std::process::Command;
 
 use common::*;
 use ferry_harness::tls::{HttpsMoto, test_ca};
-use ferry_harness::{Store, StoreKind};
+use ferry_harness::{Boto3, Store, StoreKind};
 use sha2::{Digest, Sha256};
 
 /// Runs boto3 against the https store, trusting `ca`; returns its stdout.
 fn py(moto: &HttpsMoto, ca: &Path, code: &str) -> String {
-    let script = format!(
-        "import boto3, hashlib\nfrom botocore.config import Config\n\
-         s3=boto3.client('s3',endpoint_url='{}',aws_access_key_id='k',aws_secret_access_key='s',\
-         region_name='us-east-1',verify='{}',config=Config(s3={{'addressing_style':'path'}}))\n{code}",
-        moto.endpoint,
-        ca.display()
-    );
-    let mut c = Command::new(ferry_harness::python_bin());
-    c.args(["-c", &script]);
-    ferry_harness::apply_loopback_env(&mut c);
-    let out = c.output().unwrap();
+    let out = Boto3 {
+        endpoint: &moto.endpoint,
+        key: "k",
+        secret: "s",
+        region: "us-east-1",
+        ca: Some(ca),
+    }
+    .run(code);
     assert!(
         out.status.success(),
         "{}",

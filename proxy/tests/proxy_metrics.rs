@@ -28,13 +28,14 @@ fn metrics_count_requests_refusals_and_modes() {
         "m/",
     );
     // One refused request: a wrong secret.
-    let out = std::process::Command::new(python())
-        .args(["-c", &format!(
-            "import boto3\nfrom botocore.config import Config\ns3=boto3.client('s3',endpoint_url='{}',aws_access_key_id='{}',aws_secret_access_key='wrong',region_name='garage',config=Config(s3={{'addressing_style':'path'}},retries={{'max_attempts':1}}))\ntry:\n  s3.head_object(Bucket='photos',Key='m/plain.txt')\nexcept Exception as e: print(e)",
-            proxy.http, ALICE.access_key
-        )])
-        .output()
-        .unwrap();
+    let out = ferry_harness::Boto3 {
+        endpoint: &proxy.http,
+        key: ALICE.access_key,
+        secret: "wrong",
+        region: "garage",
+        ca: None,
+    }
+    .run("try:\n  s3.head_object(Bucket='photos',Key='m/plain.txt')\nexcept Exception as e: print(e)");
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("403"),
         "{out:?}"

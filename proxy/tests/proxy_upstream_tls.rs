@@ -4,21 +4,23 @@
 
 mod common;
 
-use std::process::Command;
+use std::path::Path;
 
 use common::*;
-use ferry_harness::Store;
 use ferry_harness::tls::{HttpsMoto, test_ca};
+use ferry_harness::{Boto3, Store};
 
-/// boto3 against `endpoint`, trusting `ca`; prints what `code` prints.
-fn py(endpoint: &str, ca: &str, key: &str, secret: &str, code: &str) -> (bool, String) {
-    let script = format!(
-        "import boto3\nfrom botocore.config import Config\ns3=boto3.client('s3',endpoint_url='{endpoint}',aws_access_key_id='{key}',aws_secret_access_key='{secret}',region_name='us-east-1',verify={ca},config=Config(s3={{'addressing_style':'path'}},retries={{'max_attempts':1}}))\n{code}"
-    );
-    let mut c = Command::new(python());
-    c.args(["-c", &script]);
-    ferry_harness::apply_loopback_env(&mut c);
-    let out = c.output().unwrap();
+/// boto3 against `endpoint`, trusting `ca`: whether `code` succeeded, and
+/// what it printed.
+fn py(endpoint: &str, ca: Option<&Path>, key: &str, secret: &str, code: &str) -> (bool, String) {
+    let out = Boto3 {
+        endpoint,
+        key,
+        secret,
+        region: "us-east-1",
+        ca,
+    }
+    .run(code);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -36,10 +38,9 @@ fn https_source_is_verified_against_the_attached_certificate() {
     let moto = HttpsMoto::start(port, &good.cert, &good.key).unwrap();
     let source_url = moto.endpoint.clone();
     let good_ca = &good.ca;
-    let ca = format!("'{}'", good_ca.display());
     let (ok, text) = py(
         &source_url,
-        &ca,
+        Some(good_ca),
         "src",
         "src-secret",
         "s3.create_bucket(Bucket='photos')",
@@ -66,12 +67,12 @@ fn https_source_is_verified_against_the_attached_certificate() {
     ]);
     proxy.set_mode("photos", "forward");
 
-    let through = |code: &str| py(&proxy.http, "None", ALICE.access_key, ALICE.secret, code);
+    let through = |code: &str| py(&proxy.http, None, ALICE.access_key, ALICE.secret, code);
     let (ok, text) = through("s3.put_object(Bucket='photos', Key='k', Body=b'over verified TLS')");
     assert!(ok, "{text}");
     let (ok, text) = py(
         &source_url,
-        &ca,
+        Some(good_ca),
         "src",
         "src-secret",
         "print(s3.get_object(Bucket='photos', Key='k')['Body'].read())",

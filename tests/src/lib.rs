@@ -15,6 +15,7 @@
 
 mod bins;
 mod blocking;
+mod boto3;
 mod capabilities;
 mod client;
 mod env;
@@ -29,6 +30,7 @@ pub mod tls;
 mod urlencoding;
 
 pub use bins::{garage_bin, moto_server_bin, python_bin};
+pub use boto3::Boto3;
 pub use capabilities::skip;
 pub use client::{get_bytes, list_keys, put_objects};
 pub use env::{apply_loopback_env, loopback_env};
