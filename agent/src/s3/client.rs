@@ -8,8 +8,6 @@
 //! our own (`super::http`): it acknowledges at once, which saves 40 ms on
 //! every small GET from a store that leaves Nagle on.
 
-use std::time::Duration;
-
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{
@@ -41,13 +39,7 @@ impl std::fmt::Debug for Endpoint {
 }
 
 pub fn build_client(ep: &Endpoint) -> aws_sdk_s3::Client {
-    client_with_timeouts(
-        ep,
-        Timeouts {
-            connect: Duration::from_secs(10),
-            response: Duration::from_secs(120),
-        },
-    )
+    client_with_timeouts(ep, Timeouts::default())
 }
 
 fn client_with_timeouts(ep: &Endpoint, timeouts: Timeouts) -> aws_sdk_s3::Client {
@@ -69,6 +61,8 @@ fn client_with_timeouts(ep: &Endpoint, timeouts: Timeouts) -> aws_sdk_s3::Client
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::s3::{ErrorClass, S3Error};
 

@@ -47,6 +47,16 @@ pub struct Timeouts {
     pub response: Duration,
 }
 
+impl Default for Timeouts {
+    /// The engines' own: 10 s to connect, 120 s for a response head.
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            response: Duration::from_secs(120),
+        }
+    }
+}
+
 /// An SDK HTTP client whose connections acknowledge at once. The timeouts are
 /// this client's own: it does not read the SDK's `TimeoutConfig`.
 pub fn http_client(timeouts: Timeouts) -> SharedHttpClient {
@@ -181,7 +191,7 @@ impl tower_service::Service<Uri> for QuickAckConnector {
 }
 
 /// A TCP stream that asks for quick-ack before every read.
-pub(crate) struct QuickAck(TokioIo<TcpStream>);
+struct QuickAck(TokioIo<TcpStream>);
 
 impl QuickAck {
     fn tcp(&self) -> &TcpStream {

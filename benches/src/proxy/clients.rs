@@ -1,8 +1,6 @@
 //! The S3 clients: one config for every path, so direct and proxy runs
 //! differ only in the endpoint and the credentials.
 
-use std::time::Duration;
-
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{Credentials, RequestChecksumCalculation, ResponseChecksumValidation};
 use ferry_agent::s3::http::{Timeouts, http_client};
@@ -39,10 +37,7 @@ impl Http {
 fn config(base: aws_sdk_s3::Config, body: Body, http: Http) -> aws_sdk_s3::Config {
     let mut b = base.to_builder().retry_config(RetryConfig::disabled());
     if http == Http::QuickAck {
-        b = b.http_client(http_client(Timeouts {
-            connect: Duration::from_secs(10),
-            response: Duration::from_secs(120),
-        }));
+        b = b.http_client(http_client(Timeouts::default()));
     }
     if body == Body::Chunked {
         b = b
