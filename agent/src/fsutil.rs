@@ -1,29 +1,26 @@
 //! Crash-safe files: write a temporary file, fsync it, rename it into
 //! place, fsync the directory. A reader sees the old file or the new one,
-//! never a torn mix, whatever kills the process.
+//! never a torn mix, whatever kills the process (`ferry_s3::durable`); and
+//! append-only logs whose torn tail is cut on open.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use ferry_s3::durable;
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
+/// `ferry_s3::durable::write_atomic`, with the failed step in the error.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    sync_dir(dir)
+    write_atomic_mode(path, data, None)
 }
 
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+/// As [`write_atomic`], the new file with `mode` from its first byte.
+pub fn write_atomic_mode(path: &Path, data: &[u8], mode: Option<u32>) -> io::Result<()> {
+    durable::write_atomic(path, data, mode)
+        .map_err(|(step, e)| io::Error::new(e.kind(), format!("{}: {e}", step.as_str())))
 }
+
+pub use durable::sync_dir;
 
 /// Opens a log for appending. A process killed mid-write can only leave
 /// whole lines (each batch is one `write`), but a power cut can leave a torn
@@ -90,6 +87,8 @@ pub fn last_line(path: &Path) -> io::Result<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::io::Write;
 
     #[test]
     fn torn_tail_is_cut_to_last_whole_line() {

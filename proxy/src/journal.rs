@@ -6,13 +6,14 @@
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use ferry_ctl::journal::{Entry, entry_name, prefix};
+use md5::Digest;
 
 use crate::fetch::{Body, Fetcher, Request, Side};
 use crate::resign::UpstreamCreds;
 use crate::resign::canonical_target;
 use crate::s3error::{Code, S3Error};
-use crate::sigv4::canonical::uri_encode;
 use crate::upstream::Upstream;
+use ferry_s3::percent::uri_encode;
 
 /// The journal bucket on the target, and how to reach it.
 pub struct Journal {
@@ -53,15 +54,13 @@ impl Journal {
         }));
     }
 
+    /// The journal's bucket on the target: no client may reach it.
+    pub fn bucket(&self) -> String {
+        self.side.load().bucket.clone()
+    }
+
     fn object_target(&self, name: &str) -> Result<String, S3Error> {
-        canonical_target(
-            &format!(
-                "/{}/{}",
-                uri_encode(self.side.load().bucket.as_bytes(), false),
-                uri_encode(name.as_bytes(), true)
-            ),
-            "",
-        )
+        crate::migrate::object_on(&self.side.load(), name)
     }
 
     /// Records that `key` of `bucket` is being deleted. Durable on the
@@ -120,19 +119,26 @@ impl Journal {
     }
 
     /// Removes every record of `bucket` (at detach). Returns how many.
+    ///
+    /// A page of up to 1,000 names at a time, each removed with one
+    /// DeleteObjects. Each listing starts after the last name of the page
+    /// before, so a listing that lags behind the removals (and still shows
+    /// removed names) cannot keep the purge going round: it ends at the
+    /// first empty page.
     pub async fn purge(&self, f: &Fetcher, bucket: &str) -> Result<u64, S3Error> {
         let side = self.side.load_full();
         let mut removed = 0;
+        let mut after: Option<String> = None;
         loop {
-            // Always from the start: what was removed is no longer listed.
-            let query = format!(
+            let mut query = format!(
                 "list-type=2&max-keys=1000&prefix={}",
                 uri_encode(prefix(bucket).as_bytes(), false)
             );
-            let target = canonical_target(
-                &format!("/{}", uri_encode(side.bucket.as_bytes(), false)),
-                &query,
-            )?;
+            if let Some(a) = &after {
+                query.push_str(&format!("&start-after={}", uri_encode(a.as_bytes(), false)));
+            }
+            let bucket_path = format!("/{}", uri_encode(side.bucket.as_bytes(), false));
+            let target = canonical_target(&bucket_path, &query)?;
             let mut r = f
                 .send(
                     &side,
@@ -151,14 +157,56 @@ impl Journal {
                 return Err(failed("list", status));
             }
             let names = keys(&body);
-            if names.is_empty() {
+            let Some(last) = names.last().cloned() else {
                 return Ok(removed);
-            }
-            for name in names {
-                self.delete(f, &self.object_target(&name)?).await?;
-                removed += 1;
-            }
+            };
+            self.delete_many(f, &bucket_path, &names).await?;
+            removed += names.len() as u64;
+            after = Some(last);
         }
+    }
+
+    /// One DeleteObjects of journal `names` (at most 1,000).
+    async fn delete_many(
+        &self,
+        f: &Fetcher,
+        bucket_path: &str,
+        names: &[String],
+    ) -> Result<(), S3Error> {
+        let mut xml = String::from("<Delete><Quiet>true</Quiet>");
+        for n in names {
+            // Journal names are `bucket/hex`: nothing to escape but the
+            // bucket name, which S3 limits to `a-z 0-9 . -`.
+            xml.push_str(&format!("<Object><Key>{n}</Key></Object>"));
+        }
+        xml.push_str("</Delete>");
+        // S3 requires an integrity header on DeleteObjects.
+        let md5 = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            md5::Md5::digest(xml.as_bytes()),
+        );
+        let target = canonical_target(bucket_path, "delete=")?;
+        let mut r = f
+            .send(
+                &self.side.load(),
+                Request {
+                    method: "POST",
+                    target: &target,
+                    headers: vec![
+                        ("content-md5".into(), md5),
+                        ("content-type".into(), "application/xml".into()),
+                    ],
+                    body: Body::Full(Bytes::from(xml)),
+                },
+            )
+            .await?;
+        let status = r.status;
+        let answer = r.body(4 << 20).await?;
+        f.release(r).await;
+        if status != 200 || String::from_utf8_lossy(&answer).contains("<Error>") {
+            return Err(failed("purge", status));
+        }
+        Ok(())
     }
 }
 

@@ -19,7 +19,7 @@ pub const BUCKET_MODE: &str = "ferry_proxy_bucket_mode";
 pub struct RequestRecord<'a> {
     /// The attached bucket, or `-`.
     pub bucket: &'a str,
-    /// From `route::operation`: a fixed set.
+    /// `ferry_s3::S3Op::name`: a fixed set.
     pub operation: &'static str,
     pub mode: &'static str,
     pub upstream: &'static str,
@@ -120,4 +120,12 @@ pub const MIGRATE_READS: &str = "ferry_proxy_migrate_reads_total";
 /// already served by the target.
 pub fn migrate_read(bucket: &str, served_by: &'static str) {
     counter!(MIGRATE_READS, "bucket" => bucket.to_owned(), "served_by" => served_by).increment(1);
+}
+
+pub const MIGRATE_PROMOTED: &str = "ferry_proxy_migrate_promoted_objects_total";
+
+/// Migrate mode: an object copied from the source to the target ahead of
+/// a change to its tags, ACL, retention, legal hold or restore.
+pub fn migrate_promoted(bucket: &str) {
+    counter!(MIGRATE_PROMOTED, "bucket" => bucket.to_owned()).increment(1);
 }

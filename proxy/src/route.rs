@@ -4,7 +4,8 @@
 //! bucket name).
 
 use crate::s3error::{Code, S3Error};
-use crate::sigv4::canonical::{percent_decode, uri_encode};
+use ferry_s3::op::Level;
+use ferry_s3::percent::{percent_decode, uri_encode};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -25,6 +26,19 @@ fn host_name(host: &str) -> String {
         host.rsplit_once(':').map_or(host, |(h, _)| h)
     };
     h.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// The bucket a host name would name if it were virtual-hosted: its
+/// first label, when there is a further one and the host is not an IP
+/// literal.
+pub fn host_bucket(host: &str) -> Option<String> {
+    let h = host_name(host);
+    if h.starts_with('[') || h.parse::<std::net::Ipv4Addr>().is_ok() {
+        return None;
+    }
+    h.split_once('.')
+        .map(|(b, _)| b.to_owned())
+        .filter(|b| !b.is_empty())
 }
 
 fn decode(s: &str) -> Result<String, S3Error> {
@@ -86,6 +100,16 @@ pub fn parse(host: Option<&str>, raw_path: &str, domains: &[String]) -> Result<T
 }
 
 impl Target {
+    /// Where in the S3 namespace the request points, for the operation
+    /// parser.
+    pub fn level(&self) -> Level {
+        match (&self.bucket, &self.key) {
+            (None, _) => Level::Service,
+            (Some(_), None) => Level::Bucket,
+            (Some(_), Some(_)) => Level::Object,
+        }
+    }
+
     /// The path for the same request on an upstream, path-style, with the
     /// upstream's bucket name. The key part keeps the client's encoding.
     pub fn upstream_path(&self, upstream_bucket: &str) -> String {
@@ -96,49 +120,6 @@ impl Target {
         };
         format!("/{}{}", uri_encode(upstream_bucket.as_bytes(), false), rest)
     }
-}
-
-/// The S3 operation a request is, for metric labels: a fixed set.
-pub fn operation(
-    method: &str,
-    has_bucket: bool,
-    has_key: bool,
-    raw_query: &str,
-    copy_source: bool,
-) -> &'static str {
-    let q = |name| query_has(raw_query, name);
-    match (method, has_bucket, has_key) {
-        ("GET", false, _) => "ListBuckets",
-        (_, false, _) => "Other",
-        ("GET", true, true) if q("uploadId") => "ListParts",
-        ("GET", true, true) if q("tagging") => "GetObjectTagging",
-        ("GET", true, true) => "GetObject",
-        ("HEAD", true, true) => "HeadObject",
-        ("PUT", true, true) if q("uploadId") && copy_source => "UploadPartCopy",
-        ("PUT", true, true) if q("uploadId") => "UploadPart",
-        ("PUT", true, true) if q("tagging") => "PutObjectTagging",
-        ("PUT", true, true) if copy_source => "CopyObject",
-        ("PUT", true, true) => "PutObject",
-        ("POST", true, true) if q("uploads") => "CreateMultipartUpload",
-        ("POST", true, true) if q("uploadId") => "CompleteMultipartUpload",
-        ("DELETE", true, true) if q("uploadId") => "AbortMultipartUpload",
-        ("DELETE", true, true) => "DeleteObject",
-        ("GET", true, false) if q("uploads") => "ListMultipartUploads",
-        ("GET", true, false) if q("versions") => "ListObjectVersions",
-        ("GET", true, false) if q("location") => "GetBucketLocation",
-        ("GET", true, false) if raw_query.contains("list-type=2") => "ListObjectsV2",
-        ("GET", true, false) => "ListObjects",
-        ("HEAD", true, false) => "HeadBucket",
-        ("POST", true, false) if q("delete") => "DeleteObjects",
-        _ => "Other",
-    }
-}
-
-/// Whether the raw query has parameter `name` (with or without a value).
-pub fn query_has(raw_query: &str, name: &str) -> bool {
-    raw_query
-        .split('&')
-        .any(|p| p.split_once('=').map_or(p, |(k, _)| k) == name)
 }
 
 /// Splits `x-amz-copy-source` (`[/]bucket/key[?versionId=…]`, the key
@@ -154,16 +135,12 @@ pub fn parse_copy_source(v: &str) -> Result<(String, String), S3Error> {
     Ok((decode(b)?, format!("/{rest}")))
 }
 
-/// Whether a request changes data (needs a write grant).
-pub fn is_write(method: &str) -> bool {
-    !matches!(method, "GET" | "HEAD" | "OPTIONS")
-}
-
-/// The decoded key of the `rest` of [`parse_copy_source`] (`/key`, with
-/// any `?versionId=…` dropped).
-pub fn copy_source_key(rest: &str) -> Result<String, S3Error> {
-    let path = rest.split_once('?').map_or(rest, |(p, _)| p);
-    decode(path.strip_prefix('/').unwrap_or(path))
+/// The decoded key of the `rest` of [`parse_copy_source`] (`/key`), and
+/// the version id it names, if any.
+pub fn copy_source_key(rest: &str) -> Result<(String, Option<String>), S3Error> {
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let key = decode(path.strip_prefix('/').unwrap_or(path))?;
+    Ok((key, ferry_s3::percent::query_value(query, "versionId")))
 }
 
 #[cfg(test)]
@@ -211,9 +188,22 @@ mod tests {
         );
         assert_eq!(parse_copy_source("photos/k").unwrap().0, "photos");
         assert!(parse_copy_source("photos").is_err());
-        assert!(query_has("delete", "delete"));
-        assert!(query_has("a=1&delete=", "delete"));
-        assert!(!query_has("deleted=1", "delete"));
+        assert_eq!(
+            copy_source_key("/a%20b?versionId=1").unwrap(),
+            ("a b".to_owned(), Some("1".to_owned()))
+        );
+        assert_eq!(copy_source_key("/k").unwrap(), ("k".to_owned(), None));
+    }
+
+    #[test]
+    fn host_bucket_is_the_first_label_of_a_name() {
+        assert_eq!(
+            host_bucket("photos.other.example:80").as_deref(),
+            Some("photos")
+        );
+        assert_eq!(host_bucket("127.0.0.1:9000"), None);
+        assert_eq!(host_bucket("localhost:9000"), None);
+        assert_eq!(host_bucket("[::1]:9000"), None);
     }
 
     #[test]

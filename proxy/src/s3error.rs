@@ -18,6 +18,9 @@ pub enum Code {
     BadDigest,
     InvalidArgument,
     MalformedXML,
+    /// A key that is empty where an object is meant (a DeleteObjects
+    /// entry): never taken for the bucket.
+    UserKeyMustBeSpecified,
     NoSuchBucket,
     NoSuchKey,
     NoSuchUpload,
@@ -42,6 +45,7 @@ impl Code {
             Self::BadDigest => "BadDigest",
             Self::InvalidArgument => "InvalidArgument",
             Self::MalformedXML => "MalformedXML",
+            Self::UserKeyMustBeSpecified => "UserKeyMustBeSpecified",
             Self::NoSuchBucket => "NoSuchBucket",
             Self::NoSuchKey => "NoSuchKey",
             Self::NoSuchUpload => "NoSuchUpload",
@@ -65,7 +69,8 @@ impl Code {
             | Self::InvalidDigest
             | Self::BadDigest
             | Self::InvalidArgument
-            | Self::MalformedXML => 400,
+            | Self::MalformedXML
+            | Self::UserKeyMustBeSpecified => 400,
             Self::NoSuchBucket | Self::NoSuchKey | Self::NoSuchUpload => 404,
             Self::NotImplemented => 501,
             Self::PreconditionFailed => 412,

@@ -18,7 +18,7 @@ use tracing::field::display;
 
 use crate::fetch::{self, Side};
 use crate::metrics;
-use crate::migrate::{self, Route};
+use crate::migrate::{self, Route, merged};
 use crate::preread::{self, FirstChunk};
 use crate::resign::{self, RequestLine, UpstreamCreds};
 use crate::route::{self, Target};
@@ -28,6 +28,7 @@ use crate::sigv4::verify::{Outcome, Payload};
 use crate::sigv4::{RequestView, verify};
 use crate::upstream::Upstream;
 use ferry_ctl::Mode;
+use ferry_s3::{Grant, S3Op};
 
 /// What the request path needs to know about an attached bucket.
 #[derive(Debug, Clone)]
@@ -109,19 +110,29 @@ struct Resign {
     /// Migrate mode: the bucket and key whose journalled delete a
     /// successful write voids.
     clears_journal: Option<(String, String)>,
-    /// Migrate mode: an upload part, which goes to the source instead if
-    /// its upload is there.
-    part: Option<Box<PartRoute>>,
+    /// Migrate mode: what is decided from both sides before the request
+    /// goes upstream.
+    before: Option<Box<Before>>,
+    /// Migrate mode: the write goes to the target with `If-None-Match: *`
+    /// in place of its `If-Match` (see `merged::Verdict`).
+    create_only: bool,
+}
+
+/// Migrate mode's steps before a proxied request goes upstream.
+enum Before {
+    /// An upload part goes to the source instead if its upload is there.
+    Part(PartRoute),
+    /// A sub-resource write: a key only on the source is promoted first.
+    Promote(merged::Key),
+    /// A conditional write, judged against both sides.
+    Judge(merged::Key, merged::Conditions),
 }
 
 /// The source alternative of an upload part.
 struct PartRoute {
     upload_id: String,
-    source: Side,
     source_target: String,
-    target: Side,
-    target_object: String,
-    source_object: String,
+    key: merged::Key,
     source_uploads: Arc<[String]>,
 }
 
@@ -208,31 +219,82 @@ fn access_log(span: &tracing::Span, r: &metrics::RequestRecord<'_>, e: Option<&E
     }
 }
 
+/// Headers that decide where a request goes or who sent it. Given twice,
+/// the proxy and a store could each read another one, so such a request
+/// is refused.
+const SINGLE: [&str; 9] = [
+    "host",
+    "authorization",
+    "x-amz-date",
+    "x-amz-content-sha256",
+    "x-amz-security-token",
+    "x-amz-copy-source",
+    "x-amz-decoded-content-length",
+    "if-match",
+    "if-none-match",
+];
+
+fn single_headers(req: &RequestHeader) -> Result<(), S3Error> {
+    match SINGLE
+        .iter()
+        .find(|n| req.headers.get_all(**n).iter().nth(1).is_some())
+    {
+        Some(n) => Err(S3Error::new(
+            Code::InvalidArgument,
+            format!("the request carries {n} more than once"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A header value as text: ASCII as it is; other bytes as Latin-1 (each
+/// byte one character, as HTTP/1.1 defines header octets), or as UTF-8
+/// when `utf8` and valid.
+fn header_text(v: &[u8], utf8: bool) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(v) {
+        Ok(s) if s.is_ascii() || utf8 => s.into(),
+        _ => v.iter().map(|&b| b as char).collect::<String>().into(),
+    }
+}
+
 fn header<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
     req.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 impl FerryProxy {
+    /// Runs migrate mode's step before a proxied request.
+    async fn before(&self, r: &mut Resign, b: Before) -> Result<(), S3Error> {
+        match b {
+            Before::Part(p) => self.route_part(r, p).await,
+            Before::Promote(k) => merged::promote(&self.migrate, &k).await,
+            Before::Judge(k, c) => {
+                r.create_only =
+                    merged::judge(&self.migrate, &k, &c).await? == merged::Verdict::CreateOnly;
+                Ok(())
+            }
+        }
+    }
+
     /// Sends an upload part to the source when its upload is there.
     async fn route_part(&self, r: &mut Resign, p: PartRoute) -> Result<(), S3Error> {
         let paths = migrate::uploads::UploadPaths {
             source_uploads: &p.source_uploads,
-            target: &p.target,
-            source: &p.source,
-            target_object: &p.target_object,
-            source_object: &p.source_object,
+            target: &p.key.target,
+            source: &p.key.source,
+            target_object: &p.key.target_object,
+            source_object: &p.key.source_object,
         };
         if migrate::uploads::part_on_source(&self.migrate, &paths, &p.upload_id).await? {
-            let enc = |b: &str| crate::sigv4::canonical::uri_encode(b.as_bytes(), false);
+            let enc = |b: &str| ferry_s3::percent::uri_encode(b.as_bytes(), false);
             r.copy_source = r.copy_source.take().map(|cs| {
                 let rest = cs
-                    .strip_prefix(&format!("/{}", enc(&p.target.bucket)))
+                    .strip_prefix(&format!("/{}", enc(&p.key.target.bucket)))
                     .unwrap_or(&cs);
-                format!("/{}{rest}", enc(&p.source.bucket))
+                format!("/{}{rest}", enc(&p.key.source.bucket))
             });
             r.label = "source";
-            r.upstream = p.source.upstream;
-            r.creds = p.source.creds;
+            r.upstream = p.key.source.upstream;
+            r.creds = p.key.source.creds;
             r.target = p.source_target;
         }
         Ok(())
@@ -283,10 +345,14 @@ impl FerryProxy {
             bucket: String::new(),
             label: r.label,
         };
+        let mut headers = forwarded(&names, true);
+        if r.create_only {
+            merged::as_create_only(&mut headers);
+        }
         let req = fetch::Request {
             method: session.req_header().method.as_str(),
             target: &r.target,
-            headers: forwarded(&names, true),
+            headers,
             body: fetch::Body::Full(body),
         };
         let resp = self.migrate.fetcher.send(&side, req).await?;
@@ -329,17 +395,40 @@ impl FerryProxy {
         let raw_path = req.uri.path();
         let raw_query = req.uri.query().unwrap_or("");
         let host = header(req, "host").or_else(|| req.uri.authority().map(|a| a.as_str()));
+        single_headers(req)?;
         let target: Target = route::parse(host, raw_path, &settings.s3_domains)?;
-        ctx.operation = route::operation(
+        let op = S3Op::parse(
             req.method.as_str(),
-            target.bucket.is_some(),
-            target.key.is_some(),
+            target.level(),
             raw_query,
             req.headers.contains_key("x-amz-copy-source"),
         );
+        ctx.operation = op.name();
         let Some(bucket) = target.bucket.as_deref() else {
             return Ok((Plan::PassThrough, None));
         };
+        if self
+            .migrate
+            .journal
+            .as_ref()
+            .is_some_and(|j| j.bucket() == bucket)
+        {
+            return Err(S3Error::new(
+                Code::AccessDenied,
+                "the delete journal's bucket is the migration proxy's own; no client may reach it",
+            ));
+        }
+        if !target.virtual_host
+            && let Some(b) = host.and_then(route::host_bucket)
+            && self.directory.attached(&b).is_some()
+        {
+            return Err(S3Error::new(
+                Code::AccessDenied,
+                format!(
+                    "the host names bucket {b:?}, which is under migration, under a domain this proxy does not serve as virtual-hosted (s3_domains); use a domain in s3_domains or path-style requests"
+                ),
+            ));
+        }
         let Some(att) = self.directory.attached(bucket) else {
             ctx.bucket = None;
             // A virtual-hosted request for an unattached bucket goes to the
@@ -359,26 +448,49 @@ impl FerryProxy {
             return Ok((Plan::PassThrough, None));
         };
         ctx.bucket = Some(bucket.to_owned());
+        if op == S3Op::Unknown {
+            return Err(S3Error::new(Code::NotImplemented, ferry_s3::op::UNKNOWN));
+        }
         // An attached bucket: the proxy authenticates the client itself.
         let names: Vec<(String, String)> = req
             .headers
             .iter()
             .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect();
-        let view: Vec<(&str, &str)> = names
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
         let method = req.method.as_str();
-        let rv = RequestView {
-            method,
-            raw_path,
-            raw_query,
-            headers: &view,
-        };
         let dir = &self.directory;
         let now = time::OffsetDateTime::now_utc();
-        let verified = match verify(&rv, |k| dir.secret(k), now, settings.max_clock_skew_secs)? {
+        let check = |utf8: bool| {
+            let mut text: Vec<(&str, std::borrow::Cow<'_, str>)> = req
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), header_text(v.as_bytes(), utf8)))
+                .collect();
+            // HTTP/2 has no Host header: the signed `host` is the
+            // `:authority`, which is also what routed the request.
+            if !req.headers.contains_key("host")
+                && let Some(a) = req.uri.authority()
+            {
+                text.push(("host", a.as_str().into()));
+            }
+            let view: Vec<(&str, &str)> = text.iter().map(|(n, v)| (*n, v.as_ref())).collect();
+            let rv = RequestView {
+                method,
+                raw_path,
+                raw_query,
+                headers: &view,
+            };
+            verify(&rv, |k| dir.secret(k), now, settings.max_clock_skew_secs)
+        };
+        // A header value that is not ASCII (user metadata) is signed as
+        // the client's HTTP library meant its bytes: Latin-1 for most
+        // (botocore), UTF-8 for some; both are tried, nothing is dropped.
+        let non_ascii = req.headers.values().any(|v| !v.as_bytes().is_ascii());
+        let verified = match check(false) {
+            Err(e) if non_ascii && e.code == Code::SignatureDoesNotMatch => check(true),
+            r => r,
+        };
+        let verified = match verified? {
             Outcome::Anonymous => {
                 return Err(S3Error::new(
                     Code::AccessDenied,
@@ -387,7 +499,20 @@ impl FerryProxy {
             }
             Outcome::Signed(v) => v,
         };
-        if !dir.allowed(&verified.access_key, bucket, route::is_write(method)) {
+        // Grants are on objects. Bucket configuration (policy, CORS,
+        // lifecycle, deleting the bucket) is the operator's, on the stores
+        // themselves, never through the migration proxy.
+        let write = match op.grant() {
+            Grant::Operator => {
+                return Err(S3Error::new(
+                    Code::AccessDenied,
+                    "bucket configuration cannot be changed through the migration proxy",
+                ));
+            }
+            Grant::Write => true,
+            Grant::Read | Grant::None => false,
+        };
+        if !dir.allowed(&verified.access_key, bucket, write) {
             return Err(S3Error::new(Code::AccessDenied, "Access Denied"));
         }
         // The scope must name S3 and a region this endpoint answers for:
@@ -400,18 +525,6 @@ impl FerryProxy {
                     "the credential scope names region {region:?}; this endpoint expects {:?}",
                     settings.target_creds.region
                 ),
-            ));
-        }
-        // Grants are on objects. Bucket configuration (policy, CORS,
-        // lifecycle, deleting the bucket) is the operator's, on the stores
-        // themselves, never through the migration proxy.
-        if target.key.is_none()
-            && route::is_write(method)
-            && !(method == "POST" && route::query_has(raw_query, "delete"))
-        {
-            return Err(S3Error::new(
-                Code::AccessDenied,
-                "bucket configuration cannot be changed through the migration proxy",
             ));
         }
         // A copy reads its source with the proxy's credentials: the client
@@ -453,7 +566,7 @@ impl FerryProxy {
                 .as_deref()
                 .map(route::copy_source_key)
                 .transpose();
-            copy_key.map(|k| migrate::classify(method, target.key.is_some(), raw_query, k))
+            copy_key.and_then(|k| migrate::classify(op, raw_query, k))
         });
         let route = route.transpose()?;
         let decoded_length = header(req, "x-amz-decoded-content-length")
@@ -498,7 +611,16 @@ impl FerryProxy {
         let source_path =
             || resign::canonical_target(&target.upstream_path(&att.source_bucket), raw_query);
         let mut clears_journal = None;
-        let mut part = None;
+        let mut before = None;
+        let key = || {
+            let object = |b: &str| resign::canonical_target(&target.upstream_path(b), "");
+            Ok::<_, S3Error>(merged::Key {
+                target_object: object(bucket)?,
+                source_object: object(&att.source_bucket)?,
+                target: target_side.clone(),
+                source: source_side.clone(),
+            })
+        };
         match route {
             Some(Route::Serve(op)) => {
                 let call = migrate::Call {
@@ -518,27 +640,26 @@ impl FerryProxy {
                 };
                 return Ok((Plan::Migrate(Box::new(call)), None));
             }
-            Some(Route::Target {
-                clears_journal: true,
-            }) => {
+            Some(Route::Write) => {
                 clears_journal = Some((bucket.to_owned(), target.key.clone().unwrap_or_default()));
+                let conditions = merged::Conditions {
+                    if_match: header(req, "if-match").map(str::to_owned),
+                    if_none_match: header(req, "if-none-match").map(str::to_owned),
+                };
+                if conditions.any() {
+                    before = Some(Box::new(Before::Judge(key()?, conditions)));
+                }
             }
+            Some(Route::Promote) => before = Some(Box::new(Before::Promote(key()?))),
             Some(Route::Part { upload_id }) => {
-                let object = |b: &str| resign::canonical_target(&target.upstream_path(b), "");
-                part = Some(Box::new(PartRoute {
+                before = Some(Box::new(Before::Part(PartRoute {
                     upload_id,
                     source_target: source_path()?,
-                    target_object: object(bucket)?,
-                    source_object: object(&att.source_bucket)?,
-                    source: source_side,
-                    target: target_side,
+                    key: key()?,
                     source_uploads: att.source_uploads.clone(),
-                }));
+                })));
             }
-            Some(Route::Target {
-                clears_journal: false,
-            })
-            | None => {}
+            Some(Route::Target) | None => {}
         }
         let (label, upstream, creds, upstream_bucket) = match att.mode {
             Mode::Forward => (
@@ -559,7 +680,7 @@ impl FerryProxy {
         let copy_source = copy_source.map(|rest| {
             format!(
                 "/{}{rest}",
-                crate::sigv4::canonical::uri_encode(upstream_bucket.as_bytes(), false)
+                ferry_s3::percent::uri_encode(upstream_bucket.as_bytes(), false)
             )
         });
         let target = if att.mode == Mode::Forward {
@@ -578,7 +699,8 @@ impl FerryProxy {
                 payload_hash,
                 decoded_length: decoder.as_ref().and(decoded_length),
                 clears_journal,
-                part,
+                before,
+                create_only: false,
             })),
             decoder,
         ))
@@ -669,9 +791,9 @@ impl ProxyHttp for FerryProxy {
                         .instrument(span.clone())
                         .await
                         .map(|()| None),
-                    Plan::Resign(mut r) => match r.part.take() {
-                        Some(p) => self
-                            .route_part(&mut r, *p)
+                    Plan::Resign(mut r) => match r.before.take() {
+                        Some(b) => self
+                            .before(&mut r, *b)
                             .instrument(span.clone())
                             .await
                             .map(|()| Some(Plan::Resign(r))),
@@ -810,6 +932,10 @@ impl ProxyHttp for FerryProxy {
         upstream.insert_header("host", r.upstream.authority.as_str())?;
         if let Some(cs) = &r.copy_source {
             upstream.insert_header("x-amz-copy-source", cs.as_str())?;
+        }
+        if r.create_only {
+            upstream.remove_header("if-match");
+            upstream.insert_header("if-none-match", "*")?;
         }
         let headers: Vec<(String, String)> = upstream
             .headers

@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use common::clients::*;
 use common::*;
-use ferry_harness::{Store, get_bytes, list_keys, skip};
+use ferry_harness::{Store, get_bytes, list_keys, note, skip};
 use serde_json::{Value, json};
 
 const BUCKET: &str = "photos";
@@ -181,8 +181,8 @@ fn assert_same(tool: &str, mode: &str, via: &Summary, vp: &str, direct: &Summary
 
 // ---------------------------------------------------------------- awscli
 
-fn awscli_skips() {
-    skip(
+fn awscli_notes() {
+    note(
         "awscli presigned PUT",
         "awscli v1 `s3 presign` makes GET URLs only (boto3's workload covers presigned PUT)",
     );
@@ -514,9 +514,9 @@ fn awscli_workload(ep: Endpoint<'_>, p: &str, f: &Files, lands_on: &Store) -> Su
 
 // ---------------------------------------------------------------- rclone
 
-fn rclone_skips() {
-    skip("rclone presigned PUT", "`rclone link` makes GET URLs only");
-    skip(
+fn rclone_notes() {
+    note("rclone presigned PUT", "`rclone link` makes GET URLs only");
+    note(
         "rclone batch delete",
         "rclone 1.60 deletes S3 objects one DeleteObject at a time (no DeleteObjects)",
     );
@@ -696,12 +696,12 @@ impl S3cmd {
     }
 }
 
-fn s3cmd_skips() {
-    skip(
+fn s3cmd_notes() {
+    note(
         "s3cmd presigned GET/PUT",
         "s3cmd 2.3 `signurl` makes SigV2 URLs only (Crypto.sign_url_v2), which the proxy refuses by design (400 InvalidRequest, checked below)",
     );
-    skip(
+    note(
         "s3cmd listing page size",
         "s3cmd has no page-size option: pagination is shown by listing 1005 keys (Garage pages by 1000)",
     );
@@ -908,9 +908,9 @@ fn acceptance(tool: Tool) {
         return;
     }
     match tool {
-        Tool::Awscli => awscli_skips(),
-        Tool::Rclone => rclone_skips(),
-        Tool::S3cmd => s3cmd_skips(),
+        Tool::Awscli => awscli_notes(),
+        Tool::Rclone => rclone_notes(),
+        Tool::S3cmd => s3cmd_notes(),
     }
     let source = Store::garage().unwrap();
     source.create_bucket(BUCKET).unwrap();

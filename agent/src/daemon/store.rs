@@ -10,9 +10,9 @@
 //! A new job's folder is built as `jobs/.new-<id>` and renamed into place
 //! whole, so a crash never leaves a job without its spec or state.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use ferry_ctl::jobs::FindSummaryView;
@@ -233,26 +233,9 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
 }
 
 /// As [`fsutil::write_atomic`], but the file is mode 0600 from its first
-/// byte: the temporary file is created with that mode, never widened.
+/// byte: it holds secrets.
 fn write_private(path: &Path, data: &[u8]) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let _ = fs::remove_file(&tmp);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io_at(&tmp))?;
-    // The process umask can only narrow 0600; make sure nothing widened it.
-    f.set_permissions(fs::Permissions::from_mode(0o600))
-        .map_err(io_at(&tmp))?;
-    f.write_all(data).map_err(io_at(&tmp))?;
-    f.sync_all().map_err(io_at(&tmp))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(io_at(path))?;
-    fsutil::sync_dir(dir).map_err(io_at(dir))
+    fsutil::write_atomic_mode(path, data, Some(0o600)).map_err(io_at(path))
 }
 
 #[cfg(test)]

@@ -253,29 +253,12 @@ impl SortedStream<Entry> {
     }
 }
 
-/// Decodes `encoding-type=url` keys. S3 form-encodes them: a literal `+`
-/// comes as `%2B` and a space may come as `+` (botocore decodes the same way).
+/// Decodes an `encoding-type=url` key (`ferry_s3::percent::form_decode`).
 pub fn url_decode(s: &str) -> Option<String> {
     if !s.contains(['%', '+']) {
         return Some(s.to_owned());
     }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(h, 16).ok()?);
-            i += 3;
-        } else if b[i] == b'+' {
-            out.push(b' ');
-            i += 1;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    String::from_utf8(ferry_s3::percent::form_decode(s)?).ok()
 }
 
 /// Opens the destination's key lists in `dir`, if it holds any.

@@ -263,7 +263,7 @@ impl Admin {
 
     /// Detach a bucket (ready mode; migrate mode only with `force`).
     pub async fn detach(&self, bucket: &str, force: bool) -> Result<BucketView, Refusal> {
-        let _guard = self.write.lock().await;
+        let guard = self.write.lock().await;
         let mut next = BucketTable::clone(&self.table());
         let b = next
             .buckets
@@ -273,6 +273,9 @@ impl Admin {
             .map_err(|e| Refusal::new(409, e.code(), format!("bucket {bucket}: {e}")))?;
         let removed = next.buckets.remove(bucket).expect("checked above");
         self.commit(next).await?;
+        // The purge may take long on a large journal: it must not hold up
+        // an emergency `update` of another bucket.
+        drop(guard);
         // After the commit: no delete is journalled for a detached bucket,
         // so what is removed stays removed. A failure leaves entries that
         // no copier of a detached bucket reads; say so, do not fail.

@@ -1,55 +1,8 @@
-//! Text forms of key bytes: S3's `encoding-type=url` and XML text. Keys are
-//! compared as raw bytes, so every key leaves and enters the proxy through
-//! these two functions.
+//! Text forms of key bytes in a listing: XML text, or S3's
+//! `encoding-type=url` (`ferry_s3::percent`). Keys are compared as raw
+//! bytes, so every key leaves the proxy through [`push_key`].
 
-/// S3's `encoding-type=url`: form style, as the SDKs decode it (botocore
-/// and the Java SDK unquote with `+` as space). `/` is kept so that keys
-/// stay readable; every other byte outside `A-Z a-z 0-9 - _ . ~` is escaped.
-pub(crate) fn url_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 3 / 2);
-    for &b in bytes {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789ABCDEF";
-                out.push('%');
-                out.push(HEX[(b >> 4) as usize] as char);
-                out.push(HEX[(b & 15) as usize] as char);
-            }
-        }
-    }
-    out
-}
-
-/// Inverse of any upstream's `encoding-type=url`: Garage escapes a space as
-/// `%20`, S3 and moto as `+`; either way a literal `+` arrives as `%2B`,
-/// so `+` always means a space. `None` on a broken escape.
-pub(crate) fn url_decode(s: &str) -> Option<Vec<u8>> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    Some(out)
-}
+use ferry_s3::percent::url_encode;
 
 /// Appends `bytes` as XML text. Control characters cannot be written as
 /// XML 1.0 text at all; they go out as character references, as S3 does,
@@ -83,29 +36,6 @@ pub(crate) fn push_key(out: &mut String, bytes: &[u8], encode: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn url_round_trip_of_odd_keys() {
-        for k in [
-            &b"a b"[..],
-            b"a+b",
-            b"a%b",
-            b"a-b",
-            b"a/",
-            b"a/x",
-            "\u{e9}t\u{e9}/\u{1f600}".as_bytes(),
-            b"\x01\x1f\x7f\n\r\t",
-            b"&<>\"'",
-        ] {
-            let e = url_encode(k);
-            assert!(e.bytes().all(|b| b.is_ascii_graphic()), "{e}");
-            assert_eq!(url_decode(&e).unwrap(), k);
-        }
-        assert_eq!(url_encode(b"a b+c/d"), "a+b%2Bc/d");
-        // Garage's form.
-        assert_eq!(url_decode("a%20b%2Bc").unwrap(), b"a b+c");
-        assert_eq!(url_decode("a%2"), None);
-    }
 
     #[test]
     fn xml_text_escapes_markup_and_controls() {

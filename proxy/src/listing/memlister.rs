@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::Lister;
 use crate::s3error::{Code, S3Error};
-use crate::sigv4::canonical::uri_encode;
+use ferry_s3::percent::uri_encode;
 
 #[derive(Default)]
 pub(crate) struct MemLister {

@@ -209,7 +209,10 @@ pub(crate) async fn merge(
         let want = limit - out.len() + 1;
         // Both sides at once: when both need a page (the first one, at
         // least), the listing waits for the slower side, not for the sum.
-        let order = match futures::try_join!(target.peek(want), source.peek(want))? {
+        // The target's error wins: a bucket missing there is missing for
+        // the client, whatever the source says.
+        let (t, s) = futures::join!(target.peek(want), source.peek(want));
+        let order = match (t?, s?) {
             (None, None) => return Ok((out, false)),
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,

@@ -5,9 +5,9 @@ use quick_xml::Reader;
 use quick_xml::escape::unescape;
 use quick_xml::events::Event;
 
-use super::codec::url_decode;
 use super::entry::Entry;
 use crate::s3error::{Code, S3Error};
+use ferry_s3::percent::form_decode;
 
 #[derive(Debug, Default)]
 pub(crate) struct Page {
@@ -91,7 +91,7 @@ pub(crate) fn parse_page(body: &[u8], keep_owner: bool) -> Result<Page, S3Error>
     }
     let name = |s: String| -> Result<Vec<u8>, S3Error> {
         if encoded {
-            url_decode(&s).ok_or_else(bad)
+            form_decode(&s).ok_or_else(bad)
         } else {
             Ok(s.into_bytes())
         }

@@ -6,7 +6,7 @@ use super::memlister::MemLister;
 use super::parse::{Page, parse_page};
 use super::*;
 use crate::s3error::Code;
-use crate::sigv4::canonical::uri_encode;
+use ferry_s3::percent::uri_encode;
 
 pub(super) const SECRET: &[u8] = b"test-token-key";
 

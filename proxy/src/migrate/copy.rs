@@ -7,11 +7,10 @@
 use pingora::proxy::Session;
 
 use super::wire::{pass_through, reply_xml, source_failed, source_passes};
-use super::{Call, Services};
+use super::{Call, Services, object_on};
 use crate::fetch::{Body, Request, Side, error_code};
-use crate::resign::canonical_target;
 use crate::s3error::{Code, S3Error, xml_escape};
-use crate::sigv4::canonical::uri_encode;
+use ferry_s3::percent::uri_encode;
 
 /// The largest object one PUT may carry.
 const MAX_PUT: u64 = 5 << 30;
@@ -41,10 +40,24 @@ pub async fn transfer(
     to_object: &str,
     headers: Option<Vec<(String, String)>>,
 ) -> Result<String, S3Error> {
-    transfer_if(svc, from, from_object, to, to_object, headers, Vec::new()).await
+    transfer_if(
+        svc,
+        from,
+        from_object,
+        to,
+        to_object,
+        headers,
+        Vec::new(),
+        false,
+    )
+    .await
 }
 
-async fn transfer_if(
+/// As [`transfer`], reading with `conditions`; `create_only`: the PUT
+/// carries `If-None-Match: *`, and an object already at `to_object` is
+/// `PreconditionFailed`.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn transfer_if(
     svc: &Services,
     from: &Side,
     from_object: &str,
@@ -52,6 +65,7 @@ async fn transfer_if(
     to_object: &str,
     headers: Option<Vec<(String, String)>>,
     conditions: Vec<(String, String)>,
+    create_only: bool,
 ) -> Result<String, S3Error> {
     let mut get = svc
         .fetcher
@@ -91,7 +105,7 @@ async fn transfer_if(
             "copying objects over 5 GiB across stores is not supported yet",
         ));
     }
-    let put_headers = headers.unwrap_or_else(|| {
+    let mut put_headers = headers.unwrap_or_else(|| {
         get.header()
             .headers
             .iter()
@@ -99,6 +113,9 @@ async fn transfer_if(
             .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect()
     });
+    if create_only {
+        put_headers.push(("if-none-match".into(), "*".into()));
+    }
     let mut put = svc
         .fetcher
         .start(
@@ -128,6 +145,12 @@ async fn transfer_if(
     let etag = r.header_str("etag").unwrap_or_default().to_owned();
     let body = r.body(64 * 1024).await?;
     svc.fetcher.release(r).await;
+    if status == 412 && create_only {
+        return Err(S3Error::new(
+            Code::PreconditionFailed,
+            "the object is already on the target",
+        ));
+    }
     if status != 200 {
         let code = error_code(&body).unwrap_or_else(|| format!("HTTP {status}"));
         return Err(S3Error::new(
@@ -151,18 +174,6 @@ fn copy_conditions(headers: &[(String, String)]) -> Vec<(String, String)> {
             Some((format!("if-{plain}"), v.clone()))
         })
         .collect()
-}
-
-/// A copy source object's path on `side`.
-fn object_on(side: &Side, key: &str) -> Result<String, S3Error> {
-    canonical_target(
-        &format!(
-            "/{}/{}",
-            uri_encode(side.bucket.as_bytes(), false),
-            uri_encode(key.as_bytes(), true)
-        ),
-        "",
-    )
 }
 
 /// What an UploadPartCopy reads of its copy source: the client's
@@ -197,7 +208,18 @@ pub async fn part(
     if on_source {
         let from = object_on(&call.target, source_key)?;
         let read = part_read(call);
-        match transfer_if(svc, &call.target, &from, side, path, Some(Vec::new()), read).await {
+        match transfer_if(
+            svc,
+            &call.target,
+            &from,
+            side,
+            path,
+            Some(Vec::new()),
+            read,
+            false,
+        )
+        .await
+        {
             Ok(etag) => return reply_part(session, &etag).await,
             Err(e) if e.code == Code::NoSuchKey => {}
             Err(e) => return Err(e),
@@ -250,6 +272,7 @@ pub async fn part(
         path,
         Some(Vec::new()),
         read,
+        false,
     )
     .await?;
     reply_part(session, &etag).await
@@ -282,7 +305,19 @@ pub async fn serve(
     source_key: &str,
 ) -> Result<(), S3Error> {
     let key = call.key.clone().unwrap_or_default();
-    // On the target, as asked.
+    // On the target, as asked; `versionId=null` (the current object, as
+    // `classify` allowed it) means no version id to a store that may keep
+    // versions of its own.
+    let headers = call
+        .headers
+        .iter()
+        .map(
+            |(n, v)| match (n.as_str(), v.strip_suffix("?versionId=null")) {
+                ("x-amz-copy-source", Some(current)) => (n.clone(), current.to_owned()),
+                _ => (n.clone(), v.clone()),
+            },
+        )
+        .collect();
     let mut r = svc
         .fetcher
         .send(
@@ -290,7 +325,7 @@ pub async fn serve(
             Request {
                 method: "PUT",
                 target: &call.target_path,
-                headers: call.headers.clone(),
+                headers,
                 body: Body::Empty,
             },
         )
@@ -310,7 +345,7 @@ pub async fn serve(
     }
     let code = r.error_code().await?;
     svc.fetcher.release(r).await;
-    if code != "NoSuchKey" {
+    if !matches!(code.as_str(), "NoSuchKey" | "NoSuchVersion") {
         return Err(S3Error::new(
             Code::NoSuchBucket,
             format!("the target answered {code}"),
@@ -341,6 +376,7 @@ pub async fn serve(
         to,
         headers,
         copy_conditions(&call.headers),
+        false,
     )
     .await?;
     if let Some(j) = &svc.journal {

@@ -9,11 +9,10 @@ use pingora::proxy::Session;
 use quick_xml::events::Event;
 
 use super::wire::{read_body, reply, reply_xml};
-use super::{Call, Services, journal};
+use super::{Call, Services, journal, object_on};
 use crate::fetch::{Body, Request, Side, error_code};
-use crate::resign::canonical_target;
 use crate::s3error::{Code, S3Error, xml_escape};
-use crate::sigv4::canonical::uri_encode;
+use ferry_s3::percent::query_value;
 
 /// S3's limit on one DeleteObjects request.
 const MAX_KEYS: usize = 1000;
@@ -22,28 +21,73 @@ const CONCURRENCY: usize = 16;
 
 pub async fn one(svc: &Services, session: &mut Session, call: &Call) -> Result<(), S3Error> {
     let key = call.key.as_deref().unwrap_or_default();
+    current_only(query_value(&call.raw_query, "versionId").as_deref())?;
     delete_key(svc, call, key).await?;
     reply(session, 204, &[], Bytes::new()).await
 }
 
-/// Journals `key`, then deletes it on the source and the target.
+/// A delete of the current object: no version id, or `null`, which tools
+/// that empty a bucket send for every key of an unversioned one. Any
+/// other version id names a version of one store's history, which the
+/// other store does not share: refused, never applied to the current
+/// object.
+fn current_only(version_id: Option<&str>) -> Result<(), S3Error> {
+    match version_id {
+        None | Some("" | "null") => Ok(()),
+        Some(_) => Err(S3Error::new(
+            Code::NotImplemented,
+            "deleting a specific object version is not supported while a bucket is under migration: the two stores' version ids are unrelated; delete the current object (no version id, or versionId=null)",
+        )),
+    }
+}
+
+/// Journals `key`, then deletes it on the source and the target, then
+/// journals it again.
+///
+/// The second entry is for a client write of the key that raced the delete:
+/// the write clears the entry once it has landed, and if it landed on the
+/// target before the target step here, the delete removed it and ended
+/// last, so the key is deleted and needs its entry back; without it, a
+/// copier that read the key before the delete could bring it back unseen.
+/// (A write that lands after the target step clears the second entry, as
+/// it should; one that clears it while this delete is between its steps is
+/// covered by the second entry.)
 async fn delete_key(svc: &Services, call: &Call, key: &str) -> Result<(), S3Error> {
-    journal(svc)?
-        .record(&svc.fetcher, &call.bucket, key)
-        .await?;
+    let journal = journal(svc)?;
+    journal.record(&svc.fetcher, &call.bucket, key).await?;
     delete_on(svc, &call.source, key).await?;
-    delete_on(svc, &call.target, key).await
+    test_pause(key).await;
+    delete_on(svc, &call.target, key).await?;
+    journal.record(&svc.fetcher, &call.bucket, key).await
+}
+
+/// TEST ONLY: with `FERRY_TEST_PAUSE_DELETE=<dir>` in the proxy's
+/// environment, a delete of a key whose `<dir>/<hex(key)>.hold` exists is
+/// held between its source and target steps: it writes `<hex>.paused` and
+/// waits for `<hex>.go`. So an end-to-end test can land a client's write in
+/// exactly that window. Unset (every real deployment), nothing is checked.
+async fn test_pause(key: &str) {
+    static DIR: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    let Some(dir) = DIR.get_or_init(|| std::env::var_os("FERRY_TEST_PAUSE_DELETE").map(Into::into))
+    else {
+        return;
+    };
+    let name = hex::encode(key.as_bytes());
+    if !tokio::fs::try_exists(dir.join(format!("{name}.hold")))
+        .await
+        .unwrap_or(false)
+    {
+        return;
+    }
+    let _ = tokio::fs::write(dir.join(format!("{name}.paused")), b"").await;
+    let go = dir.join(format!("{name}.go"));
+    while !tokio::fs::try_exists(&go).await.unwrap_or(false) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 async fn delete_on(svc: &Services, side: &Side, key: &str) -> Result<(), S3Error> {
-    let target = canonical_target(
-        &format!(
-            "/{}/{}",
-            uri_encode(side.bucket.as_bytes(), false),
-            uri_encode(key.as_bytes(), true)
-        ),
-        "",
-    )?;
+    let target = object_on(side, key)?;
     let mut r = svc
         .fetcher
         .send(
@@ -79,12 +123,15 @@ async fn delete_on(svc: &Services, side: &Side, key: &str) -> Result<(), S3Error
 pub async fn many(svc: &Services, session: &mut Session, mut call: Call) -> Result<(), S3Error> {
     journal(svc)?;
     let body = read_body(session, &mut call, 2 << 20).await?;
-    let (keys, quiet) = parse_delete(&body)?;
+    let (objects, quiet) = parse_delete(&body)?;
     let call = &call;
-    let results: Vec<(String, Result<(), S3Error>)> = futures::stream::iter(keys)
-        .map(|k| async move {
-            let r = delete_key(svc, call, &k).await;
-            (k, r)
+    let results: Vec<(Object, Result<(), S3Error>)> = futures::stream::iter(objects)
+        .map(|o| async move {
+            let r = match current_only(o.version_id.as_deref()) {
+                Ok(()) => delete_key(svc, call, &o.key).await,
+                Err(e) => Err(e),
+            };
+            (o, r)
         })
         .buffered(CONCURRENCY)
         .collect()
@@ -92,13 +139,21 @@ pub async fn many(svc: &Services, session: &mut Session, mut call: Call) -> Resu
     let mut xml = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DeleteResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">",
     );
-    for (k, r) in results {
+    for (o, r) in results {
+        let version = o
+            .version_id
+            .as_deref()
+            .map(|v| format!("<VersionId>{}</VersionId>", xml_escape(v)))
+            .unwrap_or_default();
         match r {
             Ok(()) if quiet => {}
-            Ok(()) => xml.push_str(&format!("<Deleted><Key>{}</Key></Deleted>", xml_escape(&k))),
+            Ok(()) => xml.push_str(&format!(
+                "<Deleted><Key>{}</Key>{version}</Deleted>",
+                xml_escape(&o.key)
+            )),
             Err(e) => xml.push_str(&format!(
-                "<Error><Key>{}</Key><Code>{}</Code><Message>{}</Message></Error>",
-                xml_escape(&k),
+                "<Error><Key>{}</Key>{version}<Code>{}</Code><Message>{}</Message></Error>",
+                xml_escape(&o.key),
                 e.code.as_str(),
                 xml_escape(&e.message)
             )),
@@ -117,10 +172,18 @@ fn malformed(why: impl std::fmt::Display) -> S3Error {
     )
 }
 
-/// The keys and the `Quiet` flag of a `<Delete>` body.
-fn parse_delete(body: &[u8]) -> Result<(Vec<String>, bool), S3Error> {
+/// One `<Object>` of a `<Delete>` body.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Object {
+    key: String,
+    version_id: Option<String>,
+}
+
+/// The objects and the `Quiet` flag of a `<Delete>` body. An object with
+/// an empty or missing key fails the whole request: nothing is deleted.
+fn parse_delete(body: &[u8]) -> Result<(Vec<Object>, bool), S3Error> {
     let mut reader = quick_xml::Reader::from_reader(body);
-    let mut keys = Vec::new();
+    let mut keys: Vec<Object> = Vec::new();
     let mut quiet = false;
     let mut path: Vec<Vec<u8>> = Vec::new();
     let mut text = String::new();
@@ -128,7 +191,14 @@ fn parse_delete(body: &[u8]) -> Result<(Vec<String>, bool), S3Error> {
         match reader.read_event().map_err(malformed)? {
             Event::Start(e) => {
                 path.push(e.local_name().as_ref().to_vec());
+                if path.len() == 2 && path[1] == b"Object" {
+                    keys.push(Object::default());
+                }
                 text.clear();
+            }
+            // `<Object/>`: an object with no key.
+            Event::Empty(e) if path.len() == 1 && e.local_name().as_ref() == b"Object" => {
+                keys.push(Object::default());
             }
             Event::Text(t) => text.push_str(&t.xml10_content().map_err(malformed)?),
             Event::CData(t) => text.push_str(&t.decode().map_err(malformed)?),
@@ -145,12 +215,15 @@ fn parse_delete(body: &[u8]) -> Result<(Vec<String>, bool), S3Error> {
             Event::End(_) => {
                 let at: Vec<&[u8]> = path.iter().map(Vec::as_slice).collect();
                 match at.as_slice() {
-                    [b"Delete", b"Object", b"Key"] => keys.push(std::mem::take(&mut text)),
+                    [b"Delete", b"Object", b"Key"] => {
+                        if let Some(o) = keys.last_mut() {
+                            o.key = std::mem::take(&mut text);
+                        }
+                    }
                     [b"Delete", b"Object", b"VersionId"] => {
-                        return Err(S3Error::new(
-                            Code::NotImplemented,
-                            "deleting object versions is not supported while a bucket is under migration",
-                        ));
+                        if let Some(o) = keys.last_mut() {
+                            o.version_id = Some(std::mem::take(&mut text));
+                        }
                     }
                     [b"Delete", b"Quiet"] => quiet = text.trim() == "true",
                     _ => {}
@@ -167,6 +240,12 @@ fn parse_delete(body: &[u8]) -> Result<(Vec<String>, bool), S3Error> {
             keys.len()
         )));
     }
+    if keys.iter().any(|o| o.key.is_empty()) {
+        return Err(S3Error::new(
+            Code::UserKeyMustBeSpecified,
+            "The request was missing a required key: an object of the delete has an empty key",
+        ));
+    }
     Ok((keys, quiet))
 }
 
@@ -178,11 +257,28 @@ mod tests {
     fn delete_bodies_parse_with_odd_keys() {
         let body = br#"<?xml version="1.0" encoding="UTF-8"?>
 <Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Object><Key>a &amp; b</Key></Object><Object><Key>x&#x1;y&lt;</Key></Object><Quiet>true</Quiet></Delete>"#;
-        let (keys, quiet) = parse_delete(body).unwrap();
+        let (objects, quiet) = parse_delete(body).unwrap();
+        let keys: Vec<&str> = objects.iter().map(|o| o.key.as_str()).collect();
         assert_eq!(keys, ["a & b", "x\u{1}y<"]);
         assert!(quiet);
         assert!(parse_delete(b"<Delete></Delete>").is_err());
-        let v = b"<Delete><Object><Key>a</Key><VersionId>1</VersionId></Object></Delete>";
-        assert_eq!(parse_delete(v).unwrap_err().code, Code::NotImplemented);
+        let v = b"<Delete><Object><Key>a</Key><VersionId>null</VersionId></Object></Delete>";
+        assert_eq!(
+            parse_delete(v).unwrap().0[0].version_id.as_deref(),
+            Some("null")
+        );
+        for empty in [
+            &b"<Delete><Object><Key></Key></Object></Delete>"[..],
+            b"<Delete><Object><Key/></Object></Delete>",
+            b"<Delete><Object><VersionId>null</VersionId></Object></Delete>",
+            b"<Delete><Object/></Delete>",
+        ] {
+            assert_eq!(
+                parse_delete(empty).unwrap_err().code,
+                Code::UserKeyMustBeSpecified,
+                "{}",
+                String::from_utf8_lossy(empty)
+            );
+        }
     }
 }

@@ -12,7 +12,7 @@ use crate::fetch::{Body, Request, Side, error_code};
 use crate::listing::{self, Kind, Lister};
 use crate::resign::canonical_target;
 use crate::s3error::{Code, S3Error};
-use crate::sigv4::canonical::uri_encode;
+use ferry_s3::percent::uri_encode;
 
 /// The largest listing page an upstream may answer with.
 const MAX_PAGE: usize = 8 << 20;
@@ -60,8 +60,17 @@ impl Lister for SideLister<'_> {
             return Ok(body);
         }
         // Never a partial or empty listing: a side that cannot list makes
-        // the whole listing unavailable.
+        // the whole listing unavailable. A bucket missing on the target is
+        // missing for the client, as for every other operation; missing on
+        // the source, it is an outage (503).
         let code = error_code(&body).unwrap_or_else(|| format!("HTTP {status}"));
+        if code == "NoSuchBucket" {
+            return Err(if self.side.label == "target" {
+                S3Error::new(Code::NoSuchBucket, "The specified bucket does not exist")
+            } else {
+                super::wire::source_bucket_missing()
+            });
+        }
         Err(crate::fetch::unavailable(
             self.side.label,
             format!("listing answered {code}"),

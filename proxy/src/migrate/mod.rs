@@ -11,6 +11,7 @@
 mod copy;
 mod delete;
 mod list;
+pub mod merged;
 mod read;
 pub mod uploads;
 pub(crate) mod wire;
@@ -23,6 +24,8 @@ use crate::fetch::{Fetcher, Side};
 use crate::journal::Journal;
 use crate::s3error::{Code, S3Error};
 use crate::sigv4::chunked::ChunkedDecoder;
+use ferry_s3::S3Op;
+use ferry_s3::percent::query_value;
 
 pub use uploads::UploadSides;
 
@@ -117,191 +120,174 @@ fn journal(svc: &Services) -> Result<&Journal, S3Error> {
     })
 }
 
+/// The path of object `key` on `side`. An empty key is refused: it would
+/// address the bucket itself.
+pub(crate) fn object_on(side: &Side, key: &str) -> Result<String, S3Error> {
+    let path = ferry_s3::percent::object_path(&side.bucket, key).ok_or_else(|| {
+        S3Error::new(
+            Code::UserKeyMustBeSpecified,
+            "The request was missing a required key: an object key may not be empty",
+        )
+    })?;
+    crate::resign::canonical_target(&path, "")
+}
+
 /// How a migrate-mode request is handled.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {
     /// Served here, from both sides.
     Serve(Op),
-    /// Proxied to the target, as in ready mode. `clears_journal`: a client
-    /// write of the key, after which a journalled delete of it is void.
-    Target { clears_journal: bool },
+    /// Proxied to the target, as in ready mode.
+    Target,
+    /// A new object on the target (PutObject): its conditions are first
+    /// evaluated against both sides, and success voids a journalled delete
+    /// of the key.
+    Write,
+    /// A sub-resource write: a key only on the source is first promoted to
+    /// the target, then the request is proxied there.
+    Promote,
     /// A part of an upload: proxied to the upload's side.
     Part { upload_id: String },
 }
 
-/// Query parameters that make a bucket GET something other than a v1
-/// listing.
-const BUCKET_SUBRESOURCES: [&str; 24] = [
-    "accelerate",
-    "acl",
-    "analytics",
-    "cors",
-    "encryption",
-    "intelligent-tiering",
-    "inventory",
-    "lifecycle",
-    "location",
-    "logging",
-    "metrics",
-    "notification",
-    "object-lock",
-    "ownershipControls",
-    "policy",
-    "policyStatus",
-    "publicAccessBlock",
-    "replication",
-    "requestPayment",
-    "tagging",
-    "uploads",
-    "versioning",
-    "versions",
-    "website",
-];
-
-fn query_value(raw_query: &str, name: &str) -> Option<String> {
-    raw_query.split('&').find_map(|p| {
-        let (k, v) = p.split_once('=').unwrap_or((p, ""));
-        (k == name).then(|| {
-            crate::sigv4::canonical::percent_decode(v)
-                .and_then(|b| String::from_utf8(b).ok())
-                .unwrap_or_default()
-        })
-    })
-}
-
-/// Decides how a request in migrate mode is handled. `copy_source` is the
-/// decoded key of `x-amz-copy-source` (within the bucket).
+/// Decides how a request in migrate mode is handled, from the one
+/// operation parsed for it (`ferry_s3::S3Op`, whose `migrate_route` is
+/// the semantics table). `copy_source`: `x-amz-copy-source`'s key, with
+/// its version id if it names one.
 pub fn classify(
-    method: &str,
-    has_key: bool,
+    op: S3Op,
     raw_query: &str,
-    copy_source: Option<String>,
-) -> Route {
-    use crate::route::query_has;
-    let upload = query_value(raw_query, "uploadId");
-    if !has_key {
-        return match method {
-            "GET" if query_has(raw_query, "uploads") => Route::Serve(Op::ListUploads),
-            "GET"
-                if query_value(raw_query, "list-type").as_deref() == Some("2")
-                    || !BUCKET_SUBRESOURCES.iter().any(|s| query_has(raw_query, s)) =>
-            {
-                Route::Serve(Op::List)
-            }
-            "POST" if query_has(raw_query, "delete") => Route::Serve(Op::DeleteMany),
-            _ => Route::Target {
-                clears_journal: false,
-            },
-        };
-    }
-    match (method, upload, copy_source) {
-        ("POST", Some(upload_id), _) => Route::Serve(Op::Complete { upload_id }),
-        ("GET" | "DELETE", Some(upload_id), _) => Route::Serve(Op::Upload { upload_id }),
-        ("PUT", Some(upload_id), Some(source_key)) => Route::Serve(Op::PartCopy {
-            upload_id,
-            source_key,
-        }),
-        ("PUT", Some(upload_id), _) => Route::Part { upload_id },
-        ("GET" | "HEAD", None, _) => Route::Serve(Op::Read),
-        ("DELETE", None, _) => Route::Serve(Op::Delete),
-        ("PUT", None, Some(source_key))
-            if !query_has(raw_query, "tagging") && !query_has(raw_query, "acl") =>
-        {
-            Route::Serve(Op::Copy { source_key })
+    copy_source: Option<(String, Option<String>)>,
+) -> Result<Route, S3Error> {
+    use ferry_s3::MigrateRoute as M;
+    let upload_id = || query_value(raw_query, "uploadId").unwrap_or_default();
+    let source_key = || -> Result<String, S3Error> {
+        match copy_source.clone() {
+            Some((key, None)) => Ok(key),
+            Some((key, Some(v))) if v == "null" => Ok(key),
+            Some((_, Some(_))) => Err(S3Error::new(
+                Code::NotImplemented,
+                "copying from a specific object version is not supported while a bucket is under migration: the two stores' version ids are unrelated; copy the current object",
+            )),
+            None => Err(S3Error::new(
+                Code::InvalidArgument,
+                "a copy needs x-amz-copy-source",
+            )),
         }
-        ("PUT", None, _) => Route::Target {
-            clears_journal: !query_has(raw_query, "tagging") && !query_has(raw_query, "acl"),
+    };
+    Ok(match op.migrate_route() {
+        M::ReadFallback => Route::Serve(Op::Read),
+        M::Write => Route::Write,
+        M::PromoteThenTarget => Route::Promote,
+        M::Copy => Route::Serve(Op::Copy {
+            source_key: source_key()?,
+        }),
+        M::Delete => Route::Serve(Op::Delete),
+        M::DeleteMany => Route::Serve(Op::DeleteMany),
+        M::MergedList => Route::Serve(Op::List),
+        M::MergedUploads => Route::Serve(Op::ListUploads),
+        M::Part => Route::Part {
+            upload_id: upload_id(),
         },
-        _ => Route::Target {
-            clears_journal: false,
-        },
-    }
+        M::PartCopy => Route::Serve(Op::PartCopy {
+            upload_id: upload_id(),
+            source_key: source_key()?,
+        }),
+        M::Complete => Route::Serve(Op::Complete {
+            upload_id: upload_id(),
+        }),
+        M::UploadSide => Route::Serve(Op::Upload {
+            upload_id: upload_id(),
+        }),
+        M::Target => Route::Target,
+        M::Refuse(why) => return Err(S3Error::new(Code::NotImplemented, why)),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_s3::op::Level;
+
+    fn c(m: &str, level: Level, q: &str, cs: Option<&str>) -> Result<Route, S3Error> {
+        let op = S3Op::parse(m, level, q, cs.is_some());
+        classify(op, q, cs.map(|k| (k.to_owned(), None)))
+    }
 
     #[test]
-    fn requests_are_classified_as_s3_means_them() {
-        let c = |m, k, q: &str, cs: Option<&str>| classify(m, k, q, cs.map(str::to_owned));
-        assert_eq!(c("GET", false, "", None), Route::Serve(Op::List));
+    fn requests_are_routed_as_the_table_says() {
+        use Level::{Bucket, Object};
+        let ok = |m, l, q, cs| c(m, l, q, cs).unwrap();
+        assert_eq!(ok("GET", Bucket, "", None), Route::Serve(Op::List));
         assert_eq!(
-            c("GET", false, "list-type=2&prefix=a", None),
+            ok("GET", Bucket, "list-type=2&prefix=a", None),
             Route::Serve(Op::List)
         );
         assert_eq!(
-            c("GET", false, "prefix=a&marker=b", None),
-            Route::Serve(Op::List)
-        );
-        assert_eq!(
-            c("GET", false, "uploads", None),
+            ok("GET", Bucket, "uploads", None),
             Route::Serve(Op::ListUploads)
         );
+        assert_eq!(ok("GET", Bucket, "location", None), Route::Target);
+        assert_eq!(ok("GET", Bucket, "policy", None), Route::Target);
         assert_eq!(
-            c("GET", false, "location", None),
-            Route::Target {
-                clears_journal: false
-            }
-        );
-        assert_eq!(
-            c("POST", false, "delete", None),
+            ok("POST", Bucket, "delete", None),
             Route::Serve(Op::DeleteMany)
         );
-        assert_eq!(c("GET", true, "", None), Route::Serve(Op::Read));
+        assert_eq!(ok("GET", Object, "", None), Route::Serve(Op::Read));
+        assert_eq!(ok("GET", Object, "tagging", None), Route::Serve(Op::Read));
         assert_eq!(
-            c("HEAD", true, "partNumber=1", None),
+            ok("HEAD", Object, "partNumber=1", None),
             Route::Serve(Op::Read)
         );
+        assert_eq!(ok("PUT", Object, "", None), Route::Write);
+        assert_eq!(ok("PUT", Object, "tagging", None), Route::Promote);
+        assert_eq!(ok("DELETE", Object, "tagging", None), Route::Promote);
+        assert_eq!(ok("POST", Object, "uploads", None), Route::Target);
         assert_eq!(
-            c("PUT", true, "", None),
-            Route::Target {
-                clears_journal: true
-            }
-        );
-        assert_eq!(
-            c("PUT", true, "tagging", None),
-            Route::Target {
-                clears_journal: false
-            }
-        );
-        assert_eq!(
-            c("POST", true, "uploads", None),
-            Route::Target {
-                clears_journal: false
-            }
-        );
-        assert_eq!(
-            c("PUT", true, "partNumber=1&uploadId=a%2Fb", None),
+            ok("PUT", Object, "partNumber=1&uploadId=a%2Fb", None),
             Route::Part {
                 upload_id: "a/b".into()
             }
         );
         assert_eq!(
-            c("POST", true, "uploadId=u", None),
+            ok("POST", Object, "uploadId=u", None),
             Route::Serve(Op::Complete {
                 upload_id: "u".into()
             })
         );
         assert_eq!(
-            c("DELETE", true, "uploadId=u", None),
+            ok("DELETE", Object, "uploadId=u", None),
             Route::Serve(Op::Upload {
                 upload_id: "u".into()
             })
         );
         assert_eq!(
-            c("PUT", true, "partNumber=2&uploadId=u", Some("k")),
+            ok("PUT", Object, "partNumber=2&uploadId=u", Some("k")),
             Route::Serve(Op::PartCopy {
                 upload_id: "u".into(),
                 source_key: "k".into()
             })
         );
-        assert_eq!(c("DELETE", true, "", None), Route::Serve(Op::Delete));
+        assert_eq!(ok("DELETE", Object, "", None), Route::Serve(Op::Delete));
         assert_eq!(
-            c("PUT", true, "", Some("k")),
+            ok("PUT", Object, "", Some("k")),
             Route::Serve(Op::Copy {
                 source_key: "k".into()
             })
         );
+        for (m, l, q) in [
+            ("GET", Bucket, "versions"),
+            ("GET", Object, "policy"),
+            ("POST", Object, "select&select-type=2"),
+            ("PATCH", Object, ""),
+        ] {
+            assert_eq!(
+                c(m, l, q, None).unwrap_err().code,
+                Code::NotImplemented,
+                "{m} ?{q}"
+            );
+        }
+        let versioned = classify(S3Op::CopyObject, "", Some(("k".into(), Some("v1".into()))));
+        assert_eq!(versioned.unwrap_err().code, Code::NotImplemented);
     }
 }

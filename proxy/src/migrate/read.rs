@@ -1,14 +1,17 @@
-//! GET and HEAD of an object: the target first; on NoSuchKey, the source.
+//! GET and HEAD of an object, or a read of one of its sub-resources
+//! (`?tagging`, `?acl`, `?attributes`, …): the target first; on NoSuchKey
+//! or NoSuchVersion, the source.
 //! Range, conditional headers and `partNumber` go to whichever side serves
 //! the object, so they mean the same as on one store.
 
 use pingora::proxy::Session;
 
-use super::wire::{pass_through, reply, source_failed, source_passes};
+use super::wire::{pass_through, reply, source_bucket_missing, source_failed, source_passes};
 use super::{Call, Services};
 use crate::fetch::{Body, Request, error_code};
 use crate::metrics;
 use crate::s3error::S3Error;
+use ferry_s3::percent::query_has;
 
 pub async fn serve(svc: &Services, session: &mut Session, call: &Call) -> Result<(), S3Error> {
     let req = |target| Request {
@@ -21,20 +24,33 @@ pub async fn serve(svc: &Services, session: &mut Session, call: &Call) -> Result
         .fetcher
         .send(&call.target, req(&call.target_path))
         .await?;
-    if r.status == 404 {
+    // A version id of the source's history means nothing to the target,
+    // which answers NoSuchVersion, or 400 when its own ids look otherwise
+    // (`InvalidArgument: Invalid version id`); either way the source is
+    // asked, so that a GET and a HEAD of a version agree.
+    let versioned = query_has(&call.raw_query, "versionId");
+    if r.status == 404 || (versioned && r.status == 400) {
         // A HEAD answer has no body to name the error: a 404 to a HEAD of
         // an object is the absence of the key.
-        let body = if call.method == "HEAD" {
+        let head = call.method == "HEAD";
+        let body = if head {
             bytes::Bytes::new()
         } else {
             r.body(64 * 1024).await?
         };
-        let missing = call.method == "HEAD" || error_code(&body).as_deref() == Some("NoSuchKey");
+        let code = error_code(&body);
+        let missing = match (r.status, code.as_deref()) {
+            (404, Some("NoSuchKey" | "NoSuchVersion")) | (404 | 400, None) if head => true,
+            (404, Some("NoSuchKey" | "NoSuchVersion")) => true,
+            (400, Some("InvalidArgument")) => true,
+            _ => false,
+        };
+        let status = r.status;
         // Read to its end: the connection goes back to the pool, so a
         // fallback costs one round trip, not a new connection.
         svc.fetcher.release(r).await;
         if missing {
-            let s = svc
+            let mut s = svc
                 .fetcher
                 .send(&call.source, req(&call.source_path))
                 .await
@@ -43,14 +59,33 @@ pub async fn serve(svc: &Services, session: &mut Session, call: &Call) -> Result
                 metrics::migrate_read(&call.bucket, "unavailable");
                 return Err(source_failed(s.status));
             }
+            if s.status == 404 && call.method != "HEAD" {
+                // The source's own 404: a missing key passes on as it is;
+                // a missing bucket is the source's fault, never the key's
+                // absence.
+                let body = s.body(64 * 1024).await?;
+                svc.fetcher.release(s).await;
+                if error_code(&body).as_deref() == Some("NoSuchBucket") {
+                    metrics::migrate_read(&call.bucket, "unavailable");
+                    return Err(source_bucket_missing());
+                }
+                metrics::migrate_read(&call.bucket, "source");
+                return reply(
+                    session,
+                    404,
+                    &[("content-type", "application/xml".to_owned())],
+                    body,
+                )
+                .await;
+            }
             metrics::migrate_read(&call.bucket, "source");
             return pass_through(svc, session, s).await;
         }
-        // Another 404 (NoSuchBucket): the target's answer stands, as it
-        // was read.
+        // Another 404 (NoSuchBucket) or 400: the target's answer stands,
+        // as it was read.
         return reply(
             session,
-            404,
+            status,
             &[("content-type", "application/xml".to_owned())],
             body,
         )

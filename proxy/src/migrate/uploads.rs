@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use pingora::proxy::Session;
 
 use super::copy::transfer;
+use super::merged::{Conditions, Key, Verdict, as_create_only, judge};
 use super::wire::{pass_through, read_body, reply_xml};
 use super::{Call, Services};
 use crate::fetch::{Body, Request, Side, error_code};
@@ -82,7 +83,7 @@ async fn probe(
 ) -> Result<Option<bool>, S3Error> {
     let query = format!(
         "max-parts=1&uploadId={}",
-        crate::sigv4::canonical::uri_encode(id.as_bytes(), false)
+        ferry_s3::percent::uri_encode(id.as_bytes(), false)
     );
     let target = canonical_target(object, &query)?;
     let mut r = svc
@@ -173,6 +174,21 @@ pub async fn complete(
     let (side, path, on_source) = side_of(svc, &call, id).await?;
     let mut headers = call.headers.clone();
     headers.retain(|(n, _)| n != "content-md5");
+    // A target upload's conditions are judged against both sides, as a
+    // PutObject's are (a source upload's against the source itself).
+    let conditions = Conditions::of(&headers);
+    if !on_source && conditions.any() {
+        let (t, s) = paths(&call);
+        let key = Key {
+            target: call.target.clone(),
+            source: call.source.clone(),
+            target_object: t,
+            source_object: s,
+        };
+        if judge(svc, &key, &conditions).await? == Verdict::CreateOnly {
+            as_create_only(&mut headers);
+        }
+    }
     let mut r = svc
         .fetcher
         .send(

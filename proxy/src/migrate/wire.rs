@@ -182,6 +182,15 @@ pub fn source_passes(status: u16) -> bool {
     matches!(status, 200..=299 | 304 | 400 | 404 | 412 | 416)
 }
 
+/// The 503 for a source whose bucket is gone: in migrate mode the source
+/// must hold the bucket until detach, so this is an outage, not an answer.
+pub fn source_bucket_missing() -> S3Error {
+    S3Error::new(
+        Code::ServiceUnavailable,
+        "the source bucket does not exist; it must stay until the bucket is detached, please retry once it is back",
+    )
+}
+
 /// The 503 for a source that answered with a failure.
 pub fn source_failed(status: u16) -> S3Error {
     unavailable("source", format!("HTTP {status}"))

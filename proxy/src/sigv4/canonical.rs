@@ -1,42 +1,8 @@
 //! The canonical request and the string to sign, as S3 defines them
 //! (SigV4 with S3's rules: the path is encoded once, never normalised).
 
+use ferry_s3::percent::{percent_decode, uri_encode};
 use sha2::{Digest, Sha256};
-
-/// Percent-encodes per SigV4: everything but `A-Z a-z 0-9 - _ . ~`, and `/`
-/// too unless `keep_slash`.
-pub fn uri_encode(bytes: &[u8], keep_slash: bool) -> String {
-    let mut out = String::with_capacity(bytes.len() * 3 / 2);
-    for &b in bytes {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b'/' if keep_slash => out.push('/'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
-/// Decodes `%XX` escapes; anything else is kept as is. `None` on a broken
-/// escape.
-pub fn percent_decode(s: &str) -> Option<Vec<u8>> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    Some(out)
-}
 
 /// The canonical URI: the request path decoded, then encoded once with
 /// SigV4's rules, so a client that escaped more or less than needed still

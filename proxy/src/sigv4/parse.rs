@@ -52,7 +52,8 @@ pub struct PresignedAuth {
     pub signed_headers: Vec<String>,
     pub signature: String,
     pub amz_date: String,
-    pub expires_secs: u64,
+    /// Negative: expired before it was made (a client's `ExpiresIn=-1`).
+    pub expires_secs: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +166,7 @@ pub fn scheme(
         |name: &'static str| q(name).ok_or_else(|| S3Error::new(code, format!("missing {name}")));
     let credential = Credential::parse(&need("X-Amz-Credential")?, code)?;
     let amz_date = need("X-Amz-Date")?;
-    let expires_secs: u64 = need("X-Amz-Expires")?
+    let expires_secs: i64 = need("X-Amz-Expires")?
         .parse()
         .map_err(|_| S3Error::new(code, "X-Amz-Expires must be a number of seconds"))?;
     if expires_secs > 604_800 {

@@ -91,6 +91,27 @@ fn parse_amz_date(s: &str, code: Code) -> Result<OffsetDateTime, S3Error> {
         .map_err(|_| S3Error::new(code, "the date must be of the form YYYYMMDDTHHMMSSZ"))
 }
 
+/// An HTTP `Date` as SigV4's `YYYYMMDDTHHMMSSZ`: `Thu, 03 Dec 2026
+/// 09:00:00 GMT` (RFC 7231), or with a zero offset, `+0000` or `-0000`
+/// (RFC 2822, which botocore writes).
+fn http_date_as_amz(v: &str) -> Result<String, S3Error> {
+    let http = format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second]"
+    );
+    let amz = format_description!("[year][month][day]T[hour][minute][second]Z");
+    v.trim()
+        .rsplit_once(' ')
+        .filter(|(_, zone)| matches!(*zone, "GMT" | "UTC" | "UT" | "+0000" | "-0000"))
+        .and_then(|(at, _)| PrimitiveDateTime::parse(at, &http).ok())
+        .and_then(|t| t.format(&amz).ok())
+        .ok_or_else(|| {
+            S3Error::new(
+                Code::AccessDenied,
+                "the Date header must be an HTTP date in UTC, such as \"Thu, 03 Dec 2026 09:00:00 GMT\"",
+            )
+        })
+}
+
 /// Verifies `req`. `secret_of` looks up an access key's secret. `now` and
 /// `max_skew_secs` bound the request time (S3 allows 15 minutes).
 pub fn verify(
@@ -109,12 +130,19 @@ pub fn verify(
     let (credential, signed_headers, signature, amz_date, payload, presigned) = match scheme {
         Scheme::Anonymous => return Ok(Outcome::Anonymous),
         Scheme::Header(h) => {
-            let amz_date = req.header("x-amz-date").ok_or_else(|| {
-                S3Error::new(
-                    Code::AccessDenied,
-                    "SigV4 requests need an x-amz-date header",
-                )
-            })?;
+            // SigV4 takes the time from `Date` when `x-amz-date` is
+            // absent (botocore signs so when a request carries `Date`);
+            // the string to sign has it in the basic ISO 8601 form.
+            let amz_date = match (req.header("x-amz-date"), req.header("date")) {
+                (Some(d), _) => d.to_owned(),
+                (None, Some(d)) => http_date_as_amz(d)?,
+                (None, None) => {
+                    return Err(S3Error::new(
+                        Code::AccessDenied,
+                        "SigV4 requests need an x-amz-date or a Date header",
+                    ));
+                }
+            };
             let sha = req.header("x-amz-content-sha256").ok_or_else(|| {
                 S3Error::new(
                     Code::InvalidRequest,
@@ -138,7 +166,7 @@ pub fn verify(
             if now < at - time::Duration::seconds(max_skew_secs) {
                 return Err(S3Error::new(Code::AccessDenied, "Request is not valid yet"));
             }
-            if now > at + time::Duration::seconds(p.expires_secs as i64) {
+            if now > at + time::Duration::seconds(p.expires_secs) {
                 return Err(S3Error::new(Code::AccessDenied, "Request has expired"));
             }
             query.retain(|(k, _)| k != b"X-Amz-Signature");
@@ -227,4 +255,23 @@ pub fn verify(
         amz_date,
         scope,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::http_date_as_amz;
+
+    #[test]
+    fn http_dates_in_utc_become_amz_dates() {
+        for v in [
+            "Thu, 03 Dec 2026 09:00:00 GMT",
+            "Thu, 03 Dec 2026 09:00:00 -0000",
+            "Thu, 03 Dec 2026 09:00:00 +0000",
+        ] {
+            assert_eq!(http_date_as_amz(v).unwrap(), "20261203T090000Z", "{v}");
+        }
+        for v in ["Thu, 03 Dec 2026 09:00:00 +0100", "20261203T090000Z", ""] {
+            assert!(http_date_as_amz(v).is_err(), "{v}");
+        }
+    }
 }

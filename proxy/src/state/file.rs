@@ -2,9 +2,11 @@
 //! (tmp file, fsync, rename, fsync of the folder) with mode 0600, because it
 //! holds the sources' secrets.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+
+use ferry_s3::durable::write_atomic;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -26,46 +28,12 @@ impl FileStore {
         &self.path
     }
 
-    /// Where a save is written before it is renamed into place (same folder,
-    /// so the rename is atomic).
-    fn tmp_path(&self) -> PathBuf {
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "state".into());
-        self.path.with_file_name(format!(".{name}.tmp"))
-    }
-
-    fn dir(&self) -> &Path {
-        self.path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-    }
-
     fn io(&self, op: &'static str) -> impl FnOnce(io::Error) -> StateError + '_ {
         move |source| StateError::Io {
             path: self.path.clone(),
             op,
             source,
         }
-    }
-
-    fn write_tmp(&self, tmp: &Path, data: &[u8]) -> Result<(), StateError> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(tmp)
-            .map_err(self.io("create its temporary file"))?;
-        // A leftover tmp file keeps its old mode through open(): set it.
-        f.set_permissions(fs::Permissions::from_mode(0o600))
-            .map_err(self.io("set mode 0600 on its temporary file"))?;
-        f.write_all(data).map_err(self.io("write"))?;
-        f.sync_all().map_err(self.io("fsync"))?;
-        Ok(())
     }
 }
 
@@ -122,18 +90,8 @@ impl StateStore for FileStore {
             detail: format!("cannot encode: {e}"),
         })?;
         data.push(b'\n');
-        let tmp = self.tmp_path();
-        let written = self
-            .write_tmp(&tmp, &data)
-            .and_then(|()| fs::rename(&tmp, &self.path).map_err(self.io("rename into place")));
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        // The rename is durable only once the folder is.
-        File::open(self.dir())
-            .and_then(|d| d.sync_all())
-            .map_err(self.io("fsync its folder"))
+        // Mode 0600: the file holds the sources' secrets.
+        write_atomic(&self.path, &data, Some(0o600)).map_err(|(step, e)| self.io(step.as_str())(e))
     }
 }
 
@@ -205,7 +163,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         let store = FileStore::new(&path);
-        let tmp = store.tmp_path();
+        let tmp = ferry_s3::durable::tmp_path(store.path());
         fs::write(&tmp, "half a write").unwrap();
         fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).unwrap();
         store.save(&table()).unwrap();
@@ -223,7 +181,7 @@ mod tests {
         let store = FileStore::new(&path);
         store.save(&table()).unwrap();
         // A folder where the tmp file should go makes its creation fail.
-        fs::create_dir(store.tmp_path()).unwrap();
+        fs::create_dir(ferry_s3::durable::tmp_path(store.path())).unwrap();
         let e = store.save(&BucketTable::default()).unwrap_err();
         assert!(e.to_string().contains("state.json"), "{e}");
         assert_eq!(store.load().unwrap(), table());

@@ -19,7 +19,11 @@ pub struct Setup {
 }
 
 pub fn setup() -> Setup {
-    let source = Store::garage().unwrap();
+    setup_on(Store::garage().unwrap())
+}
+
+/// As [`setup`], over another source store.
+pub fn setup_on(source: Store) -> Setup {
     source.create_bucket(BUCKET).unwrap();
     let target = Store::moto().unwrap();
     target.create_bucket(BUCKET).unwrap();

@@ -156,10 +156,12 @@ impl Proxy {
 
     pub fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("proxy.log")).unwrap();
+        std::fs::create_dir_all(self.pause_dir()).unwrap();
         let child = Command::new(PROXY)
             .arg("--config")
             .arg(&self.config)
             .env("FERRY_LOG", &self.log_filter)
+            .env("FERRY_TEST_PAUSE_DELETE", self.pause_dir())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -177,6 +179,13 @@ impl Proxy {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("ferry-proxy did not come up: {}", self.log());
+    }
+
+    /// Where a test holds a migrate-mode delete between its source and
+    /// target steps (the proxy's `FERRY_TEST_PAUSE_DELETE`): a
+    /// `<hex(key)>.hold` file holds it, `.paused` appears, `.go` releases.
+    pub fn pause_dir(&self) -> PathBuf {
+        self.dir.path().join("pause")
     }
 
     pub fn log(&self) -> String {

@@ -1,0 +1,185 @@
+//! What migrate mode decides about one key from both sides before a
+//! request goes on to the target:
+//! - a sub-resource write (tags, ACL, retention, legal hold, restore) of a
+//!   key only on the source first promotes the object to the target, so
+//!   that the change lands on the object clients read and never touches
+//!   the source;
+//! - a conditional PutObject (`If-None-Match: *`, `If-Match`) is judged
+//!   against the object clients see, the target's, else the source's, and
+//!   the write to the target is itself conditional, so that neither a
+//!   concurrent client nor the copier is overwritten.
+
+use super::Services;
+use super::copy::transfer_if;
+use crate::fetch::{Body, Request, Side};
+use crate::s3error::{Code, S3Error};
+
+/// One key on both sides.
+pub struct Key {
+    pub target: Side,
+    pub source: Side,
+    /// Canonical paths of the object (no query) on each side.
+    pub target_object: String,
+    pub source_object: String,
+}
+
+/// The ETag of the object at `object` on `side`, `None` if absent. A side
+/// that fails is a 503: absence is never guessed.
+async fn head(svc: &Services, side: &Side, object: &str) -> Result<Option<String>, S3Error> {
+    let mut r = svc
+        .fetcher
+        .send(
+            side,
+            Request {
+                method: "HEAD",
+                target: object,
+                headers: Vec::new(),
+                body: Body::Empty,
+            },
+        )
+        .await?;
+    let status = r.status;
+    let etag = r.header_str("etag").map(str::to_owned);
+    let _ = r.body(64 * 1024).await;
+    svc.fetcher.release(r).await;
+    match status {
+        200 => Ok(Some(etag.unwrap_or_default())),
+        404 => Ok(None),
+        s => Err(crate::fetch::unavailable(
+            side.label,
+            format!("HTTP {s} to a HEAD of the object"),
+        )),
+    }
+}
+
+/// Copies the object to the target if it is only on the source. Nothing
+/// happens when it is on the target already, or on neither side (the
+/// target then answers the request with its own NoSuchKey).
+pub async fn promote(svc: &Services, k: &Key) -> Result<(), S3Error> {
+    if head(svc, &k.target, &k.target_object).await?.is_some() {
+        return Ok(());
+    }
+    let copied = transfer_if(
+        svc,
+        &k.source,
+        &k.source_object,
+        &k.target,
+        &k.target_object,
+        None,
+        Vec::new(),
+        true,
+    )
+    .await;
+    match copied {
+        Ok(_) => {
+            crate::metrics::migrate_promoted(&k.target.bucket);
+            Ok(())
+        }
+        // A client or the copier wrote it meanwhile: it is on the target.
+        Err(e) if e.code == Code::PreconditionFailed => Ok(()),
+        // Deleted from the source meanwhile: nothing to promote.
+        Err(e) if e.code == Code::NoSuchKey => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The conditional headers of a write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conditions {
+    pub if_match: Option<String>,
+    pub if_none_match: Option<String>,
+}
+
+impl Conditions {
+    pub fn any(&self) -> bool {
+        self.if_match.is_some() || self.if_none_match.is_some()
+    }
+
+    /// The conditions among a request's headers.
+    pub fn of(headers: &[(String, String)]) -> Conditions {
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        Conditions {
+            if_match: get("if-match"),
+            if_none_match: get("if-none-match"),
+        }
+    }
+}
+
+/// A write the merged view allowed ([`Verdict::CreateOnly`]) goes to the
+/// target as a create.
+pub fn as_create_only(headers: &mut Vec<(String, String)>) {
+    headers.retain(|(n, _)| n != "if-match" && n != "if-none-match");
+    headers.push(("if-none-match".into(), "*".into()));
+}
+
+/// How a conditional write goes on to the target.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Unchanged: the target holds the key and judges the conditions
+    /// itself, or there were none.
+    AsSent,
+    /// The condition held on the source's object: the write goes to the
+    /// target as a create (`If-None-Match: *` in place of `If-Match`), so
+    /// that a copy the copier makes meanwhile is not overwritten.
+    CreateOnly,
+}
+
+fn precondition_failed() -> S3Error {
+    S3Error::new(
+        Code::PreconditionFailed,
+        "At least one of the pre-conditions you specified did not hold",
+    )
+}
+
+fn etag_matches(list: &str, etag: &str) -> bool {
+    let bare = |t: &str| {
+        t.trim()
+            .trim_start_matches("W/")
+            .trim_matches('"')
+            .to_owned()
+    };
+    list.split(',')
+        .any(|t| t.trim() == "*" || bare(t) == bare(etag))
+}
+
+/// Judges a write's conditions against the merged view: the target's
+/// object, else the source's.
+pub async fn judge(svc: &Services, k: &Key, c: &Conditions) -> Result<Verdict, S3Error> {
+    if !c.any() || head(svc, &k.target, &k.target_object).await?.is_some() {
+        return Ok(Verdict::AsSent);
+    }
+    let on_source = head(svc, &k.source, &k.source_object).await?;
+    match (on_source, &c.if_match) {
+        (Some(_), _) if c.if_none_match.as_deref().is_some_and(|v| v.trim() == "*") => {
+            Err(precondition_failed())
+        }
+        (Some(etag), Some(want)) if !etag_matches(want, &etag) => Err(precondition_failed()),
+        (Some(_), Some(_)) => Ok(Verdict::CreateOnly),
+        (None, Some(_)) => Err(S3Error::new(
+            Code::NoSuchKey,
+            "The specified key does not exist.",
+        )),
+        // Absent on both sides: the target's own `If-None-Match` holds
+        // against anyone who writes it meanwhile.
+        _ => Ok(Verdict::AsSent),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etag_lists_compare_without_quotes() {
+        assert!(etag_matches("\"abc\"", "\"abc\""));
+        assert!(etag_matches("abc", "\"abc\""));
+        assert!(etag_matches("\"x\", \"abc\"", "\"abc\""));
+        assert!(etag_matches("*", "\"abc\""));
+        assert!(!etag_matches("\"abd\"", "\"abc\""));
+    }
+}

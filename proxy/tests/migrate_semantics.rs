@@ -1,0 +1,508 @@
+//! Migrate mode, request shape by request shape: the rows of the
+//! semantics table in docs/proxy.md that are not plain GET/PUT/DELETE,
+//! each through the real proxy against real stores (moto as the target,
+//! which enforces conditional writes).
+
+mod common;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier, Tag, Tagging};
+use common::migrate::*;
+use common::{RawRequest, Signer, authority, scrape, value};
+use ferry_harness::{Store, get_bytes, list_keys};
+
+fn tagging(pairs: &[(&str, &str)]) -> Tagging {
+    Tagging::builder()
+        .set_tag_set(Some(
+            pairs
+                .iter()
+                .map(|(k, v)| Tag::builder().key(*k).value(*v).build().unwrap())
+                .collect(),
+        ))
+        .build()
+        .unwrap()
+}
+
+async fn tags(c: &aws_sdk_s3::Client, key: &str) -> Vec<(String, String)> {
+    let t = c
+        .get_object_tagging()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    t.tag_set()
+        .iter()
+        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+        .collect()
+}
+
+fn pair(k: &str, v: &str) -> (String, String) {
+    (k.to_owned(), v.to_owned())
+}
+
+/// Before the one parser, `DELETE ?tagging` was a DeleteObject: it
+/// journalled the key and deleted it on both stores.
+#[test]
+fn subresource_writes_promote_the_object_and_never_delete_it() {
+    let s = setup_on(Store::moto().unwrap());
+    let (src, tgt) = (s.source.client(), s.target.client());
+    s.rt.block_on(async {
+        for key in ["tagged", "to-tag"] {
+            put(&src, key, format!("body of {key}").as_bytes()).await;
+        }
+        src.put_object_tagging()
+            .bucket(BUCKET)
+            .key("tagged")
+            .tagging(tagging(&[("team", "blue")]))
+            .send()
+            .await
+            .unwrap();
+    });
+    s.migrate();
+    let c = s.proxy.client(&s.target.region);
+    s.rt.block_on(async {
+        // A sub-resource read falls back to the source, like GET.
+        assert_eq!(tags(&c, "tagged").await, [pair("team", "blue")]);
+
+        c.delete_object_tagging()
+            .bucket(BUCKET)
+            .key("tagged")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            get_bytes(&c, BUCKET, "tagged").await.unwrap(),
+            &b"body of tagged"[..]
+        );
+        assert_eq!(tags(&c, "tagged").await, []);
+        // The object was promoted to the target, and the source was not
+        // written: its object and its tags are as they were.
+        assert_eq!(
+            get_bytes(&tgt, BUCKET, "tagged").await.unwrap(),
+            &b"body of tagged"[..]
+        );
+        assert_eq!(tags(&src, "tagged").await, [pair("team", "blue")]);
+
+        c.put_object_tagging()
+            .bucket(BUCKET)
+            .key("to-tag")
+            .tagging(tagging(&[("k", "v")]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(tags(&c, "to-tag").await, [pair("k", "v")]);
+        assert_eq!(tags(&tgt, "to-tag").await, [pair("k", "v")]);
+        assert_eq!(tags(&src, "to-tag").await, []);
+
+        // Nothing was deleted, so nothing was journalled.
+        assert_eq!(journal_names(&s.target).await, Vec::<String>::new());
+        assert_eq!(list_keys(&c, BUCKET).await.unwrap(), ["tagged", "to-tag"]);
+    });
+    let text = scrape(s.metrics_port);
+    assert_eq!(
+        value(
+            &text,
+            "ferry_proxy_migrate_promoted_objects_total{bucket=\"photos\"}"
+        ),
+        2.0,
+        "{text}"
+    );
+}
+
+/// Create-only commit protocols (Delta Lake, Iceberg, lock files) need
+/// `If-None-Match: *` to fail on a key that is live on the source.
+#[test]
+fn conditional_writes_are_judged_against_both_sides() {
+    let s = setup();
+    let src = s.source.client();
+    let etag = s.rt.block_on(async {
+        put(&src, "src-only", b"from the source").await;
+        src.head_object()
+            .bucket(BUCKET)
+            .key("src-only")
+            .send()
+            .await
+            .unwrap()
+            .e_tag()
+            .unwrap()
+            .to_owned()
+    });
+    s.migrate();
+    let c = s.proxy.client(&s.target.region);
+    s.rt.block_on(async {
+        let cond_put = |key: &'static str, body: &'static [u8]| {
+            c.put_object()
+                .bucket(BUCKET)
+                .key(key)
+                .body(ByteStream::from_static(body))
+        };
+        let e = cond_put("src-only", b"x")
+            .if_none_match("*")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), Some(412), "{e:?}");
+        let e = cond_put("src-only", b"x")
+            .if_match("\"00000000000000000000000000000000\"")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), Some(412), "{e:?}");
+        assert_eq!(
+            get_bytes(&c, BUCKET, "src-only").await.unwrap(),
+            &b"from the source"[..]
+        );
+        // The source's ETag holds: the write lands, on the target.
+        cond_put("src-only", b"replaced")
+            .if_match(&etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            get_bytes(&c, BUCKET, "src-only").await.unwrap(),
+            &b"replaced"[..]
+        );
+        assert_eq!(
+            get_bytes(&s.target.client(), BUCKET, "src-only")
+                .await
+                .unwrap(),
+            &b"replaced"[..]
+        );
+        assert_eq!(
+            get_bytes(&src, BUCKET, "src-only").await.unwrap(),
+            &b"from the source"[..]
+        );
+        // If-Match of a key on neither side.
+        let e = cond_put("nowhere", b"x")
+            .if_match(&etag)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), Some(404), "{e:?}");
+        // A new key: the first create wins, the second is refused.
+        cond_put("lock", b"first")
+            .if_none_match("*")
+            .send()
+            .await
+            .unwrap();
+        let e = cond_put("lock", b"second")
+            .if_none_match("*")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), Some(412), "{e:?}");
+        assert_eq!(get_bytes(&c, BUCKET, "lock").await.unwrap(), &b"first"[..]);
+    });
+}
+
+/// Tools empty a bucket with DeleteObjects and each key's VersionId,
+/// `null` included; an empty key must never become a bucket delete.
+#[test]
+fn deletes_by_null_version_work_and_empty_keys_delete_nothing() {
+    let s = setup();
+    let (src, tgt) = (s.source.client(), s.target.client());
+    s.rt.block_on(async {
+        put(&src, "a", b"a").await;
+        put(&src, "b", b"b").await;
+        put(&tgt, "c", b"c").await;
+    });
+    s.migrate();
+    let c = s.proxy.client(&s.target.region);
+    s.rt.block_on(async {
+        let obj = |k: &str, v: Option<&str>| {
+            ObjectIdentifier::builder()
+                .key(k)
+                .set_version_id(v.map(str::to_owned))
+                .build()
+                .unwrap()
+        };
+        let batch = |objects| {
+            c.delete_objects().bucket(BUCKET).delete(
+                Delete::builder()
+                    .set_objects(Some(objects))
+                    .build()
+                    .unwrap(),
+            )
+        };
+        let out = batch(vec![obj("a", Some("null")), obj("c", Some("null"))])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.deleted().len(), 2, "{out:?}");
+        assert!(out.errors().is_empty(), "{out:?}");
+        assert_eq!(list_keys(&c, BUCKET).await.unwrap(), ["b"]);
+
+        let e = batch(vec![obj("b", None), obj("", None)])
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), Some(400), "{e:?}");
+        assert!(format!("{e:?}").contains("UserKeyMustBeSpecified"), "{e:?}");
+        // Both buckets are there, and `b` too: nothing was deleted.
+        for store in [&src, &tgt] {
+            store.head_bucket().bucket(BUCKET).send().await.unwrap();
+        }
+        assert_eq!(get_bytes(&c, BUCKET, "b").await.unwrap(), &b"b"[..]);
+
+        // A version id of one store's history is refused, never applied
+        // to the current object.
+        let e = c
+            .delete_object()
+            .bucket(BUCKET)
+            .key("b")
+            .version_id("3sL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), Some(501), "{e:?}");
+        assert_eq!(get_bytes(&c, BUCKET, "b").await.unwrap(), &b"b"[..]);
+        c.delete_object()
+            .bucket(BUCKET)
+            .key("b")
+            .version_id("null")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(list_keys(&c, BUCKET).await.unwrap(), Vec::<String>::new());
+        assert_eq!(list_keys(&src, BUCKET).await.unwrap(), Vec::<String>::new());
+    });
+}
+
+/// What migrate mode cannot do exactly it refuses, in words; and nothing
+/// reaches the bucket around its routing.
+#[test]
+fn unknown_shapes_and_side_doors_are_refused() {
+    let s = setup();
+    s.rt.block_on(put(&s.source.client(), "k", b"v"));
+    s.migrate();
+    let c = s.proxy.client(&s.target.region);
+    let addr = authority(&s.proxy.http).to_owned();
+    let alice = Signer {
+        region: s.target.region.clone(),
+        ..Signer::client(&common::ALICE)
+    };
+    s.rt.block_on(async {
+        let e = c
+            .list_object_versions()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), Some(501), "{e:?}");
+        assert!(format!("{e:?}").contains("ListObjectVersions"), "{e:?}");
+        // The journal's bucket, even for a client with a grant on it.
+        let e = c
+            .list_objects_v2()
+            .bucket(JOURNAL)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), Some(403), "{e:?}");
+    });
+    // A bucket's sub-resource on an object path: no S3 operation.
+    let r = alice
+        .sign(RawRequest::new("GET", &addr, "/photos/k?policy"))
+        .send(&addr);
+    assert_eq!(
+        (r.status, r.s3_code().as_deref()),
+        (501, Some("NotImplemented")),
+        "{}",
+        r.text()
+    );
+    // A bucket read is not a listing: it reaches the target, whose answer
+    // (no policy) is passed on.
+    let r = alice
+        .sign(RawRequest::new("GET", &addr, "/photos?policy"))
+        .send(&addr);
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(
+        r.s3_code().as_deref(),
+        Some("NoSuchBucketPolicy"),
+        "{}",
+        r.text()
+    );
+    // A routing header given twice.
+    let r = alice
+        .sign(
+            RawRequest::new("PUT", &addr, "/photos/copy")
+                .header("x-amz-copy-source", "photos/k")
+                .header("x-amz-copy-source", "other/k"),
+        )
+        .send(&addr);
+    assert_eq!(
+        (r.status, r.s3_code().as_deref()),
+        (400, Some("InvalidArgument")),
+        "{}",
+        r.text()
+    );
+    // The bucket's name as a host under a domain the proxy does not serve.
+    let host = format!("photos.elsewhere.test:{}", addr.rsplit(':').next().unwrap());
+    let r = alice.sign(RawRequest::new("GET", &host, "/k")).send(&addr);
+    assert_eq!(
+        (r.status, r.s3_code().as_deref()),
+        (403, Some("AccessDenied")),
+        "{}",
+        r.text()
+    );
+    let text = scrape(s.metrics_port);
+    assert!(
+        text.contains("operation=\"GetBucketPolicy\""),
+        "the bucket read is labelled as what it is: {text}"
+    );
+}
+
+/// A GET and a HEAD with a version id of the source's history agree: the
+/// target does not know it, so both are served by the source.
+#[test]
+fn version_reads_fall_back_and_get_and_head_agree() {
+    let s = setup_on(Store::moto().unwrap());
+    let src = s.source.client();
+    let (v1, v2) = s.rt.block_on(async {
+        src.put_bucket_versioning()
+            .bucket(BUCKET)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for body in [&b"first version"[..], b"second"] {
+            let out = src
+                .put_object()
+                .bucket(BUCKET)
+                .key("v")
+                .body(ByteStream::from(body.to_vec()))
+                .send()
+                .await
+                .unwrap();
+            ids.push(out.version_id().unwrap().to_owned());
+        }
+        (ids[0].clone(), ids[1].clone())
+    });
+    s.migrate();
+    let c = s.proxy.client(&s.target.region);
+    s.rt.block_on(async {
+        for (id, body) in [(&v1, &b"first version"[..]), (&v2, b"second")] {
+            let g = c
+                .get_object()
+                .bucket(BUCKET)
+                .key("v")
+                .version_id(id)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(g.body.collect().await.unwrap().into_bytes(), body);
+            let h = c
+                .head_object()
+                .bucket(BUCKET)
+                .key("v")
+                .version_id(id)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(h.content_length(), Some(body.len() as i64));
+        }
+    });
+}
+
+/// A bucket missing on the target is NoSuchBucket for every operation,
+/// listings included; missing on the source (which must stay until
+/// detach) it is an outage, a 503, never a 404 for a key.
+#[test]
+fn missing_buckets_are_no_such_bucket_on_the_target_and_503_on_the_source() {
+    let s = setup();
+    s.migrate();
+    let c = s.proxy.client(&s.target.region);
+    s.rt.block_on(async {
+        s.source
+            .client()
+            .delete_bucket()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+        let e = c
+            .get_object()
+            .bucket(BUCKET)
+            .key("k")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), Some(503), "{e:?}");
+        let e = c.list_objects_v2().bucket(BUCKET).send().await.unwrap_err();
+        assert_eq!(status(&e), Some(503), "{e:?}");
+
+        s.target
+            .client()
+            .delete_bucket()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+        let e = c.list_objects_v2().bucket(BUCKET).send().await.unwrap_err();
+        assert_eq!(status(&e), Some(404), "{e:?}");
+        assert!(format!("{e:?}").contains("NoSuchBucket"), "{e:?}");
+        let e = c
+            .get_object()
+            .bucket(BUCKET)
+            .key("k")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), Some(404), "{e:?}");
+        assert!(format!("{e:?}").contains("NoSuchBucket"), "{e:?}");
+    });
+}
+
+/// A PUT that races a DELETE of the same key lands while the delete is
+/// between its source and target steps, and clears the journal entry. The
+/// delete then ends last: the key is deleted, and its entry must stand
+/// again, or a copier that read the key before the delete could bring it
+/// back unseen.
+#[test]
+fn a_put_racing_a_delete_leaves_the_delete_journalled() {
+    let s = setup();
+    s.rt.block_on(put(&s.source.client(), "raced", b"old"));
+    s.migrate();
+    let pause = s.proxy.pause_dir();
+    let name = hex::encode("raced");
+    std::fs::write(pause.join(format!("{name}.hold")), "").unwrap();
+    let c = s.proxy.client(&s.target.region);
+    let deleting = {
+        let c = c.clone();
+        s.rt.spawn(async move { c.delete_object().bucket(BUCKET).key("raced").send().await })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !pause.join(format!("{name}.paused")).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the delete never paused"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    s.rt.block_on(async {
+        put(&c, "raced", b"new").await;
+        // The write cleared the entry the delete had made.
+        assert_eq!(journal_names(&s.target).await, Vec::<String>::new());
+    });
+    std::fs::write(pause.join(format!("{name}.go")), "").unwrap();
+    s.rt.block_on(async {
+        deleting.await.unwrap().unwrap();
+        let e = c
+            .get_object()
+            .bucket(BUCKET)
+            .key("raced")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), Some(404), "{e:?}");
+        assert_eq!(
+            journal_names(&s.target).await,
+            [ferry_ctl::journal::entry_name(BUCKET, "raced")]
+        );
+    });
+}

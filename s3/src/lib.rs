@@ -1,0 +1,13 @@
+//! What is S3 protocol in Ferry, and nothing else. The proxy and the agent
+//! both use it, so that a request, a key's text form or a state file is
+//! understood one way everywhere:
+//! - [`op`]: the S3 operation a request is, parsed once, with everything
+//!   that follows from it (metric label, grant, migrate-mode route);
+//! - [`percent`]: S3's percent-codings (SigV4 paths, `encoding-type=url`);
+//! - [`durable`]: the crash-safe file write.
+
+pub mod durable;
+pub mod op;
+pub mod percent;
+
+pub use op::{Grant, MigrateRoute, S3Op};
