@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::*;
 use ferry_ctl::journal::{Entry, entry_name};
-use ferry_harness::{StoreKind, get_bytes, list_keys, put_objects, skip};
+use ferry_harness::{StoreKind, get_bytes, list_keys, put_objects};
 
 const JOURNAL: &str = "ferry-journal";
 const DEST: &str = "dest-bucket";
@@ -183,7 +183,8 @@ fn deleted_keys_are_not_resurrected_by_copies_in_flight() {
         .map(|&i| keys[i].clone())
         .collect();
     // Journalled before the run while still on the source (the proxy died
-    // between its journal write and the source delete): never copied.
+    // between its journal write and the source delete, so the client was
+    // not told the key is gone): live, copied, and kept.
     let early: Vec<String> = [10, 20, 30].iter().map(|&i| keys[i].clone()).collect();
     for k in &early {
         journal(&rt, &dc, k);
@@ -213,7 +214,7 @@ fn deleted_keys_are_not_resurrected_by_copies_in_flight() {
     }
     let want: BTreeSet<String> = keys
         .iter()
-        .filter(|k| !raced.contains(k) && !early.contains(k))
+        .filter(|k| !raced.contains(k))
         .cloned()
         .collect();
     assert_eq!(listed, want);
@@ -229,14 +230,16 @@ fn deleted_keys_are_not_resurrected_by_copies_in_flight() {
     assert_eq!(s["complete"], true);
     let o = counts(&s);
     assert_eq!(o["obj"], n as u64);
-    // The raced keys were copied (stale) and then removed by the reconcile.
-    assert_eq!(o["copied"], (n - early.len()) as u64, "{o}");
-    assert_eq!(o["skip_dn"], early.len() as u64, "{o}");
+    // The raced keys were copied (stale) and then removed by the reconcile;
+    // the early ones were copied and kept, since the source still has them.
+    assert_eq!(o["copied"], n as u64, "{o}");
+    assert_eq!(o["skip_dn"], 0, "{o}");
     assert_eq!(o["fail"], 0, "{o}");
     let j = &s["journal"];
     assert_eq!(j["entries"], 11, "{j}");
     assert_eq!(j["removed"], 8, "{j}");
-    assert_eq!(j["no_record"], 3, "{j}");
+    assert_eq!(j["live"], 3, "{j}");
+    assert_eq!(j["no_record"], 0, "{j}");
     assert_eq!(j["unreconciled"], 0, "{j}");
 }
 
@@ -363,19 +366,6 @@ fn garage_destination_reconciles_by_compare_under_allow_overwrite() {
     let j = &s["journal"];
     assert_eq!(j["removed"], 1, "{j}");
     assert_eq!(j["kept"], 1, "{j}");
-}
-
-/// (c) The reporting path: a destination that honours conditional writes
-/// but not a conditional DELETE, without --allow-overwrite. No store in the
-/// harness is like that, so it cannot run end to end here; the decision is
-/// covered by the unit test `delete_mode_never_deletes_unconditionally_
-/// without_consent` in the engine.
-#[test]
-fn unreconcilable_copy_fails_the_pass() {
-    skip(
-        "unreconcilable_copy_fails_the_pass",
-        "needs a destination that enforces If-None-Match/If-Match on PUT but ignores If-Match on DeleteObject; moto honours both, Garage 2.5 neither (and is refused without --allow-overwrite)",
-    );
 }
 
 /// (d) A journal bucket the destination key cannot list is refused with one
@@ -523,4 +513,117 @@ fn verify_reports_a_resurrected_copy_and_the_next_pass_removes_it() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!exists(&rt, &dc, "v/4"), "v/4 is still resurrected");
     assert_eq!(last_summary(&folder)["journal"]["removed"], 1);
+}
+
+/// A delete whose source step failed (the client was told so) leaves its
+/// journal entry, but the key is still live on the source: it is copied
+/// like any other, kept by the reconcile, and `--verify` accounts for it.
+/// Before, the copier and verify skipped every journalled key, so such a
+/// key was never copied and would have been lost at detach.
+#[test]
+fn an_unfinished_delete_hides_no_live_key() {
+    let (src, dest) = pair(StoreKind::Moto, StoreKind::Moto);
+    dest.create_bucket(JOURNAL).unwrap();
+    let (sc, dc) = (src.client(), dest.client());
+    let rt = rt();
+    rt.block_on(put_objects(
+        &sc,
+        "src-bucket",
+        (0..6).map(|i| (format!("u/{i}"), data(i, 40))),
+        4,
+    ))
+    .unwrap();
+    journal(&rt, &dc, "u/2");
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("df");
+    let mut c = with_journal(&src, &dest, &folder);
+    c.arg("--verify");
+    let out = run(&mut c);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        rt.block_on(get_bytes(&dc, DEST, "u/2")).unwrap(),
+        data(2, 40)
+    );
+    let s = last_summary(&folder);
+    assert_eq!(s["complete"], true);
+    assert_eq!(counts(&s)["copied"], 6);
+    assert_eq!(s["journal"]["live"], 1, "{}", s["journal"]);
+    assert!(
+        stdout(&out).contains("verify: checked=6 equal=6 "),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// The copier read a key, a client deleted it, the copier's PUT landed (a
+/// resurrection), and the copier was killed with `kill -9` before the
+/// write's record could reach disk: an earlier key is held, so the records
+/// cannot advance past it. The intent logged before the PUT names the
+/// write, so the resumed run removes the copy, and `--verify` passes.
+#[test]
+fn a_copy_killed_before_its_record_is_removed_after_the_delete() {
+    let (src, dest) = pair(StoreKind::Moto, StoreKind::Moto);
+    dest.create_bucket(JOURNAL).unwrap();
+    let (sc, dc) = (src.client(), dest.client());
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("df");
+    let pause = tmp.path().join("pause");
+    std::fs::create_dir_all(&pause).unwrap();
+    let rt = rt();
+    let keys: Vec<String> = (0..10).map(|i| format!("k/{i}")).collect();
+    rt.block_on(put_objects(
+        &sc,
+        "src-bucket",
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), data(i as u64, 64))),
+        4,
+    ))
+    .unwrap();
+    let (gate, raced) = (keys[0].clone(), keys[5].clone());
+    pass_all_but(&pause, &keys, &[gate.clone(), raced.clone()]);
+    let mut child = spawn(&mut with_journal(&src, &dest, &folder), &pause);
+    wait_for(
+        &mut child,
+        "the gate and the raced key to read the source",
+        || {
+            [&gate, &raced]
+                .iter()
+                .all(|k| hold(&pause, k, "paused").exists())
+        },
+    );
+    client_delete(&rt, &sc, &dc, &raced);
+    release(&pause, &raced);
+    wait_for(&mut child, "the stale copy to land", || {
+        exists(&rt, &dc, &raced)
+    });
+    child.kill().unwrap();
+    let _ = child.wait();
+    let records = std::fs::read_dir(folder.join("records"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let recorded = std::fs::read_dir(folder.join("records"))
+        .into_iter()
+        .flatten()
+        .any(|e| {
+            std::fs::read_to_string(e.unwrap().path())
+                .unwrap()
+                .contains(&raced)
+        });
+    assert!(
+        !recorded,
+        "the raced key's record reached disk ({records} files)"
+    );
+
+    let mut c = with_journal(&src, &dest, &folder);
+    c.arg("--verify");
+    let out = run(&mut c);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!exists(&rt, &dc, &raced), "{raced} was resurrected");
+    assert_eq!(last_summary(&folder)["journal"]["removed"], 1);
+    let listed = rt.block_on(list_keys(&dc, DEST)).unwrap();
+    assert_eq!(listed.len(), 9, "{listed:?}");
+    // Settled: the intents are cleared with the records durable.
+    let intents = std::fs::read_to_string(folder.join("intents.log")).unwrap();
+    assert!(intents.is_empty(), "{intents}");
 }

@@ -109,13 +109,7 @@ fn main() {
                 }
             }
             if let Some(v) = &report.verify {
-                println!(
-                    "verify: checked={} equal={} equal-by-content={} problems={}",
-                    v.checked,
-                    v.equal,
-                    v.by_content,
-                    v.problems()
-                );
+                println!("{v}");
                 for (class, n) in &v.problems_by_class {
                     println!("  {class}: {n}");
                 }

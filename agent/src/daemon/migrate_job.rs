@@ -403,16 +403,7 @@ pub async fn run(input: RunInput) -> RunEnd {
             let failed = report.passes.last().map_or(0, |p| p.objects.fail);
             let differences = report.verify.as_ref().map_or(0, |v| v.problems());
             if let Some(v) = &report.verify {
-                joblog::append(
-                    &log,
-                    &format!(
-                        "verify: checked={} equal={} equal-by-content={} problems={}",
-                        v.checked,
-                        v.equal,
-                        v.by_content,
-                        v.problems()
-                    ),
-                );
+                joblog::append(&log, &v.to_string());
             }
             let folder = input.folder.display();
             match (failed, differences) {

@@ -15,6 +15,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
+use super::intents::IntentLog;
 use super::progress::Stats;
 use super::records::Record;
 use crate::body::{MeteredBody, SharedHash};
@@ -109,6 +110,9 @@ pub struct Copier {
     pub dest_tagging: bool,
     /// TEST ONLY (`Args::test_pause_before_put`): see [`test_pause`].
     pub test_pause: Option<Arc<std::path::PathBuf>>,
+    /// With a delete journal: each destination write is logged here, on
+    /// disk, before it is sent (see `intents`). Set per pass.
+    pub intents: Option<IntentLog>,
 }
 
 /// Object headers carried from the source to the destination.
@@ -167,6 +171,17 @@ macro_rules! apply_cond {
     };
 }
 
+/// The ETag a CompleteMultipartUpload of `parts` produces: the MD5 of the
+/// parts' binary MD5s, `-`, the number of parts.
+fn multipart_etag(parts: &[CompletedPart]) -> String {
+    let mut md5 = md5::Md5::new();
+    for p in parts {
+        let hex_md5 = p.e_tag().unwrap_or_default().trim_matches('"');
+        md5.update(hex::decode(hex_md5).unwrap_or_default());
+    }
+    format!("{}-{}", hex::encode(md5.finalize()), parts.len())
+}
+
 /// An ETag of the form `"<md5 of part md5s>-<parts>"`.
 pub fn is_multipart_etag(etag: &str) -> bool {
     etag.contains('-')
@@ -177,6 +192,19 @@ impl Copier {
         if let Some(l) = &self.requests {
             l.acquire(1).await;
         }
+    }
+
+    /// Logs, durably, that `key` is about to be written with `etag`.
+    async fn intend(&self, key: &str, etag: &str) -> Result<(), SideError> {
+        let Some(log) = &self.intents else {
+            return Ok(());
+        };
+        log.record(key, etag).await.map_err(|e| {
+            SideError::dest(S3Error::new(
+                ErrorClass::LocalIo,
+                format!("cannot write the intent log: {e}"),
+            ))
+        })
     }
 
     /// Copies `key`, returning the record of what was written.
@@ -240,6 +268,9 @@ impl Copier {
             self.bytes.clone(),
             None,
         );
+        // A single PUT of a single-part object writes the source's ETag
+        // (the MD5 of the bytes).
+        self.intend(key, &etag).await?;
         self.gate().await;
         let req = self
             .dest
@@ -461,6 +492,7 @@ impl Copier {
             .try_collect()
             .await?;
         parts.sort_by_key(|p| p.part_number());
+        self.intend(key, &multipart_etag(&parts)).await?;
         self.gate().await;
         let req = self
             .dest
@@ -584,16 +616,8 @@ fn same_version(got: Option<&str>, want: &str) -> Result<(), SideError> {
     }))
 }
 
-/// `application/x-www-form-urlencoded` for the x-amz-tagging header.
+/// `application/x-www-form-urlencoded` for the x-amz-tagging header:
+/// the unreserved set kept, every other byte escaped.
 fn form_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    ferry_s3::percent::uri_encode(s.as_bytes(), false)
 }

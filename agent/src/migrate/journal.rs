@@ -6,12 +6,16 @@
 //! destination store (format: `ferry_ctl::journal`), and removes it once a
 //! later client write of that key lands. The copier
 //!
-//! - skips, during a pass, source keys that are journalled (`skip dn`);
-//! - after the pass, reads the journal afresh and removes any copy of a
-//!   journalled key that is still the copier's own write, judged by the
-//!   destination ETag in the copier's records. It never deletes blindly: a
-//!   key without a record, or whose destination ETag differs, is the
-//!   client's and is kept.
+//! - copies, during a pass, every key the source lists, journalled or not:
+//!   a journalled key the source still holds is live (its delete failed,
+//!   and the client was told so, or has not reached the source yet), and
+//!   skipping it would lose it at detach;
+//! - after the pass, reads the journal afresh and, for each journalled key
+//!   that is gone from the source, removes any copy of it that is still the
+//!   copier's own write, judged by the destination ETag of its latest
+//!   intent (`intents`) or record. It never deletes blindly: a key without
+//!   either, or whose destination ETag differs, is the client's and is
+//!   kept; a key still on the source is live and kept.
 //!
 //! How it removes depends on the destination ([`DeleteMode`]). Where it
 //! cannot be sure, the key is reported in failed.log and the pass is not
@@ -22,7 +26,7 @@
 //! failed to remove the entry after that write, and removing identical bytes
 //! is then the lesser harm.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -31,8 +35,9 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use super::copy::Copier;
+use super::intents;
 use super::partition::Partition;
-use super::records::{self, Record};
+use super::records;
 use crate::fsutil;
 use crate::keylist;
 use crate::retry::RetryPolicy;
@@ -75,15 +80,20 @@ pub struct Journal {
 }
 
 /// What the reconcile at the end of a pass found, in the pass summary.
-/// `entries == not_mine + no_record + absent + kept + removed + unreconciled`.
+/// `entries == not_mine + no_record + live + absent + kept + removed + unreconciled`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct JournalSummary {
     pub entries: u64,
     /// Keys of another process's share (`--hash-value`): its copier has the
     /// records to judge them.
     pub not_mine: u64,
-    /// The copier never wrote the key (no record): nothing of its own to undo.
+    /// The copier never wrote the key (no record, no intent): nothing of
+    /// its own to undo.
     pub no_record: u64,
+    /// Still on the source: the delete did not happen there (it failed, or
+    /// is still under way), so the key is live, and the copier's copy of it
+    /// stays.
+    pub live: u64,
     /// Not on the destination: already as the client left it.
     pub absent: u64,
     /// On the destination but not the copier's write: the client's, kept.
@@ -109,12 +119,6 @@ pub struct Unsettled {
 pub struct Loaded {
     pub keys: BTreeMap<String, String>,
     pub bad: Vec<Unsettled>,
-}
-
-impl Loaded {
-    pub fn key_set(&self) -> BTreeSet<String> {
-        self.keys.keys().cloned().collect()
-    }
 }
 
 /// Preflight: the journal bucket must be listable with the destination
@@ -247,6 +251,7 @@ async fn read_entry(client: &Client, bucket: &str, name: &str) -> EntryBody {
 }
 
 enum Fate {
+    Live,
     Absent,
     Kept,
     Removed,
@@ -277,22 +282,26 @@ pub async fn reconcile(
     };
     let mut unsettled = loaded.bad;
     // Records are a sorted stream; the journal's keys are sorted too, so one
-    // forward sweep pairs them.
+    // forward sweep pairs them. An intent is newer than any record of its
+    // key: it names a write whose record a kill may have lost.
     let mut recs = records::open(dest_folder).map_err(|e| e.to_string())?;
-    let mut mine: Vec<(String, Record)> = Vec::new();
+    let intents = intents::load(dest_folder)
+        .map_err(|e| format!("reading {}: {e}", intents::path(dest_folder).display()))?;
+    let mut mine: Vec<(String, String)> = Vec::new();
     for key in loaded.keys.into_keys() {
         if !partition.owns(&key) {
             sum.not_mine += 1;
             continue;
         }
-        match recs.seek(&key).await.map_err(|e| e.to_string())? {
-            Some(rec) => mine.push((key, rec)),
+        let rec = recs.seek(&key).await.map_err(|e| e.to_string())?;
+        match intents.get(&key).cloned().or(rec.map(|r| r.dest_etag)) {
+            Some(etag) => mine.push((key, etag)),
             None => sum.no_record += 1,
         }
     }
     let fates: Vec<(String, Fate)> = futures::stream::iter(mine)
-        .map(|(key, rec)| async move {
-            let fate = settle(copier, journal.mode, &key, &rec).await;
+        .map(|(key, etag)| async move {
+            let fate = settle(copier, journal.mode, &key, &etag).await;
             (key, fate)
         })
         .buffer_unordered(threads.max(1))
@@ -300,6 +309,7 @@ pub async fn reconcile(
         .await;
     for (key, fate) in fates {
         match fate {
+            Fate::Live => sum.live += 1,
             Fate::Absent => sum.absent += 1,
             Fate::Kept => sum.kept += 1,
             Fate::Removed => sum.removed += 1,
@@ -315,7 +325,9 @@ pub async fn reconcile(
     Ok((sum, unsettled))
 }
 
-async fn settle(copier: &Copier, mode: DeleteMode, key: &str, rec: &Record) -> Fate {
+/// Settles one journalled key whose last write by the copier produced
+/// `dest_etag`.
+async fn settle(copier: &Copier, mode: DeleteMode, key: &str, dest_etag: &str) -> Fate {
     let gate = || async {
         if let Some(l) = &copier.requests {
             l.acquire(1).await;
@@ -327,6 +339,34 @@ async fn settle(copier: &Copier, mode: DeleteMode, key: &str, rec: &Record) -> F
             format!("deleted by a client (journal), and {what} failed: {e}"),
         )
     };
+    // A journalled key still on the source was never deleted there: the
+    // delete failed (the client was told so) or is still under way (it
+    // will delete the target's copy after the source's). Either way the
+    // copy is right, and removing it would hide a live key.
+    let on_source = copier
+        .retry
+        .run(|| async {
+            gate().await;
+            copier
+                .src
+                .head_object()
+                .bucket(&copier.src_bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(S3Error::from_sdk)
+        })
+        .await;
+    match on_source {
+        Ok(_) => return Fate::Live,
+        Err(e) if e.is(ErrorClass::NotFound) => {}
+        Err(e) => {
+            return Fate::Unsettled(
+                format!("reconcile-src-{}", e.class.as_str()),
+                format!("deleted by a client (journal), and the source HEAD failed: {e}"),
+            );
+        }
+    }
     if mode == DeleteMode::IfMatch {
         let r = copier
             .retry
@@ -337,7 +377,7 @@ async fn settle(copier: &Copier, mode: DeleteMode, key: &str, rec: &Record) -> F
                     .delete_object()
                     .bucket(&copier.dest_bucket)
                     .key(key)
-                    .if_match(format!("\"{}\"", rec.dest_etag))
+                    .if_match(format!("\"{dest_etag}\""))
                     .send()
                     .await
                     .map_err(S3Error::from_sdk)
@@ -370,7 +410,7 @@ async fn settle(copier: &Copier, mode: DeleteMode, key: &str, rec: &Record) -> F
         Err(e) if e.is(ErrorClass::NotFound) => return Fate::Absent,
         Err(e) => return failed("the HEAD", e),
     };
-    if etag.as_deref() != Some(rec.dest_etag.as_str()) {
+    if etag.as_deref() != Some(dest_etag) {
         return Fate::Kept;
     }
     if mode == DeleteMode::Report {
@@ -378,7 +418,7 @@ async fn settle(copier: &Copier, mode: DeleteMode, key: &str, rec: &Record) -> F
             "unreconciled-delete".to_owned(),
             format!(
                 "deleted by a client (journal), but the destination still holds the copier's copy (ETag {}), and it ignores If-Match on DeleteObject, so it cannot be removed without risking a client's later write; remove it by hand, or rerun with --allow-overwrite to accept that risk",
-                rec.dest_etag
+                dest_etag
             ),
         );
     }

@@ -5,6 +5,7 @@ pub mod args;
 pub mod control;
 pub mod copy;
 pub mod entries;
+pub mod intents;
 pub mod journal;
 pub mod ledger;
 pub mod metrics;
@@ -403,6 +404,7 @@ pub async fn run_with(args: Args, control: Arc<Control>) -> Result<RunReport, Ru
         part_threads: args.part_threads,
         dest_tagging: caps.tagging,
         test_pause: args.test_pause_before_put.clone().map(Arc::new),
+        intents: None,
     });
     let plan = Plan {
         dest_folder: args.dest_folder.clone(),

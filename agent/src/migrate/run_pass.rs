@@ -9,6 +9,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use super::entries::{self, EntryStream, StreamError};
+use super::intents::{self, IntentLog};
 use super::ledger::{self, Done, LedgerFiles, Outcome};
 use super::progress::{self, Printer, Stats};
 use super::worker::{self, Policy, Work};
@@ -81,9 +82,16 @@ pub(crate) async fn run(
         }
     }
     let stats = Arc::new(Stats::default());
-    // Each pass counts from zero.
+    // Each pass counts from zero. With a delete journal, every write is
+    // logged before it is sent, so that the reconcile knows the copier's
+    // own writes even when a kill lost their records.
+    let intents = match plan.journal.is_some() && !dry {
+        true => Some(IntentLog::open(&folder).map_err(fatal)?),
+        false => None,
+    };
     let copier = Arc::new(super::copy::Copier {
         stats: stats.clone(),
+        intents,
         ..(*plan.copier).clone()
     });
     let mut total = count_keys(plan, start_after.as_deref());
@@ -101,20 +109,10 @@ pub(crate) async fn run(
         None => dest_listing(plan, start_after.clone()),
     };
     let mut recs = records::open(&folder).map_err(fatal)?;
-    // Keys deleted by clients so far. Read once per pass; a delete that
-    // lands later is caught by the reconcile at the end of the pass.
-    let journalled = match &plan.journal {
-        Some(j) => journal::load(
-            &plan.copier.dest,
-            &j.bucket,
-            &plan.dest.bucket,
-            plan.copier.retry,
-        )
-        .await
-        .map_err(|e| RunError::Fatal(format!("reading the delete journal '{}': {e}", j.bucket)))?
-        .key_set(),
-        None => Default::default(),
-    };
+    // Journalled keys are copied like any other: a key the source still
+    // lists is live (its delete failed, or has not reached the source
+    // yet), and skipping it would lose it at detach. A copy that lands
+    // after the delete is removed by the reconcile at the end of the pass.
 
     let files = if dry {
         LedgerFiles {
@@ -213,21 +211,6 @@ pub(crate) async fn run(
             continue;
         }
         mine += 1;
-        if journalled.contains(&entry.key) {
-            // A client deleted the key in migrate mode: from the clients'
-            // view it is gone from the source, which is what `skip dn`
-            // means. Copying it would only make work for the reconcile.
-            stats.skip_dn.fetch_add(1, Relaxed);
-            let done = Done {
-                seq: this,
-                key: entry.key,
-                outcome: Outcome::SkipDn,
-            };
-            if done_tx.send(done).await.is_err() {
-                break;
-            }
-            continue;
-        }
         let d = match dest.seek(&entry.key).await {
             Ok(d) => d,
             Err(e) => {
@@ -314,6 +297,17 @@ pub(crate) async fn run(
         }
         unsettled = keys.len();
         journal_summary = journal_error.is_none().then_some(sum);
+        if unsettled == 0 && journal_error.is_none() {
+            // Every write of the pass is settled and has its record: make
+            // the records durable, then the intents are no longer needed.
+            let recs = records::dir(&folder).join(format!("{label}{}", records::SUFFIX));
+            if recs.exists() {
+                std::fs::File::open(&recs)
+                    .and_then(|f| f.sync_all())
+                    .map_err(fatal)?;
+            }
+            intents::clear(&folder).map_err(fatal)?;
+        }
     }
     let _ = stop_tx.send(());
     let progress_line = progress_task.await.map_err(fatal)?;

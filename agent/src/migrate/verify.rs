@@ -1,9 +1,18 @@
-//! `--verify`: compare every source key of this process's share with the
+//! `--verify`: account for every source key of this process's share on the
 //! destination, by size and ETag, or by content (SHA-256) where an ETag is a
-//! multipart one that the copy could not reproduce. Differences go to
-//! verify.log in the dest folder and fail the run. With `--delete-journal`,
-//! a copier's write of a key a client deleted, still on the destination, is
-//! a difference too (`resurrected`).
+//! multipart one that the copy could not reproduce. A key is
+//! - equal (or equal by content);
+//! - newer on the destination by a client: it differs, and the destination
+//!   holds no write of the copier's (its ETag is in no record or intent);
+//!   in migrate mode clients write the target, so that is the newest
+//!   object, and fine;
+//! - a problem: missing, or different while the destination still holds the
+//!   copier's write (a copy that went wrong or went stale).
+//!
+//! Keys a client deleted are not listed by the source and so not checked;
+//! with `--delete-journal`, a copier's write of such a key, still on the
+//! destination, is a problem too (`resurrected`). Problems go to verify.log
+//! in the dest folder and fail the run; everything else exits 0.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -29,6 +38,8 @@ pub struct VerifyReport {
     pub checked: u64,
     pub equal: u64,
     pub by_content: u64,
+    /// Different on the destination, written there by a client.
+    pub client_newer: u64,
     pub problems_by_class: BTreeMap<String, u64>,
 }
 
@@ -38,9 +49,25 @@ impl VerifyReport {
     }
 }
 
+impl std::fmt::Display for VerifyReport {
+    /// The one-line summary s3migrate prints and the agent's job log keeps.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "verify: checked={} equal={} equal-by-content={} client-newer={} problems={}",
+            self.checked,
+            self.equal,
+            self.by_content,
+            self.client_newer,
+            self.problems()
+        )
+    }
+}
+
 enum Verdict {
     Equal,
     EqualByContent,
+    ClientNewer,
     Problem(&'static str, String),
 }
 
@@ -92,6 +119,7 @@ async fn check(
     src: Entry,
     dest: Option<Entry>,
     rec: Option<Record>,
+    intent: Option<String>,
 ) -> Verdict {
     let key = src.key.clone();
     let c = &plan.copier;
@@ -109,6 +137,17 @@ async fn check(
     let Some(dest) = dest else {
         return Verdict::Problem("missing", "not on the destination".into());
     };
+    // The copier's writes of the key: a destination object that is none of
+    // them is a client's.
+    let copiers = |etag: &Option<String>| {
+        rec.as_ref()
+            .is_some_and(|r| Some(&r.dest_etag) == etag.as_ref())
+            || intent.is_some() && intent == *etag
+    };
+    let differs = src.size != dest.size || src.etag != dest.etag;
+    if differs && !copiers(&dest.etag) && dest.etag.is_some() {
+        return Verdict::ClientNewer;
+    }
     if src.size != dest.size {
         return Verdict::Problem(
             "size",
@@ -171,20 +210,8 @@ pub(crate) async fn run(plan: &Plan) -> Result<VerifyReport, RunError> {
     let log_path = plan.dest_folder.join(VERIFY_LOG);
     let mut log = std::fs::File::create(&log_path).map_err(|e| fatal(&e))?;
     let mut report = VerifyReport::default();
-    // A key a client deleted is not expected on the destination, even if
-    // the source still lists it; whether a copy came back is checked below.
-    let journalled = match &plan.journal {
-        Some(j) => journal::load(
-            &plan.copier.dest,
-            &j.bucket,
-            &plan.dest.bucket,
-            plan.copier.retry,
-        )
-        .await
-        .map_err(|e| fatal(&e))?
-        .key_set(),
-        None => Default::default(),
-    };
+    // Writes whose records a kill may have lost.
+    let intents = super::intents::load(&plan.dest_folder).map_err(|e| fatal(&e))?;
     let mut inflight = futures::stream::FuturesOrdered::new();
     let limit = plan.args.threads.max(1);
     let mut finish = |report: &mut VerifyReport, key: String, v: Verdict| -> std::io::Result<()> {
@@ -192,6 +219,7 @@ pub(crate) async fn run(plan: &Plan) -> Result<VerifyReport, RunError> {
         match v {
             Verdict::Equal => report.equal += 1,
             Verdict::EqualByContent => report.by_content += 1,
+            Verdict::ClientNewer => report.client_newer += 1,
             Verdict::Problem(class, msg) => {
                 *report
                     .problems_by_class
@@ -213,14 +241,17 @@ pub(crate) async fn run(plan: &Plan) -> Result<VerifyReport, RunError> {
             Ok(None) => break,
             Err(e) => return Err(fatal(&e)),
         };
-        if !plan.partition.owns(&entry.key) || journalled.contains(&entry.key) {
+        // A journalled key the source still lists is live (its delete did
+        // not happen): it is checked like any other.
+        if !plan.partition.owns(&entry.key) {
             continue;
         }
         let d = dest.seek(&entry.key).await.map_err(|e| fatal(&e))?;
         let r = recs.seek(&entry.key).await.map_err(|e| fatal(&e))?;
         let key = entry.key.clone();
         let p = pref.clone();
-        inflight.push_back(async move { (key, check(p, entry, d, r).await) });
+        let intent = intents.get(&key).cloned();
+        inflight.push_back(async move { (key, check(p, entry, d, r, intent).await) });
         if inflight.len() >= limit
             && let Some((k, v)) = inflight.next().await
         {

@@ -32,6 +32,8 @@ pub enum ErrorClass {
     Connection,
     /// Any other 4xx: our request was wrong; retrying will not help.
     BadRequest,
+    /// Not the store: this host's own files (the intent log) failed.
+    LocalIo,
 }
 
 impl ErrorClass {
@@ -55,6 +57,7 @@ impl ErrorClass {
             Self::Timeout => "timeout",
             Self::Connection => "connection",
             Self::BadRequest => "bad-request",
+            Self::LocalIo => "local-io",
         }
     }
 }
