@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod copy_from;
 pub mod directory;
 pub mod fetch;
 pub mod journal;

@@ -16,6 +16,7 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use tracing::Instrument;
 use tracing::field::display;
 
+use crate::copy_from;
 use crate::fetch::{self, Side};
 use crate::metrics;
 use crate::migrate::{self, Route, merged};
@@ -530,6 +531,15 @@ impl FerryProxy {
         // A copy reads its source with the proxy's credentials: the client
         // needs a read grant there, and only a copy within the bucket can
         // be served by one upstream.
+        let target_side = Side {
+            upstream: settings.target.clone(),
+            creds: settings.target_creds.clone(),
+            bucket: bucket.to_owned(),
+            label: "target",
+        };
+        // A copy reads its source with the proxy's credentials: the client
+        // needs a read grant there, and the copy source must be where this
+        // bucket's mode can read it (`copy_from`).
         let copy_source = match header(req, "x-amz-copy-source") {
             Some(cs) => {
                 let (src_bucket, rest) = route::parse_copy_source(cs)?;
@@ -539,21 +549,11 @@ impl FerryProxy {
                         "Access Denied (copy source)",
                     ));
                 }
-                if src_bucket != bucket {
-                    return Err(S3Error::new(
-                        Code::NotImplemented,
-                        "copying between buckets is not supported while a bucket is under migration",
-                    ));
-                }
-                Some(rest)
+                let src_att = self.directory.attached(&src_bucket);
+                let from = copy_from::resolve(&att, &target_side, &src_bucket, src_att.as_ref())?;
+                Some((rest, from))
             }
             None => None,
-        };
-        let target_side = Side {
-            upstream: settings.target.clone(),
-            creds: settings.target_creds.clone(),
-            bucket: bucket.to_owned(),
-            label: "target",
         };
         let source_side = Side {
             upstream: att.source.clone(),
@@ -563,8 +563,8 @@ impl FerryProxy {
         };
         let route = (att.mode == Mode::Migrate).then(|| {
             let copy_key = copy_source
-                .as_deref()
-                .map(route::copy_source_key)
+                .as_ref()
+                .map(|(rest, _)| route::copy_source_key(rest))
                 .transpose();
             copy_key.and_then(|k| migrate::classify(op, raw_query, k))
         });
@@ -637,6 +637,7 @@ impl FerryProxy {
                     payload_hash,
                     decoder,
                     source_uploads: att.source_uploads.clone(),
+                    copy_from: copy_source.map(|(_, from)| from),
                 };
                 return Ok((Plan::Migrate(Box::new(call)), None));
             }
@@ -661,26 +662,20 @@ impl FerryProxy {
             }
             Some(Route::Target) | None => {}
         }
-        let (label, upstream, creds, upstream_bucket) = match att.mode {
-            Mode::Forward => (
-                "source",
-                att.source.clone(),
-                att.source_creds.clone(),
-                att.source_bucket.clone(),
-            ),
+        let (label, upstream, creds) = match att.mode {
+            Mode::Forward => ("source", att.source.clone(), att.source_creds.clone()),
             // Migrate mode sends what it proxies to the target (an upload
             // part may move to the source in `request_filter`).
             Mode::Ready | Mode::Migrate => (
                 "target",
                 settings.target.clone(),
                 settings.target_creds.clone(),
-                bucket.to_owned(),
             ),
         };
-        let copy_source = copy_source.map(|rest| {
+        let copy_source = copy_source.map(|(rest, from)| {
             format!(
                 "/{}{rest}",
-                ferry_s3::percent::uri_encode(upstream_bucket.as_bytes(), false)
+                ferry_s3::percent::uri_encode(from.upstream_bucket.as_bytes(), false)
             )
         });
         let target = if att.mode == Mode::Forward {

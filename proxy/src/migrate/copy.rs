@@ -8,6 +8,7 @@ use pingora::proxy::Session;
 
 use super::wire::{pass_through, reply_xml, source_failed, source_passes};
 use super::{Call, Services, object_on};
+use crate::copy_from::CopyFrom;
 use crate::fetch::{Body, Request, Side, error_code};
 use crate::s3error::{Code, S3Error, xml_escape};
 use ferry_s3::percent::uri_encode;
@@ -164,6 +165,21 @@ pub(super) async fn transfer_if(
     Ok(etag)
 }
 
+/// Where the copy source lives (set for every copy; see `copy_from`).
+fn copy_from(call: &Call) -> Result<&CopyFrom, S3Error> {
+    call.copy_from
+        .as_ref()
+        .ok_or_else(|| S3Error::new(Code::InternalError, "a copy without its copy source"))
+}
+
+/// The copy source's fallback store, or the NoSuchKey of a copy source
+/// that lives on the target only and is not there.
+fn fallback(from: &CopyFrom) -> Result<&Side, S3Error> {
+    from.source
+        .as_ref()
+        .ok_or_else(|| S3Error::new(Code::NoSuchKey, "The specified key does not exist."))
+}
+
 /// The client's `x-amz-copy-source-if-*`, as plain conditions on the
 /// source read.
 fn copy_conditions(headers: &[(String, String)]) -> Vec<(String, String)> {
@@ -205,12 +221,13 @@ pub async fn part(
     source_key: &str,
 ) -> Result<(), S3Error> {
     let (side, path, on_source) = super::uploads::side_of(svc, call, upload_id).await?;
+    let copy = copy_from(call)?;
     if on_source {
-        let from = object_on(&call.target, source_key)?;
+        let from = object_on(&copy.target, source_key)?;
         let read = part_read(call);
         match transfer_if(
             svc,
-            &call.target,
+            &copy.target,
             &from,
             side,
             path,
@@ -227,11 +244,22 @@ pub async fn part(
     }
     let mut headers = call.headers.clone();
     if on_source {
+        // Only on the copy source's own source: that store copies it
+        // itself, if it is the store of this upload.
+        let from = fallback(copy)?;
+        if from.upstream.authority != call.source.upstream.authority
+            || from.creds.access_key != call.source.creds.access_key
+        {
+            return Err(S3Error::new(
+                Code::NotImplemented,
+                "this copy source is only on another source than this upload's, and no one store holds both; copy the part once the copy source is on the target",
+            ));
+        }
         for (n, v) in headers.iter_mut() {
             if n == "x-amz-copy-source" {
                 *v = format!(
                     "/{}/{}",
-                    uri_encode(call.source.bucket.as_bytes(), false),
+                    uri_encode(from.bucket.as_bytes(), false),
                     uri_encode(source_key.as_bytes(), true)
                 );
             }
@@ -262,11 +290,12 @@ pub async fn part(
             "The specified multipart upload does not exist.",
         ));
     }
-    let from = object_on(&call.source, source_key)?;
+    let source = fallback(copy)?;
+    let from = object_on(source, source_key)?;
     let read = part_read(call);
     let etag = transfer_if(
         svc,
-        &call.source,
+        source,
         &from,
         &call.target,
         path,
@@ -351,8 +380,9 @@ pub async fn serve(
             format!("the target answered {code}"),
         ));
     }
-    // The copy source is still only on the source: stream it across.
-    let from = object_on(&call.source, source_key)?;
+    // The copy source is still only on its source: stream it across.
+    let source = fallback(copy_from(call)?)?;
+    let from = object_on(source, source_key)?;
     let to = call
         .target_path
         .split_once('?')
@@ -370,7 +400,7 @@ pub async fn serve(
     });
     let etag = transfer_if(
         svc,
-        &call.source,
+        source,
         &from,
         &call.target,
         to,

@@ -79,6 +79,9 @@ pub struct Call {
     /// Upload ids that were in flight on the source when migrate mode was
     /// set.
     pub source_uploads: Arc<[String]>,
+    /// A copy's source object: the copy source bucket on the target, and
+    /// where it falls back to.
+    pub copy_from: Option<crate::copy_from::CopyFrom>,
 }
 
 /// What migrate mode shares across requests.
