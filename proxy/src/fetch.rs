@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::resign::{self, RequestLine, UpstreamCreds};
 use crate::s3error::{Code, S3Error};
 use crate::upstream::Upstream;
+use ferry_s3::ErrorClass;
 
 /// How long an idle upstream connection stays in the pool.
 const IDLE: Duration = Duration::from_secs(60);
@@ -241,6 +242,22 @@ impl Response {
         let body = self.body(64 * 1024).await?;
         Ok(error_code(&body).unwrap_or_default())
     }
+
+    /// The class of this error answer, and its code (for messages).
+    pub async fn error(&mut self) -> Result<(ErrorClass, String), S3Error> {
+        let code = self.error_code().await?;
+        let class = ErrorClass::of(
+            Some(self.status),
+            (!code.is_empty()).then_some(code.as_str()),
+        );
+        Ok((class, code))
+    }
+}
+
+/// The class of an upstream's answer (`ferry_s3::ErrorClass`), from its
+/// status and the `<Code>` of its body.
+pub fn error_class(status: u16, body: &[u8]) -> ErrorClass {
+    ErrorClass::of(Some(status), error_code(body).as_deref())
 }
 
 /// The `<Code>` of an S3 XML error body.

@@ -4,10 +4,13 @@
 //! - [`op`]: the S3 operation a request is, parsed once, with everything
 //!   that follows from it (metric label, grant, migrate-mode route);
 //! - [`percent`]: S3's percent-codings (SigV4 paths, `encoding-type=url`);
+//! - [`error`]: classes of a store's errors, from status and `<Code>`;
 //! - [`durable`]: the crash-safe file write.
 
 pub mod durable;
+pub mod error;
 pub mod op;
 pub mod percent;
 
+pub use error::ErrorClass;
 pub use op::{Grant, MigrateRoute, S3Op};

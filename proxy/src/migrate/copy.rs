@@ -11,6 +11,7 @@ use super::{Call, Services, object_on};
 use crate::copy_from::CopyFrom;
 use crate::fetch::{Body, Request, Side, error_code};
 use crate::s3error::{Code, S3Error, xml_escape};
+use ferry_s3::ErrorClass;
 use ferry_s3::percent::uri_encode;
 
 /// The largest object one PUT may carry.
@@ -282,9 +283,9 @@ pub async fn part(
     }
     // Not the upload (found on the target just now): the copy source. Some
     // stores (moto) answer that 404 without an error code.
-    let code = r.error_code().await?;
+    let (class, _) = r.error().await?;
     svc.fetcher.release(r).await;
-    if code == "NoSuchUpload" {
+    if class == ErrorClass::NoSuchUpload {
         return Err(S3Error::new(
             Code::NoSuchUpload,
             "The specified multipart upload does not exist.",
@@ -372,9 +373,9 @@ pub async fn serve(
         }
         return pass_through(svc, session, r).await;
     }
-    let code = r.error_code().await?;
+    let (class, code) = r.error().await?;
     svc.fetcher.release(r).await;
-    if !matches!(code.as_str(), "NoSuchKey" | "NoSuchVersion") {
+    if class != ErrorClass::NotFound {
         return Err(S3Error::new(
             Code::NoSuchBucket,
             format!("the target answered {code}"),

@@ -8,10 +8,11 @@ use pingora::proxy::Session;
 
 use super::wire::reply;
 use super::{Call, Op, Services};
-use crate::fetch::{Body, Request, Side, error_code};
+use crate::fetch::{Body, Request, Side, error_class, error_code};
 use crate::listing::{self, Kind, Lister};
 use crate::resign::canonical_target;
 use crate::s3error::{Code, S3Error};
+use ferry_s3::ErrorClass;
 use ferry_s3::percent::uri_encode;
 
 /// The largest listing page an upstream may answer with.
@@ -63,14 +64,14 @@ impl Lister for SideLister<'_> {
         // the whole listing unavailable. A bucket missing on the target is
         // missing for the client, as for every other operation; missing on
         // the source, it is an outage (503).
-        let code = error_code(&body).unwrap_or_else(|| format!("HTTP {status}"));
-        if code == "NoSuchBucket" {
+        if error_class(status, &body) == ErrorClass::NoSuchBucket {
             return Err(if self.side.label == "target" {
                 S3Error::new(Code::NoSuchBucket, "The specified bucket does not exist")
             } else {
                 super::wire::source_bucket_missing()
             });
         }
+        let code = error_code(&body).unwrap_or_else(|| format!("HTTP {status}"));
         Err(crate::fetch::unavailable(
             self.side.label,
             format!("listing answered {code}"),

@@ -8,9 +8,10 @@ use pingora::proxy::Session;
 
 use super::wire::{pass_through, reply, source_bucket_missing, source_failed, source_passes};
 use super::{Call, Services};
-use crate::fetch::{Body, Request, error_code};
+use crate::fetch::{Body, Request, error_class};
 use crate::metrics;
 use crate::s3error::S3Error;
+use ferry_s3::ErrorClass;
 use ferry_s3::percent::query_has;
 
 pub async fn serve(svc: &Services, session: &mut Session, call: &Call) -> Result<(), S3Error> {
@@ -38,13 +39,12 @@ pub async fn serve(svc: &Services, session: &mut Session, call: &Call) -> Result
         } else {
             r.body(64 * 1024).await?
         };
-        let code = error_code(&body);
-        let missing = match (r.status, code.as_deref()) {
-            (404, Some("NoSuchKey" | "NoSuchVersion")) | (404 | 400, None) if head => true,
-            (404, Some("NoSuchKey" | "NoSuchVersion")) => true,
-            (400, Some("InvalidArgument")) => true,
-            _ => false,
-        };
+        // A HEAD's bare 404 is NotFound; its bare 400 (a version id the
+        // target cannot read) is BadRequest, as a GET's InvalidArgument.
+        let missing = matches!(
+            error_class(r.status, &body),
+            ErrorClass::NotFound | ErrorClass::BadRequest
+        );
         let status = r.status;
         // Read to its end: the connection goes back to the pool, so a
         // fallback costs one round trip, not a new connection.
@@ -65,7 +65,7 @@ pub async fn serve(svc: &Services, session: &mut Session, call: &Call) -> Result
                 // absence.
                 let body = s.body(64 * 1024).await?;
                 svc.fetcher.release(s).await;
-                if error_code(&body).as_deref() == Some("NoSuchBucket") {
+                if error_class(404, &body) == ErrorClass::NoSuchBucket {
                     metrics::migrate_read(&call.bucket, "unavailable");
                     return Err(source_bucket_missing());
                 }

@@ -20,9 +20,10 @@ use super::copy::transfer;
 use super::merged::{Conditions, Key, Verdict, as_create_only, judge};
 use super::wire::{pass_through, read_body, reply_xml};
 use super::{Call, Services};
-use crate::fetch::{Body, Request, Side, error_code};
+use crate::fetch::{Body, Request, Side, error_class};
 use crate::resign::canonical_target;
 use crate::s3error::{Code, S3Error};
+use ferry_s3::ErrorClass;
 
 /// Remembered answers are dropped wholesale past this many uploads.
 const REMEMBERED: usize = 100_000;
@@ -103,7 +104,7 @@ async fn probe(
     svc.fetcher.release(r).await;
     Ok(match status {
         200 => Some(true),
-        404 if error_code(&body).as_deref() == Some("NoSuchUpload") => Some(false),
+        404 if error_class(404, &body) == ErrorClass::NoSuchUpload => Some(false),
         _ => None,
     })
 }
