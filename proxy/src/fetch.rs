@@ -121,6 +121,14 @@ impl Fetcher {
         };
         let signed = resign::sign_request(&line, &headers, &hash, &side.creds, SystemTime::now())?;
         for (n, v) in headers.into_iter().chain(signed) {
+            // Header text past ASCII is Latin-1 (`server::header_pairs`):
+            // each character one byte, as the client sent it.
+            let bytes: Vec<u8> = v
+                .chars()
+                .map(|c| u8::try_from(c as u32))
+                .collect::<Result<_, _>>()
+                .map_err(|e| fail(&e))?;
+            let v = http::HeaderValue::from_bytes(&bytes).map_err(|e| fail(&e))?;
             head.append_header(n, v).map_err(|e| fail(&e))?;
         }
         if len > 0 || !matches!(req.method, "GET" | "HEAD" | "DELETE") {

@@ -248,6 +248,21 @@ fn single_headers(req: &RequestHeader) -> Result<(), S3Error> {
     }
 }
 
+/// Every header as (name, text), values as [`header_text`] reads them
+/// (Latin-1 past ASCII), so that none is dropped; `fetch` writes such text
+/// back as the same bytes.
+fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                header_text(v.as_bytes(), false).into_owned(),
+            )
+        })
+        .collect()
+}
+
 /// A header value as text: ASCII as it is; other bytes as Latin-1 (each
 /// byte one character, as HTTP/1.1 defines header octets), or as UTF-8
 /// when `utf8` and valid.
@@ -334,12 +349,7 @@ impl FerryProxy {
         r: &Resign,
         body: Bytes,
     ) -> Result<(), S3Error> {
-        let names: Vec<(String, String)> = session
-            .req_header()
-            .headers
-            .iter()
-            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect();
+        let names = header_pairs(&session.req_header().headers);
         let side = Side {
             upstream: r.upstream.clone(),
             creds: r.creds.clone(),
@@ -453,11 +463,7 @@ impl FerryProxy {
             return Err(S3Error::new(Code::NotImplemented, ferry_s3::op::UNKNOWN));
         }
         // An attached bucket: the proxy authenticates the client itself.
-        let names: Vec<(String, String)> = req
-            .headers
-            .iter()
-            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect();
+        let names = header_pairs(&req.headers);
         let method = req.method.as_str();
         let dir = &self.directory;
         let now = time::OffsetDateTime::now_utc();
@@ -932,11 +938,7 @@ impl ProxyHttp for FerryProxy {
             upstream.remove_header("if-match");
             upstream.insert_header("if-none-match", "*")?;
         }
-        let headers: Vec<(String, String)> = upstream
-            .headers
-            .iter()
-            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect();
+        let headers = header_pairs(&upstream.headers);
         let line = RequestLine {
             method: upstream.method.as_str(),
             scheme: if r.upstream.tls { "https" } else { "http" },
