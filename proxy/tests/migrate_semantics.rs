@@ -468,28 +468,19 @@ fn a_put_racing_a_delete_leaves_the_delete_journalled() {
     let s = setup();
     s.rt.block_on(put(&s.source.client(), "raced", b"old"));
     s.migrate();
-    let pause = s.proxy.pause_dir();
-    let name = hex::encode("raced");
-    std::fs::write(pause.join(format!("{name}.hold")), "").unwrap();
+    let hold = s.proxy.hold("delete", "raced");
     let c = s.proxy.client(&s.target.region);
     let deleting = {
         let c = c.clone();
         s.rt.spawn(async move { c.delete_object().bucket(BUCKET).key("raced").send().await })
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !pause.join(format!("{name}.paused")).exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the delete never paused"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    hold.wait_paused();
     s.rt.block_on(async {
         put(&c, "raced", b"new").await;
         // The write cleared the entry the delete had made.
         assert_eq!(journal_names(&s.target).await, Vec::<String>::new());
     });
-    std::fs::write(pause.join(format!("{name}.go")), "").unwrap();
+    hold.release();
     s.rt.block_on(async {
         deleting.await.unwrap().unwrap();
         let e = c
@@ -503,6 +494,135 @@ fn a_put_racing_a_delete_leaves_the_delete_journalled() {
         assert_eq!(
             journal_names(&s.target).await,
             [ferry_ctl::journal::entry_name(BUCKET, "raced")]
+        );
+    });
+}
+
+/// A conditional DeleteObject (`If-Match`) is judged on the object clients
+/// see: the source's, for a key not on the target yet.
+#[test]
+fn conditional_deletes_are_judged_against_both_sides() {
+    let s = setup();
+    let src = s.source.client();
+    let etag = s.rt.block_on(async {
+        put(&src, "cd", b"on the source").await;
+        src.head_object()
+            .bucket(BUCKET)
+            .key("cd")
+            .send()
+            .await
+            .unwrap()
+            .e_tag()
+            .unwrap()
+            .to_owned()
+    });
+    s.migrate();
+    let c = s.proxy.client(&s.target.region);
+    s.rt.block_on(async {
+        let e = c
+            .delete_object()
+            .bucket(BUCKET)
+            .key("cd")
+            .if_match("\"00000000000000000000000000000000\"")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), Some(412), "{e:?}");
+        assert_eq!(
+            get_bytes(&c, BUCKET, "cd").await.unwrap(),
+            &b"on the source"[..]
+        );
+        c.delete_object()
+            .bucket(BUCKET)
+            .key("cd")
+            .if_match(&etag)
+            .send()
+            .await
+            .unwrap();
+        let e = c
+            .get_object()
+            .bucket(BUCKET)
+            .key("cd")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), Some(404), "{e:?}");
+        assert!(
+            get_bytes(&src, BUCKET, "cd").await.is_err(),
+            "still on the source"
+        );
+    });
+}
+
+/// An upload begun on the source before the switch completes there, and
+/// its object is copied to the target only in place of what the target
+/// held before: a client's write that lands on the target while the
+/// completion runs is newer, and stays.
+#[test]
+fn a_source_upload_completion_never_overwrites_a_newer_target_write() {
+    let s = setup();
+    let (src, tgt) = (s.source.client(), s.target.client());
+    let (id, part) = s.rt.block_on(async {
+        let id = src
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key("mp")
+            .send()
+            .await
+            .unwrap()
+            .upload_id()
+            .unwrap()
+            .to_owned();
+        let p = src
+            .upload_part()
+            .bucket(BUCKET)
+            .key("mp")
+            .upload_id(&id)
+            .part_number(1)
+            .body(ByteStream::from_static(b"the upload's bytes"))
+            .send()
+            .await
+            .unwrap();
+        // The copier's older copy on the target.
+        put(&tgt, "mp", b"older copy").await;
+        (id, p.e_tag().unwrap().to_owned())
+    });
+    s.migrate();
+    let c = s.proxy.client(&s.target.region);
+    let hold = s.proxy.hold("complete", "mp");
+    let completing = {
+        let c = c.clone();
+        s.rt.spawn(async move {
+            c.complete_multipart_upload()
+                .bucket(BUCKET)
+                .key("mp")
+                .upload_id(id)
+                .multipart_upload(
+                    aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                        .parts(
+                            aws_sdk_s3::types::CompletedPart::builder()
+                                .part_number(1)
+                                .e_tag(part)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+        })
+    };
+    hold.wait_paused();
+    s.rt.block_on(put(&c, "mp", b"a client's newer write"));
+    hold.release();
+    s.rt.block_on(async {
+        completing.await.unwrap().unwrap();
+        assert_eq!(
+            get_bytes(&c, BUCKET, "mp").await.unwrap(),
+            &b"a client's newer write"[..]
+        );
+        assert_eq!(
+            get_bytes(&src, BUCKET, "mp").await.unwrap(),
+            &b"the upload's bytes"[..]
         );
     });
 }

@@ -31,33 +31,22 @@ fn object_header(name: &str) -> bool {
     ) || name.starts_with("x-amz-meta-")
 }
 
-/// Streams `from_object` on `from` to `to_object` on `to`, with the
-/// source's object headers, or `headers` instead when given (a REPLACE
-/// directive). Returns the new ETag.
-pub async fn transfer(
-    svc: &Services,
-    from: &Side,
-    from_object: &str,
-    to: &Side,
-    to_object: &str,
-    headers: Option<Vec<(String, String)>>,
-) -> Result<String, S3Error> {
-    transfer_if(
-        svc,
-        from,
-        from_object,
-        to,
-        to_object,
-        headers,
-        Vec::new(),
-        false,
-    )
-    .await
+/// The condition of a transfer's write to the destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutIf {
+    /// Whatever is there is replaced.
+    Always,
+    /// `If-None-Match: *`: only if nothing is there.
+    Absent,
+    /// `If-Match: <etag>`: only if that object is still there.
+    Still(String),
 }
 
-/// As [`transfer`], reading with `conditions`; `create_only`: the PUT
-/// carries `If-None-Match: *`, and an object already at `to_object` is
-/// `PreconditionFailed`.
+/// Streams `from_object` on `from` to `to_object` on `to`, with the
+/// source's object headers, or `headers` instead when given (a REPLACE
+/// directive), reading with `conditions` and writing if `put_if` holds (a
+/// write whose condition failed is `PreconditionFailed`). Returns the new
+/// ETag.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn transfer_if(
     svc: &Services,
@@ -67,7 +56,7 @@ pub(super) async fn transfer_if(
     to_object: &str,
     headers: Option<Vec<(String, String)>>,
     conditions: Vec<(String, String)>,
-    create_only: bool,
+    put_if: PutIf,
 ) -> Result<String, S3Error> {
     let mut get = svc
         .fetcher
@@ -115,8 +104,10 @@ pub(super) async fn transfer_if(
             .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect()
     });
-    if create_only {
-        put_headers.push(("if-none-match".into(), "*".into()));
+    match &put_if {
+        PutIf::Always => {}
+        PutIf::Absent => put_headers.push(("if-none-match".into(), "*".into())),
+        PutIf::Still(etag) => put_headers.push(("if-match".into(), etag.clone())),
     }
     let mut put = svc
         .fetcher
@@ -147,10 +138,10 @@ pub(super) async fn transfer_if(
     let etag = r.header_str("etag").unwrap_or_default().to_owned();
     let body = r.body(64 * 1024).await?;
     svc.fetcher.release(r).await;
-    if status == 412 && create_only {
+    if status == 412 && put_if != PutIf::Always {
         return Err(S3Error::new(
             Code::PreconditionFailed,
-            "the object is already on the target",
+            "the object on the target changed meanwhile",
         ));
     }
     if status != 200 {
@@ -234,7 +225,7 @@ pub async fn part(
             path,
             Some(Vec::new()),
             read,
-            false,
+            PutIf::Always,
         )
         .await
         {
@@ -302,7 +293,7 @@ pub async fn part(
         path,
         Some(Vec::new()),
         read,
-        false,
+        PutIf::Always,
     )
     .await?;
     reply_part(session, &etag).await
@@ -407,7 +398,7 @@ pub async fn serve(
         to,
         headers,
         copy_conditions(&call.headers),
-        false,
+        PutIf::Always,
     )
     .await?;
     if let Some(j) = &svc.journal {

@@ -8,6 +8,7 @@ use futures::StreamExt;
 use pingora::proxy::Session;
 use quick_xml::events::Event;
 
+use super::merged::{Conditions, Key, judge_delete};
 use super::wire::{read_body, reply, reply_xml};
 use super::{Call, Services, journal, object_on};
 use crate::fetch::{Body, Request, Side, error_code};
@@ -22,7 +23,18 @@ const CONCURRENCY: usize = 16;
 pub async fn one(svc: &Services, session: &mut Session, call: &Call) -> Result<(), S3Error> {
     let key = call.key.as_deref().unwrap_or_default();
     current_only(query_value(&call.raw_query, "versionId").as_deref())?;
-    delete_key(svc, call, key).await?;
+    // A conditional delete is judged on the object clients see.
+    let mut target_if = None;
+    if let Some(want) = Conditions::of(&call.headers).if_match {
+        let k = Key {
+            target_object: object_on(&call.target, key)?,
+            source_object: object_on(&call.source, key)?,
+            target: call.target.clone(),
+            source: call.source.clone(),
+        };
+        target_if = judge_delete(svc, &k, &want).await?;
+    }
+    delete_key(svc, call, key, target_if.as_deref()).await?;
     reply(session, 204, &[], Bytes::new()).await
 }
 
@@ -52,41 +64,29 @@ fn current_only(version_id: Option<&str>) -> Result<(), S3Error> {
 /// (A write that lands after the target step clears the second entry, as
 /// it should; one that clears it while this delete is between its steps is
 /// covered by the second entry.)
-async fn delete_key(svc: &Services, call: &Call, key: &str) -> Result<(), S3Error> {
+///
+/// `target_if`: the target's delete carries `If-Match` (a conditional
+/// delete whose object is the target's).
+async fn delete_key(
+    svc: &Services,
+    call: &Call,
+    key: &str,
+    target_if: Option<&str>,
+) -> Result<(), S3Error> {
     let journal = journal(svc)?;
     journal.record(&svc.fetcher, &call.bucket, key).await?;
-    delete_on(svc, &call.source, key).await?;
-    test_pause(key).await;
-    delete_on(svc, &call.target, key).await?;
+    delete_on(svc, &call.source, key, None).await?;
+    super::test_pause("delete", key).await;
+    delete_on(svc, &call.target, key, target_if).await?;
     journal.record(&svc.fetcher, &call.bucket, key).await
 }
 
-/// TEST ONLY: with `FERRY_TEST_PAUSE_DELETE=<dir>` in the proxy's
-/// environment, a delete of a key whose `<dir>/<hex(key)>.hold` exists is
-/// held between its source and target steps: it writes `<hex>.paused` and
-/// waits for `<hex>.go`. So an end-to-end test can land a client's write in
-/// exactly that window. Unset (every real deployment), nothing is checked.
-async fn test_pause(key: &str) {
-    static DIR: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
-    let Some(dir) = DIR.get_or_init(|| std::env::var_os("FERRY_TEST_PAUSE_DELETE").map(Into::into))
-    else {
-        return;
-    };
-    let name = hex::encode(key.as_bytes());
-    if !tokio::fs::try_exists(dir.join(format!("{name}.hold")))
-        .await
-        .unwrap_or(false)
-    {
-        return;
-    }
-    let _ = tokio::fs::write(dir.join(format!("{name}.paused")), b"").await;
-    let go = dir.join(format!("{name}.go"));
-    while !tokio::fs::try_exists(&go).await.unwrap_or(false) {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
-
-async fn delete_on(svc: &Services, side: &Side, key: &str) -> Result<(), S3Error> {
+async fn delete_on(
+    svc: &Services,
+    side: &Side,
+    key: &str,
+    if_match: Option<&str>,
+) -> Result<(), S3Error> {
     let target = object_on(side, key)?;
     let mut r = svc
         .fetcher
@@ -95,7 +95,9 @@ async fn delete_on(svc: &Services, side: &Side, key: &str) -> Result<(), S3Error
             Request {
                 method: "DELETE",
                 target: &target,
-                headers: Vec::new(),
+                headers: if_match
+                    .map(|e| vec![("if-match".to_owned(), e.to_owned())])
+                    .unwrap_or_default(),
                 body: Body::Empty,
             },
         )
@@ -106,6 +108,11 @@ async fn delete_on(svc: &Services, side: &Side, key: &str) -> Result<(), S3Error
     match status {
         // Gone, or never there: either way not on this side.
         200..=299 | 404 => Ok(()),
+        // A conditional delete found a newer write: it stays.
+        412 if if_match.is_some() => Err(S3Error::new(
+            Code::PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold",
+        )),
         _ => {
             let code = error_code(&body).unwrap_or_else(|| format!("HTTP {status}"));
             Err(S3Error::new(
@@ -128,7 +135,7 @@ pub async fn many(svc: &Services, session: &mut Session, mut call: Call) -> Resu
     let results: Vec<(Object, Result<(), S3Error>)> = futures::stream::iter(objects)
         .map(|o| async move {
             let r = match current_only(o.version_id.as_deref()) {
-                Ok(()) => delete_key(svc, call, &o.key).await,
+                Ok(()) => delete_key(svc, call, &o.key, None).await,
                 Err(e) => Err(e),
             };
             (o, r)

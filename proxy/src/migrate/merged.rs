@@ -10,7 +10,7 @@
 //!   concurrent client nor the copier is overwritten.
 
 use super::Services;
-use super::copy::transfer_if;
+use super::copy::{PutIf, transfer_if};
 use crate::fetch::{Body, Request, Side};
 use crate::s3error::{Code, S3Error};
 
@@ -25,7 +25,11 @@ pub struct Key {
 
 /// The ETag of the object at `object` on `side`, `None` if absent. A side
 /// that fails is a 503: absence is never guessed.
-async fn head(svc: &Services, side: &Side, object: &str) -> Result<Option<String>, S3Error> {
+pub(super) async fn head(
+    svc: &Services,
+    side: &Side,
+    object: &str,
+) -> Result<Option<String>, S3Error> {
     let mut r = svc
         .fetcher
         .send(
@@ -67,7 +71,7 @@ pub async fn promote(svc: &Services, k: &Key) -> Result<(), S3Error> {
         &k.target_object,
         None,
         Vec::new(),
-        true,
+        PutIf::Absent,
     )
     .await;
     match copied {
@@ -127,6 +131,44 @@ pub enum Verdict {
     /// target as a create (`If-None-Match: *` in place of `If-Match`), so
     /// that a copy the copier makes meanwhile is not overwritten.
     CreateOnly,
+}
+
+/// Where the object clients see lives, and its ETag: the target's, else
+/// the source's; `None` when neither has it.
+pub async fn current(svc: &Services, k: &Key) -> Result<Option<(Sided, String)>, S3Error> {
+    if let Some(etag) = head(svc, &k.target, &k.target_object).await? {
+        return Ok(Some((Sided::Target, etag)));
+    }
+    Ok(head(svc, &k.source, &k.source_object)
+        .await?
+        .map(|etag| (Sided::Source, etag)))
+}
+
+/// Which side holds the object clients see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sided {
+    Target,
+    Source,
+}
+
+/// A conditional DeleteObject (`If-Match`), judged on the object clients
+/// see. `Ok(Some(etag))`: the target holds it, and its delete must carry
+/// `If-Match: etag`, so that a write landing meanwhile is not deleted.
+pub async fn judge_delete(
+    svc: &Services,
+    k: &Key,
+    if_match: &str,
+) -> Result<Option<String>, S3Error> {
+    match current(svc, k).await? {
+        Some((side, etag)) if etag_matches(if_match, &etag) => {
+            Ok((side == Sided::Target).then_some(etag))
+        }
+        Some(_) => Err(precondition_failed()),
+        None => Err(S3Error::new(
+            Code::NoSuchKey,
+            "The specified key does not exist.",
+        )),
+    }
 }
 
 fn precondition_failed() -> S3Error {

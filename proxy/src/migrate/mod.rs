@@ -135,6 +135,32 @@ pub(crate) fn object_on(side: &Side, key: &str) -> Result<String, S3Error> {
     crate::resign::canonical_target(&path, "")
 }
 
+/// TEST ONLY: with `FERRY_TEST_PAUSE=<dir>` in the proxy's environment,
+/// the step `point` (`delete`: between a delete's source and target steps;
+/// `complete`: between a source upload's completion and its copy to the
+/// target) of `key` is held while `<dir>/<point>-<hex(key)>.hold` exists:
+/// it writes `<point>-<hex>.paused` and waits for `<point>-<hex>.go`. So an
+/// end-to-end test can land a client's write in exactly that window. Unset
+/// (every real deployment), nothing is checked.
+pub(crate) async fn test_pause(point: &str, key: &str) {
+    static DIR: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    let Some(dir) = DIR.get_or_init(|| std::env::var_os("FERRY_TEST_PAUSE").map(Into::into)) else {
+        return;
+    };
+    let name = format!("{point}-{}", hex::encode(key.as_bytes()));
+    if !tokio::fs::try_exists(dir.join(format!("{name}.hold")))
+        .await
+        .unwrap_or(false)
+    {
+        return;
+    }
+    let _ = tokio::fs::write(dir.join(format!("{name}.paused")), b"").await;
+    let go = dir.join(format!("{name}.go"));
+    while !tokio::fs::try_exists(&go).await.unwrap_or(false) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// How a migrate-mode request is handled.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {

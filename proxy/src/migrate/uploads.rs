@@ -16,8 +16,8 @@ use std::sync::Mutex;
 
 use pingora::proxy::Session;
 
-use super::copy::transfer;
-use super::merged::{Conditions, Key, Verdict, as_create_only, judge};
+use super::copy::{PutIf, transfer_if};
+use super::merged::{Conditions, Key, Verdict, as_create_only, head, judge};
 use super::wire::{pass_through, read_body, reply_xml};
 use super::{Call, Services};
 use crate::fetch::{Body, Request, Side, error_class};
@@ -177,19 +177,26 @@ pub async fn complete(
     headers.retain(|(n, _)| n != "content-md5");
     // A target upload's conditions are judged against both sides, as a
     // PutObject's are (a source upload's against the source itself).
+    let (t, s) = paths(&call);
     let conditions = Conditions::of(&headers);
     if !on_source && conditions.any() {
-        let (t, s) = paths(&call);
         let key = Key {
             target: call.target.clone(),
             source: call.source.clone(),
-            target_object: t,
-            source_object: s,
+            target_object: t.clone(),
+            source_object: s.clone(),
         };
         if judge(svc, &key, &conditions).await? == Verdict::CreateOnly {
             as_create_only(&mut headers);
         }
     }
+    // What the target holds before a source upload completes: the
+    // completed object replaces exactly that, so a write that lands on the
+    // target meanwhile (newer than the completion) is never overwritten.
+    let before = match on_source {
+        true => Some(head(svc, &call.target, &t).await?),
+        false => None,
+    };
     let mut r = svc
         .fetcher
         .send(
@@ -207,14 +214,33 @@ pub async fn complete(
     svc.fetcher.release(r).await;
     let key = call.key.clone().unwrap_or_default();
     if completed(status, &answer) {
-        if on_source {
-            let (t, s) = paths(&call);
-            if let Err(e) = transfer(svc, &call.source, &s, &call.target, &t, None).await {
+        if let Some(before) = before {
+            super::test_pause("complete", &key).await;
+            let put_if = before.clone().map_or(PutIf::Absent, PutIf::Still);
+            let copied = transfer_if(
+                svc,
+                &call.source,
+                &s,
+                &call.target,
+                &t,
+                None,
+                Vec::new(),
+                put_if,
+            )
+            .await;
+            match copied {
+                Ok(_) => {}
+                // A client wrote the key on the target meanwhile: that
+                // write is newer than this completion, and stays.
+                Err(e) if e.code == Code::PreconditionFailed => {
+                    tracing::info!(bucket = %call.bucket, key = %key,
+                        "a source upload completed while a client wrote the key on the target; the newer write stays");
+                }
                 // Without the target's older copy, reads fall back to the
                 // source, which has the new object: the completion stands
                 // and the copier brings the object over later. Only if
                 // that copy cannot be removed either would a read be stale.
-                if !remove_stale(svc, &call.target, &t).await {
+                Err(e) if !remove_stale(svc, &call.target, &t, before.as_deref()).await => {
                     tracing::error!(bucket = %call.bucket, key = %key, error = %e,
                         "a source upload completed, but the target still holds an older copy");
                     return Err(S3Error::new(
@@ -222,8 +248,10 @@ pub async fn complete(
                         "the upload completed on the source, but the target's older copy could not be replaced or removed; please retry",
                     ));
                 }
-                tracing::warn!(bucket = %call.bucket, key = %key, error = %e,
-                    "a source upload completed and was not copied to the target; reads are served from the source until the copier brings it over");
+                Err(e) => {
+                    tracing::warn!(bucket = %call.bucket, key = %key, error = %e,
+                        "a source upload completed and was not copied to the target; reads are served from the source until the copier brings it over");
+                }
             }
         }
         if let Some(j) = &svc.journal {
@@ -237,8 +265,13 @@ pub async fn complete(
 }
 
 /// Deletes the target's copy of a key whose newest version is on the
-/// source, so that reads fall back to it.
-async fn remove_stale(svc: &Services, target: &Side, object: &str) -> bool {
+/// source, so that reads fall back to it: only the copy that was there
+/// before (`If-Match`), never a write that landed since. True when that
+/// copy is gone (or there was none).
+async fn remove_stale(svc: &Services, target: &Side, object: &str, etag: Option<&str>) -> bool {
+    let Some(etag) = etag else {
+        return true;
+    };
     let r = svc
         .fetcher
         .send(
@@ -246,13 +279,14 @@ async fn remove_stale(svc: &Services, target: &Side, object: &str) -> bool {
             Request {
                 method: "DELETE",
                 target: object,
-                headers: Vec::new(),
+                headers: vec![("if-match".into(), etag.to_owned())],
                 body: Body::Empty,
             },
         )
         .await;
     match r {
-        Ok(mut r) if (200..300).contains(&r.status) || r.status == 404 => {
+        // 412: replaced meanwhile by a newer write, which stays.
+        Ok(mut r) if (200..300).contains(&r.status) || matches!(r.status, 404 | 412) => {
             let _ = r.body(64 * 1024).await;
             svc.fetcher.release(r).await;
             true

@@ -161,7 +161,7 @@ impl Proxy {
             .arg("--config")
             .arg(&self.config)
             .env("FERRY_LOG", &self.log_filter)
-            .env("FERRY_TEST_PAUSE_DELETE", self.pause_dir())
+            .env("FERRY_TEST_PAUSE", self.pause_dir())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -181,11 +181,22 @@ impl Proxy {
         panic!("ferry-proxy did not come up: {}", self.log());
     }
 
-    /// Where a test holds a migrate-mode delete between its source and
-    /// target steps (the proxy's `FERRY_TEST_PAUSE_DELETE`): a
-    /// `<hex(key)>.hold` file holds it, `.paused` appears, `.go` releases.
+    /// Where a test holds a migrate-mode step of a key (the proxy's
+    /// `FERRY_TEST_PAUSE`, see `migrate::test_pause`): a
+    /// `<point>-<hex(key)>.hold` file holds it, `.paused` appears, `.go`
+    /// releases.
     pub fn pause_dir(&self) -> PathBuf {
         self.dir.path().join("pause")
+    }
+
+    /// Holds the migrate-mode step `point` of `key` (see `pause_dir`).
+    pub fn hold(&self, point: &str, key: &str) -> Hold {
+        let h = Hold {
+            dir: self.pause_dir(),
+            name: format!("{point}-{}", hex::encode(key)),
+        };
+        std::fs::write(h.dir.join(format!("{}.hold", h.name)), "").unwrap();
+        h
     }
 
     pub fn log(&self) -> String {
@@ -303,6 +314,27 @@ impl Proxy {
         self.ferryctl_ok(&[
             "s3", "bucket", "migrate", "update", "--bucket", bucket, "--mode", mode,
         ]);
+    }
+}
+
+/// A held step of the proxy (`Proxy::hold`).
+pub struct Hold {
+    dir: PathBuf,
+    name: String,
+}
+
+impl Hold {
+    /// Waits until the proxy has reached the step and stopped there.
+    pub fn wait_paused(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.dir.join(format!("{}.paused", self.name)).exists() {
+            assert!(Instant::now() < deadline, "{} never paused", self.name);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn release(&self) {
+        std::fs::write(self.dir.join(format!("{}.go", self.name)), "").unwrap();
     }
 }
 
