@@ -25,7 +25,6 @@ mod tests;
 use bytes::Bytes;
 
 use crate::s3error::S3Error;
-use crate::sigv4::canonical::parse_query;
 use entry::Position;
 use merge::{Op, Side, merge};
 use write::Echo;
@@ -49,32 +48,16 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// The listing a bucket GET's query asks for, or `None` if it is
-    /// another bucket request (`?location`, `?policy`, ...).
-    pub fn of_query(raw_query: &str) -> Option<Self> {
-        let pairs = parse_query(raw_query)?;
-        let has = |name: &[u8]| pairs.iter().any(|(k, _)| k == name);
-        if has(b"uploads") {
-            return Some(Self::MultipartUploads);
+    /// The listing an operation is (`ferry_s3::S3Op`, parsed once per
+    /// request), if it is one this module merges.
+    pub fn of_op(op: ferry_s3::S3Op) -> Option<Self> {
+        use ferry_s3::S3Op::*;
+        match op {
+            ListObjectsV2 => Some(Self::ObjectsV2),
+            ListObjects => Some(Self::ObjectsV1),
+            ListMultipartUploads => Some(Self::MultipartUploads),
+            _ => None,
         }
-        if pairs.iter().any(|(k, v)| k == b"list-type" && v == b"2") {
-            return Some(Self::ObjectsV2);
-        }
-        const V1: [&[u8]; 6] = [
-            b"prefix",
-            b"delimiter",
-            b"marker",
-            b"max-keys",
-            b"encoding-type",
-            b"x-id",
-        ];
-        // A presigned listing carries its signature in the query too.
-        pairs
-            .iter()
-            .all(|(k, _)| {
-                V1.contains(&k.as_slice()) || k.to_ascii_lowercase().starts_with(b"x-amz-")
-            })
-            .then_some(Self::ObjectsV1)
     }
 }
 

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use pingora::proxy::Session;
 
 use super::wire::reply;
-use super::{Call, Op, Services};
+use super::{Call, Services};
 use crate::fetch::{Body, Request, Side, error_class, error_code};
 use crate::listing::{self, Kind, Lister};
 use crate::resign::canonical_target;
@@ -79,17 +79,12 @@ impl Lister for SideLister<'_> {
     }
 }
 
-pub async fn serve(svc: &Services, session: &mut Session, call: &Call) -> Result<(), S3Error> {
-    let kind = match (&call.op, Kind::of_query(&call.raw_query)) {
-        (Op::ListUploads, _) => Kind::MultipartUploads,
-        (_, Some(k)) => k,
-        (_, None) => {
-            return Err(S3Error::new(
-                Code::InvalidArgument,
-                "unsupported listing parameters for a bucket under migration",
-            ));
-        }
-    };
+pub async fn serve(
+    svc: &Services,
+    session: &mut Session,
+    call: &Call,
+    kind: Kind,
+) -> Result<(), S3Error> {
     let target = SideLister {
         svc,
         side: &call.target,

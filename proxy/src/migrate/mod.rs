@@ -22,6 +22,7 @@ use pingora::proxy::Session;
 
 use crate::fetch::{Fetcher, Side};
 use crate::journal::Journal;
+use crate::listing::Kind;
 use crate::s3error::{Code, S3Error};
 use crate::sigv4::chunked::ChunkedDecoder;
 use ferry_s3::S3Op;
@@ -39,9 +40,8 @@ pub enum Op {
     /// DeleteObjects (`POST ?delete`).
     DeleteMany,
     /// ListObjects v1/v2, merged.
-    List,
+    List(crate::listing::Kind),
     /// ListMultipartUploads, merged.
-    ListUploads,
     /// CopyObject within the bucket.
     Copy { source_key: String },
     /// CompleteMultipartUpload.
@@ -102,7 +102,7 @@ pub async fn serve(svc: &Services, session: &mut Session, call: Call) -> Result<
         Op::Read => read::serve(svc, session, &call).await,
         Op::Delete => delete::one(svc, session, &call).await,
         Op::DeleteMany => delete::many(svc, session, call).await,
-        Op::List | Op::ListUploads => list::serve(svc, session, &call).await,
+        Op::List(kind) => list::serve(svc, session, &call, kind).await,
         Op::Copy { source_key } => copy::serve(svc, session, &call, &source_key).await,
         Op::Complete { upload_id } => uploads::complete(svc, session, call, &upload_id).await,
         Op::Upload { upload_id } => uploads::no_body(svc, session, &call, &upload_id).await,
@@ -213,8 +213,10 @@ pub fn classify(
         }),
         M::Delete => Route::Serve(Op::Delete),
         M::DeleteMany => Route::Serve(Op::DeleteMany),
-        M::MergedList => Route::Serve(Op::List),
-        M::MergedUploads => Route::Serve(Op::ListUploads),
+        M::MergedList | M::MergedUploads => match Kind::of_op(op) {
+            Some(kind) => Route::Serve(Op::List(kind)),
+            None => unreachable!("{op:?} is routed as a listing"),
+        },
         M::Part => Route::Part {
             upload_id: upload_id(),
         },
@@ -247,14 +249,17 @@ mod tests {
     fn requests_are_routed_as_the_table_says() {
         use Level::{Bucket, Object};
         let ok = |m, l, q, cs| c(m, l, q, cs).unwrap();
-        assert_eq!(ok("GET", Bucket, "", None), Route::Serve(Op::List));
+        assert_eq!(
+            ok("GET", Bucket, "", None),
+            Route::Serve(Op::List(Kind::ObjectsV1))
+        );
         assert_eq!(
             ok("GET", Bucket, "list-type=2&prefix=a", None),
-            Route::Serve(Op::List)
+            Route::Serve(Op::List(Kind::ObjectsV2))
         );
         assert_eq!(
             ok("GET", Bucket, "uploads", None),
-            Route::Serve(Op::ListUploads)
+            Route::Serve(Op::List(Kind::MultipartUploads))
         );
         assert_eq!(ok("GET", Bucket, "location", None), Route::Target);
         assert_eq!(ok("GET", Bucket, "policy", None), Route::Target);
