@@ -124,7 +124,8 @@ enum Before {
     /// An upload part goes to the source instead if its upload is there.
     Part(PartRoute),
     /// A sub-resource write: a key only on the source is promoted first.
-    Promote(merged::Key),
+    /// `bool`: the source's tags come along (not for a change of tags).
+    Promote(merged::Key, bool),
     /// A conditional write, judged against both sides.
     Judge(merged::Key, merged::Conditions),
 }
@@ -282,7 +283,7 @@ impl FerryProxy {
     async fn before(&self, r: &mut Resign, b: Before) -> Result<(), S3Error> {
         match b {
             Before::Part(p) => self.route_part(r, p).await,
-            Before::Promote(k) => merged::promote(&self.migrate, &k).await,
+            Before::Promote(k, with_tags) => merged::promote(&self.migrate, &k, with_tags).await,
             Before::Judge(k, c) => {
                 r.create_only =
                     merged::judge(&self.migrate, &k, &c).await? == merged::Verdict::CreateOnly;
@@ -657,7 +658,10 @@ impl FerryProxy {
                     before = Some(Box::new(Before::Judge(key()?, conditions)));
                 }
             }
-            Some(Route::Promote) => before = Some(Box::new(Before::Promote(key()?))),
+            Some(Route::Promote) => {
+                let with_tags = !matches!(op, S3Op::PutObjectTagging | S3Op::DeleteObjectTagging);
+                before = Some(Box::new(Before::Promote(key()?, with_tags)));
+            }
             Some(Route::Part { upload_id }) => {
                 before = Some(Box::new(Before::Part(PartRoute {
                     upload_id,

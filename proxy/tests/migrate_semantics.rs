@@ -48,16 +48,18 @@ fn subresource_writes_promote_the_object_and_never_delete_it() {
     let s = setup_on(Store::moto().unwrap());
     let (src, tgt) = (s.source.client(), s.target.client());
     s.rt.block_on(async {
-        for key in ["tagged", "to-tag"] {
+        for key in ["tagged", "to-tag", "acl"] {
             put(&src, key, format!("body of {key}").as_bytes()).await;
         }
-        src.put_object_tagging()
-            .bucket(BUCKET)
-            .key("tagged")
-            .tagging(tagging(&[("team", "blue")]))
-            .send()
-            .await
-            .unwrap();
+        for key in ["tagged", "acl"] {
+            src.put_object_tagging()
+                .bucket(BUCKET)
+                .key(key)
+                .tagging(tagging(&[("team", "blue")]))
+                .send()
+                .await
+                .unwrap();
+        }
     });
     s.migrate();
     let c = s.proxy.client(&s.target.region);
@@ -95,9 +97,26 @@ fn subresource_writes_promote_the_object_and_never_delete_it() {
         assert_eq!(tags(&tgt, "to-tag").await, [pair("k", "v")]);
         assert_eq!(tags(&src, "to-tag").await, []);
 
+        // A change of ACL keeps the object's tags: they come along.
+        c.put_object_acl()
+            .bucket(BUCKET)
+            .key("acl")
+            .acl(aws_sdk_s3::types::ObjectCannedAcl::Private)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(tags(&tgt, "acl").await, [pair("team", "blue")]);
+        assert_eq!(
+            get_bytes(&tgt, BUCKET, "acl").await.unwrap(),
+            &b"body of acl"[..]
+        );
+
         // Nothing was deleted, so nothing was journalled.
         assert_eq!(journal_names(&s.target).await, Vec::<String>::new());
-        assert_eq!(list_keys(&c, BUCKET).await.unwrap(), ["tagged", "to-tag"]);
+        assert_eq!(
+            list_keys(&c, BUCKET).await.unwrap(),
+            ["acl", "tagged", "to-tag"]
+        );
     });
     let text = scrape(s.metrics_port);
     assert_eq!(
@@ -105,7 +124,7 @@ fn subresource_writes_promote_the_object_and_never_delete_it() {
             &text,
             "ferry_proxy_migrate_promoted_objects_total{bucket=\"photos\"}"
         ),
-        2.0,
+        3.0,
         "{text}"
     );
 }

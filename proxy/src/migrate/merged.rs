@@ -56,10 +56,12 @@ pub(super) async fn head(
     }
 }
 
-/// Copies the object to the target if it is only on the source. Nothing
-/// happens when it is on the target already, or on neither side (the
-/// target then answers the request with its own NoSuchKey).
-pub async fn promote(svc: &Services, k: &Key) -> Result<(), S3Error> {
+/// Copies the object to the target if it is only on the source, with its
+/// tags when `with_tags` (a change to its ACL, retention, legal hold or
+/// restore keeps them; a change to its tags replaces them anyway).
+/// Nothing happens when it is on the target already, or on neither side
+/// (the target then answers the request with its own NoSuchKey).
+pub async fn promote(svc: &Services, k: &Key, with_tags: bool) -> Result<(), S3Error> {
     if head(svc, &k.target, &k.target_object).await?.is_some() {
         return Ok(());
     }
@@ -77,6 +79,9 @@ pub async fn promote(svc: &Services, k: &Key) -> Result<(), S3Error> {
     match copied {
         Ok(_) => {
             crate::metrics::migrate_promoted(&k.target.bucket);
+            if with_tags {
+                copy_tags(svc, k).await?;
+            }
             Ok(())
         }
         // A client or the copier wrote it meanwhile: it is on the target.
@@ -84,6 +89,58 @@ pub async fn promote(svc: &Services, k: &Key) -> Result<(), S3Error> {
         // Deleted from the source meanwhile: nothing to promote.
         Err(e) if e.code == Code::NoSuchKey => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+/// Copies the source object's tags onto the promoted copy: the body of a
+/// GetObjectTagging is a PutObjectTagging body. A source without tagging
+/// (Garage answers NotImplemented) has no tags to carry.
+async fn copy_tags(svc: &Services, k: &Key) -> Result<(), S3Error> {
+    let get_target = format!("{}?tagging=", k.source_object);
+    let mut r = svc
+        .fetcher
+        .send(
+            &k.source,
+            Request {
+                method: "GET",
+                target: &get_target,
+                headers: Vec::new(),
+                body: Body::Empty,
+            },
+        )
+        .await?;
+    let status = r.status;
+    let tags = r.body(1 << 20).await?;
+    svc.fetcher.release(r).await;
+    if status != 200 || !String::from_utf8_lossy(&tags).contains("<Tag>") {
+        return Ok(());
+    }
+    let md5 = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        <md5::Md5 as md5::Digest>::digest(&tags),
+    );
+    let put_target = format!("{}?tagging=", k.target_object);
+    let mut r = svc
+        .fetcher
+        .send(
+            &k.target,
+            Request {
+                method: "PUT",
+                target: &put_target,
+                headers: vec![("content-md5".into(), md5)],
+                body: Body::Full(tags),
+            },
+        )
+        .await?;
+    let status = r.status;
+    let _ = r.body(64 * 1024).await;
+    svc.fetcher.release(r).await;
+    match status {
+        200..=299 => Ok(()),
+        s => Err(crate::fetch::unavailable(
+            k.target.label,
+            format!("HTTP {s} to copying the promoted object's tags"),
+        )),
     }
 }
 
