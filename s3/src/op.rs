@@ -87,6 +87,9 @@ pub enum MigrateRoute {
     MergedList,
     /// ListMultipartUploads: both sides merged.
     MergedUploads,
+    /// ListObjectVersions: both sides merged while neither keeps versions
+    /// (every VersionId `null`), else refused.
+    MergedVersions,
     /// UploadPart: the upload's side.
     Part,
     /// UploadPartCopy: the upload's side, the copy source read target
@@ -128,6 +131,7 @@ impl MigrateRoute {
             MigrateRoute::DeleteMany => "each key: journal, source, target",
             MigrateRoute::MergedList => "merged listing",
             MigrateRoute::MergedUploads => "merged uploads",
+            MigrateRoute::MergedVersions => "merged, unversioned only",
             MigrateRoute::Part => "the upload's side",
             MigrateRoute::PartCopy => "the upload's side, copy source target first",
             MigrateRoute::Complete => "the upload's side, result to target",
@@ -465,9 +469,7 @@ impl S3Op {
             DeleteObjects => R::DeleteMany,
             ListObjects | ListObjectsV2 => R::MergedList,
             ListMultipartUploads => R::MergedUploads,
-            ListObjectVersions => R::Refuse(
-                "ListObjectVersions is not supported while a bucket is under migration: the two stores' version histories cannot be merged into one; list with ListObjectsV2",
-            ),
+            ListObjectVersions => R::MergedVersions,
             CreateMultipartUpload => R::Target,
             UploadPart => R::Part,
             UploadPartCopy => R::PartCopy,

@@ -19,28 +19,37 @@ pub(crate) enum Entry {
         upload_id: String,
         rest: String,
     },
+    /// A `<Version>` of ListObjectVersions (only `null` ones are merged).
+    Version {
+        key: Vec<u8>,
+        version_id: String,
+        rest: String,
+    },
     Prefix(Vec<u8>),
 }
 
 impl Entry {
     pub(crate) fn name(&self) -> &[u8] {
         match self {
-            Self::Object { key, .. } | Self::Upload { key, .. } => key,
+            Self::Object { key, .. } | Self::Upload { key, .. } | Self::Version { key, .. } => key,
             Self::Prefix(p) => p,
         }
     }
 
-    fn upload_id(&self) -> &str {
+    /// The upload id or version id that orders entries of one key, and
+    /// resumes a page after one (`upload-id-marker`, `version-id-marker`).
+    pub(crate) fn upload_id(&self) -> Option<&str> {
         match self {
-            Self::Upload { upload_id, .. } => upload_id,
-            _ => "",
+            Self::Upload { upload_id, .. } => Some(upload_id),
+            Self::Version { version_id, .. } => Some(version_id),
+            _ => None,
         }
     }
 
     pub(crate) fn order(&self, other: &Self) -> Ordering {
         self.name()
             .cmp(other.name())
-            .then_with(|| self.upload_id().cmp(other.upload_id()))
+            .then_with(|| self.upload_id().cmp(&other.upload_id()))
     }
 }
 
@@ -95,13 +104,17 @@ impl Position {
             // prefix before it (holding such keys) is legitimate.
             Entry::Prefix(_) => true,
             Entry::Object { key, .. } => key.as_slice() > self.name.as_slice(),
-            Entry::Upload { key, upload_id, .. } => match key.as_slice().cmp(&self.name) {
+            Entry::Upload {
+                key, upload_id: id, ..
+            }
+            | Entry::Version {
+                key,
+                version_id: id,
+                ..
+            } => match key.as_slice().cmp(&self.name) {
                 Ordering::Greater => true,
                 Ordering::Less => false,
-                Ordering::Equal => self
-                    .upload_id
-                    .as_deref()
-                    .is_some_and(|u| upload_id.as_str() > u),
+                Ordering::Equal => self.upload_id.as_deref().is_some_and(|u| id.as_str() > u),
             },
         }
     }

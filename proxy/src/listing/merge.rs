@@ -18,6 +18,7 @@ pub(crate) enum Op {
     /// ListObjectsV2, for v1 and v2 clients alike: one paging scheme.
     Objects,
     Uploads,
+    Versions,
 }
 
 #[derive(PartialEq, Eq)]
@@ -91,39 +92,43 @@ impl<'a> Side<'a> {
         let mut q = self.base.clone();
         let max = want.clamp(1, PAGE_CAP).to_string();
         match self.op {
-            Op::Objects => q.push(("max-keys".into(), max)),
+            Op::Objects | Op::Versions => q.push(("max-keys".into(), max)),
             Op::Uploads => q.push(("max-uploads".into(), max)),
         }
+        let id_marker = match self.op {
+            Op::Versions => "version-id-marker",
+            _ => "upload-id-marker",
+        };
         match (&self.cursor, self.op) {
             (Cursor::Start, Op::Objects) => {
                 if let Some(p) = &self.position {
                     q.push(("start-after".into(), text(&p.name)?));
                 }
             }
-            (Cursor::Start, Op::Uploads) => {
+            (Cursor::Start, Op::Uploads | Op::Versions) => {
                 if let Some(p) = &self.position {
                     q.push(("key-marker".into(), text(&p.name)?));
                     if let Some(u) = &p.upload_id {
-                        q.push(("upload-id-marker".into(), u.clone()));
+                        q.push((id_marker.into(), u.clone()));
                     }
                 }
             }
             (Cursor::Token(t), _) => q.push(("continuation-token".into(), t.clone())),
             (Cursor::Marker(k, _), Op::Objects) => q.push(("start-after".into(), k.clone())),
-            (Cursor::Marker(k, u), Op::Uploads) => {
+            (Cursor::Marker(k, u), Op::Uploads | Op::Versions) => {
                 q.push(("key-marker".into(), k.clone()));
                 if let Some(u) = u {
-                    q.push(("upload-id-marker".into(), u.clone()));
+                    q.push((id_marker.into(), u.clone()));
                 }
             }
             (Cursor::Done, _) => return Ok(()),
         }
         let body = self.lister.list(&q).await?;
         let page = parse_page(&body, self.keep_owner)?;
-        let last = page.entries.last().map(|e| match e {
-            Entry::Upload { key, upload_id, .. } => (key.clone(), Some(upload_id.clone())),
-            e => (e.name().to_vec(), None),
-        });
+        let last = page
+            .entries
+            .last()
+            .map(|e| (e.name().to_vec(), e.upload_id().map(str::to_owned)));
         let cursor = if !page.truncated {
             Cursor::Done
         } else if let Some(t) = page.next_token {
@@ -148,13 +153,9 @@ impl<'a> Side<'a> {
         }
         self.cursor = cursor;
         if let Some(e) = self.buf.back() {
-            let upload_id = match e {
-                Entry::Upload { upload_id, .. } => Some(upload_id.clone()),
-                _ => None,
-            };
             self.position = Some(Position::new(
                 e.name().to_vec(),
-                upload_id,
+                e.upload_id().map(str::to_owned),
                 self.prefix,
                 self.delimiter,
             ));

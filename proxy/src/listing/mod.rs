@@ -1,6 +1,7 @@
 //! One merged listing over a bucket in migrate mode, whose objects live
 //! partly on the source and partly on the target: ListObjectsV2,
-//! ListObjects (v1) and ListMultipartUploads, streamed page by page from
+//! ListObjects (v1), ListMultipartUploads and (for an unversioned bucket,
+//! every VersionId `null`) ListObjectVersions, streamed page by page from
 //! both sides and merge-joined by raw key bytes (the target's entry wins).
 //!
 //! Pure: the caller supplies one [`Lister`] per side and sends the bytes
@@ -45,6 +46,8 @@ pub enum Kind {
     ObjectsV2,
     ObjectsV1,
     MultipartUploads,
+    /// Only an unversioned bucket's (every VersionId `null`).
+    ObjectVersions,
 }
 
 impl Kind {
@@ -56,6 +59,7 @@ impl Kind {
             ListObjectsV2 => Some(Self::ObjectsV2),
             ListObjects => Some(Self::ObjectsV1),
             ListMultipartUploads => Some(Self::MultipartUploads),
+            ListObjectVersions => Some(Self::ObjectVersions),
             _ => None,
         }
     }
@@ -89,11 +93,12 @@ pub async fn merged(
             Some(t) => Some(token::verify(token_key, &scope, t)?),
             None => p.start_after.clone(),
         },
-        Kind::ObjectsV1 => p.marker.clone(),
-        Kind::MultipartUploads => p.marker.clone(),
+        Kind::ObjectsV1 | Kind::MultipartUploads | Kind::ObjectVersions => p.marker.clone(),
     };
     let upload_id = match kind {
-        Kind::MultipartUploads if resume.is_some() => p.upload_id_marker.clone(),
+        Kind::MultipartUploads | Kind::ObjectVersions if resume.is_some() => {
+            p.upload_id_marker.clone()
+        }
         _ => None,
     };
     let position =
@@ -103,6 +108,7 @@ pub async fn merged(
         Kind::ObjectsV2 => (Op::Objects, p.fetch_owner),
         Kind::ObjectsV1 => (Op::Objects, true),
         Kind::MultipartUploads => (Op::Uploads, true),
+        Kind::ObjectVersions => (Op::Versions, true),
     };
     let base = base_query(op, &p, keep_owner)?;
     let scope_of = (p.prefix.as_slice(), p.delimiter.as_deref());
@@ -149,19 +155,19 @@ pub async fn merged(
             },
             &list,
         ),
-        Kind::MultipartUploads => write::uploads(
-            &write::Uploads {
+        Kind::MultipartUploads | Kind::ObjectVersions => {
+            let by_id = write::Uploads {
                 echo,
                 key_marker: p.marker.as_deref().unwrap_or_default(),
                 upload_id_marker: p.upload_id_marker.as_deref().unwrap_or_default(),
                 next_key_marker: last.map(|e| e.name()),
-                next_upload_id_marker: last.and_then(|e| match e {
-                    entry::Entry::Upload { upload_id, .. } => Some(upload_id.as_str()),
-                    _ => None,
-                }),
-            },
-            &list,
-        ),
+                next_upload_id_marker: last.and_then(|e| e.upload_id()),
+            };
+            match kind {
+                Kind::ObjectVersions => write::versions(&by_id, &list),
+                _ => write::uploads(&by_id, &list),
+            }
+        }
     };
     Ok(Bytes::from(xml))
 }
@@ -187,6 +193,7 @@ fn base_query(
             ("fetch-owner".into(), keep_owner.to_string()),
         ],
         Op::Uploads => vec![("uploads".to_string(), String::new())],
+        Op::Versions => vec![("versions".to_string(), String::new())],
     };
     q.push(("encoding-type".into(), "url".into()));
     if !p.prefix.is_empty() {

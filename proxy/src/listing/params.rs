@@ -17,6 +17,7 @@ pub(crate) struct Params {
     pub token: Option<String>,
     /// `marker` (v1) or `key-marker` (uploads).
     pub marker: Option<Vec<u8>>,
+    /// `upload-id-marker` (uploads) or `version-id-marker` (versions).
     pub upload_id_marker: Option<String>,
 }
 
@@ -51,9 +52,8 @@ pub(crate) fn parse(raw_query: &str, max_name: &[u8]) -> Result<Params, S3Error>
                 p.token = Some(utf8(v, "The continuation token provided is incorrect")?)
             }
             b"marker" | b"key-marker" => p.marker = Some(v).filter(|m| !m.is_empty()),
-            b"upload-id-marker" => {
-                p.upload_id_marker =
-                    Some(utf8(v, "Invalid upload-id-marker")?).filter(|u| !u.is_empty())
+            b"upload-id-marker" | b"version-id-marker" => {
+                p.upload_id_marker = Some(utf8(v, "Invalid id marker")?).filter(|u| !u.is_empty())
             }
             k if k == max_name => {
                 let n: i64 = std::str::from_utf8(&v)

@@ -1,5 +1,5 @@
 //! Reads one upstream listing page (ListObjectsV2 / ListObjects /
-//! ListMultipartUploads XML) into sorted entries.
+//! ListMultipartUploads / ListObjectVersions XML) into sorted entries.
 
 use quick_xml::Reader;
 use quick_xml::escape::unescape;
@@ -20,6 +20,16 @@ pub(crate) struct Page {
     pub next_upload_id: Option<String>,
 }
 
+/// The one kind of version listing the proxy merges is an unversioned
+/// bucket's, where every version is `null`: the two stores' version
+/// histories cannot be merged into one.
+fn versioned() -> S3Error {
+    S3Error::new(
+        Code::NotImplemented,
+        "ListObjectVersions of a bucket under migration is answered only while neither store keeps versions (every VersionId null): the two stores' version histories cannot be merged into one",
+    )
+}
+
 fn bad() -> S3Error {
     S3Error::new(Code::InternalError, "an upstream listing could not be read")
 }
@@ -29,6 +39,7 @@ fn bad() -> S3Error {
 enum Raw {
     Object(String, String),
     Upload(String, String, String),
+    Version(String, String, String),
     Prefix(String),
 }
 
@@ -51,6 +62,10 @@ pub(crate) fn parse_page(body: &[u8], keep_owner: bool) -> Result<Page, S3Error>
                 match name.as_ref() {
                     b"Contents" => raws.push(read_item(&mut r, text, b"Contents", keep_owner)?),
                     b"Upload" => raws.push(read_item(&mut r, text, b"Upload", true)?),
+                    b"Version" => raws.push(read_item(&mut r, text, b"Version", true)?),
+                    // Only an unversioned bucket's listing is merged: a
+                    // delete marker means the store keeps versions.
+                    b"DeleteMarker" => return Err(versioned()),
                     b"CommonPrefixes" => {
                         let mut p = None;
                         loop {
@@ -76,6 +91,9 @@ pub(crate) fn parse_page(body: &[u8], keep_owner: bool) -> Result<Page, S3Error>
                     b"NextKeyMarker" => next_marker = Some(read_text(&mut r, b"NextKeyMarker")?),
                     b"NextUploadIdMarker" => {
                         page.next_upload_id = Some(read_text(&mut r, b"NextUploadIdMarker")?)
+                    }
+                    b"NextVersionIdMarker" => {
+                        page.next_upload_id = Some(read_text(&mut r, b"NextVersionIdMarker")?)
                     }
                     b"EncodingType" => encoded = read_text(&mut r, b"EncodingType")? == "url",
                     _ => {
@@ -114,6 +132,11 @@ pub(crate) fn parse_page(body: &[u8], keep_owner: bool) -> Result<Page, S3Error>
                     upload_id,
                     rest,
                 },
+                Raw::Version(k, version_id, rest) => Entry::Version {
+                    key: name(k)?,
+                    version_id,
+                    rest,
+                },
                 Raw::Prefix(p) => Entry::Prefix(name(p)?),
             })
         })
@@ -148,7 +171,10 @@ fn read_item(
         match r.read_event().map_err(|_| bad())? {
             Event::Start(c) => match c.name().as_ref() {
                 b"Key" => key = Some(read_text(r, b"Key")?),
-                b"UploadId" => upload_id = Some(read_text(r, b"UploadId")?),
+                b"UploadId" | b"VersionId" => {
+                    let tag = c.name().as_ref().to_vec();
+                    upload_id = Some(read_text(r, &tag)?)
+                }
                 n => {
                     let keep = keep_owner || n != b"Owner";
                     let end = c.to_end().into_owned();
@@ -171,7 +197,9 @@ fn read_item(
     let key = key.ok_or_else(bad)?;
     Ok(match upload_id {
         Some(u) if tag == b"Upload" => Raw::Upload(key, u, rest),
-        _ if tag == b"Upload" => return Err(bad()),
+        Some(v) if tag == b"Version" && v == "null" => Raw::Version(key, v, rest),
+        Some(_) if tag == b"Version" => return Err(versioned()),
+        _ if tag == b"Upload" || tag == b"Version" => return Err(bad()),
         _ => Raw::Object(key, rest),
     })
 }

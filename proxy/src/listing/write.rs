@@ -57,6 +57,17 @@ fn entries(out: &mut String, list: &[Entry], encode: bool) {
                 out.push_str(rest);
                 out.push_str("</Upload>");
             }
+            Entry::Version {
+                key,
+                version_id,
+                rest,
+            } => {
+                out.push_str("<Version>");
+                key_el(out, "Key", key, encode);
+                el(out, "VersionId", version_id);
+                out.push_str(rest);
+                out.push_str("</Version>");
+            }
             Entry::Prefix(_) => {}
         }
     }
@@ -73,9 +84,9 @@ fn capacity(list: &[Entry]) -> usize {
     512 + list
         .iter()
         .map(|e| match e {
-            Entry::Object { key, rest } | Entry::Upload { key, rest, .. } => {
-                64 + key.len() * 3 + rest.len()
-            }
+            Entry::Object { key, rest }
+            | Entry::Upload { key, rest, .. }
+            | Entry::Version { key, rest, .. } => 64 + key.len() * 3 + rest.len(),
             Entry::Prefix(p) => 48 + p.len() * 3,
         })
         .sum::<usize>()
@@ -160,6 +171,8 @@ pub(crate) fn v1(p: &V1<'_>, list: &[Entry]) -> String {
     out
 }
 
+/// A listing by key and id marker: ListMultipartUploads (upload ids) and
+/// ListObjectVersions (version ids).
 pub(crate) struct Uploads<'a> {
     pub echo: Echo<'a>,
     pub key_marker: &'a [u8],
@@ -199,5 +212,39 @@ pub(crate) fn uploads(p: &Uploads<'_>, list: &[Entry]) -> String {
     );
     entries(&mut out, list, e.encode);
     out.push_str("</ListMultipartUploadsResult>");
+    out
+}
+
+pub(crate) fn versions(p: &Uploads<'_>, list: &[Entry]) -> String {
+    let e = &p.echo;
+    let mut out = String::with_capacity(capacity(list));
+    out.push_str(HEAD);
+    out.push_str("<ListVersionsResult ");
+    out.push_str(XMLNS);
+    out.push('>');
+    el(&mut out, "Name", e.bucket);
+    key_el(&mut out, "Prefix", e.prefix, e.encode);
+    key_el(&mut out, "KeyMarker", p.key_marker, e.encode);
+    el(&mut out, "VersionIdMarker", p.upload_id_marker);
+    if let Some(k) = p.next_key_marker {
+        key_el(&mut out, "NextKeyMarker", k, e.encode);
+    }
+    if let Some(v) = p.next_upload_id_marker {
+        el(&mut out, "NextVersionIdMarker", v);
+    }
+    el(&mut out, "MaxKeys", &e.max.to_string());
+    if let Some(d) = e.delimiter {
+        key_el(&mut out, "Delimiter", d, e.encode);
+    }
+    if e.encode {
+        el(&mut out, "EncodingType", "url");
+    }
+    el(
+        &mut out,
+        "IsTruncated",
+        if e.truncated { "true" } else { "false" },
+    );
+    entries(&mut out, list, e.encode);
+    out.push_str("</ListVersionsResult>");
     out
 }

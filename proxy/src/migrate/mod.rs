@@ -213,7 +213,7 @@ pub fn classify(
         }),
         M::Delete => Route::Serve(Op::Delete),
         M::DeleteMany => Route::Serve(Op::DeleteMany),
-        M::MergedList | M::MergedUploads => match Kind::of_op(op) {
+        M::MergedList | M::MergedUploads | M::MergedVersions => match Kind::of_op(op) {
             Some(kind) => Route::Serve(Op::List(kind)),
             None => unreachable!("{op:?} is routed as a listing"),
         },
@@ -309,8 +309,11 @@ mod tests {
                 source_key: "k".into()
             })
         );
+        assert_eq!(
+            ok("GET", Bucket, "versions", None),
+            Route::Serve(Op::List(Kind::ObjectVersions))
+        );
         for (m, l, q) in [
-            ("GET", Bucket, "versions"),
             ("GET", Object, "policy"),
             ("POST", Object, "select&select-type=2"),
             ("PATCH", Object, ""),
