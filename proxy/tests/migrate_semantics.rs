@@ -743,3 +743,33 @@ fn a_bucket_is_emptied_by_its_versions() {
         assert!(format!("{e:?}").contains("version histories"), "{e:?}");
     });
 }
+
+/// Detach removes the bucket's journal entries a page at a time, with one
+/// DeleteObjects per page, and nothing of another bucket's.
+#[test]
+fn detach_purges_a_large_journal_in_batches() {
+    let s = setup();
+    s.migrate();
+    let tgt = s.target.client();
+    let entries = (0..1500).map(|i| {
+        let name = ferry_ctl::journal::entry_name(BUCKET, &format!("k{i}"));
+        (name, bytes::Bytes::from_static(b"{}"))
+    });
+    let others = (0..3).map(|i| {
+        let name = ferry_ctl::journal::entry_name("other", &format!("k{i}"));
+        (name, bytes::Bytes::from_static(b"{}"))
+    });
+    s.rt.block_on(ferry_harness::put_objects(
+        &tgt,
+        JOURNAL,
+        entries.chain(others),
+        32,
+    ))
+    .unwrap();
+    assert_eq!(s.rt.block_on(journal_names(&s.target)).len(), 1503);
+    s.proxy
+        .ferryctl_ok(&["s3", "bucket", "migrate", "detach", BUCKET, "--force"]);
+    let left = s.rt.block_on(journal_names(&s.target));
+    assert_eq!(left.len(), 3, "{:?}", &left[..left.len().min(5)]);
+    assert!(left.iter().all(|n| n.starts_with("other/")), "{left:?}");
+}
