@@ -6,7 +6,7 @@
 mod common;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{Delete, ObjectIdentifier, Tag, Tagging};
+use aws_sdk_s3::types::{ObjectIdentifier, Tag, Tagging};
 use common::migrate::*;
 use common::{RawRequest, Signer, authority, scrape, value};
 use ferry_harness::{Store, get_bytes, list_keys};
@@ -137,15 +137,7 @@ fn conditional_writes_are_judged_against_both_sides() {
     let src = s.source.client();
     let etag = s.rt.block_on(async {
         put(&src, "src-only", b"from the source").await;
-        src.head_object()
-            .bucket(BUCKET)
-            .key("src-only")
-            .send()
-            .await
-            .unwrap()
-            .e_tag()
-            .unwrap()
-            .to_owned()
+        etag(&src, "src-only").await
     });
     s.migrate();
     let c = s.proxy.client(&s.target.region);
@@ -236,24 +228,14 @@ fn deletes_by_null_version_work_and_empty_keys_delete_nothing() {
                 .build()
                 .unwrap()
         };
-        let batch = |objects| {
-            c.delete_objects().bucket(BUCKET).delete(
-                Delete::builder()
-                    .set_objects(Some(objects))
-                    .build()
-                    .unwrap(),
-            )
-        };
-        let out = batch(vec![obj("a", Some("null")), obj("c", Some("null"))])
-            .send()
+        let out = delete_objects(&c, vec![obj("a", Some("null")), obj("c", Some("null"))])
             .await
             .unwrap();
         assert_eq!(out.deleted().len(), 2, "{out:?}");
         assert!(out.errors().is_empty(), "{out:?}");
         assert_eq!(list_keys(&c, BUCKET).await.unwrap(), ["b"]);
 
-        let e = batch(vec![obj("b", None), obj("", None)])
-            .send()
+        let e = delete_objects(&c, vec![obj("b", None), obj("", None)])
             .await
             .unwrap_err();
         assert_eq!(status(&e), Some(400), "{e:?}");
@@ -517,15 +499,7 @@ fn conditional_deletes_are_judged_against_both_sides() {
     let src = s.source.client();
     let etag = s.rt.block_on(async {
         put(&src, "cd", b"on the source").await;
-        src.head_object()
-            .bucket(BUCKET)
-            .key("cd")
-            .send()
-            .await
-            .unwrap()
-            .e_tag()
-            .unwrap()
-            .to_owned()
+        etag(&src, "cd").await
     });
     s.migrate();
     let c = s.proxy.client(&s.target.region);
@@ -701,18 +675,7 @@ fn a_bucket_is_emptied_by_its_versions() {
                     .unwrap()
             })
             .collect();
-        let out = c
-            .delete_objects()
-            .bucket(BUCKET)
-            .delete(
-                Delete::builder()
-                    .set_objects(Some(objects))
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
+        let out = delete_objects(&c, objects).await.unwrap();
         assert!(out.errors().is_empty(), "{out:?}");
         for store in [&c, &src, &tgt] {
             assert_eq!(

@@ -379,7 +379,10 @@ fn kinds_of_bucket_gets() {
         Some(Kind::MultipartUploads)
     );
     assert_eq!(Kind::of_op(S3Op::GetBucketLocation), None);
-    assert_eq!(Kind::of_op(S3Op::ListObjectVersions), None);
+    assert_eq!(
+        Kind::of_op(S3Op::ListObjectVersions),
+        Some(Kind::ObjectVersions)
+    );
 }
 
 #[test]

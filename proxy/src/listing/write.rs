@@ -202,17 +202,25 @@ pub(crate) fn uploads(p: &Uploads<'_>, list: &[Entry]) -> String {
         key_el(&mut out, "Delimiter", d, e.encode);
     }
     el(&mut out, "MaxUploads", &e.max.to_string());
+    finish(&mut out, e, list, "ListMultipartUploadsResult");
+    out
+}
+
+/// What ends a listing by key and id marker: the encoding, IsTruncated,
+/// the entries, the closing tag.
+fn finish(out: &mut String, e: &Echo<'_>, list: &[Entry], root: &str) {
     if e.encode {
-        el(&mut out, "EncodingType", "url");
+        el(out, "EncodingType", "url");
     }
     el(
-        &mut out,
+        out,
         "IsTruncated",
         if e.truncated { "true" } else { "false" },
     );
-    entries(&mut out, list, e.encode);
-    out.push_str("</ListMultipartUploadsResult>");
-    out
+    entries(out, list, e.encode);
+    out.push_str("</");
+    out.push_str(root);
+    out.push('>');
 }
 
 pub(crate) fn versions(p: &Uploads<'_>, list: &[Entry]) -> String {
@@ -236,15 +244,6 @@ pub(crate) fn versions(p: &Uploads<'_>, list: &[Entry]) -> String {
     if let Some(d) = e.delimiter {
         key_el(&mut out, "Delimiter", d, e.encode);
     }
-    if e.encode {
-        el(&mut out, "EncodingType", "url");
-    }
-    el(
-        &mut out,
-        "IsTruncated",
-        if e.truncated { "true" } else { "false" },
-    );
-    entries(&mut out, list, e.encode);
-    out.push_str("</ListVersionsResult>");
+    finish(&mut out, e, list, "ListVersionsResult");
     out
 }

@@ -59,6 +59,39 @@ pub async fn put(c: &aws_sdk_s3::Client, key: &str, body: &[u8]) {
         .unwrap();
 }
 
+/// The ETag of `key` in the bucket, as `c` sees it.
+pub async fn etag(c: &aws_sdk_s3::Client, key: &str) -> String {
+    c.head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .e_tag()
+        .unwrap()
+        .to_owned()
+}
+
+/// One DeleteObjects of `objects` in the bucket.
+pub async fn delete_objects(
+    c: &aws_sdk_s3::Client,
+    objects: Vec<aws_sdk_s3::types::ObjectIdentifier>,
+) -> Result<
+    aws_sdk_s3::operation::delete_objects::DeleteObjectsOutput,
+    aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::delete_objects::DeleteObjectsError>,
+> {
+    c.delete_objects()
+        .bucket(BUCKET)
+        .delete(
+            aws_sdk_s3::types::Delete::builder()
+                .set_objects(Some(objects))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+}
+
 /// The HTTP status of a failed SDK call.
 pub fn status<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> Option<u16>
 where
