@@ -137,6 +137,7 @@ fn conditional_writes_are_judged_against_both_sides() {
     let src = s.source.client();
     let etag = s.rt.block_on(async {
         put(&src, "src-only", b"from the source").await;
+        put(&src, "src-upload", b"also from the source").await;
         etag(&src, "src-only").await
     });
     s.migrate();
@@ -204,6 +205,52 @@ fn conditional_writes_are_judged_against_both_sides() {
             .unwrap_err();
         assert_eq!(status(&e), Some(412), "{e:?}");
         assert_eq!(get_bytes(&c, BUCKET, "lock").await.unwrap(), &b"first"[..]);
+        // A new upload (on the target) completing as a create of a key
+        // live on the source: refused like the PUT.
+        let id = c
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key("src-upload")
+            .send()
+            .await
+            .unwrap()
+            .upload_id()
+            .unwrap()
+            .to_owned();
+        let part = c
+            .upload_part()
+            .bucket(BUCKET)
+            .key("src-upload")
+            .upload_id(&id)
+            .part_number(1)
+            .body(ByteStream::from_static(b"uploaded"))
+            .send()
+            .await
+            .unwrap();
+        let e = c
+            .complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("src-upload")
+            .upload_id(&id)
+            .if_none_match("*")
+            .multipart_upload(
+                aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                    .parts(
+                        aws_sdk_s3::types::CompletedPart::builder()
+                            .part_number(1)
+                            .e_tag(part.e_tag().unwrap())
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), Some(412), "{e:?}");
+        assert_eq!(
+            get_bytes(&c, BUCKET, "src-upload").await.unwrap(),
+            &b"also from the source"[..]
+        );
     });
 }
 
