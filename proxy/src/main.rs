@@ -299,6 +299,7 @@ fn migrate_services(config: &Config, settings: &Settings) -> migrate::Services {
         journal,
         token_key: config.listing_token_key().unwrap_or_else(|e| fail(e)),
         upload_sides: Default::default(),
+        max_put: migrate::transfer::max_put(),
     }
 }
 

@@ -783,3 +783,96 @@ fn detach_purges_a_large_journal_in_batches() {
     assert_eq!(left.len(), 3, "{:?}", &left[..left.len().min(5)]);
     assert!(left.iter().all(|n| n.starts_with("other/")), "{left:?}");
 }
+
+/// An object too large for one PUT is handed across to the target as a
+/// multipart upload, never left behind: a completed source upload, and a
+/// copy whose copy source is only on the source. (The proxy's largest PUT
+/// is lowered to 6 MiB for the test; S3's is 5 GiB.)
+#[test]
+fn objects_too_large_for_one_put_are_handed_across_in_parts() {
+    let mut s = setup();
+    s.proxy
+        .env
+        .push(("FERRY_TEST_MAX_PUT_BYTES".into(), (6u64 << 20).to_string()));
+    s.proxy.kill9();
+    s.proxy.spawn();
+    let (src, tgt) = (s.source.client(), s.target.client());
+    let first = vec![b'1'; 5 << 20];
+    let second = vec![b'2'; 2 << 20];
+    let whole: Vec<u8> = first.iter().chain(&second).copied().collect();
+    let (id, parts) = s.rt.block_on(async {
+        put(&src, "src-big", &whole).await;
+        put(&tgt, "big", b"the copier's older copy").await;
+        let id = src
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key("big")
+            .send()
+            .await
+            .unwrap()
+            .upload_id()
+            .unwrap()
+            .to_owned();
+        let mut parts = Vec::new();
+        for (n, body) in [(1, &first), (2, &second)] {
+            let p = src
+                .upload_part()
+                .bucket(BUCKET)
+                .key("big")
+                .upload_id(&id)
+                .part_number(n)
+                .body(ByteStream::from(body.clone()))
+                .send()
+                .await
+                .unwrap();
+            parts.push(
+                aws_sdk_s3::types::CompletedPart::builder()
+                    .part_number(n)
+                    .e_tag(p.e_tag().unwrap())
+                    .build(),
+            );
+        }
+        (id, parts)
+    });
+    s.migrate();
+    let c = s.proxy.client(&s.target.region);
+    s.rt.block_on(async {
+        c.complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("big")
+            .upload_id(id)
+            .multipart_upload(
+                aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        c.copy_object()
+            .bucket(BUCKET)
+            .key("big-copy")
+            .copy_source(format!("{BUCKET}/src-big"))
+            .send()
+            .await
+            .unwrap();
+        for key in ["big", "big-copy"] {
+            assert!(
+                get_bytes(&tgt, BUCKET, key).await.unwrap() == whole,
+                "{key} is not whole on the target"
+            );
+            let head = tgt
+                .head_object()
+                .bucket(BUCKET)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                head.e_tag().unwrap().contains('-'),
+                "{key} was not written in parts: {:?}",
+                head.e_tag()
+            );
+        }
+    });
+}

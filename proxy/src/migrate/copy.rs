@@ -1,161 +1,18 @@
-//! CopyObject in migrate mode, and the streamed source-to-target transfer
-//! it shares with completed source uploads. A copy whose source object is
-//! on the target runs on the target; otherwise the object is read from the
-//! source and written to the target, with the metadata the request's
-//! directive asks for.
+//! CopyObject and UploadPartCopy in migrate mode. A copy whose source
+//! object is on the target runs on the target; otherwise the object is
+//! read from its source and written to the target (`transfer`), with the
+//! metadata the request's directive asks for.
 
 use pingora::proxy::Session;
 
-use super::wire::{pass_through, reply_xml, source_failed, source_passes};
+use super::transfer::{PutIf, Transfer, object_header};
+use super::wire::{pass_through, reply_xml};
 use super::{Call, Services, object_on};
 use crate::copy_from::CopyFrom;
-use crate::fetch::{Body, Request, Side, error_code};
+use crate::fetch::{Body, Request, Side};
 use crate::s3error::{Code, S3Error, xml_escape};
 use ferry_s3::ErrorClass;
 use ferry_s3::percent::uri_encode;
-
-/// The largest object one PUT may carry.
-const MAX_PUT: u64 = 5 << 30;
-
-/// Object headers that travel with a copied object.
-fn object_header(name: &str) -> bool {
-    matches!(
-        name,
-        "content-type"
-            | "content-encoding"
-            | "content-disposition"
-            | "content-language"
-            | "cache-control"
-            | "expires"
-            | "x-amz-website-redirect-location"
-    ) || name.starts_with("x-amz-meta-")
-}
-
-/// The condition of a transfer's write to the destination.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PutIf {
-    /// Whatever is there is replaced.
-    Always,
-    /// `If-None-Match: *`: only if nothing is there.
-    Absent,
-    /// `If-Match: <etag>`: only if that object is still there.
-    Still(String),
-}
-
-/// Streams `from_object` on `from` to `to_object` on `to`, with the
-/// source's object headers, or `headers` instead when given (a REPLACE
-/// directive), reading with `conditions` and writing if `put_if` holds (a
-/// write whose condition failed is `PreconditionFailed`). Returns the new
-/// ETag.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn transfer_if(
-    svc: &Services,
-    from: &Side,
-    from_object: &str,
-    to: &Side,
-    to_object: &str,
-    headers: Option<Vec<(String, String)>>,
-    conditions: Vec<(String, String)>,
-    put_if: PutIf,
-) -> Result<String, S3Error> {
-    let mut get = svc
-        .fetcher
-        .send(
-            from,
-            Request {
-                method: "GET",
-                target: from_object,
-                headers: conditions,
-                body: Body::Empty,
-            },
-        )
-        .await?;
-    if !matches!(get.status, 200 | 206) {
-        let status = get.status;
-        let code = get.error_code().await?;
-        return Err(match (status, code.as_str()) {
-            (404, _) => S3Error::new(Code::NoSuchKey, "The specified key does not exist."),
-            (412, _) => S3Error::new(
-                Code::PreconditionFailed,
-                "At least one of the pre-conditions you specified did not hold",
-            ),
-            (s, _) if source_passes(s) => S3Error::new(
-                Code::InvalidRequest,
-                format!("the copy source answered {code}"),
-            ),
-            (s, _) => source_failed(s),
-        });
-    }
-    let len: u64 = get
-        .header_str("content-length")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| crate::fetch::unavailable(from.label, "an object without a length"))?;
-    if len > MAX_PUT {
-        return Err(S3Error::new(
-            Code::NotImplemented,
-            "copying objects over 5 GiB across stores is not supported yet",
-        ));
-    }
-    let mut put_headers = headers.unwrap_or_else(|| {
-        get.header()
-            .headers
-            .iter()
-            .filter(|(n, _)| object_header(n.as_str()))
-            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect()
-    });
-    match &put_if {
-        PutIf::Always => {}
-        PutIf::Absent => put_headers.push(("if-none-match".into(), "*".into())),
-        PutIf::Still(etag) => put_headers.push(("if-match".into(), etag.clone())),
-    }
-    let mut put = svc
-        .fetcher
-        .start(
-            to,
-            Request {
-                method: "PUT",
-                target: to_object,
-                headers: put_headers,
-                body: Body::Stream(len),
-            },
-        )
-        .await?;
-    let mut sent = 0u64;
-    while let Some(b) = get.chunk().await? {
-        sent += b.len() as u64;
-        put.write(b, false).await?;
-    }
-    if sent != len {
-        return Err(crate::fetch::unavailable(
-            from.label,
-            "the object was cut short",
-        ));
-    }
-    svc.fetcher.release(get).await;
-    let mut r = put.response().await?;
-    let status = r.status;
-    let etag = r.header_str("etag").unwrap_or_default().to_owned();
-    let body = r.body(64 * 1024).await?;
-    svc.fetcher.release(r).await;
-    if status == 412 && put_if != PutIf::Always {
-        return Err(S3Error::new(
-            Code::PreconditionFailed,
-            "the object on the target changed meanwhile",
-        ));
-    }
-    if status != 200 {
-        let code = error_code(&body).unwrap_or_else(|| format!("HTTP {status}"));
-        return Err(S3Error::new(
-            Code::ServiceUnavailable,
-            format!(
-                "the {} refused the copied object ({code}); please retry",
-                to.label
-            ),
-        ));
-    }
-    Ok(etag)
-}
 
 /// Where the copy source lives (set for every copy; see `copy_from`).
 fn copy_from(call: &Call) -> Result<&CopyFrom, S3Error> {
@@ -217,18 +74,17 @@ pub async fn part(
     if on_source {
         let from = object_on(&copy.target, source_key)?;
         let read = part_read(call);
-        match transfer_if(
-            svc,
-            &copy.target,
-            &from,
-            side,
-            path,
-            Some(Vec::new()),
-            read,
-            PutIf::Always,
-        )
-        .await
-        {
+        let part = Transfer {
+            from: &copy.target,
+            from_object: &from,
+            to: side,
+            to_object: path,
+            headers: Some(Vec::new()),
+            read_if: read,
+            put_if: PutIf::Always,
+            whole: false,
+        };
+        match part.run(svc).await {
             Ok(etag) => return reply_part(session, &etag).await,
             Err(e) if e.code == Code::NoSuchKey => {}
             Err(e) => return Err(e),
@@ -285,16 +141,17 @@ pub async fn part(
     let source = fallback(copy)?;
     let from = object_on(source, source_key)?;
     let read = part_read(call);
-    let etag = transfer_if(
-        svc,
-        source,
-        &from,
-        &call.target,
-        path,
-        Some(Vec::new()),
-        read,
-        PutIf::Always,
-    )
+    let etag = Transfer {
+        from: source,
+        from_object: &from,
+        to: &call.target,
+        to_object: path,
+        headers: Some(Vec::new()),
+        read_if: read,
+        put_if: PutIf::Always,
+        whole: false,
+    }
+    .run(svc)
     .await?;
     reply_part(session, &etag).await
 }
@@ -390,16 +247,17 @@ pub async fn serve(
             .cloned()
             .collect()
     });
-    let etag = transfer_if(
-        svc,
-        source,
-        &from,
-        &call.target,
-        to,
+    let etag = Transfer {
+        from: source,
+        from_object: &from,
+        to: &call.target,
+        to_object: to,
         headers,
-        copy_conditions(&call.headers),
-        PutIf::Always,
-    )
+        read_if: copy_conditions(&call.headers),
+        put_if: PutIf::Always,
+        whole: true,
+    }
+    .run(svc)
     .await?;
     if let Some(j) = &svc.journal {
         j.clear(&svc.fetcher, &call.bucket, &key).await?;

@@ -10,7 +10,7 @@
 //!   concurrent client nor the copier is overwritten.
 
 use super::Services;
-use super::copy::{PutIf, transfer_if};
+use super::transfer::{PutIf, Transfer};
 use crate::fetch::{Body, Request, Side};
 use crate::s3error::{Code, S3Error};
 
@@ -65,16 +65,17 @@ pub async fn promote(svc: &Services, k: &Key, with_tags: bool) -> Result<(), S3E
     if head(svc, &k.target, &k.target_object).await?.is_some() {
         return Ok(());
     }
-    let copied = transfer_if(
-        svc,
-        &k.source,
-        &k.source_object,
-        &k.target,
-        &k.target_object,
-        None,
-        Vec::new(),
-        PutIf::Absent,
-    )
+    let copied = Transfer {
+        from: &k.source,
+        from_object: &k.source_object,
+        to: &k.target,
+        to_object: &k.target_object,
+        headers: None,
+        read_if: Vec::new(),
+        put_if: PutIf::Absent,
+        whole: true,
+    }
+    .run(svc)
     .await;
     match copied {
         Ok(_) => {

@@ -13,6 +13,7 @@ mod delete;
 mod list;
 pub mod merged;
 mod read;
+pub mod transfer;
 pub mod uploads;
 pub(crate) mod wire;
 
@@ -93,6 +94,9 @@ pub struct Services {
     /// Authenticates merged-listing continuation tokens.
     pub token_key: Vec<u8>,
     pub upload_sides: UploadSides,
+    /// The largest object one PUT carries across; larger ones go as a
+    /// multipart upload (`transfer`).
+    pub max_put: u64,
 }
 
 /// Serves one migrate-mode operation, writing the whole response. An

@@ -16,8 +16,8 @@ use std::sync::Mutex;
 
 use pingora::proxy::Session;
 
-use super::copy::{PutIf, transfer_if};
 use super::merged::{Conditions, Key, Verdict, as_create_only, head, judge};
+use super::transfer::{PutIf, Transfer};
 use super::wire::{pass_through, read_body, reply_xml};
 use super::{Call, Services};
 use crate::fetch::{Body, Request, Side, error_class};
@@ -217,16 +217,17 @@ pub async fn complete(
         if let Some(before) = before {
             super::test_pause("complete", &key).await;
             let put_if = before.clone().map_or(PutIf::Absent, PutIf::Still);
-            let copied = transfer_if(
-                svc,
-                &call.source,
-                &s,
-                &call.target,
-                &t,
-                None,
-                Vec::new(),
+            let copied = Transfer {
+                from: &call.source,
+                from_object: &s,
+                to: &call.target,
+                to_object: &t,
+                headers: None,
+                read_if: Vec::new(),
                 put_if,
-            )
+                whole: true,
+            }
+            .run(svc)
             .await;
             match copied {
                 Ok(_) => {}

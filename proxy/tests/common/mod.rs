@@ -98,6 +98,8 @@ pub struct Proxy {
     pub http: String,
     /// `FERRY_LOG` for the proxy.
     log_filter: String,
+    /// More environment for the proxy (test hooks), from its next spawn.
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -148,6 +150,7 @@ impl Proxy {
             socket,
             http: format!("http://127.0.0.1:{port}"),
             log_filter: filter.to_owned(),
+            env: Vec::new(),
             child: None,
         };
         p.spawn();
@@ -162,6 +165,7 @@ impl Proxy {
             .arg(&self.config)
             .env("FERRY_LOG", &self.log_filter)
             .env("FERRY_TEST_PAUSE", self.pause_dir())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

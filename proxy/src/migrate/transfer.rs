@@ -1,0 +1,363 @@
+//! The streamed source-to-target transfer that migrate mode does itself: a
+//! copy whose copy source is only on a source, a completed source upload,
+//! a promoted object. The GET streams into the PUT with bounded buffers;
+//! an object larger than one PUT may carry is handed across as a
+//! multipart upload, part by part, never left behind.
+
+use bytes::Bytes;
+
+use super::Services;
+use super::wire::{source_failed, source_passes};
+use crate::fetch::{Body, Request, Response, Side, error_code};
+use crate::s3error::{Code, S3Error, xml_escape};
+use ferry_s3::percent::uri_encode;
+
+/// The largest object one PUT may carry (S3's limit).
+const MAX_PUT: u64 = 5 << 30;
+
+/// S3's most parts in one upload.
+const MAX_PARTS: u64 = 10_000;
+
+/// Object headers that travel with a copied object.
+pub(super) fn object_header(name: &str) -> bool {
+    matches!(
+        name,
+        "content-type"
+            | "content-encoding"
+            | "content-disposition"
+            | "content-language"
+            | "cache-control"
+            | "expires"
+            | "x-amz-website-redirect-location"
+    ) || name.starts_with("x-amz-meta-")
+}
+
+/// The condition of a transfer's write to the destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutIf {
+    /// Whatever is there is replaced.
+    Always,
+    /// `If-None-Match: *`: only if nothing is there.
+    Absent,
+    /// `If-Match: <etag>`: only if that object is still there.
+    Still(String),
+}
+
+impl PutIf {
+    fn header(&self) -> Option<(String, String)> {
+        match self {
+            PutIf::Always => None,
+            PutIf::Absent => Some(("if-none-match".into(), "*".into())),
+            PutIf::Still(etag) => Some(("if-match".into(), etag.clone())),
+        }
+    }
+}
+
+/// One object (or part) streamed from one side to another.
+pub struct Transfer<'a> {
+    pub from: &'a Side,
+    /// Canonical path of what is read.
+    pub from_object: &'a str,
+    pub to: &'a Side,
+    /// Canonical path (and query, for an upload part) of what is written.
+    pub to_object: &'a str,
+    /// The written object's headers; `None`: the source's object headers.
+    pub headers: Option<Vec<(String, String)>>,
+    /// Conditions on the read (`If-Match`, `Range`, …).
+    pub read_if: Vec<(String, String)>,
+    /// The write's condition; when it fails, `PreconditionFailed`.
+    pub put_if: PutIf,
+    /// A whole object, which may be handed across as a multipart upload
+    /// when it is too large for one PUT; `false` for an upload part.
+    pub whole: bool,
+}
+
+fn refused(to: &Side, what: &str, status: u16, body: &[u8]) -> S3Error {
+    let code = error_code(body).unwrap_or_else(|| format!("HTTP {status}"));
+    S3Error::new(
+        Code::ServiceUnavailable,
+        format!(
+            "the {} refused the copied object's {what} ({code}); please retry",
+            to.label
+        ),
+    )
+}
+
+fn changed() -> S3Error {
+    S3Error::new(
+        Code::PreconditionFailed,
+        "the object on the target changed meanwhile",
+    )
+}
+
+impl Transfer<'_> {
+    /// Runs the transfer; returns the written ETag.
+    pub async fn run(self, svc: &Services) -> Result<String, S3Error> {
+        let mut get = svc
+            .fetcher
+            .send(
+                self.from,
+                Request {
+                    method: "GET",
+                    target: self.from_object,
+                    headers: self.read_if.clone(),
+                    body: Body::Empty,
+                },
+            )
+            .await?;
+        if !matches!(get.status, 200 | 206) {
+            let status = get.status;
+            let code = get.error_code().await?;
+            return Err(match status {
+                404 => S3Error::new(Code::NoSuchKey, "The specified key does not exist."),
+                412 => S3Error::new(
+                    Code::PreconditionFailed,
+                    "At least one of the pre-conditions you specified did not hold",
+                ),
+                s if source_passes(s) => S3Error::new(
+                    Code::InvalidRequest,
+                    format!("the copy source answered {code}"),
+                ),
+                s => source_failed(s),
+            });
+        }
+        let len: u64 = get
+            .header_str("content-length")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| {
+                crate::fetch::unavailable(self.from.label, "an object without a length")
+            })?;
+        let headers = self.headers.clone().unwrap_or_else(|| {
+            get.header()
+                .headers
+                .iter()
+                .filter(|(n, _)| object_header(n.as_str()))
+                .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect()
+        });
+        let mut rest = Remainder { get, carry: None };
+        let etag = if self.whole && len > svc.max_put {
+            self.multipart(svc, &mut rest, len, headers).await?
+        } else {
+            let mut headers = headers;
+            headers.extend(self.put_if.header());
+            self.put(svc, &mut rest, self.to_object, len, headers)
+                .await?
+        };
+        svc.fetcher.release(rest.get).await;
+        Ok(etag)
+    }
+
+    /// One streamed PUT of the next `len` bytes of `rest` to `target`.
+    async fn put(
+        &self,
+        svc: &Services,
+        rest: &mut Remainder,
+        target: &str,
+        len: u64,
+        headers: Vec<(String, String)>,
+    ) -> Result<String, S3Error> {
+        let mut put = svc
+            .fetcher
+            .start(
+                self.to,
+                Request {
+                    method: "PUT",
+                    target,
+                    headers,
+                    body: Body::Stream(len),
+                },
+            )
+            .await?;
+        let mut sent = 0u64;
+        while sent < len {
+            let b = rest.next((len - sent) as usize, self.from).await?;
+            sent += b.len() as u64;
+            put.write(b, false).await?;
+        }
+        let mut r = put.response().await?;
+        let status = r.status;
+        let etag = r.header_str("etag").unwrap_or_default().to_owned();
+        let body = r.body(64 * 1024).await?;
+        svc.fetcher.release(r).await;
+        match status {
+            200 => Ok(etag),
+            412 if self.put_if != PutIf::Always => Err(changed()),
+            s => Err(refused(self.to, "write", s, &body)),
+        }
+    }
+
+    /// The object as a multipart upload of equal parts, completed under
+    /// the write's condition; aborted if anything fails.
+    async fn multipart(
+        &self,
+        svc: &Services,
+        rest: &mut Remainder,
+        len: u64,
+        headers: Vec<(String, String)>,
+    ) -> Result<String, S3Error> {
+        let mut r = svc
+            .fetcher
+            .send(
+                self.to,
+                Request {
+                    method: "POST",
+                    target: &format!("{}?uploads=", self.to_object),
+                    headers,
+                    body: Body::Empty,
+                },
+            )
+            .await?;
+        let status = r.status;
+        let body = r.body(64 * 1024).await?;
+        svc.fetcher.release(r).await;
+        let id = match (status, xml_text(&body, "UploadId")) {
+            (200, Some(id)) => id,
+            (s, _) => return Err(refused(self.to, "upload", s, &body)),
+        };
+        let upload = format!("uploadId={}", uri_encode(id.as_bytes(), false));
+        let done = self.parts_and_complete(svc, rest, len, &upload).await;
+        if done.is_err() {
+            // Best effort: a store drops abandoned uploads by its lifecycle
+            // rules too; the client's error is the transfer's.
+            let aborted = svc
+                .fetcher
+                .send(
+                    self.to,
+                    Request {
+                        method: "DELETE",
+                        target: &format!("{}?{upload}", self.to_object),
+                        headers: Vec::new(),
+                        body: Body::Empty,
+                    },
+                )
+                .await;
+            if let Ok(mut a) = aborted {
+                let _ = a.body(64 * 1024).await;
+                svc.fetcher.release(a).await;
+            }
+        }
+        done
+    }
+
+    async fn parts_and_complete(
+        &self,
+        svc: &Services,
+        rest: &mut Remainder,
+        len: u64,
+        upload: &str,
+    ) -> Result<String, S3Error> {
+        let part = part_size(len, svc.max_put);
+        let mut xml = String::from("<CompleteMultipartUpload>");
+        let (mut left, mut n) = (len, 1u64);
+        while left > 0 {
+            let this = part.min(left);
+            // Canonical query order: partNumber before uploadId.
+            let target = format!("{}?partNumber={n}&{upload}", self.to_object);
+            let etag = self.put(svc, rest, &target, this, Vec::new()).await?;
+            xml.push_str(&format!(
+                "<Part><PartNumber>{n}</PartNumber><ETag>{}</ETag></Part>",
+                xml_escape(&etag)
+            ));
+            left -= this;
+            n += 1;
+        }
+        xml.push_str("</CompleteMultipartUpload>");
+        let mut r = svc
+            .fetcher
+            .send(
+                self.to,
+                Request {
+                    method: "POST",
+                    target: &format!("{}?{upload}", self.to_object),
+                    headers: self.put_if.header().into_iter().collect(),
+                    body: Body::Full(Bytes::from(xml)),
+                },
+            )
+            .await?;
+        let status = r.status;
+        let body = r.body(1 << 20).await?;
+        svc.fetcher.release(r).await;
+        let failed = String::from_utf8_lossy(&body).contains("<Error>");
+        match (status, xml_text(&body, "ETag")) {
+            (200, Some(etag)) if !failed => Ok(etag),
+            (412, _) if self.put_if != PutIf::Always => Err(changed()),
+            (s, _) => Err(refused(self.to, "completion", s, &body)),
+        }
+    }
+}
+
+/// Equal parts, as few as S3 allows and none larger than one PUT.
+fn part_size(len: u64, max_put: u64) -> u64 {
+    let fewest = len.div_ceil(MAX_PARTS);
+    // 64 MiB parts unless the object needs larger ones; a test may lower
+    // max_put below that.
+    fewest.max((64 << 20).min(max_put)).max(5 << 20)
+}
+
+/// The unescaped text of the first `<tag>` of a small XML answer.
+fn xml_text(body: &[u8], tag: &str) -> Option<String> {
+    let s = std::str::from_utf8(body).ok()?;
+    let open = format!("<{tag}>");
+    let start = s.find(&open)? + open.len();
+    let end = s[start..].find(&format!("</{tag}>"))? + start;
+    quick_xml::escape::unescape(&s[start..end])
+        .ok()
+        .map(|t| t.into_owned())
+}
+
+/// What is left of the GET's body: chunks as they come, split at part
+/// boundaries.
+struct Remainder {
+    get: Response,
+    carry: Option<Bytes>,
+}
+
+impl Remainder {
+    /// At most `max` bytes of what comes next; a body that ends early is
+    /// the source's failure.
+    async fn next(&mut self, max: usize, from: &Side) -> Result<Bytes, S3Error> {
+        let mut b =
+            match self.carry.take() {
+                Some(b) => b,
+                None => self.get.chunk().await?.ok_or_else(|| {
+                    crate::fetch::unavailable(from.label, "the object was cut short")
+                })?,
+            };
+        if b.len() > max {
+            self.carry = Some(b.split_off(max));
+        }
+        Ok(b)
+    }
+}
+
+/// The largest PUT, unless a test lowers it (`FERRY_TEST_MAX_PUT_BYTES`)
+/// so that the multipart handover runs on small objects.
+pub fn max_put() -> u64 {
+    std::env::var("FERRY_TEST_MAX_PUT_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(MAX_PUT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_stay_within_s3_limits() {
+        let gib = 1u64 << 30;
+        assert_eq!(part_size(6 * gib, MAX_PUT), 64 << 20);
+        // 5 TiB: 10,000 parts at most.
+        let big = 5 * 1024 * gib;
+        assert!(big.div_ceil(part_size(big, MAX_PUT)) <= MAX_PARTS);
+        assert!(part_size(big, MAX_PUT) <= MAX_PUT);
+        // A test's low limit still gives parts S3 takes (5 MiB at least).
+        assert_eq!(part_size(11 << 20, 6 << 20), 6 << 20);
+        assert_eq!(part_size(11 << 20, 1 << 20), 5 << 20);
+        assert_eq!(
+            xml_text(b"<R><UploadId>a&amp;b</UploadId></R>", "UploadId").as_deref(),
+            Some("a&b")
+        );
+    }
+}
