@@ -262,6 +262,13 @@ impl Response {
     }
 }
 
+/// A header value as text, each byte one character (Latin-1, as HTTP
+/// defines header octets): ASCII stays as it is, nothing is dropped, and
+/// [`Fetcher::start`] writes it back as the same bytes.
+pub fn latin1(v: &[u8]) -> String {
+    v.iter().map(|&b| b as char).collect()
+}
+
 /// The class of an upstream's answer (`ferry_s3::ErrorClass`), from its
 /// status and the `<Code>` of its body.
 pub fn error_class(status: u16, body: &[u8]) -> ErrorClass {

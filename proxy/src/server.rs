@@ -270,7 +270,7 @@ fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
 fn header_text(v: &[u8], utf8: bool) -> std::borrow::Cow<'_, str> {
     match std::str::from_utf8(v) {
         Ok(s) if s.is_ascii() || utf8 => s.into(),
-        _ => v.iter().map(|&b| b as char).collect::<String>().into(),
+        _ => fetch::latin1(v).into(),
     }
 }
 

@@ -48,10 +48,10 @@ fn subresource_writes_promote_the_object_and_never_delete_it() {
     let s = setup_on(Store::moto().unwrap());
     let (src, tgt) = (s.source.client(), s.target.client());
     s.rt.block_on(async {
-        for key in ["tagged", "to-tag", "acl"] {
+        for key in ["tagged", "to-tag", "acl", "copy-me"] {
             put(&src, key, format!("body of {key}").as_bytes()).await;
         }
-        for key in ["tagged", "acl"] {
+        for key in ["tagged", "acl", "copy-me"] {
             src.put_object_tagging()
                 .bucket(BUCKET)
                 .key(key)
@@ -111,11 +111,22 @@ fn subresource_writes_promote_the_object_and_never_delete_it() {
             &b"body of acl"[..]
         );
 
+        // A copy streamed across from the source keeps the tags, as
+        // CopyObject does by default.
+        c.copy_object()
+            .bucket(BUCKET)
+            .key("copied")
+            .copy_source(format!("{BUCKET}/copy-me"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(tags(&tgt, "copied").await, [pair("team", "blue")]);
+
         // Nothing was deleted, so nothing was journalled.
         assert_eq!(journal_names(&s.target).await, Vec::<String>::new());
         assert_eq!(
             list_keys(&c, BUCKET).await.unwrap(),
-            ["acl", "tagged", "to-tag"]
+            ["acl", "copied", "copy-me", "tagged", "to-tag"]
         );
     });
     let text = scrape(s.metrics_port);

@@ -14,7 +14,10 @@
 //! Invariant: every object the copier ever wrote to the destination is
 //! named by a durable record or a durable intent. Intents are fsynced in
 //! groups (every waiting write shares one fsync), and the log is emptied
-//! only at the end of a pass, once the records are fsynced too.
+//! only at the end of a settled pass, once every records file and their
+//! folder are fsynced too. A log that was not emptied (a pass that could
+//! not settle) is compacted to the latest intent per key when it is next
+//! opened, so it stays as small as the keys it names.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -41,19 +44,31 @@ pub struct IntentLog {
 }
 
 impl IntentLog {
-    /// Opens (appending) the log in `dest_folder`, and starts its writer.
+    /// Opens the log in `dest_folder` for appending, compacted to the
+    /// latest intent per key, and starts its writer.
     pub fn open(dest_folder: &Path) -> io::Result<IntentLog> {
         let path = dest_folder.join(FILE);
+        let kept = load(dest_folder)?;
+        if !kept.is_empty() {
+            let mut text = Vec::new();
+            for (key, etag) in &kept {
+                text.extend(line(key, etag));
+            }
+            fsutil::write_atomic(&path, &text)?;
+        }
         let file = fsutil::open_append_repaired(&path)?;
+        // The file's name must be as durable as what is written to it.
+        fsutil::sync_dir(dest_folder)?;
+        let len = file.metadata()?.len();
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(write_groups(file, rx));
+        tokio::spawn(write_groups(file, len, rx));
         Ok(IntentLog { tx })
     }
 
     /// Returns once the intent to write `key`, producing `etag`, is on
     /// disk.
     pub async fn record(&self, key: &str, etag: &str) -> io::Result<()> {
-        let line = format!("{}\t{etag}\n", keylist::escape(key)).into_bytes();
+        let line = line(key, etag);
         let (done, wait) = oneshot::channel();
         let gone = || io::Error::other("the intent log's writer has stopped");
         self.tx
@@ -64,26 +79,42 @@ impl IntentLog {
     }
 }
 
+fn line(key: &str, etag: &str) -> Vec<u8> {
+    format!("{}\t{etag}\n", keylist::escape(key)).into_bytes()
+}
+
 /// Writes what is queued as one group: one write, one fsync, then every
-/// waiter of the group is released.
-async fn write_groups(file: File, mut rx: mpsc::Receiver<Intent>) {
-    let mut file = Some(file);
+/// waiter of the group is released. A group that fails is cut off the
+/// file again, so that the next group does not follow a torn line; if
+/// even that fails, every later intent fails too.
+async fn write_groups(file: File, len: u64, mut rx: mpsc::Receiver<Intent>) {
+    let mut state = Some((file, len));
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
         while let Ok(more) = rx.try_recv() {
             group.push(more);
         }
         let buf: Vec<u8> = group.iter().flat_map(|i| i.line.iter().copied()).collect();
-        let mut f = file
-            .take()
-            .expect("the file is handed back after each group");
-        let (f, r) = tokio::task::spawn_blocking(move || {
-            let r = f.write_all(&buf).and_then(|()| f.sync_data());
-            (f, r)
-        })
-        .await
-        .expect("the intent writer does not panic");
-        file = Some(f);
+        let r = match state.take() {
+            None => Err(io::Error::other(
+                "an earlier write failed and could not be undone",
+            )),
+            Some((mut f, len)) => {
+                let (back, r) = tokio::task::spawn_blocking(move || {
+                    match f.write_all(&buf).and_then(|()| f.sync_data()) {
+                        Ok(()) => (Some((f, len + buf.len() as u64)), Ok(())),
+                        Err(e) => {
+                            let undone = f.set_len(len).and_then(|()| f.sync_data());
+                            (undone.ok().map(|()| (f, len)), Err(e))
+                        }
+                    }
+                })
+                .await
+                .expect("the intent writer does not panic");
+                state = back;
+                r
+            }
+        };
         for i in group {
             let r = match &r {
                 Ok(()) => Ok(()),
@@ -153,5 +184,22 @@ mod tests {
         clear(d.path()).unwrap();
         assert!(load(d.path()).unwrap().is_empty());
         assert!(path(d.path()).exists());
+    }
+
+    #[tokio::test]
+    async fn an_unsettled_log_is_compacted_when_next_opened() {
+        let d = tempfile::tempdir().unwrap();
+        let log = IntentLog::open(d.path()).unwrap();
+        for etag in ["e1", "e2", "e3"] {
+            log.record("k", etag).await.unwrap();
+        }
+        log.record("other", "x").await.unwrap();
+        drop(log);
+        let lines = || std::fs::read_to_string(path(d.path())).unwrap();
+        assert_eq!(lines().lines().count(), 4);
+        let log = IntentLog::open(d.path()).unwrap();
+        assert_eq!(lines(), "k\te3\nother\tx\n");
+        log.record("k", "e4").await.unwrap();
+        assert_eq!(load(d.path()).unwrap()["k"], "e4");
     }
 }

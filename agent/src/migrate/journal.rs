@@ -287,21 +287,26 @@ pub async fn reconcile(
     let mut recs = records::open(dest_folder).map_err(|e| e.to_string())?;
     let intents = intents::load(dest_folder)
         .map_err(|e| format!("reading {}: {e}", intents::path(dest_folder).display()))?;
-    let mut mine: Vec<(String, String)> = Vec::new();
+    let mut mine: Vec<(String, Vec<String>)> = Vec::new();
     for key in loaded.keys.into_keys() {
         if !partition.owns(&key) {
             sum.not_mine += 1;
             continue;
         }
+        // Every ETag the copier may have left: its intent's (a prediction,
+        // which a store that does not write MD5 ETags misses) and its
+        // record's (what the store answered).
         let rec = recs.seek(&key).await.map_err(|e| e.to_string())?;
-        match intents.get(&key).cloned().or(rec.map(|r| r.dest_etag)) {
-            Some(etag) => mine.push((key, etag)),
-            None => sum.no_record += 1,
+        let mut etags: Vec<String> = intents.get(&key).cloned().into_iter().collect();
+        etags.extend(rec.map(|r| r.dest_etag).filter(|e| !etags.contains(e)));
+        match etags.is_empty() {
+            true => sum.no_record += 1,
+            false => mine.push((key, etags)),
         }
     }
     let fates: Vec<(String, Fate)> = futures::stream::iter(mine)
-        .map(|(key, etag)| async move {
-            let fate = settle(copier, journal.mode, &key, &etag).await;
+        .map(|(key, etags)| async move {
+            let fate = settle(copier, journal.mode, &key, &etags).await;
             (key, fate)
         })
         .buffer_unordered(threads.max(1))
@@ -325,9 +330,9 @@ pub async fn reconcile(
     Ok((sum, unsettled))
 }
 
-/// Settles one journalled key whose last write by the copier produced
-/// `dest_etag`.
-async fn settle(copier: &Copier, mode: DeleteMode, key: &str, dest_etag: &str) -> Fate {
+/// Settles one journalled key whose last write by the copier produced one
+/// of `etags`.
+async fn settle(copier: &Copier, mode: DeleteMode, key: &str, etags: &[String]) -> Fate {
     let gate = || async {
         if let Some(l) = &copier.requests {
             l.acquire(1).await;
@@ -368,28 +373,32 @@ async fn settle(copier: &Copier, mode: DeleteMode, key: &str, dest_etag: &str) -
         }
     }
     if mode == DeleteMode::IfMatch {
-        let r = copier
-            .retry
-            .run(|| async {
-                gate().await;
-                copier
-                    .dest
-                    .delete_object()
-                    .bucket(&copier.dest_bucket)
-                    .key(key)
-                    .if_match(format!("\"{dest_etag}\""))
-                    .send()
-                    .await
-                    .map_err(S3Error::from_sdk)
-            })
-            .await;
-        return match r {
-            Ok(_) => Fate::Removed,
-            Err(e) if e.is(ErrorClass::NotFound) => Fate::Absent,
-            // Not the copier's write any more: a client wrote the key since.
-            Err(e) if e.is(ErrorClass::PreconditionFailed) => Fate::Kept,
-            Err(e) => failed("the conditional DELETE", e),
-        };
+        for dest_etag in etags {
+            let r = copier
+                .retry
+                .run(|| async {
+                    gate().await;
+                    copier
+                        .dest
+                        .delete_object()
+                        .bucket(&copier.dest_bucket)
+                        .key(key)
+                        .if_match(format!("\"{dest_etag}\""))
+                        .send()
+                        .await
+                        .map_err(S3Error::from_sdk)
+                })
+                .await;
+            match r {
+                Ok(_) => return Fate::Removed,
+                Err(e) if e.is(ErrorClass::NotFound) => return Fate::Absent,
+                // Not this write of the copier's: try the next one.
+                Err(e) if e.is(ErrorClass::PreconditionFailed) => {}
+                Err(e) => return failed("the conditional DELETE", e),
+            }
+        }
+        // None of the copier's writes: a client wrote the key since.
+        return Fate::Kept;
     }
     let head = copier
         .retry
@@ -410,9 +419,9 @@ async fn settle(copier: &Copier, mode: DeleteMode, key: &str, dest_etag: &str) -
         Err(e) if e.is(ErrorClass::NotFound) => return Fate::Absent,
         Err(e) => return failed("the HEAD", e),
     };
-    if etag.as_deref() != Some(dest_etag) {
+    let Some(dest_etag) = etags.iter().find(|e| etag.as_deref() == Some(e.as_str())) else {
         return Fate::Kept;
-    }
+    };
     if mode == DeleteMode::Report {
         return Fate::Unsettled(
             "unreconciled-delete".to_owned(),

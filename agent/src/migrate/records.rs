@@ -19,6 +19,21 @@ use super::entries::{Keyed, SortedStream};
 use crate::keylist::{self, KeyListError};
 
 pub const DIR: &str = "records";
+
+/// Fsyncs every records file in `dest_folder`, and their folder: the
+/// records name the copier's writes once the intent log is emptied.
+pub fn sync(dest_folder: &Path) -> io::Result<()> {
+    let dir = dir(dest_folder);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for e in entries {
+        File::open(e?.path())?.sync_all()?;
+    }
+    crate::fsutil::sync_dir(&dir)
+}
 pub const SUFFIX: &str = ".rec";
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -298,14 +298,10 @@ pub(crate) async fn run(
         unsettled = keys.len();
         journal_summary = journal_error.is_none().then_some(sum);
         if unsettled == 0 && journal_error.is_none() {
-            // Every write of the pass is settled and has its record: make
-            // the records durable, then the intents are no longer needed.
-            let recs = records::dir(&folder).join(format!("{label}{}", records::SUFFIX));
-            if recs.exists() {
-                std::fs::File::open(&recs)
-                    .and_then(|f| f.sync_all())
-                    .map_err(fatal)?;
-            }
+            // Every write is settled and has its record: make the records
+            // durable (every run's, and their folder), then the intents
+            // are no longer needed.
+            records::sync(&folder).map_err(fatal)?;
             intents::clear(&folder).map_err(fatal)?;
         }
     }

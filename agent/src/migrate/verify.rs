@@ -2,10 +2,11 @@
 //! destination, by size and ETag, or by content (SHA-256) where an ETag is a
 //! multipart one that the copy could not reproduce. A key is
 //! - equal (or equal by content);
-//! - newer on the destination by a client: it differs, and the destination
-//!   holds no write of the copier's (its ETag is in no record or intent);
-//!   in migrate mode clients write the target, so that is the newest
-//!   object, and fine;
+//! - newer on the destination by a client (with `--delete-journal`, that
+//!   is, in a live migration): it differs, and the destination holds no
+//!   write of the copier's (its ETag is in no record or intent); in migrate
+//!   mode clients write the target, so that is the newest object, and
+//!   fine;
 //! - a problem: missing, or different while the destination still holds the
 //!   copier's write (a copy that went wrong or went stale).
 //!
@@ -145,7 +146,7 @@ async fn check(
             || intent.is_some() && intent == *etag
     };
     let differs = src.size != dest.size || src.etag != dest.etag;
-    if differs && !copiers(&dest.etag) && dest.etag.is_some() {
+    if plan.client_writes && differs && !copiers(&dest.etag) && dest.etag.is_some() {
         return Verdict::ClientNewer;
     }
     if src.size != dest.size {
@@ -196,6 +197,11 @@ async fn check(
 /// The parts of a plan a verify task needs.
 struct PlanRef {
     copier: Arc<super::copy::Copier>,
+    /// Clients write the destination (a live migration, with the delete
+    /// journal): a difference that is no write of the copier's is theirs.
+    /// Without the journal nothing but the copier writes it, and every
+    /// difference is a problem.
+    client_writes: bool,
 }
 
 pub(crate) async fn run(plan: &Plan) -> Result<VerifyReport, RunError> {
@@ -206,6 +212,7 @@ pub(crate) async fn run(plan: &Plan) -> Result<VerifyReport, RunError> {
     let mut recs = records::open(&plan.dest_folder).map_err(|e| fatal(&e))?;
     let pref = Arc::new(PlanRef {
         copier: plan.copier.clone(),
+        client_writes: plan.journal.is_some(),
     });
     let log_path = plan.dest_folder.join(VERIFY_LOG);
     let mut log = std::fs::File::create(&log_path).map_err(|e| fatal(&e))?;

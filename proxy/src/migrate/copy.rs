@@ -83,6 +83,7 @@ pub async fn part(
             read_if: read,
             put_if: PutIf::Always,
             whole: false,
+            with_tags: false,
         };
         match part.run(svc).await {
             Ok(etag) => return reply_part(session, &etag).await,
@@ -150,6 +151,7 @@ pub async fn part(
         read_if: read,
         put_if: PutIf::Always,
         whole: false,
+        with_tags: false,
     }
     .run(svc)
     .await?;
@@ -240,13 +242,25 @@ pub async fn serve(
         .headers
         .iter()
         .any(|(n, v)| n == "x-amz-metadata-directive" && v.eq_ignore_ascii_case("REPLACE"));
-    let headers = replace.then(|| {
+    let replace_tags = call
+        .headers
+        .iter()
+        .any(|(n, v)| n == "x-amz-tagging-directive" && v.eq_ignore_ascii_case("REPLACE"));
+    // The object's headers as the directive says, and its tags as theirs
+    // says (the request's, or the copy source's).
+    let mut headers = replace.then(|| {
         call.headers
             .iter()
             .filter(|(n, _)| object_header(n))
             .cloned()
-            .collect()
+            .collect::<Vec<_>>()
     });
+    if replace_tags {
+        let tagging = call.headers.iter().filter(|(n, _)| n == "x-amz-tagging");
+        headers
+            .get_or_insert_with(Vec::new)
+            .extend(tagging.cloned());
+    }
     let etag = Transfer {
         from: source,
         from_object: &from,
@@ -256,6 +270,7 @@ pub async fn serve(
         read_if: copy_conditions(&call.headers),
         put_if: PutIf::Always,
         whole: true,
+        with_tags: !replace_tags,
     }
     .run(svc)
     .await?;

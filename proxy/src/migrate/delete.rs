@@ -8,7 +8,7 @@ use futures::StreamExt;
 use pingora::proxy::Session;
 use quick_xml::events::Event;
 
-use super::merged::{Conditions, Key, judge_delete};
+use super::merged::{Conditions, Key, judge_current};
 use super::wire::{read_body, reply, reply_xml};
 use super::{Call, Services, journal, object_on};
 use crate::fetch::{Body, Request, Side, error_code};
@@ -23,16 +23,19 @@ const CONCURRENCY: usize = 16;
 pub async fn one(svc: &Services, session: &mut Session, call: &Call) -> Result<(), S3Error> {
     let key = call.key.as_deref().unwrap_or_default();
     current_only(query_value(&call.raw_query, "versionId").as_deref())?;
-    // A conditional delete is judged on the object clients see.
+    // A conditional delete is judged on the object clients see, and the
+    // target's delete carries that object's ETag: a write landing on the
+    // target meanwhile stays (412), whichever side held the object.
     let mut target_if = None;
-    if let Some(want) = Conditions::of(&call.headers).if_match {
+    let conditions = Conditions::of(&call.headers);
+    if conditions.if_match.is_some() {
         let k = Key {
             target_object: object_on(&call.target, key)?,
             source_object: object_on(&call.source, key)?,
             target: call.target.clone(),
             source: call.source.clone(),
         };
-        target_if = judge_delete(svc, &k, &want).await?;
+        target_if = judge_current(svc, &k, &conditions).await?;
     }
     delete_key(svc, call, key, target_if.as_deref()).await?;
     reply(session, 204, &[], Bytes::new()).await

@@ -74,15 +74,13 @@ pub async fn promote(svc: &Services, k: &Key, with_tags: bool) -> Result<(), S3E
         read_if: Vec::new(),
         put_if: PutIf::Absent,
         whole: true,
+        with_tags,
     }
     .run(svc)
     .await;
     match copied {
         Ok(_) => {
             crate::metrics::migrate_promoted(&k.target.bucket);
-            if with_tags {
-                copy_tags(svc, k).await?;
-            }
             Ok(())
         }
         // A client or the copier wrote it meanwhile: it is on the target.
@@ -90,58 +88,6 @@ pub async fn promote(svc: &Services, k: &Key, with_tags: bool) -> Result<(), S3E
         // Deleted from the source meanwhile: nothing to promote.
         Err(e) if e.code == Code::NoSuchKey => Ok(()),
         Err(e) => Err(e),
-    }
-}
-
-/// Copies the source object's tags onto the promoted copy: the body of a
-/// GetObjectTagging is a PutObjectTagging body. A source without tagging
-/// (Garage answers NotImplemented) has no tags to carry.
-async fn copy_tags(svc: &Services, k: &Key) -> Result<(), S3Error> {
-    let get_target = format!("{}?tagging=", k.source_object);
-    let mut r = svc
-        .fetcher
-        .send(
-            &k.source,
-            Request {
-                method: "GET",
-                target: &get_target,
-                headers: Vec::new(),
-                body: Body::Empty,
-            },
-        )
-        .await?;
-    let status = r.status;
-    let tags = r.body(1 << 20).await?;
-    svc.fetcher.release(r).await;
-    if status != 200 || !String::from_utf8_lossy(&tags).contains("<Tag>") {
-        return Ok(());
-    }
-    let md5 = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        <md5::Md5 as md5::Digest>::digest(&tags),
-    );
-    let put_target = format!("{}?tagging=", k.target_object);
-    let mut r = svc
-        .fetcher
-        .send(
-            &k.target,
-            Request {
-                method: "PUT",
-                target: &put_target,
-                headers: vec![("content-md5".into(), md5)],
-                body: Body::Full(tags),
-            },
-        )
-        .await?;
-    let status = r.status;
-    let _ = r.body(64 * 1024).await;
-    svc.fetcher.release(r).await;
-    match status {
-        200..=299 => Ok(()),
-        s => Err(crate::fetch::unavailable(
-            k.target.label,
-            format!("HTTP {s} to copying the promoted object's tags"),
-        )),
     }
 }
 
@@ -193,7 +139,7 @@ pub enum Verdict {
 
 /// Where the object clients see lives, and its ETag: the target's, else
 /// the source's; `None` when neither has it.
-pub async fn current(svc: &Services, k: &Key) -> Result<Option<(Sided, String)>, S3Error> {
+async fn current(svc: &Services, k: &Key) -> Result<Option<(Sided, String)>, S3Error> {
     if let Some(etag) = head(svc, &k.target, &k.target_object).await? {
         return Ok(Some((Sided::Target, etag)));
     }
@@ -204,28 +150,32 @@ pub async fn current(svc: &Services, k: &Key) -> Result<Option<(Sided, String)>,
 
 /// Which side holds the object clients see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sided {
+enum Sided {
     Target,
     Source,
 }
 
-/// A conditional DeleteObject (`If-Match`), judged on the object clients
-/// see. `Ok(Some(etag))`: the target holds it, and its delete must carry
-/// `If-Match: etag`, so that a write landing meanwhile is not deleted.
-pub async fn judge_delete(
+/// Judges `c` on the object clients see (the target's, else the
+/// source's): `If-None-Match: *` fails if there is one, `If-Match` unless
+/// there is one with that ETag. Returns that object's ETag, which the
+/// write's own condition on the target then carries, so that a write
+/// landing meanwhile is neither overwritten nor deleted.
+pub async fn judge_current(
     svc: &Services,
     k: &Key,
-    if_match: &str,
+    c: &Conditions,
 ) -> Result<Option<String>, S3Error> {
-    match current(svc, k).await? {
-        Some((side, etag)) if etag_matches(if_match, &etag) => {
-            Ok((side == Sided::Target).then_some(etag))
-        }
-        Some(_) => Err(precondition_failed()),
-        None => Err(S3Error::new(
+    let now = current(svc, k).await?.map(|(_, etag)| etag);
+    if c.if_none_match.as_deref().is_some_and(|v| v.trim() == "*") && now.is_some() {
+        return Err(precondition_failed());
+    }
+    match (&c.if_match, &now) {
+        (Some(_), None) => Err(S3Error::new(
             Code::NoSuchKey,
             "The specified key does not exist.",
         )),
+        (Some(want), Some(etag)) if !etag_matches(want, etag) => Err(precondition_failed()),
+        _ => Ok(now),
     }
 }
 

@@ -70,6 +70,10 @@ pub struct Transfer<'a> {
     /// A whole object, which may be handed across as a multipart upload
     /// when it is too large for one PUT; `false` for an upload part.
     pub whole: bool,
+    /// The written object gets the source object's tags
+    /// (`x-amz-tagging`), read before anything is written, so that a retry
+    /// never finds a copy without them.
+    pub with_tags: bool,
 }
 
 fn refused(to: &Side, what: &str, status: u16, body: &[u8]) -> S3Error {
@@ -110,7 +114,9 @@ impl Transfer<'_> {
             let code = get.error_code().await?;
             return Err(match status {
                 404 => S3Error::new(Code::NoSuchKey, "The specified key does not exist."),
-                412 => S3Error::new(
+                // A copy source's `If-None-Match` / `If-Modified-Since`
+                // that did not hold: S3 answers a copy with 412.
+                304 | 412 => S3Error::new(
                     Code::PreconditionFailed,
                     "At least one of the pre-conditions you specified did not hold",
                 ),
@@ -132,9 +138,16 @@ impl Transfer<'_> {
                 .headers
                 .iter()
                 .filter(|(n, _)| object_header(n.as_str()))
-                .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .map(|(n, v)| (n.as_str().to_owned(), crate::fetch::latin1(v.as_bytes())))
                 .collect()
         });
+        let mut headers = headers;
+        if self.with_tags
+            && let Some(tags) = self.source_tags(svc).await?
+        {
+            headers.retain(|(n, _)| n != "x-amz-tagging");
+            headers.push(("x-amz-tagging".into(), tags));
+        }
         let mut rest = Remainder { get, carry: None };
         let etag = if self.whole && len > svc.max_put {
             self.multipart(svc, &mut rest, len, headers).await?
@@ -146,6 +159,35 @@ impl Transfer<'_> {
         };
         svc.fetcher.release(rest.get).await;
         Ok(etag)
+    }
+
+    /// The source object's tags as an `x-amz-tagging` value; `None` when it
+    /// has none, or its store has no tagging (Garage answers
+    /// NotImplemented). Any other failure fails the transfer.
+    async fn source_tags(&self, svc: &Services) -> Result<Option<String>, S3Error> {
+        let mut r = svc
+            .fetcher
+            .send(
+                self.from,
+                Request {
+                    method: "GET",
+                    target: &format!("{}?tagging=", self.from_object),
+                    headers: Vec::new(),
+                    body: Body::Empty,
+                },
+            )
+            .await?;
+        let status = r.status;
+        let body = r.body(1 << 20).await?;
+        svc.fetcher.release(r).await;
+        match (status, crate::fetch::error_class(status, &body)) {
+            (200, _) => Ok(tags_header(&body)),
+            (_, ferry_s3::ErrorClass::NotImplemented) => Ok(None),
+            (s, _) => Err(crate::fetch::unavailable(
+                self.from.label,
+                format!("HTTP {s} to reading the object's tags"),
+            )),
+        }
     }
 
     /// One streamed PUT of the next `len` bytes of `rest` to `target`.
@@ -287,6 +329,43 @@ impl Transfer<'_> {
     }
 }
 
+/// A GetObjectTagging answer as an `x-amz-tagging` header value
+/// (`k=v&k2=v2`, form-encoded); `None` for no tags.
+fn tags_header(xml: &[u8]) -> Option<String> {
+    use quick_xml::events::Event;
+    let mut r = quick_xml::Reader::from_reader(xml);
+    let (mut pairs, mut key, mut value, mut text) = (Vec::new(), None, None, String::new());
+    loop {
+        match r.read_event().ok()? {
+            Event::Start(_) => text.clear(),
+            Event::Text(t) => text.push_str(&t.xml10_content().ok()?),
+            Event::GeneralRef(g) => match g.resolve_char_ref().ok()? {
+                Some(c) => text.push(c),
+                None => text.push_str(quick_xml::escape::resolve_predefined_entity(
+                    &g.decode().ok()?,
+                )?),
+            },
+            Event::End(e) => match e.local_name().as_ref() {
+                b"Key" => key = Some(std::mem::take(&mut text)),
+                b"Value" => value = Some(std::mem::take(&mut text)),
+                b"Tag" => {
+                    let k = key.take()?;
+                    let v = value.take().unwrap_or_default();
+                    pairs.push(format!(
+                        "{}={}",
+                        uri_encode(k.as_bytes(), false),
+                        uri_encode(v.as_bytes(), false)
+                    ));
+                }
+                _ => {}
+            },
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    (!pairs.is_empty()).then(|| pairs.join("&"))
+}
+
 /// Equal parts, as few as S3 allows and none larger than one PUT.
 fn part_size(len: u64, max_put: u64) -> u64 {
     let fewest = len.div_ceil(MAX_PARTS);
@@ -359,5 +438,12 @@ mod tests {
             xml_text(b"<R><UploadId>a&amp;b</UploadId></R>", "UploadId").as_deref(),
             Some("a&b")
         );
+    }
+
+    #[test]
+    fn tags_become_a_tagging_header() {
+        let xml = br#"<Tagging><TagSet><Tag><Key>team</Key><Value>blue sky</Value></Tag><Tag><Key>a&amp;b</Key><Value></Value></Tag></TagSet></Tagging>"#;
+        assert_eq!(tags_header(xml).as_deref(), Some("team=blue%20sky&a%26b="));
+        assert_eq!(tags_header(b"<Tagging><TagSet/></Tagging>"), None);
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 
 use pingora::proxy::Session;
 
-use super::merged::{Conditions, Key, Verdict, as_create_only, head, judge};
+use super::merged::{Conditions, Key, Verdict, as_create_only, head, judge, judge_current};
 use super::transfer::{PutIf, Transfer};
 use super::wire::{pass_through, read_body, reply_xml};
 use super::{Call, Services};
@@ -175,18 +175,24 @@ pub async fn complete(
     let (side, path, on_source) = side_of(svc, &call, id).await?;
     let mut headers = call.headers.clone();
     headers.retain(|(n, _)| n != "content-md5");
-    // A target upload's conditions are judged against both sides, as a
-    // PutObject's are (a source upload's against the source itself).
+    // Conditions are judged against the object clients see, as a
+    // PutObject's are. A target upload then carries them (or a create) to
+    // the target; a source upload's are not the source's to judge (its
+    // object may be older than the target's), and its copy to the target
+    // below is conditional anyway.
     let (t, s) = paths(&call);
     let conditions = Conditions::of(&headers);
-    if !on_source && conditions.any() {
+    if conditions.any() {
         let key = Key {
             target: call.target.clone(),
             source: call.source.clone(),
             target_object: t.clone(),
             source_object: s.clone(),
         };
-        if judge(svc, &key, &conditions).await? == Verdict::CreateOnly {
+        if on_source {
+            judge_current(svc, &key, &conditions).await?;
+            headers.retain(|(n, _)| n != "if-match" && n != "if-none-match");
+        } else if judge(svc, &key, &conditions).await? == Verdict::CreateOnly {
             as_create_only(&mut headers);
         }
     }
@@ -226,6 +232,7 @@ pub async fn complete(
                 read_if: Vec::new(),
                 put_if,
                 whole: true,
+                with_tags: true,
             }
             .run(svc)
             .await;
