@@ -1,11 +1,13 @@
 //! HTTP/2 over TLS to an attached bucket: an h2 request has no Host header,
 //! so the `host` a client signs is the `:authority`, which is also what
-//! routes it. Checked with curl's own SigV4 (`--aws-sigv4`), in every mode.
+//! routes it. Checked with curl's own SigV4 (`--aws-sigv4`) and with
+//! rclone (Go's HTTP/2), in every mode.
 
 mod common;
 
 use std::process::Command;
 
+use common::clients::{Endpoint, Rclone, run};
 use common::migrate::{BUCKET, JOURNAL};
 use common::*;
 use ferry_harness::tls::test_ca;
@@ -43,7 +45,7 @@ fn curl(
 }
 
 #[test]
-fn curl_over_http2_reads_and_writes_an_attached_bucket_in_every_mode() {
+fn curl_and_rclone_over_http2_read_and_write_an_attached_bucket_in_every_mode() {
     let source = Store::garage().unwrap();
     source.create_bucket(BUCKET).unwrap();
     let target = Store::moto().unwrap();
@@ -94,5 +96,34 @@ fn curl_over_http2_reads_and_writes_an_attached_bucket_in_every_mode() {
             data.as_bytes(),
             "{mode}"
         );
+
+        // rclone over h2: a PUT and a GET, and its dump says HTTP/2.
+        let url = format!("https://127.0.0.1:{port}");
+        let rclone = Rclone::new(Endpoint {
+            url: &url,
+            key: ALICE.access_key,
+            secret: ALICE.secret,
+            region: &target.region,
+        });
+        let ca_arg = ca.ca.to_str().unwrap();
+        let rc_key = format!("x:{BUCKET}/rclone-{mode}");
+        let out = run(&mut rclone.cmd(&[
+            "copyto",
+            body.to_str().unwrap(),
+            &rc_key,
+            "--ca-cert",
+            ca_arg,
+            "--dump",
+            "headers",
+        ]));
+        assert!(out.status.success(), "rclone copyto in {mode}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("HTTP/2.0 200"),
+            "rclone did not speak HTTP/2 in {mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = run(&mut rclone.cmd(&["cat", &rc_key, "--ca-cert", ca_arg]));
+        assert!(out.status.success(), "rclone cat in {mode}: {out:?}");
+        assert_eq!(out.stdout, data.as_bytes(), "{mode}");
     }
 }

@@ -27,7 +27,7 @@ pub enum Level {
 pub enum Family {
     /// ListBuckets: about no bucket.
     Service,
-    /// Lists a bucket's keys, versions or uploads.
+    /// Lists a bucket's keys, versions or uploads, or an upload's parts.
     Listing,
     /// Reads the bucket itself or its configuration.
     BucketRead,
@@ -259,7 +259,7 @@ ops! {
     UploadPartCopy: Upload,
     CompleteMultipartUpload: Upload,
     AbortMultipartUpload: Upload,
-    ListParts: Upload,
+    ListParts: Listing,
     Unknown: Unknown,
 }
 
