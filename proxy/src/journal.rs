@@ -54,9 +54,10 @@ impl Journal {
         }));
     }
 
-    /// The journal's bucket on the target: no client may reach it.
-    pub fn bucket(&self) -> String {
-        self.side.load().bucket.clone()
+    /// Whether `bucket` is the journal's bucket on the target, which no
+    /// client may reach. Asked on every request: no copy.
+    pub fn is_bucket(&self, bucket: &str) -> bool {
+        self.side.load().bucket == bucket
     }
 
     fn object_target(&self, name: &str) -> Result<String, S3Error> {

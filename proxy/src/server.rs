@@ -423,7 +423,7 @@ impl FerryProxy {
             .migrate
             .journal
             .as_ref()
-            .is_some_and(|j| j.bucket() == bucket)
+            .is_some_and(|j| j.is_bucket(bucket))
         {
             return Err(S3Error::new(
                 Code::AccessDenied,
