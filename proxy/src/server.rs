@@ -250,15 +250,15 @@ fn single_headers(req: &RequestHeader) -> Result<(), S3Error> {
 }
 
 /// Every header as (name, text), values as [`header_text`] reads them
-/// (Latin-1 past ASCII), so that none is dropped; `fetch` writes such text
-/// back as the same bytes.
-fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+/// (Latin-1 past ASCII unless `utf8`), so that none is dropped; `fetch`
+/// writes Latin-1 text back as the same bytes.
+fn header_pairs(headers: &http::HeaderMap, utf8: bool) -> Vec<(String, String)> {
     headers
         .iter()
         .map(|(n, v)| {
             (
                 n.as_str().to_owned(),
-                header_text(v.as_bytes(), false).into_owned(),
+                header_text(v.as_bytes(), utf8).into_owned(),
             )
         })
         .collect()
@@ -350,7 +350,7 @@ impl FerryProxy {
         r: &Resign,
         body: Bytes,
     ) -> Result<(), S3Error> {
-        let names = header_pairs(&session.req_header().headers);
+        let names = header_pairs(&session.req_header().headers, false);
         let side = Side {
             upstream: r.upstream.clone(),
             creds: r.creds.clone(),
@@ -464,24 +464,22 @@ impl FerryProxy {
             return Err(S3Error::new(Code::NotImplemented, ferry_s3::op::UNKNOWN));
         }
         // An attached bucket: the proxy authenticates the client itself.
-        let names = header_pairs(&req.headers);
+        let names = header_pairs(&req.headers, false);
         let method = req.method.as_str();
         let dir = &self.directory;
         let now = time::OffsetDateTime::now_utc();
-        let check = |utf8: bool| {
-            let mut text: Vec<(&str, std::borrow::Cow<'_, str>)> = req
-                .headers
+        let check = |headers: &[(String, String)]| {
+            let mut view: Vec<(&str, &str)> = headers
                 .iter()
-                .map(|(n, v)| (n.as_str(), header_text(v.as_bytes(), utf8)))
+                .map(|(n, v)| (n.as_str(), v.as_str()))
                 .collect();
             // HTTP/2 has no Host header: the signed `host` is the
             // `:authority`, which is also what routed the request.
             if !req.headers.contains_key("host")
                 && let Some(a) = req.uri.authority()
             {
-                text.push(("host", a.as_str().into()));
+                view.push(("host", a.as_str()));
             }
-            let view: Vec<(&str, &str)> = text.iter().map(|(n, v)| (*n, v.as_ref())).collect();
             let rv = RequestView {
                 method,
                 raw_path,
@@ -492,10 +490,15 @@ impl FerryProxy {
         };
         // A header value that is not ASCII (user metadata) is signed as
         // the client's HTTP library meant its bytes: Latin-1 for most
-        // (botocore), UTF-8 for some; both are tried, nothing is dropped.
-        let non_ascii = req.headers.values().any(|v| !v.as_bytes().is_ascii());
-        let verified = match check(false) {
-            Err(e) if non_ascii && e.code == Code::SignatureDoesNotMatch => check(true),
+        // (botocore, and `names`), UTF-8 for some; both are tried, nothing
+        // is dropped.
+        let verified = match check(&names) {
+            Err(e)
+                if e.code == Code::SignatureDoesNotMatch
+                    && req.headers.values().any(|v| !v.as_bytes().is_ascii()) =>
+            {
+                check(&header_pairs(&req.headers, true))
+            }
             r => r,
         };
         let verified = match verified? {
@@ -942,7 +945,7 @@ impl ProxyHttp for FerryProxy {
             upstream.remove_header("if-match");
             upstream.insert_header("if-none-match", "*")?;
         }
-        let headers = header_pairs(&upstream.headers);
+        let headers = header_pairs(&upstream.headers, false);
         let line = RequestLine {
             method: upstream.method.as_str(),
             scheme: if r.upstream.tls { "https" } else { "http" },

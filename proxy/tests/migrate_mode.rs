@@ -6,27 +6,11 @@
 mod common;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use aws_sdk_s3::types::{CompletedPart, Delete, ObjectIdentifier};
 use common::migrate::*;
 use common::{scrape, value};
 use ferry_ctl::journal;
 use ferry_harness::{get_bytes, list_keys};
-
-/// CompleteMultipartUpload of `key` with `parts`.
-async fn complete(c: &aws_sdk_s3::Client, key: &str, id: &str, parts: Vec<CompletedPart>) {
-    c.complete_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
 
 #[test]
 fn reads_fall_back_to_the_source_and_deletes_reach_both_sides() {

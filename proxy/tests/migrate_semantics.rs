@@ -410,16 +410,7 @@ fn version_reads_fall_back_and_get_and_head_agree() {
     let s = setup_on(Store::moto().unwrap());
     let src = s.source.client();
     let (v1, v2) = s.rt.block_on(async {
-        src.put_bucket_versioning()
-            .bucket(BUCKET)
-            .versioning_configuration(
-                aws_sdk_s3::types::VersioningConfiguration::builder()
-                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        enable_versioning(&src).await;
         let mut ids = Vec::new();
         for body in [&b"first version"[..], b"second"] {
             let out = src
@@ -636,29 +627,18 @@ fn a_source_upload_completion_never_overwrites_a_newer_target_write() {
     let completing = {
         let c = c.clone();
         s.rt.spawn(async move {
-            c.complete_multipart_upload()
-                .bucket(BUCKET)
-                .key("mp")
-                .upload_id(id)
-                .multipart_upload(
-                    aws_sdk_s3::types::CompletedMultipartUpload::builder()
-                        .parts(
-                            aws_sdk_s3::types::CompletedPart::builder()
-                                .part_number(1)
-                                .e_tag(part)
-                                .build(),
-                        )
-                        .build(),
-                )
-                .send()
-                .await
+            let part = aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(1)
+                .e_tag(part)
+                .build();
+            complete(&c, "mp", &id, vec![part]).await
         })
     };
     hold.wait_paused();
     s.rt.block_on(put(&c, "mp", b"a client's newer write"));
     hold.release();
     s.rt.block_on(async {
-        completing.await.unwrap().unwrap();
+        completing.await.unwrap();
         assert_eq!(
             get_bytes(&c, BUCKET, "mp").await.unwrap(),
             &b"a client's newer write"[..]
@@ -743,16 +723,7 @@ fn a_bucket_is_emptied_by_its_versions() {
         }
 
         // A source that keeps versions: no merged history.
-        src.put_bucket_versioning()
-            .bucket(BUCKET)
-            .versioning_configuration(
-                aws_sdk_s3::types::VersioningConfiguration::builder()
-                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        enable_versioning(&src).await;
         put(&src, "v", b"versioned").await;
         let e = c
             .list_object_versions()
@@ -848,18 +819,7 @@ fn objects_too_large_for_one_put_are_handed_across_in_parts() {
     s.migrate();
     let c = s.proxy.client(&s.target.region);
     s.rt.block_on(async {
-        c.complete_multipart_upload()
-            .bucket(BUCKET)
-            .key("big")
-            .upload_id(id)
-            .multipart_upload(
-                aws_sdk_s3::types::CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        complete(&c, "big", &id, parts).await;
         c.copy_object()
             .bucket(BUCKET)
             .key("big-copy")

@@ -72,7 +72,7 @@ pub fn skip(test: &str, reason: &str) {
 
 /// Whether every test must run (`FERRY_REQUIRE_ALL=1`, set by the test
 /// command in CI).
-pub fn require_all() -> bool {
+fn require_all() -> bool {
     std::env::var("FERRY_REQUIRE_ALL").is_ok_and(|v| v == "1")
 }
 

@@ -31,7 +31,7 @@ mod urlencoding;
 
 pub use bins::{garage_bin, moto_server_bin, python_bin};
 pub use boto3::Boto3;
-pub use capabilities::{note, require_all, skip};
+pub use capabilities::{note, skip};
 pub use client::{get_bytes, list_keys, put_objects};
 pub use env::{apply_loopback_env, loopback_env};
 pub use ports::free_port;

@@ -74,18 +74,10 @@ pub async fn part(
     if on_source {
         let from = object_on(&copy.target, source_key)?;
         let read = part_read(call);
-        let part = Transfer {
-            from: &copy.target,
-            from_object: &from,
-            to: side,
-            to_object: path,
-            headers: Some(Vec::new()),
-            read_if: read,
-            put_if: PutIf::Always,
-            whole: false,
-            with_tags: false,
-        };
-        match part.run(svc).await {
+        match Transfer::part(&copy.target, &from, side, path, read)
+            .run(svc)
+            .await
+        {
             Ok(etag) => return reply_part(session, &etag).await,
             Err(e) if e.code == Code::NoSuchKey => {}
             Err(e) => return Err(e),
@@ -142,19 +134,9 @@ pub async fn part(
     let source = fallback(copy)?;
     let from = object_on(source, source_key)?;
     let read = part_read(call);
-    let etag = Transfer {
-        from: source,
-        from_object: &from,
-        to: &call.target,
-        to_object: path,
-        headers: Some(Vec::new()),
-        read_if: read,
-        put_if: PutIf::Always,
-        whole: false,
-        with_tags: false,
-    }
-    .run(svc)
-    .await?;
+    let etag = Transfer::part(source, &from, &call.target, path, read)
+        .run(svc)
+        .await?;
     reply_part(session, &etag).await
 }
 

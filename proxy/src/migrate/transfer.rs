@@ -94,7 +94,29 @@ fn changed() -> S3Error {
     )
 }
 
-impl Transfer<'_> {
+impl<'a> Transfer<'a> {
+    /// An upload part (UploadPartCopy streamed across): the bytes only,
+    /// read with `read_if` (the copy source's conditions and range).
+    pub fn part(
+        from: &'a Side,
+        from_object: &'a str,
+        to: &'a Side,
+        to_part: &'a str,
+        read_if: Vec<(String, String)>,
+    ) -> Self {
+        Transfer {
+            from,
+            from_object,
+            to,
+            to_object: to_part,
+            headers: Some(Vec::new()),
+            read_if,
+            put_if: PutIf::Always,
+            whole: false,
+            with_tags: false,
+        }
+    }
+
     /// Runs the transfer; returns the written ETag.
     pub async fn run(self, svc: &Services) -> Result<String, S3Error> {
         let mut get = svc

@@ -59,6 +59,41 @@ pub async fn put(c: &aws_sdk_s3::Client, key: &str, body: &[u8]) {
         .unwrap();
 }
 
+/// CompleteMultipartUpload of `key` with `parts`.
+pub async fn complete(
+    c: &aws_sdk_s3::Client,
+    key: &str,
+    id: &str,
+    parts: Vec<aws_sdk_s3::types::CompletedPart>,
+) {
+    c.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Turns versioning on for the bucket on the store of `c`.
+pub async fn enable_versioning(c: &aws_sdk_s3::Client) {
+    c.put_bucket_versioning()
+        .bucket(BUCKET)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
 /// The ETag of `key` in the bucket, as `c` sees it.
 pub async fn etag(c: &aws_sdk_s3::Client, key: &str) -> String {
     c.head_object()
