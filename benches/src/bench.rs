@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ferry_agent::keylist::KeyListWriter;
+use ferry_control::keylist::KeyListWriter;
 use ferry_harness::Store;
 use futures::{StreamExt, TryStreamExt};
 

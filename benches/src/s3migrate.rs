@@ -34,10 +34,10 @@ pub struct Summary {
 }
 
 /// Find the binary: the one given, else next to this binary (where
-/// `cargo build --release -p ferry-agent` puts it), else
+/// `cargo build --release -p s3migrate` puts it), else
 /// `$CARGO_TARGET_DIR/release/s3migrate`.
 pub fn locate(given: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let build_hint = "build it with `cargo build --release -p ferry-agent` (benches/run does)";
+    let build_hint = "build it with `cargo build --release -p s3migrate` (benches/run does)";
     if let Some(p) = given {
         anyhow::ensure!(
             p.is_file(),

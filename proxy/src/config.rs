@@ -320,7 +320,7 @@ impl Config {
             return Err(("max_clock_skew_secs", "must be at least 1".into()));
         }
         if let Some(b) = &self.journal_bucket {
-            ferry_ctl::check_bucket_name(b).map_err(|p| ("journal_bucket", p))?;
+            ferry_control::check_bucket_name(b).map_err(|p| ("journal_bucket", p))?;
         }
         if let Some(k) = &self.listing_token_key_file {
             read_secret_file(k).map_err(|p| ("listing_token_key_file", p))?;

@@ -7,7 +7,7 @@
 //! the copy source bucket's own source. Whatever cannot be read that way
 //! is refused with a sentence, never guessed (docs/proxy.md).
 
-use ferry_ctl::Mode;
+use ferry_control::Mode;
 
 use crate::fetch::Side;
 use crate::s3error::{Code, S3Error};

@@ -103,7 +103,7 @@ impl Directory for LiveDirectory {
             },
             // Only migrate mode routes by them: other modes skip the copy
             // on every request.
-            source_uploads: if b.mode == ferry_ctl::Mode::Migrate {
+            source_uploads: if b.mode == ferry_control::Mode::Migrate {
                 b.source_uploads
                     .iter()
                     .map(|u| u.upload_id.clone())

@@ -1,11 +1,11 @@
-//! The proxy's side of the delete journal (format: `ferry_ctl::journal`).
+//! The proxy's side of the delete journal (format: `ferry_control::journal`).
 //! A migrate-mode delete is recorded here before it is sent anywhere; a
 //! later client write of the same key clears the record, because the key
 //! is the client's again; detach removes a bucket's records.
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use ferry_ctl::journal::{Entry, entry_name, prefix};
+use ferry_control::journal::{Entry, entry_name, prefix};
 use md5::Digest;
 
 use crate::fetch::{Body, Fetcher, Request, Side};

@@ -92,11 +92,11 @@ pub fn tls_handshake(certificate: bool) {
 }
 
 /// 0 ready, 1 forward, 2 migrate: one gauge per attached bucket.
-pub fn bucket_mode(bucket: &str, mode: ferry_ctl::Mode) {
+pub fn bucket_mode(bucket: &str, mode: ferry_control::Mode) {
     let v = match mode {
-        ferry_ctl::Mode::Ready => 0.0,
-        ferry_ctl::Mode::Forward => 1.0,
-        ferry_ctl::Mode::Migrate => 2.0,
+        ferry_control::Mode::Ready => 0.0,
+        ferry_control::Mode::Forward => 1.0,
+        ferry_control::Mode::Migrate => 2.0,
     };
     gauge!(BUCKET_MODE, "bucket" => bucket.to_owned()).set(v);
 }

@@ -28,7 +28,7 @@ use crate::sigv4::chunked::{ChunkedDecoder, Signing};
 use crate::sigv4::verify::{Outcome, Payload};
 use crate::sigv4::{RequestView, verify};
 use crate::upstream::Upstream;
-use ferry_ctl::Mode;
+use ferry_control::Mode;
 use ferry_s3::{Grant, S3Op};
 
 /// What the request path needs to know about an attached bucket.

@@ -1,6 +1,6 @@
 //! The admin API in-process: `Admin::serve` on a temp socket, driven by the
-//! real control-API client (`ferry_ctl::Client`). The end-to-end tests with
-//! the `ferryctl` binary are in `ctl/tests/`.
+//! real control-API client (`ferry_control::Client`). The end-to-end tests with
+//! the `ferryctl` binary are in `ctl/ferryctl/tests/`.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use ferry_ctl::{AttachRequest, Client, ClientError, Mode, Selector, UpdateRequest, codes};
+use ferry_control::{AttachRequest, Client, ClientError, Mode, Selector, UpdateRequest, codes};
 use ferry_proxy::admin::{self, Admin, NoCheck, SourceCheck};
 use ferry_proxy::state::{Bucket, BucketTable, FileStore, StateError, StateStore};
 
@@ -410,7 +410,7 @@ fn malformed_requests_get_json_refusals() {
     ];
     for (method, path, body, status, code) in cases {
         let raw = s.client.call_raw(method, path, body).unwrap();
-        let err: ferry_ctl::ApiError = serde_json::from_slice(&raw.body)
+        let err: ferry_control::ApiError = serde_json::from_slice(&raw.body)
             .unwrap_or_else(|e| panic!("{method} {path}: not an ApiError ({e}): {raw:?}"));
         assert_eq!(
             (raw.status, err.code.as_str()),

@@ -2,7 +2,7 @@
 //! checks signatures: an existing bucket passes; a missing bucket, a wrong
 //! secret and an unreachable source are refused with a clear reason.
 
-use ferry_ctl::Mode;
+use ferry_control::Mode;
 use ferry_harness::Store;
 use ferry_proxy::admin::{S3SourceCheck, SourceCheck};
 use ferry_proxy::state::Bucket;

@@ -4,7 +4,7 @@
 //! copy source bucket's own source behind it (streamed across when the
 //! object is only there).
 
-mod common;
+use ferry_harness::proxy as common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};

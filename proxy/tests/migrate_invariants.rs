@@ -2,7 +2,7 @@
 //! clients write and delete through the proxy while the real `s3migrate`
 //! copies the same keys.
 
-mod common;
+use ferry_harness::proxy as common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

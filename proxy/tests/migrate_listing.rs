@@ -2,7 +2,7 @@
 //! the target, listed through the proxy, is identical to one store holding
 //! the union, page by page, through boto3, awscli and rclone.
 
-mod common;
+use ferry_harness::proxy as common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

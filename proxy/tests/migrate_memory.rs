@@ -6,7 +6,7 @@
 //! CI lists 50,000 keys; `FERRY_LISTING_KEYS=1000000` runs the issue's
 //! million (filling the stores takes a while on a small machine).
 
-mod common;
+use ferry_harness::proxy as common;
 
 use common::*;
 use ferry_harness::put_objects;

@@ -3,13 +3,13 @@
 //! reach both sides and are journalled, a source that is down is a 503
 //! (never a 404), copies and uploads cross the switch.
 
-mod common;
+use ferry_harness::proxy as common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedPart, Delete, ObjectIdentifier};
 use common::migrate::*;
 use common::{scrape, value};
-use ferry_ctl::journal;
+use ferry_control::journal;
 use ferry_harness::{get_bytes, list_keys};
 
 #[test]

@@ -3,7 +3,7 @@
 //! each through the real proxy against real stores (moto as the target,
 //! which enforces conditional writes).
 
-mod common;
+use ferry_harness::proxy as common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ObjectIdentifier, Tag, Tagging};
@@ -535,7 +535,7 @@ fn a_put_racing_a_delete_leaves_the_delete_journalled() {
         assert_eq!(status(&e), Some(404), "{e:?}");
         assert_eq!(
             journal_names(&s.target).await,
-            [ferry_ctl::journal::entry_name(BUCKET, "raced")]
+            [ferry_control::journal::entry_name(BUCKET, "raced")]
         );
     });
 }
@@ -744,11 +744,11 @@ fn detach_purges_a_large_journal_in_batches() {
     s.migrate();
     let tgt = s.target.client();
     let entries = (0..1500).map(|i| {
-        let name = ferry_ctl::journal::entry_name(BUCKET, &format!("k{i}"));
+        let name = ferry_control::journal::entry_name(BUCKET, &format!("k{i}"));
         (name, bytes::Bytes::from_static(b"{}"))
     });
     let others = (0..3).map(|i| {
-        let name = ferry_ctl::journal::entry_name("other", &format!("k{i}"));
+        let name = ferry_control::journal::entry_name("other", &format!("k{i}"));
         (name, bytes::Bytes::from_static(b"{}"))
     });
     s.rt.block_on(ferry_harness::put_objects(

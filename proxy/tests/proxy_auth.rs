@@ -15,7 +15,7 @@
 //! An unattached bucket is the other half of the model: the proxy passes it
 //! through untouched, and the target store judges it.
 
-mod common;
+use ferry_harness::proxy as common;
 
 use std::io::Write;
 use std::time::{Duration, SystemTime};

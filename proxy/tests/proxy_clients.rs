@@ -16,7 +16,7 @@
 //! Clients are configured only through the environment and temp config
 //! files, never the user's own (`~/.aws`, `~/.s3cfg`, rclone.conf).
 
-mod common;
+use ferry_harness::proxy as common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

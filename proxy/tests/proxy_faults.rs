@@ -8,7 +8,7 @@
 //! with aws-sigv4 where they need to be. Every socket has a 60 s timeout and
 //! every wait is bounded, so no test can hang.
 
-mod common;
+use ferry_harness::proxy as common;
 
 use std::io::Write;
 use std::net::Shutdown;

@@ -3,7 +3,7 @@
 //! routes it. Checked with curl's own SigV4 (`--aws-sigv4`) and with
 //! rclone (Go's HTTP/2), in every mode.
 
-mod common;
+use ferry_harness::proxy as common;
 
 use std::process::Command;
 

@@ -2,7 +2,7 @@
 //! (RSS under 100 MiB): bodies stream, and aws-chunked bodies are decoded
 //! one chunk at a time.
 
-mod common;
+use ferry_harness::proxy as common;
 
 use std::io::Write;
 

@@ -1,7 +1,7 @@
 //! The proxy's Prometheus endpoint: requests by mode and upstream, refusals
 //! by S3 error code, and each attached bucket's mode.
 
-mod common;
+use ferry_harness::proxy as common;
 
 use std::time::{Duration, Instant};
 
@@ -178,7 +178,7 @@ fn the_log_has_a_span_per_request_and_pingoras_own_lines() {
 /// `--help` tells an operator where the logs go and what the signals do.
 #[test]
 fn help_names_the_log_filter_and_the_signals() {
-    let out = std::process::Command::new(PROXY)
+    let out = std::process::Command::new(proxy_bin())
         .arg("--help")
         .output()
         .unwrap();

@@ -3,7 +3,7 @@
 //! target, each shown by reading the stores directly; the workload gives
 //! the same results as when run directly against the store it lands on.
 
-mod common;
+use ferry_harness::proxy as common;
 
 use common::*;
 use ferry_harness::{Store, get_bytes, list_keys};

@@ -2,7 +2,7 @@
 //! restart; a config that fails validation changes nothing and says why;
 //! a change only a restart can apply is named.
 
-mod common;
+use ferry_harness::proxy as common;
 
 use std::time::{Duration, Instant};
 

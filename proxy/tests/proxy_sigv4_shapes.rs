@@ -3,7 +3,7 @@
 //! and no `x-amz-date` (botocore does so when a request carries `Date`),
 //! user metadata that is not ASCII, and an expired presigned URL.
 
-mod common;
+use ferry_harness::proxy as common;
 
 use common::migrate::*;
 use ferry_harness::{Boto3, Store};

@@ -2,7 +2,7 @@
 //! is served without a restart. Checked with curl --resolve, which verifies
 //! the presented certificate against the one we expect.
 
-mod common;
+use ferry_harness::proxy as common;
 
 use std::net::TcpStream;
 use std::path::Path;
@@ -118,7 +118,7 @@ fn certificate_by_sni_and_live_replacement() {
     .unwrap();
     let log = std::fs::File::create(d.join("proxy.log")).unwrap();
     let _proxy = Killed(
-        Command::new(PROXY)
+        Command::new(proxy_bin())
             .arg("--config")
             .arg(&config)
             .stderr(log)

@@ -2,7 +2,7 @@
 //! certificate, given at attach: a source that presents another
 //! certificate gets 503, never a silent connection.
 
-mod common;
+use ferry_harness::proxy as common;
 
 use std::path::Path;
 

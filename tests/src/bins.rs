@@ -1,8 +1,53 @@
-//! Where the store binaries are: an environment override, else the cache that
+//! Where the binaries are: Ferry's own, built by cargo next to the running
+//! test; the stores', from an environment override, else the cache that
 //! `scripts/setup` fills, else `PATH`.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+
+/// One of Ferry's programs (`s3migrate`, `ferryctl`, ...), from the folder
+/// cargo builds it into: the parent of the running test's `deps/`. A test
+/// of one package may run another package's program: `cargo test
+/// --workspace` builds them all.
+pub fn program(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("a test binary lives in <target>/<profile>/deps");
+    let p = dir.join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build --bin {name}` first)",
+        p.display()
+    );
+    p
+}
+
+/// The `s3migrate` program.
+pub fn s3migrate_bin() -> PathBuf {
+    program("s3migrate")
+}
+
+/// The `s3find` program.
+pub fn s3find_bin() -> PathBuf {
+    program("s3find")
+}
+
+/// The `ferry-agent` program.
+pub fn agent_bin() -> PathBuf {
+    program("ferry-agent")
+}
+
+/// The `ferry-proxy` program.
+pub fn proxy_bin() -> PathBuf {
+    program("ferry-proxy")
+}
+
+/// The `ferryctl` program.
+pub fn ferryctl_bin() -> PathBuf {
+    program("ferryctl")
+}
 
 /// Garage: `$GARAGE_BIN`, else `~/.cache/ferry/tools/bin/garage`, else `garage` on `PATH`.
 ///

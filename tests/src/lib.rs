@@ -12,28 +12,60 @@
 //! ```
 //!
 //! Binaries come from `scripts/setup` (see [`garage_bin`] and [`moto_server_bin`]).
+//!
+//! Without its default feature `stores`, the harness is the part that needs
+//! no S3 client (finding Ferry's programs, free ports, `skip`/`note`,
+//! s3find's file trees): s3find's tests use just that, so that s3find's
+//! dependency tree holds no S3 client crate.
 
+#[cfg(feature = "stores")]
+pub mod agent;
 mod bins;
+#[cfg(feature = "stores")]
 mod blocking;
+#[cfg(feature = "stores")]
 mod boto3;
+#[cfg(feature = "stores")]
 mod capabilities;
+#[cfg(feature = "stores")]
 mod client;
 mod env;
+#[cfg(feature = "stores")]
 mod garage;
+#[cfg(feature = "stores")]
 mod http;
+#[cfg(feature = "stores")]
 mod moto;
+mod outcome;
 mod ports;
+#[cfg(feature = "stores")]
 mod process;
+#[cfg(feature = "stores")]
+pub mod proxy;
+pub mod s3find;
+#[cfg(feature = "stores")]
+pub mod s3migrate;
+#[cfg(feature = "stores")]
 mod secrets;
+#[cfg(feature = "stores")]
 mod store;
+#[cfg(feature = "stores")]
 pub mod tls;
+#[cfg(feature = "stores")]
 mod urlencoding;
 
-pub use bins::{garage_bin, moto_server_bin, python_bin};
+pub use bins::{
+    agent_bin, ferryctl_bin, garage_bin, moto_server_bin, program, proxy_bin, python_bin,
+    s3find_bin, s3migrate_bin,
+};
+#[cfg(feature = "stores")]
 pub use boto3::Boto3;
-pub use capabilities::{note, skip};
+#[cfg(feature = "stores")]
 pub use client::{get_bytes, list_keys, put_objects};
 pub use env::{apply_loopback_env, loopback_env};
+pub use outcome::{note, skip};
 pub use ports::free_port;
+#[cfg(feature = "stores")]
 pub use store::{Store, StoreKind};
+#[cfg(feature = "stores")]
 pub use urlencoding::form_decode;

@@ -3,8 +3,8 @@
 
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{Credentials, RequestChecksumCalculation, ResponseChecksumValidation};
-use ferry_agent::s3::http::{Timeouts, http_client};
 use ferry_harness::Store;
+use s3migrate::s3::http::{Timeouts, http_client};
 
 use crate::env::ClientUser;
 

@@ -46,7 +46,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
     anyhow::ensure!(args.small_secs > 0.0, "--small-secs must be positive");
     let proxy_bin = env::locate_bin(args.proxy_bin.as_deref(), "ferry-proxy", "ferry-proxy")?;
-    let ferryctl = env::locate_bin(args.ferryctl_bin.as_deref(), "ferryctl", "ferry-ctl")?;
+    let ferryctl = env::locate_bin(args.ferryctl_bin.as_deref(), "ferryctl", "ferryctl")?;
     let load_start = cpu::loadavg();
     eprintln!(
         "bench-proxy: proxy {}, ferryctl {}; starting two Garage stores",

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferry_ctl::{ApiError, AttachRequest, BucketList, UpdateRequest, codes};
+use ferry_control::{ApiError, AttachRequest, BucketList, UpdateRequest, codes};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -95,7 +95,7 @@ impl Admin {
                 if name.contains('/') {
                     return Err(not_found(&path));
                 }
-                ferry_ctl::check_bucket_name(name).map_err(Refusal::invalid)?;
+                ferry_control::check_bucket_name(name).map_err(Refusal::invalid)?;
                 match method {
                     Method::GET => ok(&self.show(name).await?),
                     Method::DELETE => ok(&self.detach(name, parse_force(&query)?).await?),

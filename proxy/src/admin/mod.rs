@@ -1,6 +1,6 @@
 //! The admin API: attach, update, detach, show and list buckets, as
 //! HTTP/1.1 + JSON on a Unix socket (`ferryctl` is its client; the schema is
-//! in `ferry_ctl::api`).
+//! in `ferry_control::api`).
 //!
 //! [`Admin`] owns the bucket table. The request path reads it with
 //! [`Admin::table`], one consistent snapshot per request. Every change is
@@ -14,7 +14,7 @@ mod source_check;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use ferry_ctl::{
+use ferry_control::{
     ApiError, AttachRequest, BucketView, Mode, ModeChange, Selector, UpdateRequest, UpdateResponse,
     codes,
 };
@@ -27,7 +27,7 @@ use crate::state::{
 };
 
 // The socket and its peer check are shared with ferry-agent.
-pub use ferry_ctl::socket::{AccessPolicy, BindError, bind};
+pub use ferry_control::socket::{AccessPolicy, BindError, bind};
 pub use source_check::{NoCheck, S3SourceCheck, SourceCheck};
 
 /// Region of a source when attach names none.
@@ -370,9 +370,9 @@ fn select(table: &BucketTable, selector: &Selector) -> Result<Vec<String>, Refus
 }
 
 fn validate_attach(req: AttachRequest, now: OffsetDateTime) -> Result<Bucket, Refusal> {
-    ferry_ctl::check_bucket_name(&req.bucket).map_err(Refusal::invalid)?;
+    ferry_control::check_bucket_name(&req.bucket).map_err(Refusal::invalid)?;
     let source_bucket = req.source_bucket.unwrap_or_else(|| req.bucket.clone());
-    ferry_ctl::check_bucket_name(&source_bucket)
+    ferry_control::check_bucket_name(&source_bucket)
         .map_err(|e| Refusal::invalid(format!("source {e}")))?;
     check_endpoint_url(&req.source_url).map_err(|e| Refusal::invalid(format!("source URL {e}")))?;
     let source_url = normalize_url(&req.source_url).to_owned();

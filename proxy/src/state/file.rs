@@ -99,7 +99,7 @@ impl StateStore for FileStore {
 mod tests {
     use super::*;
     use crate::state::tests::bucket;
-    use ferry_ctl::Mode;
+    use ferry_control::Mode;
 
     fn table() -> BucketTable {
         let mut t = BucketTable::default();

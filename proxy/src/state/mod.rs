@@ -14,7 +14,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use ferry_ctl::{BucketView, Mode};
+use ferry_control::{BucketView, Mode};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 

@@ -9,7 +9,7 @@
 //! Detach: ready yes; forward refused (roll back to ready first); migrate
 //! with `--force` only (`verify` is a later feature).
 
-use ferry_ctl::{Mode, codes};
+use ferry_control::{Mode, codes};
 
 /// An allowed mode change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,211 @@
+//! A scan job on the s3find engine. Its options are checked by s3find's
+//! own parser. A scan has no checkpoint: it cannot pause or stop midway,
+//! and a scan cut by an agent stop runs again from the start (replacing
+//! its own partial output, which s3find never shows as a whole list).
+
+use std::ffi::OsString;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferry_control::FindOptions;
+use ferry_control::jobs::FindSummaryView;
+
+use super::metrics::{self, JobLabels};
+use super::{LiveInfo, RunEnd, joblog};
+use s3find::{self, Notice, Report, stats::Progress};
+
+/// How often the engine reports progress to the job (metrics, `show`).
+const ENGINE_PROGRESS: Duration = Duration::from_secs(1);
+
+/// s3find's options for a spec; `rerun` replaces a cut run's output.
+pub fn options(o: &FindOptions, rerun: bool) -> Result<s3find::Options, String> {
+    for (what, p) in [("DIRECTORY", &o.directory), ("OUTPUT_DIR", &o.output_dir)] {
+        if !p.is_absolute() {
+            return Err(format!(
+                "{what} {} is relative; the agent needs an absolute path",
+                p.display()
+            ));
+        }
+    }
+    let mut a: Vec<OsString> = vec!["s3find".into()];
+    let mut kv = |flag: &str, v: String| a.push(format!("--{flag}={v}").into());
+    if let Some(d) = o.later_than {
+        kv("later-than", d.to_string());
+    }
+    if let Some(t) = o.reference_time {
+        kv("reference-time", t.to_string());
+    }
+    kv("memory-mb", o.memory_mb.to_string());
+    kv("threads", o.threads.to_string());
+    kv(
+        "progress-interval-secs",
+        ENGINE_PROGRESS.as_secs().to_string(),
+    );
+    if o.overwrite || rerun {
+        a.push("--overwrite".into());
+    }
+    if o.sizes {
+        a.push("--sizes".into());
+    }
+    a.push("--".into());
+    a.push(o.directory.clone().into());
+    a.push(o.output_dir.clone().into());
+    let args = s3find::Args::try_parse_weka(a).map_err(|e| {
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or_default();
+        first.strip_prefix("error: ").unwrap_or(first).to_owned()
+    })?;
+    args.to_options().map_err(|e| e.to_string())
+}
+
+/// One run's inputs.
+pub struct RunInput {
+    pub opts: FindOptions,
+    pub job_dir: std::path::PathBuf,
+    pub earlier_runs: u32,
+    pub live: Arc<LiveInfo>,
+    pub labels: JobLabels,
+}
+
+/// One run of a scan, to its end.
+pub async fn run(input: RunInput) -> RunEnd {
+    let log = input.job_dir.join(super::store::LOG_FILE);
+    let opts = match options(&input.opts, input.earlier_runs > 0) {
+        Ok(o) => o,
+        Err(e) => return RunEnd::Failed(e),
+    };
+    if input.earlier_runs > 0 {
+        joblog::append(
+            &log,
+            "scanning again from the start (a scan has no checkpoint)",
+        );
+    }
+    let report = JobReport {
+        log: log.clone(),
+        live: input.live.clone(),
+        labels: input.labels.clone(),
+        every: Duration::from_secs(input.opts.progress_interval_secs),
+        logged: Mutex::new(None),
+    };
+    let scan = tokio::task::spawn_blocking(move || s3find::run_with(&opts, &report)).await;
+    match scan {
+        Ok(Ok(stats)) => {
+            let summary = FindSummaryView {
+                files: stats.files,
+                bytes: stats.bytes,
+                dirs: stats.dirs,
+                skipped: stats.skipped.total(),
+                errors: stats.errors.total(),
+                chunks: stats.chunks,
+                elapsed_secs: stats.elapsed_secs,
+            };
+            metrics::find_done(&input.labels, &summary);
+            joblog::append(
+                &log,
+                &format!(
+                    "scan done in {:.1}s: files={} dirs={} skipped={} errors={} chunks={}",
+                    summary.elapsed_secs,
+                    summary.files,
+                    summary.dirs,
+                    summary.skipped,
+                    summary.errors,
+                    summary.chunks
+                ),
+            );
+            input.live.set_progress(format!(
+                "files={} dirs={} skipped={} errors={} chunks={} elapsed={:.0}s",
+                summary.files,
+                summary.dirs,
+                summary.skipped,
+                summary.errors,
+                summary.chunks,
+                summary.elapsed_secs
+            ));
+            RunEnd::Completed {
+                find: Some(summary),
+            }
+        }
+        Ok(Err(e)) => RunEnd::Failed(e.to_string()),
+        Err(e) => RunEnd::Failed(format!("the scan task failed: {e}")),
+    }
+}
+
+/// Routes the engine's notices to the job's log and its progress to the
+/// job's view and metrics.
+struct JobReport {
+    log: std::path::PathBuf,
+    live: Arc<LiveInfo>,
+    labels: JobLabels,
+    /// Progress lines in the log this often; zero: none.
+    every: Duration,
+    logged: Mutex<Option<Instant>>,
+}
+
+impl Report for JobReport {
+    fn notice(&self, notice: &Notice) {
+        joblog::append(&self.log, &format!("s3find: {notice}"));
+    }
+
+    fn progress(&self, p: &Progress) {
+        let line = p.to_string();
+        metrics::find_progress(&self.labels, p.files);
+        self.live.set_progress(line.clone());
+        if self.every.is_zero() {
+            return;
+        }
+        let mut logged = self.logged.lock().expect("report lock");
+        if logged.is_none_or(|t| t.elapsed() >= self.every) {
+            *logged = Some(Instant::now());
+            joblog::append(&self.log, &line);
+        }
+    }
+}
+
+/// Check a spec as s3find would, before a job is created.
+pub fn check(o: &FindOptions) -> Result<(), String> {
+    options(o, false).map(drop)?;
+    match std::fs::metadata(&o.directory) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(format!(
+            "DIRECTORY {}: not a directory",
+            o.directory.display()
+        )),
+        Err(e) => Err(format!("DIRECTORY {}: {e}", o.directory.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(dir: &str, out: &str) -> FindOptions {
+        serde_json::from_value(serde_json::json!({"directory": dir, "output_dir": out})).unwrap()
+    }
+
+    use std::path::Path;
+
+    #[test]
+    fn options_follow_s3find() {
+        let o = options(&opts("/mnt/b", "/lists/b"), false).unwrap();
+        assert_eq!(o.root, Path::new("/mnt/b"));
+        assert!(!o.overwrite);
+        assert_eq!(o.memory_bytes, 256 << 20);
+        assert!(
+            options(&opts("/mnt/b", "/lists/b"), true)
+                .unwrap()
+                .overwrite
+        );
+        let mut bad = opts("/mnt/b", "/l");
+        bad.later_than = Some(-1.0);
+        assert!(options(&bad, false).is_err());
+        assert!(check(&opts("mnt", "/l")).unwrap_err().contains("relative"));
+        assert!(
+            check(&opts("/nonexistent-xyz", "/l"))
+                .unwrap_err()
+                .contains("nonexistent-xyz")
+        );
+        // A directory that starts with a dash is a directory.
+        let o = options(&opts("/-odd", "/l"), false).unwrap();
+        assert_eq!(o.root, Path::new("/-odd"));
+    }
+}

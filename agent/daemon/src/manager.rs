@@ -1,0 +1,811 @@
+//! The job table and its state machine.
+//!
+//! ```text
+//! queued ──> running ──> completed | failed | cancelled
+//!   │  ^       │  ^
+//!   v  │       v  │
+//!   paused <───┘  │        failed ──resume──> queued
+//!   └─────────────┘
+//! ```
+//!
+//! Every change is saved (`state.json`, crash-safe) before the API answers.
+//! At most `max_running_jobs` jobs have a live run; a paused job keeps its
+//! run (and its slot) while the agent runs. A run that ends takes the
+//! job's next state from how it ended and why it was stopped: a user's
+//! cancel makes it `cancelled`; an agent stop leaves it `running` (or
+//! `paused`) with an `interrupted` note, to resume at the next start.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use ferry_control::{JobLogs, JobSpec, JobState, JobView, StartJobRequest, codes};
+use tokio::sync::watch;
+
+use super::metrics::{self, JobLabels};
+use super::store::{self, JobRecord, Store, StoreError};
+use super::{
+    Config, LiveInfo, Refusal, RunEnd, describe, find_job, joblog, migrate_job, now_rfc3339,
+    watch_job,
+};
+use s3migrate::Control;
+
+/// Lines `logs` returns unless asked, and at most.
+pub const DEFAULT_LOG_LINES: usize = 100;
+pub const MAX_LOG_LINES: usize = 10_000;
+/// How long `cancel` waits for a copy to checkpoint before it answers.
+const CANCEL_WAIT: Duration = Duration::from_secs(30);
+
+/// Why a live run was told to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Cancel,
+    Shutdown,
+}
+
+struct Live {
+    /// A copy's handle; a scan has none (it cannot pause or stop).
+    control: Option<Arc<Control>>,
+    /// A watch's stop flag: set, the engine ends after its current set.
+    stop_flag: Option<Arc<AtomicBool>>,
+    info: Arc<LiveInfo>,
+    stop: Option<Stop>,
+    /// Turns true when the run has ended and its end is recorded.
+    ended: watch::Receiver<bool>,
+}
+
+struct Job {
+    rec: JobRecord,
+    spec: JobSpec,
+    dir: PathBuf,
+    labels: JobLabels,
+    live: Option<Live>,
+}
+
+impl Job {
+    fn log(&self, message: &str) {
+        joblog::append(&self.dir.join(store::LOG_FILE), message);
+    }
+}
+
+struct Inner {
+    jobs: BTreeMap<u64, Job>,
+    last_id: u64,
+}
+
+/// The agent's jobs.
+pub struct Manager {
+    store: Store,
+    state_dir: PathBuf,
+    max_running: AtomicUsize,
+    stopping: AtomicBool,
+    inner: Mutex<Inner>,
+}
+
+/// What a view needs, taken under the lock; the disk is read after.
+struct ViewParts {
+    rec: JobRecord,
+    spec: JobSpec,
+    progress: Option<String>,
+}
+
+impl ViewParts {
+    fn into_view(self) -> JobView {
+        let passes = match &self.spec {
+            JobSpec::Migrate(_) => {
+                migrate_job::pass_summaries(&self.rec.folder, &self.rec.created_at)
+            }
+            _ => Vec::new(),
+        };
+        let watch = match &self.spec {
+            JobSpec::Watch(_) => watch_job::summary(&self.rec.folder),
+            _ => None,
+        };
+        let r = self.rec;
+        JobView {
+            id: r.id,
+            kind: r.kind,
+            bucket: r.bucket,
+            state: r.state,
+            created_at: r.created_at,
+            started_at: r.started_at,
+            updated_at: r.updated_at,
+            finished_at: r.finished_at,
+            attempts: r.attempts,
+            interrupted: r.interrupted,
+            progress: self.progress.or(r.progress),
+            passes,
+            find: r.find,
+            watch,
+            last_error: r.last_error,
+            folder: r.folder.to_string_lossy().into_owned(),
+            spec: self.spec,
+        }
+    }
+}
+
+fn no_such_job(id: u64) -> Refusal {
+    Refusal::new(404, codes::NO_SUCH_JOB, format!("no job has id {id}"))
+}
+
+fn conflict(message: String) -> Refusal {
+    Refusal::new(409, codes::INVALID_JOB_STATE, message)
+}
+
+fn save(job: &Job) -> Result<(), Refusal> {
+    store::save_state(&job.dir, &job.rec).map_err(|e| {
+        tracing::error!(job = job.rec.id, error = %e, "job state not saved");
+        Refusal::new(
+            500,
+            codes::STATE_SAVE_FAILED,
+            format!("job state not saved: {e}"),
+        )
+    })
+}
+
+impl Manager {
+    /// Load every job under `config.state_dir`. Jobs found running (the
+    /// agent stopped under them) are resumed by [`Manager::schedule`].
+    pub fn open(config: &Config) -> Result<Arc<Manager>, StoreError> {
+        let store = Store::open(&config.state_dir)?;
+        let (ids, last_id) = store.scan()?;
+        let mut jobs = BTreeMap::new();
+        for id in ids {
+            let dir = store.job_dir(id);
+            let loaded = store::load_spec(&dir).and_then(|s| Ok((s, store::load_state(&dir)?)));
+            let (spec, rec) = match loaded {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::error!(job = id, error = %e, "cannot load the job; leaving it alone");
+                    continue;
+                }
+            };
+            let labels = JobLabels::new(id, rec.kind, &rec.bucket);
+            let mut job = Job {
+                rec,
+                spec,
+                dir,
+                labels,
+                live: None,
+            };
+            if job.rec.state == JobState::Running && job.rec.cancel_requested {
+                // Cancelled, then the agent stopped before the checkpoint
+                // was recorded: migrate.log is a checkpoint whatever the
+                // moment, so the cancel stands.
+                finish(&mut job, JobState::Cancelled);
+                job.log("cancelled (the agent stopped while the job was checkpointing)");
+                save(&job).ok();
+            } else if job.rec.state == JobState::Running && job.rec.interrupted.is_none() {
+                job.log("the agent stopped without a checkpoint (a crash or kill -9); resuming from the job's log");
+            }
+            metrics::job_state(&job.labels, job.rec.state);
+            jobs.insert(id, job);
+        }
+        Ok(Arc::new(Manager {
+            store,
+            state_dir: config.state_dir.clone(),
+            max_running: AtomicUsize::new(config.max_running_jobs.max(1)),
+            stopping: AtomicBool::new(false),
+            inner: Mutex::new(Inner { jobs, last_id }),
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().expect("job table lock")
+    }
+
+    pub fn job_count(&self) -> usize {
+        self.lock().jobs.len()
+    }
+
+    pub fn set_max_running(&self, n: usize) {
+        self.max_running.store(n.max(1), Ordering::SeqCst);
+    }
+
+    fn refuse_if_stopping(&self) -> Result<(), Refusal> {
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(Refusal::new(
+                503,
+                codes::SHUTTING_DOWN,
+                "the agent is stopping and takes no changes",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Queue a job. Its options are checked as its engine's CLI would.
+    pub fn start(self: &Arc<Self>, req: StartJobRequest) -> Result<JobView, Refusal> {
+        self.refuse_if_stopping()?;
+        let StartJobRequest { spec, secrets } = req;
+        match &spec {
+            JobSpec::Watch(o) => {
+                if secrets.src_secret.is_some() || secrets.dest_secret.is_some() {
+                    return Err(Refusal::invalid("a watch job takes no secrets"));
+                }
+                if let Some(b) = &o.bucket {
+                    ferry_control::check_bucket_name(b).map_err(Refusal::invalid)?;
+                }
+                watch_job::check(o).map_err(Refusal::invalid)?;
+            }
+            JobSpec::Find(o) => {
+                if secrets.src_secret.is_some() || secrets.dest_secret.is_some() {
+                    return Err(Refusal::invalid("a find job takes no secrets"));
+                }
+                if let Some(b) = &o.bucket {
+                    ferry_control::check_bucket_name(b).map_err(Refusal::invalid)?;
+                }
+                find_job::check(o).map_err(Refusal::invalid)?;
+            }
+            JobSpec::Migrate(o) => {
+                for (s, which) in [
+                    (&secrets.src_secret, "source (src_secret)"),
+                    (&secrets.dest_secret, "destination (dest_secret)"),
+                ] {
+                    if s.as_deref().is_none_or(str::is_empty) {
+                        return Err(Refusal::invalid(format!("the {which} secret is missing")));
+                    }
+                }
+                let placeholder = self.state_dir.join("jobs/0/dest");
+                let folder = o.dest_folder.as_deref().unwrap_or(&placeholder);
+                migrate_job::check(o, folder).map_err(Refusal::invalid)?;
+            }
+        }
+
+        let mut inner = self.lock();
+        let id = inner.last_id + 1;
+        let dir = self.store.job_dir(id);
+        let folder = match &spec {
+            JobSpec::Migrate(o) => o
+                .dest_folder
+                .clone()
+                .unwrap_or_else(|| dir.join(store::DEST_DIR)),
+            JobSpec::Find(o) => o.output_dir.clone(),
+            JobSpec::Watch(o) => o.output_dir.clone(),
+        };
+        if let Some(other) = inner
+            .jobs
+            .values()
+            .find(|j| !j.rec.state.is_final() && j.rec.folder == folder)
+        {
+            return Err(conflict(format!(
+                "job {} ({}) already works in {}; two jobs must not share a folder",
+                other.rec.id,
+                other.rec.state,
+                folder.display()
+            )));
+        }
+        if let JobSpec::Migrate(o) = &spec
+            && o.dest_folder.is_some()
+        {
+            migrate_job::set_aside_old_log(o, &folder, id).map_err(|e| {
+                Refusal::internal(format!(
+                    "cannot set aside the old logs in {}: {e}",
+                    folder.display()
+                ))
+            })?;
+        }
+        let now = now_rfc3339();
+        let rec = JobRecord {
+            version: store::VERSION,
+            id,
+            kind: spec.kind(),
+            bucket: spec.bucket_label(),
+            state: JobState::Queued,
+            created_at: now.clone(),
+            started_at: None,
+            updated_at: now,
+            finished_at: None,
+            attempts: 0,
+            cancel_requested: false,
+            interrupted: None,
+            last_error: None,
+            progress: None,
+            find: None,
+            folder,
+        };
+        let dir = self.store.create(&rec, &spec, &secrets).map_err(|e| {
+            Refusal::new(
+                500,
+                codes::STATE_SAVE_FAILED,
+                format!("job not created: {e}"),
+            )
+        })?;
+        inner.last_id = id;
+        let job = Job {
+            labels: JobLabels::new(id, rec.kind, &rec.bucket),
+            rec,
+            spec,
+            dir,
+            live: None,
+        };
+        job.log(&format!("created: {}", describe(&job.spec)));
+        tracing::info!(job = id, kind = %job.rec.kind, bucket = %job.rec.bucket, "job created");
+        metrics::job_state(&job.labels, job.rec.state);
+        inner.jobs.insert(id, job);
+        drop(inner);
+        self.schedule();
+        self.show(id)
+    }
+
+    /// Every job, by id.
+    pub fn list(&self) -> Vec<JobView> {
+        let parts: Vec<ViewParts> = self.lock().jobs.values().map(parts).collect();
+        parts.into_iter().map(ViewParts::into_view).collect()
+    }
+
+    pub fn show(&self, id: u64) -> Result<JobView, Refusal> {
+        let p = parts(self.lock().jobs.get(&id).ok_or_else(|| no_such_job(id))?);
+        Ok(p.into_view())
+    }
+
+    /// The last `lines` lines of the job's log.
+    pub fn logs(&self, id: u64, lines: usize) -> Result<JobLogs, Refusal> {
+        let dir = self
+            .lock()
+            .jobs
+            .get(&id)
+            .ok_or_else(|| no_such_job(id))?
+            .dir
+            .clone();
+        let (lines, truncated) = joblog::tail(&dir.join(store::LOG_FILE), lines.min(MAX_LOG_LINES))
+            .map_err(|e| Refusal::internal(format!("cannot read the job's log: {e}")))?;
+        Ok(JobLogs {
+            id,
+            lines,
+            truncated,
+        })
+    }
+
+    pub fn pause(self: &Arc<Self>, id: u64) -> Result<JobView, Refusal> {
+        self.refuse_if_stopping()?;
+        let mut inner = self.lock();
+        let job = inner.jobs.get_mut(&id).ok_or_else(|| no_such_job(id))?;
+        match (job.rec.state, job.live.as_ref().map(|l| l.control.clone())) {
+            (JobState::Paused, _) => {}
+            (JobState::Queued, _) => {
+                set_state(job, JobState::Paused);
+                save(job)?;
+                job.log("paused (it was queued)");
+            }
+            (JobState::Running, Some(Some(control))) => {
+                set_state(job, JobState::Paused);
+                save(job)?;
+                control.pause();
+                job.log("paused: no new keys are handed out; the ones in flight finish");
+            }
+            (JobState::Running, _) => {
+                return Err(conflict(format!(
+                    "job {id} is a {} job: it cannot pause midway",
+                    job.rec.kind
+                )));
+            }
+            (s, _) => {
+                return Err(conflict(format!(
+                    "job {id} is {s}; only a queued or running job can be paused"
+                )));
+            }
+        }
+        metrics::job_state(&job.labels, job.rec.state);
+        let p = parts(job);
+        drop(inner);
+        Ok(p.into_view())
+    }
+
+    pub fn resume(self: &Arc<Self>, id: u64) -> Result<JobView, Refusal> {
+        self.refuse_if_stopping()?;
+        let mut inner = self.lock();
+        let job = inner.jobs.get(&id).ok_or_else(|| no_such_job(id))?;
+        if job.rec.state == JobState::Failed
+            && let Some(other) = inner.jobs.values().find(|j| {
+                j.rec.id != id && !j.rec.state.is_final() && j.rec.folder == job.rec.folder
+            })
+        {
+            return Err(conflict(format!(
+                "job {} ({}) works in {} now; two jobs must not share a folder",
+                other.rec.id,
+                other.rec.state,
+                other.rec.folder.display()
+            )));
+        }
+        let job = inner.jobs.get_mut(&id).expect("found above");
+        let mut requeued = false;
+        match (
+            job.rec.state,
+            job.live.as_ref().and_then(|l| l.control.clone()),
+        ) {
+            (JobState::Running | JobState::Queued, _) => {}
+            (JobState::Paused, Some(control)) => {
+                set_state(job, JobState::Running);
+                save(job)?;
+                control.resume();
+                job.log("resumed");
+            }
+            (JobState::Paused, None) => {
+                set_state(job, JobState::Queued);
+                save(job)?;
+                job.log("resumed: queued to run from its checkpoint");
+                requeued = true;
+            }
+            (JobState::Failed, _) => {
+                set_state(job, JobState::Queued);
+                job.rec.finished_at = None;
+                job.rec.last_error = None;
+                save(job)?;
+                job.log("resumed after a failure: queued to run from its checkpoint");
+                requeued = true;
+            }
+            (s, _) => {
+                return Err(conflict(format!(
+                    "job {id} is {s}; only a paused or failed job can be resumed"
+                )));
+            }
+        }
+        metrics::job_state(&job.labels, job.rec.state);
+        drop(inner);
+        if requeued {
+            self.schedule();
+        }
+        self.show(id)
+    }
+
+    /// Cancel a job. A running copy checkpoints first (the keys in flight
+    /// finish); the answer waits for that, up to a limit.
+    pub async fn cancel(self: &Arc<Self>, id: u64) -> Result<JobView, Refusal> {
+        self.refuse_if_stopping()?;
+        let mut ended = {
+            let mut inner = self.lock();
+            let job = inner.jobs.get_mut(&id).ok_or_else(|| no_such_job(id))?;
+            let state = job.rec.state;
+            match job.live.as_mut() {
+                _ if state == JobState::Cancelled => return self.show_locked(&inner, id),
+                _ if state.is_final() => {
+                    return Err(conflict(format!(
+                        "job {id} is {state} already; it cannot be cancelled"
+                    )));
+                }
+                None => {
+                    finish(job, JobState::Cancelled);
+                    save(job)?;
+                    job.log(&format!("cancelled (it was {state})"));
+                    metrics::job_state(&job.labels, job.rec.state);
+                    return self.show_locked(&inner, id);
+                }
+                Some(Live {
+                    control: None,
+                    stop_flag: None,
+                    ..
+                }) => {
+                    return Err(conflict(format!(
+                        "job {id} is a running {} job: it cannot stop midway; let it finish",
+                        job.rec.kind
+                    )));
+                }
+                Some(live) => {
+                    live.stop = Some(Stop::Cancel);
+                    let control = live.control.clone();
+                    let flag = live.stop_flag.clone();
+                    let ended = live.ended.clone();
+                    job.rec.cancel_requested = true;
+                    job.rec.updated_at = now_rfc3339();
+                    save(job)?;
+                    if let Some(control) = control {
+                        control.cancel();
+                        job.log(
+                            "cancelling: the keys in flight finish, then migrate.log is checkpointed",
+                        );
+                    }
+                    if let Some(flag) = flag {
+                        flag.store(true, Ordering::SeqCst);
+                        job.log("cancelling: the watch finishes its current set, then stops");
+                    }
+                    ended
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CANCEL_WAIT, ended.wait_for(|e| *e)).await;
+        self.show(id)
+    }
+
+    fn show_locked(&self, inner: &Inner, id: u64) -> Result<JobView, Refusal> {
+        let p = parts(inner.jobs.get(&id).ok_or_else(|| no_such_job(id))?);
+        Ok(p.into_view())
+    }
+
+    /// Start runs while slots are free: jobs an earlier agent left running
+    /// first, then the queue by id. Running jobs beyond the limit (after
+    /// the limit was lowered) go back to the queue.
+    pub fn schedule(self: &Arc<Self>) {
+        if self.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let max = self.max_running.load(Ordering::SeqCst);
+        let mut inner = self.lock();
+        let mut running = inner.jobs.values().filter(|j| j.live.is_some()).count();
+        let mut order: Vec<u64> = inner
+            .jobs
+            .values()
+            .filter(|j| j.live.is_none() && j.rec.state == JobState::Running)
+            .map(|j| j.rec.id)
+            .collect();
+        order.extend(
+            inner
+                .jobs
+                .values()
+                .filter(|j| j.rec.state == JobState::Queued)
+                .map(|j| j.rec.id),
+        );
+        for id in order {
+            let job = inner.jobs.get_mut(&id).expect("listed above");
+            if running >= max {
+                if job.rec.state == JobState::Running {
+                    set_state(job, JobState::Queued);
+                    let _ = save(job);
+                    job.log("queued: more jobs were running than max_running_jobs allows");
+                }
+                continue;
+            }
+            self.launch(job);
+            running += 1;
+        }
+    }
+
+    /// Start one run of `job`.
+    fn launch(self: &Arc<Self>, job: &mut Job) {
+        let earlier_runs = job.rec.attempts;
+        job.rec.attempts += 1;
+        set_state(job, JobState::Running);
+        job.rec.started_at.get_or_insert_with(now_rfc3339);
+        job.rec.interrupted = None;
+        job.rec.last_error = None;
+        if save(job).is_err() {
+            // Run anyway: the state on disk says queued or running, and
+            // both resume the job after a restart.
+            job.log("warning: the job's state could not be saved");
+        }
+        job.log(&format!("run {} started", job.rec.attempts));
+        metrics::job_state(&job.labels, job.rec.state);
+        let (ended_tx, ended) = watch::channel(false);
+        let info = Arc::new(LiveInfo::default());
+        let id = job.rec.id;
+        let mgr = self.clone();
+        match &job.spec {
+            JobSpec::Migrate(o) => {
+                let control = Control::new();
+                let input = migrate_job::RunInput {
+                    opts: o.clone(),
+                    job_dir: job.dir.clone(),
+                    folder: job.rec.folder.clone(),
+                    created_at: job.rec.created_at.clone(),
+                    earlier_runs,
+                    control: control.clone(),
+                    live: info.clone(),
+                    labels: job.labels.clone(),
+                };
+                job.live = Some(Live {
+                    control: Some(control),
+                    stop_flag: None,
+                    info,
+                    stop: None,
+                    ended,
+                });
+                tokio::spawn(async move {
+                    let end = migrate_job::run(input).await;
+                    mgr.run_ended(id, end);
+                    let _ = ended_tx.send(true);
+                });
+            }
+            JobSpec::Find(o) => {
+                let input = find_job::RunInput {
+                    opts: o.clone(),
+                    job_dir: job.dir.clone(),
+                    earlier_runs,
+                    live: info.clone(),
+                    labels: job.labels.clone(),
+                };
+                job.live = Some(Live {
+                    control: None,
+                    stop_flag: None,
+                    info,
+                    stop: None,
+                    ended,
+                });
+                tokio::spawn(async move {
+                    let end = find_job::run(input).await;
+                    mgr.run_ended(id, end);
+                    let _ = ended_tx.send(true);
+                });
+            }
+            JobSpec::Watch(o) => {
+                let flag = Arc::new(AtomicBool::new(false));
+                let input = watch_job::RunInput {
+                    opts: o.clone(),
+                    job_dir: job.dir.clone(),
+                    earlier_runs,
+                    stop: flag.clone(),
+                    live: info.clone(),
+                    labels: job.labels.clone(),
+                };
+                job.live = Some(Live {
+                    control: None,
+                    stop_flag: Some(flag),
+                    info,
+                    stop: None,
+                    ended,
+                });
+                tokio::spawn(async move {
+                    let end = watch_job::run(input).await;
+                    mgr.run_ended(id, end);
+                    let _ = ended_tx.send(true);
+                });
+            }
+        }
+    }
+
+    /// Record how a run ended, then fill the freed slot.
+    fn run_ended(self: &Arc<Self>, id: u64, end: RunEnd) {
+        {
+            let mut inner = self.lock();
+            let Some(job) = inner.jobs.get_mut(&id) else {
+                return;
+            };
+            let live = job.live.take();
+            let stop = live.as_ref().and_then(|l| l.stop);
+            if let Some(line) = live.as_ref().and_then(|l| l.info.progress()) {
+                job.rec.progress = Some(line);
+            }
+            match end {
+                RunEnd::Completed { find } => {
+                    job.rec.find = find;
+                    finish(job, JobState::Completed);
+                    job.log("completed");
+                }
+                RunEnd::Failed(why) => {
+                    finish(job, JobState::Failed);
+                    job.log(&format!("failed: {why}"));
+                    tracing::warn!(job = id, error = %why, "job failed");
+                    job.rec.last_error = Some(why);
+                }
+                RunEnd::Stopped if stop == Some(Stop::Shutdown) && !job.rec.cancel_requested => {
+                    let at = last_key(&job.rec.folder);
+                    let next = if job.rec.state == JobState::Paused {
+                        "it stays paused"
+                    } else {
+                        "it resumes by itself when the agent starts"
+                    };
+                    let note = format!(
+                        "the agent stopped at {}: checkpointed{at}; {next}",
+                        now_rfc3339()
+                    );
+                    job.log(&note);
+                    job.rec.interrupted = Some(note);
+                    job.rec.updated_at = now_rfc3339();
+                }
+                RunEnd::Stopped if stop == Some(Stop::Cancel) || job.rec.cancel_requested => {
+                    finish(job, JobState::Cancelled);
+                    let at = last_key(&job.rec.folder);
+                    job.log(&format!("cancelled: checkpointed{at}"));
+                }
+                RunEnd::Stopped => {
+                    finish(job, JobState::Failed);
+                    job.rec.last_error = Some("the run stopped unexpectedly".into());
+                    job.log("failed: the run stopped unexpectedly");
+                }
+            }
+            let _ = save(job);
+            metrics::job_state(&job.labels, job.rec.state);
+            tracing::info!(job = id, state = %job.rec.state, "job run ended");
+        }
+        self.schedule();
+    }
+
+    /// Stop: take no more changes, checkpoint every copy (as a cancel,
+    /// but recorded as interrupted, to resume at the next start), wait up
+    /// to `grace` for them, and note the runs that were cut.
+    pub async fn shutdown(self: &Arc<Self>, grace: Duration, signal: &str) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let mut waits = Vec::new();
+        {
+            let mut inner = self.lock();
+            for job in inner.jobs.values_mut() {
+                let Some(live) = job.live.as_mut() else {
+                    continue;
+                };
+                live.stop = Some(Stop::Shutdown);
+                if let Some(c) = &live.control {
+                    c.cancel();
+                    waits.push(live.ended.clone());
+                }
+                if let Some(f) = &live.stop_flag {
+                    f.store(true, Ordering::SeqCst);
+                    waits.push(live.ended.clone());
+                }
+            }
+        }
+        let live = waits.len();
+        if live > 0 {
+            tracing::info!(
+                signal,
+                jobs = live,
+                grace_secs = grace.as_secs(),
+                "stopping: checkpointing the running copies and watches"
+            );
+        }
+        let all = futures::future::join_all(waits.iter_mut().map(|w| async move {
+            let _ = w.wait_for(|e| *e).await;
+        }));
+        let _ = tokio::time::timeout(grace, all).await;
+
+        let mut inner = self.lock();
+        for job in inner.jobs.values_mut() {
+            if job.live.is_none() {
+                continue;
+            }
+            // A scan, or a copy that did not checkpoint in time: its
+            // watermark is safe whatever the moment; it runs again.
+            let at = last_key(&job.rec.folder);
+            let next = if job.rec.state == JobState::Paused {
+                "it stays paused"
+            } else {
+                "it resumes by itself when the agent starts"
+            };
+            let note = format!(
+                "the agent stopped ({signal}) at {} before this run finished; cut{at}; {next}",
+                now_rfc3339()
+            );
+            job.log(&note);
+            tracing::warn!(job = job.rec.id, "run cut at shutdown");
+            job.rec.interrupted = Some(note);
+            job.rec.updated_at = now_rfc3339();
+            let _ = save(job);
+        }
+        tracing::info!(signal, "ferry-agent stopped");
+    }
+
+    /// Publishes the job counts every few seconds, forever.
+    pub async fn publish_metrics_forever(self: Arc<Self>) {
+        loop {
+            let counts: Vec<(JobState, usize)> = {
+                let inner = self.lock();
+                JobState::ALL
+                    .iter()
+                    .map(|s| {
+                        (
+                            *s,
+                            inner.jobs.values().filter(|j| j.rec.state == *s).count(),
+                        )
+                    })
+                    .collect()
+            };
+            metrics::job_counts(&counts);
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    }
+}
+
+fn parts(job: &Job) -> ViewParts {
+    ViewParts {
+        rec: job.rec.clone(),
+        spec: job.spec.clone(),
+        progress: job.live.as_ref().and_then(|l| l.info.progress()),
+    }
+}
+
+fn set_state(job: &mut Job, state: JobState) {
+    job.rec.state = state;
+    job.rec.updated_at = now_rfc3339();
+}
+
+fn finish(job: &mut Job, state: JobState) {
+    set_state(job, state);
+    job.rec.finished_at = Some(job.rec.updated_at.clone());
+}
+
+/// ` at <last line of migrate.log>`, when there is one.
+fn last_key(folder: &Path) -> String {
+    match ferry_s3::durable::last_line(&folder.join(s3migrate::ledger::MIGRATE_LOG)) {
+        Ok(Some(l)) => format!(" at {l:?}"),
+        _ => String::new(),
+    }
+}

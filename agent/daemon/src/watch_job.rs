@@ -1,0 +1,245 @@
+//! A watch job on the s3find watch engine (`s3find --watch`): the full
+//! scan into OUTPUT_DIR, then every interval an incremental set in
+//! `OUTPUT_DIR/incr/`. It runs until told to stop (a cancel, an agent
+//! stop): the stop flag is set and the engine finishes its current set.
+//! A watch cut by an agent stop runs again when the agent starts, with
+//! `--overwrite`: the engine compares its new scan with the state the
+//! last run saved, so what changed meanwhile is a set of its own.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferry_control::jobs::{WatchOptions, WatchSummaryView};
+
+use super::metrics::{self, JobLabels};
+use super::{LiveInfo, RunEnd, joblog};
+use s3find::{self, Notice, Report, WatchStats, stats::Progress};
+
+/// How often the engine reports progress during its scans.
+const ENGINE_PROGRESS: Duration = Duration::from_secs(1);
+/// Progress lines in the job's log at most this often.
+const LOG_PROGRESS: Duration = Duration::from_secs(10);
+
+/// The engine's options for a spec; `rerun` continues after an earlier
+/// run (replacing its list, comparing with its saved state).
+pub fn options(o: &WatchOptions, rerun: bool) -> Result<s3find::WatchOptions, String> {
+    for (what, p) in [("DIRECTORY", &o.directory), ("OUTPUT_DIR", &o.output_dir)] {
+        if !p.is_absolute() {
+            return Err(format!(
+                "{what} {} is relative; the agent needs an absolute path",
+                p.display()
+            ));
+        }
+    }
+    let mut a: Vec<OsString> = vec!["s3find".into(), "--watch".into()];
+    let mut kv = |flag: &str, v: String| a.push(format!("--{flag}={v}").into());
+    kv("interval", o.interval.to_string());
+    kv("rescan-interval", o.rescan_interval.to_string());
+    kv("quiet-secs", o.quiet_secs.to_string());
+    kv("memory-mb", o.memory_mb.to_string());
+    kv("threads", o.threads.to_string());
+    kv(
+        "progress-interval-secs",
+        ENGINE_PROGRESS.as_secs().to_string(),
+    );
+    if o.overwrite || rerun {
+        a.push("--overwrite".into());
+    }
+    a.push("--".into());
+    a.push(o.directory.clone().into());
+    a.push(o.output_dir.clone().into());
+    let args = s3find::Args::try_parse_weka(a).map_err(|e| {
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or_default();
+        first.strip_prefix("error: ").unwrap_or(first).to_owned()
+    })?;
+    args.to_watch_options().map_err(|e| e.to_string())
+}
+
+/// Check a spec as s3find would, before a job is created.
+pub fn check(o: &WatchOptions) -> Result<(), String> {
+    options(o, false).map(drop)?;
+    match std::fs::metadata(&o.directory) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(format!(
+            "DIRECTORY {}: not a directory",
+            o.directory.display()
+        )),
+        Err(e) => Err(format!("DIRECTORY {}: {e}", o.directory.display())),
+    }
+}
+
+/// The watch's counts from its summary in `folder`, once written.
+pub fn summary(folder: &Path) -> Option<WatchSummaryView> {
+    let text = std::fs::read(folder.join(s3find::watch::WATCH_SUMMARY_FILE)).ok()?;
+    let s: WatchStats = serde_json::from_slice(&text).ok()?;
+    Some(view(&s))
+}
+
+fn view(s: &WatchStats) -> WatchSummaryView {
+    WatchSummaryView {
+        initial_files: s.initial.files,
+        initial_chunks: s.initial.chunks,
+        sets: s.sets,
+        last_set: s.last_set.clone(),
+        changed: s.changed,
+        deleted: s.deleted,
+        held_back: s.held_back,
+        rescans: s.rescans,
+        state_files: s.state_files,
+        watched_dirs: s.watch.watched_dirs,
+        unwatched_dirs: s.watch.unwatched_dirs,
+        elapsed_secs: s.elapsed_secs,
+    }
+}
+
+/// One run's inputs.
+pub struct RunInput {
+    pub opts: WatchOptions,
+    pub job_dir: PathBuf,
+    pub earlier_runs: u32,
+    /// Set to end the watch (after its current set).
+    pub stop: Arc<AtomicBool>,
+    pub live: Arc<LiveInfo>,
+    pub labels: JobLabels,
+}
+
+/// One run of a watch, until it is stopped or fails.
+pub async fn run(input: RunInput) -> RunEnd {
+    let log = input.job_dir.join(super::store::LOG_FILE);
+    let opts = match options(&input.opts, input.earlier_runs > 0) {
+        Ok(o) => o,
+        Err(e) => return RunEnd::Failed(e),
+    };
+    if input.earlier_runs > 0 {
+        joblog::append(
+            &log,
+            "watching again: the new scan is compared with the state the last run saved",
+        );
+    }
+    let report = JobReport {
+        log: log.clone(),
+        live: input.live.clone(),
+        labels: input.labels.clone(),
+        logged: Mutex::new(None),
+        sets: AtomicU64::new(0),
+        changed: AtomicU64::new(0),
+        deleted: AtomicU64::new(0),
+    };
+    let stop = input.stop.clone();
+    let ran = tokio::task::spawn_blocking(move || s3find::watch(opts, stop, &report)).await;
+    match ran {
+        Ok(Ok(stats)) => {
+            let v = view(&stats);
+            metrics::watch_sets(&input.labels, &v);
+            let line = format!(
+                "watch ended after {:.1}s: sets={} changed={} deleted={} held-back={} rescans={}",
+                v.elapsed_secs, v.sets, v.changed, v.deleted, v.held_back, v.rescans
+            );
+            joblog::append(&log, &line);
+            input.live.set_progress(line);
+            if stats.stopped {
+                RunEnd::Stopped
+            } else {
+                RunEnd::Failed("the watch ended without a stop request".into())
+            }
+        }
+        Ok(Err(s3find::FindError::Stopped)) => RunEnd::Stopped,
+        Ok(Err(e)) => RunEnd::Failed(e.to_string()),
+        Err(e) => RunEnd::Failed(format!("the watch task failed: {e}")),
+    }
+}
+
+/// Routes the engine's notices to the job's log, and its progress and
+/// sets to the job's view and metrics.
+struct JobReport {
+    log: PathBuf,
+    live: Arc<LiveInfo>,
+    labels: JobLabels,
+    logged: Mutex<Option<Instant>>,
+    sets: AtomicU64,
+    changed: AtomicU64,
+    deleted: AtomicU64,
+}
+
+impl Report for JobReport {
+    fn notice(&self, notice: &Notice) {
+        joblog::append(&self.log, &format!("s3find: {notice}"));
+        match notice {
+            Notice::Watching { keys, .. } => {
+                metrics::find_progress(&self.labels, *keys);
+                self.live
+                    .set_progress(format!("watching: {keys} files; no set yet"));
+            }
+            Notice::SetWritten {
+                path,
+                changed,
+                deleted,
+                ..
+            } => {
+                let sets = self.sets.fetch_add(1, Ordering::Relaxed) + 1;
+                let c = self.changed.fetch_add(*changed, Ordering::Relaxed) + changed;
+                let d = self.deleted.fetch_add(*deleted, Ordering::Relaxed) + deleted;
+                let v = WatchSummaryView {
+                    sets,
+                    changed: c,
+                    deleted: d,
+                    ..Default::default()
+                };
+                metrics::watch_sets(&self.labels, &v);
+                let name = path.file_name().unwrap_or(path.as_os_str());
+                self.live.set_progress(format!(
+                    "watching: sets={sets} (last {}) changed={c} deleted={d}",
+                    name.to_string_lossy()
+                ));
+            }
+            Notice::Rescanned { files, .. } => metrics::find_progress(&self.labels, *files),
+            _ => {}
+        }
+    }
+
+    fn progress(&self, p: &Progress) {
+        let line = p.to_string();
+        metrics::find_progress(&self.labels, p.files);
+        self.live.set_progress(line.clone());
+        let mut logged = self.logged.lock().expect("report lock");
+        if logged.is_none_or(|t| t.elapsed() >= LOG_PROGRESS) {
+            *logged = Some(Instant::now());
+            joblog::append(&self.log, &line);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(dir: &str, out: &str) -> WatchOptions {
+        serde_json::from_value(serde_json::json!({"directory": dir, "output_dir": out})).unwrap()
+    }
+
+    #[test]
+    fn options_follow_s3find() {
+        let mut o = opts("/mnt/b", "/lists/b");
+        o.interval = 7;
+        o.quiet_secs = 0;
+        let w = options(&o, false).unwrap();
+        assert_eq!(w.scan.root, Path::new("/mnt/b"));
+        assert_eq!(w.interval, Duration::from_secs(7));
+        assert_eq!(w.quiet, Duration::ZERO);
+        assert_eq!(w.rescan_interval, Duration::from_secs(3600));
+        assert!(!w.scan.overwrite);
+        assert!(options(&o, true).unwrap().scan.overwrite);
+        o.interval = 0;
+        assert!(options(&o, false).is_err());
+        assert!(check(&opts("mnt", "/l")).unwrap_err().contains("relative"));
+        assert!(
+            check(&opts("/nonexistent-xyz", "/l"))
+                .unwrap_err()
+                .contains("nonexistent-xyz")
+        );
+    }
+}

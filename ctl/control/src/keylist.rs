@@ -1,0 +1,338 @@
+//! Key lists: the sorted, chunked files that `s3find` writes and `s3migrate`
+//! reads (ARCHITECTURE.md, "Key lists").
+//!
+//! One key per line. `%`, CR, LF and the other control bytes are written as
+//! `%XX`, so any S3 key round-trips; every other byte is written as is, so a
+//! plain key is its own line. Keys are ordered by their raw UTF-8 bytes,
+//! within a chunk and across chunks, which is the order S3 lists in.
+
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use ferry_s3::durable;
+
+/// File name suffix of a chunk. Anything else in a key-list folder (logs,
+/// summaries, temporary files) is not a chunk.
+pub const CHUNK_SUFFIX: &str = ".keys";
+/// Most keys in one chunk, as the WEKA tools write them.
+pub const CHUNK_KEYS: usize = 100_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyListError {
+    #[error("cannot read key-list folder {path}: {source}")]
+    Folder { path: PathBuf, source: io::Error },
+    #[error("key-list folder {0} holds no *{CHUNK_SUFFIX} chunk files")]
+    Empty(PathBuf),
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{path}:{line}: malformed key line: {why}")]
+    Malformed {
+        path: PathBuf,
+        line: u64,
+        why: &'static str,
+    },
+    #[error(
+        "{path}:{line}: keys out of order (each key must sort after the one before it, across chunks too)"
+    )]
+    Unsorted { path: PathBuf, line: u64 },
+    #[error("cannot write key list {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+}
+
+fn needs_escape(b: u8) -> bool {
+    b == b'%' || b < 0x20 || b == 0x7f
+}
+
+/// Encode a raw key as one key-list line (without the newline).
+pub fn escape(key: &str) -> String {
+    if !key.bytes().any(needs_escape) {
+        return key.to_owned();
+    }
+    let mut out = String::with_capacity(key.len() + 8);
+    for c in key.chars() {
+        if c.is_ascii() && needs_escape(c as u8) {
+            out.push_str(&format!("%{:02X}", c as u8));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Decode one key-list line back into the raw key.
+pub fn unescape(line: &str) -> Result<String, &'static str> {
+    if line.is_empty() {
+        return Err("empty line (an S3 key has at least one byte)");
+    }
+    if !line.contains('%') {
+        if line.bytes().any(needs_escape) {
+            return Err("raw control byte (must be %-escaped)");
+        }
+        return Ok(line.to_owned());
+    }
+    let bytes = line.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or("truncated %-escape")?;
+            let s = std::str::from_utf8(hex).map_err(|_| "bad %-escape")?;
+            let v = u8::from_str_radix(s, 16).map_err(|_| "bad %-escape")?;
+            out.push(v);
+            i += 3;
+        } else if needs_escape(b) {
+            return Err("raw control byte (must be %-escaped)");
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "escapes decode to invalid UTF-8")
+}
+
+/// The chunk files of a key-list folder, in the order they are read.
+pub fn chunk_files(dir: &Path) -> Result<Vec<PathBuf>, KeyListError> {
+    let folder_err = |source| KeyListError::Folder {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).map_err(folder_err)? {
+        let entry = entry.map_err(folder_err)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with('.') || !name.ends_with(CHUNK_SUFFIX) {
+            continue;
+        }
+        if entry.file_type().map_err(folder_err)?.is_file() {
+            files.push(entry.path());
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Streams the keys of a folder of chunks in order, checking the order as
+/// it goes. Memory is one line, whatever the folder holds.
+pub struct KeyListReader {
+    files: std::vec::IntoIter<PathBuf>,
+    current: Option<(PathBuf, BufReader<File>, u64)>,
+    last: Option<String>,
+    line: String,
+}
+
+impl KeyListReader {
+    /// Opens a folder that must hold at least one chunk.
+    pub fn open(dir: &Path) -> Result<Self, KeyListError> {
+        let files = chunk_files(dir)?;
+        if files.is_empty() {
+            return Err(KeyListError::Empty(dir.to_owned()));
+        }
+        Ok(Self::from_files(files))
+    }
+
+    /// Opens a folder that may hold no chunk at all (then it yields nothing).
+    pub fn open_optional(dir: &Path) -> Result<Self, KeyListError> {
+        Ok(Self::from_files(chunk_files(dir)?))
+    }
+
+    fn from_files(files: Vec<PathBuf>) -> Self {
+        Self {
+            files: files.into_iter(),
+            current: None,
+            last: None,
+            line: String::new(),
+        }
+    }
+
+    /// The next key, raw (unescaped), or `None` at the end of the last chunk.
+    pub fn next_key(&mut self) -> Result<Option<String>, KeyListError> {
+        loop {
+            if self.current.is_none() {
+                let Some(path) = self.files.next() else {
+                    return Ok(None);
+                };
+                let file = File::open(&path).map_err(|source| KeyListError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                self.current = Some((path, BufReader::with_capacity(256 * 1024, file), 0));
+            }
+            let (path, reader, lineno) = self.current.as_mut().expect("set above");
+            self.line.clear();
+            let n = reader
+                .read_line(&mut self.line)
+                .map_err(|source| KeyListError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+            if n == 0 {
+                self.current = None;
+                continue;
+            }
+            *lineno += 1;
+            let malformed = |why| KeyListError::Malformed {
+                path: path.clone(),
+                line: *lineno,
+                why,
+            };
+            let Some(body) = self.line.strip_suffix('\n') else {
+                return Err(malformed("last line has no newline (truncated file?)"));
+            };
+            let key = unescape(body).map_err(malformed)?;
+            if key.len() > 1024 {
+                return Err(malformed("key longer than 1024 bytes"));
+            }
+            if let Some(prev) = &self.last
+                && prev.as_str() >= key.as_str()
+            {
+                return Err(KeyListError::Unsorted {
+                    path: path.clone(),
+                    line: *lineno,
+                });
+            }
+            self.last = Some(key.clone());
+            return Ok(Some(key));
+        }
+    }
+}
+
+/// Reads a whole folder once to check it and count its keys, so that bad
+/// input is refused before anything is written and the total is known for
+/// the progress line.
+pub fn validate(dir: &Path) -> Result<u64, KeyListError> {
+    let mut reader = KeyListReader::open(dir)?;
+    let mut n = 0;
+    while reader.next_key()?.is_some() {
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Writes sorted keys as chunks of at most `CHUNK_KEYS`, each written to a
+/// temporary name, synced and renamed, so a crash never leaves a half chunk
+/// that looks whole.
+pub struct KeyListWriter {
+    dir: PathBuf,
+    prefix: String,
+    chunk_no: u32,
+    buf: Vec<u8>,
+    in_chunk: usize,
+    last: Option<String>,
+}
+
+impl KeyListWriter {
+    pub fn create(dir: &Path, prefix: &str) -> Result<Self, KeyListError> {
+        fs::create_dir_all(dir).map_err(|source| KeyListError::Write {
+            path: dir.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            prefix: prefix.to_owned(),
+            chunk_no: 0,
+            buf: Vec::new(),
+            in_chunk: 0,
+            last: None,
+        })
+    }
+
+    /// Appends a key; keys must come in strictly increasing order.
+    pub fn push(&mut self, key: &str) -> Result<(), KeyListError> {
+        if let Some(prev) = &self.last {
+            assert!(prev.as_str() < key, "KeyListWriter fed out of order");
+        }
+        self.buf.extend_from_slice(escape(key).as_bytes());
+        self.buf.push(b'\n');
+        self.in_chunk += 1;
+        self.last = Some(key.to_owned());
+        if self.in_chunk == CHUNK_KEYS {
+            self.flush_chunk()?;
+        }
+        Ok(())
+    }
+
+    fn flush_chunk(&mut self) -> Result<(), KeyListError> {
+        if self.in_chunk == 0 {
+            return Ok(());
+        }
+        let path = self
+            .dir
+            .join(format!("{}{:06}{CHUNK_SUFFIX}", self.prefix, self.chunk_no));
+        durable::write(&path, &self.buf, None).map_err(|source| KeyListError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        self.chunk_no += 1;
+        self.buf.clear();
+        self.in_chunk = 0;
+        Ok(())
+    }
+
+    /// Writes the last partial chunk; returns how many chunks were written.
+    pub fn finish(mut self) -> Result<u32, KeyListError> {
+        self.flush_chunk()?;
+        Ok(self.chunk_no)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_keys_are_their_own_line() {
+        for k in ["a", "dir/", "a b+c?d#e", "ünï/こんにちは", "//x", "/lead"] {
+            assert_eq!(escape(k), k);
+            assert_eq!(unescape(k).unwrap(), k);
+        }
+    }
+
+    #[test]
+    fn percent_and_controls_round_trip() {
+        let k = "50%\r\nline\tx\u{7f}";
+        let e = escape(k);
+        assert_eq!(e, "50%25%0D%0Aline%09x%7F");
+        assert_eq!(unescape(&e).unwrap(), k);
+    }
+
+    #[test]
+    fn malformed_lines_are_refused() {
+        assert!(unescape("%4").is_err());
+        assert!(unescape("%zz").is_err());
+        assert!(unescape("%FF").is_err());
+        assert!(unescape("a\rb").is_err());
+        assert!(unescape("").is_err());
+    }
+
+    #[test]
+    fn reader_checks_order_across_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.keys"), "a\nc\n").unwrap();
+        fs::write(dir.path().join("b.keys"), "b\n").unwrap();
+        let err = validate(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, KeyListError::Unsorted { line: 1, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn writer_chunks_and_reader_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = KeyListWriter::create(dir.path(), "t-").unwrap();
+        let keys: Vec<String> = (0..(CHUNK_KEYS + 5)).map(|i| format!("k{i:08}%")).collect();
+        for k in &keys {
+            w.push(k).unwrap();
+        }
+        assert_eq!(w.finish().unwrap(), 2);
+        let mut r = KeyListReader::open(dir.path()).unwrap();
+        let mut got = Vec::new();
+        while let Some(k) = r.next_key().unwrap() {
+            got.push(k);
+        }
+        assert_eq!(got, keys);
+    }
+}
