@@ -1,89 +1,36 @@
-//! The admin API's HTTP side: accept, check the peer (exactly as the
-//! proxy does, through [`ferry_control::socket::AccessPolicy`]), route, answer
-//! JSON. Routes are listed in [`ferry_control::jobs`].
+//! The agent's routes on the admin socket (listed in
+//! [`ferry_control::jobs`]); the server is the proxy's too
+//! ([`ferry_control::socket::server`]).
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
+use ferry_control::JobList;
+use ferry_control::StartJobRequest;
 use ferry_control::socket::AccessPolicy;
-use ferry_control::{ApiError, JobList, StartJobRequest, codes};
-use http_body_util::{BodyExt, Full, Limited};
+use ferry_control::socket::server::{self, Answer, Refusal, created, ok, read_json};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use serde::Serialize;
-use tokio::net::{UnixListener, UnixStream};
+use hyper::{Method, Request};
+use tokio::net::UnixListener;
 
-use super::Refusal;
 use super::manager::{DEFAULT_LOG_LINES, Manager};
 
-/// Largest request body (a job spec is a few hundred bytes).
-const MAX_BODY_BYTES: usize = 1 << 20;
-
-/// Serve the API on `listener` until the task is dropped. Each connection's
-/// peer is checked once, when it connects: root and members of the socket
-/// group may act, everyone else gets 403 `AccessDenied` naming the group.
+/// Serve the API on `listener` until the task is dropped (the server and
+/// the peer check are the proxy's too: [`server::serve`]).
 pub async fn serve(manager: Arc<Manager>, access: AccessPolicy, listener: UnixListener) {
-    let access = Arc::new(access);
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(connection(manager.clone(), access.clone(), stream));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "admin socket accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-async fn connection(manager: Arc<Manager>, access: Arc<AccessPolicy>, stream: UnixStream) {
-    let allowed = access.check_peer(&stream);
-    if let Err(why) = &allowed {
-        tracing::warn!(reason = %why, "admin connection refused");
-    }
-    let service = service_fn(move |req| {
+    server::serve(listener, access, move |req| {
         let manager = manager.clone();
-        let allowed = allowed.clone();
-        async move {
-            let resp = match allowed {
-                Ok(()) => route(&manager, req).await,
-                Err(why) => Err(Refusal::new(403, codes::ACCESS_DENIED, why)),
-            };
-            Ok::<_, Infallible>(match resp {
-                Ok((status, body)) => json(status, body),
-                Err(r) => {
-                    let status =
-                        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                    json(status, to_json::<ApiError>(&r.error))
-                }
-            })
-        }
-    });
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        .serve_connection(TokioIo::new(stream), service);
-    if let Err(e) = conn.await {
-        tracing::debug!(error = %e, "admin connection ended with an error");
-    }
+        async move { route(&manager, req).await }
+    })
+    .await
 }
 
-async fn route(
-    manager: &Arc<Manager>,
-    req: Request<Incoming>,
-) -> Result<(StatusCode, Bytes), Refusal> {
+async fn route(manager: &Arc<Manager>, req: Request<Incoming>) -> Answer {
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or_default().to_owned();
     let method = req.method().clone();
     let rest = path
         .strip_prefix("/v1/jobs")
-        .ok_or_else(|| not_found(&path))?;
+        .ok_or_else(|| Refusal::not_found(&path))?;
     let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
     match (parts.as_slice(), &method) {
         ([], &Method::GET) => ok(&JobList {
@@ -96,19 +43,17 @@ async fn route(
             let view = tokio::task::spawn_blocking(move || manager.start(body))
                 .await
                 .map_err(|e| Refusal::internal(format!("the start task failed: {e}")))??;
-            Ok((StatusCode::CREATED, to_json(&view)))
+            created(&view)
         }
         ([id], &Method::GET) => ok(&manager.show(parse_id(id)?)?),
         ([id, "logs"], &Method::GET) => ok(&manager.logs(parse_id(id)?, parse_lines(&query)?)?),
         ([id, "pause"], &Method::POST) => ok(&manager.pause(parse_id(id)?)?),
         ([id, "resume"], &Method::POST) => ok(&manager.resume(parse_id(id)?)?),
         ([id, "cancel"], &Method::POST) => ok(&manager.cancel(parse_id(id)?).await?),
-        ([] | [_] | [_, "logs" | "pause" | "resume" | "cancel"], _) => Err(Refusal::new(
-            405,
-            codes::METHOD_NOT_ALLOWED,
-            format!("{method} is not allowed on {path}"),
-        )),
-        _ => Err(not_found(&path)),
+        ([] | [_] | [_, "logs" | "pause" | "resume" | "cancel"], _) => {
+            Err(Refusal::method_not_allowed(&method, &path))
+        }
+        _ => Err(Refusal::not_found(&path)),
     }
 }
 
@@ -134,45 +79,6 @@ fn parse_lines(query: &str) -> Result<usize, Refusal> {
         }
     }
     Ok(lines)
-}
-
-async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Refusal> {
-    let body = Limited::new(req.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-        .map_err(|e| {
-            Refusal::new(
-                413,
-                codes::INVALID_REQUEST,
-                format!("cannot read the request body (at most {MAX_BODY_BYTES} bytes): {e}"),
-            )
-        })?
-        .to_bytes();
-    // The message goes back to the caller only; it is never logged.
-    serde_json::from_slice(&body)
-        .map_err(|e| Refusal::invalid(format!("the request body is not valid: {e}")))
-}
-
-fn ok<T: Serialize>(value: &T) -> Result<(StatusCode, Bytes), Refusal> {
-    Ok((StatusCode::OK, to_json(value)))
-}
-
-fn to_json<T: Serialize>(value: &T) -> Bytes {
-    Bytes::from(serde_json::to_vec(value).expect("API types always serialize"))
-}
-
-fn not_found(path: &str) -> Refusal {
-    Refusal::new(404, codes::NOT_FOUND, format!("no such route: {path}"))
-}
-
-fn json(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(body));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    resp
 }
 
 #[cfg(test)]

@@ -36,40 +36,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferry_control::{ApiError, codes};
+pub use ferry_control::socket::server::Refusal;
 
 pub use config::{Config, ConfigError};
 pub use manager::Manager;
-
-/// A refused or failed API call: the HTTP status and the JSON body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub status: u16,
-    pub error: ApiError,
-}
-
-impl Refusal {
-    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Refusal {
-        Refusal {
-            status,
-            error: ApiError::new(code, message),
-        }
-    }
-
-    pub fn invalid(message: impl Into<String>) -> Refusal {
-        Refusal::new(400, codes::INVALID_REQUEST, message)
-    }
-
-    pub fn internal(message: impl Into<String>) -> Refusal {
-        Refusal::new(500, codes::INTERNAL, message)
-    }
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.status, self.error)
-    }
-}
 
 /// How one run of a job ended.
 #[derive(Debug)]

@@ -78,7 +78,6 @@ struct Inner {
 /// The agent's jobs.
 pub struct Manager {
     store: Store,
-    state_dir: PathBuf,
     max_running: AtomicUsize,
     stopping: AtomicBool,
     inner: Mutex<Inner>,
@@ -185,7 +184,6 @@ impl Manager {
         }
         Ok(Arc::new(Manager {
             store,
-            state_dir: config.state_dir.clone(),
             max_running: AtomicUsize::new(config.max_running_jobs.max(1)),
             stopping: AtomicBool::new(false),
             inner: Mutex::new(Inner { jobs, last_id }),
@@ -247,9 +245,7 @@ impl Manager {
                         return Err(Refusal::invalid(format!("the {which} secret is missing")));
                     }
                 }
-                let placeholder = self.state_dir.join("jobs/0/dest");
-                let folder = o.dest_folder.as_deref().unwrap_or(&placeholder);
-                migrate_job::check(o, folder).map_err(Refusal::invalid)?;
+                migrate_job::check(o).map_err(Refusal::invalid)?;
             }
         }
 

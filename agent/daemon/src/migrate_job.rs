@@ -1,5 +1,5 @@
-//! A copy job on the s3migrate engine: its arguments (checked by
-//! s3migrate's own parser, so every rule of the CLI holds for a job too),
+//! A copy job on the s3migrate engine: its arguments (the job's options are
+//! s3migrate's, checked by the same rules),
 //! where a resumed run starts, and one run with its progress ticker.
 //!
 //! A resumed run (after a restart, a crash, or a pause that outlived the
@@ -8,13 +8,11 @@
 //! again, and `--first` counts the keys already handled.
 
 use std::collections::VecDeque;
-use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use ferry_control::{JobSecrets, MigrateOptions, PassSummaryView};
 
 use super::metrics::{self, JobLabels, Rates};
@@ -29,8 +27,6 @@ use s3migrate::{self, Args, Control, RunError, progress};
 /// often (once a day: only a pass's first and last line); the job's log
 /// gets the job's own lines instead.
 const ENGINE_PROGRESS_SECS: u64 = 24 * 3600;
-/// Stands in for a secret while the arguments are parsed.
-const SECRET_PLACEHOLDER: &str = "secret-given-to-the-agent";
 /// The window of the rates in the metrics.
 const RATE_WINDOW: Duration = Duration::from_secs(10);
 
@@ -63,8 +59,9 @@ impl Resume {
     }
 }
 
-/// Check a spec as s3migrate would, before a job is created.
-pub fn check(o: &MigrateOptions, dest_folder: &Path) -> Result<(), String> {
+/// Check a spec before a job is created: s3migrate's own rules
+/// ([`MigrateOptions::check`]), and absolute paths.
+pub fn check(o: &MigrateOptions) -> Result<(), String> {
     for (flag, p) in [
         ("--src-folder", o.src_folder.as_deref()),
         ("--dest-folder", o.dest_folder.as_deref()),
@@ -79,127 +76,42 @@ pub fn check(o: &MigrateOptions, dest_folder: &Path) -> Result<(), String> {
             ));
         }
     }
-    if let Some(line) = &o.start_after {
-        keylist::unescape(line).map_err(|why| format!("--start-after: {why}"))?;
-    }
-    let args = parse(o, dest_folder, &Resume::first_run(o))?;
-    if args.threads == 0 {
-        return Err("--threads must be at least 1".into());
-    }
-    if args.hash_count == 0 || args.hash_value >= args.hash_count {
-        return Err(format!(
-            "--hash-value must be below --hash-count (got {} of {})",
-            args.hash_value, args.hash_count
-        ));
-    }
-    if args.passes == 0 {
-        return Err("--passes must be at least 1".into());
-    }
-    Ok(())
+    o.check()
 }
 
-/// The engine's arguments for one run, secrets included.
+/// The engine's arguments for one run, secrets included: the spec, with
+/// where this run starts.
 pub fn engine_args(
     o: &MigrateOptions,
     secrets: &JobSecrets,
     dest_folder: &Path,
     resume: &Resume,
 ) -> Result<Args, String> {
-    let mut args = parse(o, dest_folder, resume)?;
     let secret = |s: &Option<String>, which: &str| {
         s.clone()
             .filter(|s| !s.is_empty())
             .ok_or_else(|| format!("the job has no {which} secret"))
     };
-    args.src_secret = Some(secret(&secrets.src_secret, "source")?);
-    args.dest_secret = Some(secret(&secrets.dest_secret, "destination")?);
-    args.src_secret_file = None;
-    args.dest_secret_file = None;
-    args.metrics_addr = None;
-    Ok(args)
-}
-
-/// s3migrate's parser over the command line the options stand for.
-fn parse(o: &MigrateOptions, dest_folder: &Path, r: &Resume) -> Result<Args, String> {
-    let mut a: Vec<OsString> = vec!["s3migrate".into()];
-    // `--flag=value`, so that a value starting with `-` stays a value.
-    let mut kv = |flag: &str, v: &dyn AsRef<std::ffi::OsStr>| {
-        let mut s = OsString::from(format!("--{flag}="));
-        s.push(v.as_ref());
-        a.push(s);
-    };
-    kv("src-url", &o.src_url);
-    kv("src-bucket", &o.src_bucket);
-    kv("src-key", &o.src_key);
-    kv("src-secret", &SECRET_PLACEHOLDER);
-    kv("src-region", &o.src_region);
-    kv("dest-url", &o.dest_url);
-    kv("dest-bucket", &o.dest_bucket);
-    kv("dest-key", &o.dest_key);
-    kv("dest-secret", &SECRET_PLACEHOLDER);
-    kv("dest-region", &o.dest_region);
-    kv("dest-folder", &dest_folder);
-    match (&o.failed_to_folder, r.failed_list_ready) {
-        (Some(list), true) => kv("src-folder", list),
-        (Some(out), false) => kv("failed-to-folder", out),
-        (None, _) => {
-            if let Some(f) = &o.src_folder {
-                kv("src-folder", f);
-            }
-        }
+    let mut job = o.clone();
+    job.dest_folder = Some(dest_folder.to_owned());
+    if resume.failed_list_ready {
+        // An earlier run turned failed.log into this key list: it is the
+        // source now.
+        job.src_folder = job.failed_to_folder.take();
     }
-    kv("threads", &o.threads.to_string());
-    kv("hash-count", &o.hash_count.to_string());
-    kv("hash-value", &o.hash_value.to_string());
-    if let Some(s) = &r.start_after {
-        kv("start-after", s);
-    }
-    if let Some(n) = r.first {
-        kv("first", &n.to_string());
-    }
-    kv("passes", &r.passes.max(1).to_string());
-    if let Some(n) = o.max_bytes_per_sec {
-        kv("max-bytes-per-sec", &n.to_string());
-    }
-    if let Some(n) = o.max_requests_per_sec {
-        kv("max-requests-per-sec", &n.to_string());
-    }
-    if let Some(j) = &o.delete_journal {
-        kv("delete-journal", j);
-    }
-    kv("part-size-bytes", &o.part_size_bytes.to_string());
-    kv("part-threads", &o.part_threads.to_string());
-    kv("retries", &o.retries.to_string());
-    kv("progress-interval-secs", &ENGINE_PROGRESS_SECS.to_string());
-    let verify_only = o.verify_only || (r.passes_done && o.verify);
-    for (on, flag) in [
-        (
-            o.src_list && !(o.failed_to_folder.is_some() && r.failed_list_ready),
-            "--src-list",
-        ),
-        (o.dry_run, "--dry-run"),
-        (o.verify, "--verify"),
-        (verify_only, "--verify-only"),
-        (o.allow_overwrite, "--allow-overwrite"),
-    ] {
-        if on {
-            a.push(flag.into());
-        }
-    }
-    Args::try_parse_from(a).map_err(|e| clap_line(&e))
-}
-
-/// A clap error on one line, without its usage block.
-fn clap_line(e: &clap::Error) -> String {
-    let text = e.to_string();
-    let line: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .take_while(|l| !l.starts_with("Usage:"))
-        .filter(|l| !l.is_empty())
-        .collect();
-    let line = line.join(" ");
-    line.strip_prefix("error: ").unwrap_or(&line).to_owned()
+    job.start_after.clone_from(&resume.start_after);
+    job.first = resume.first;
+    job.passes = resume.passes.max(1);
+    job.verify_only = o.verify_only || (resume.passes_done && o.verify);
+    job.progress_interval_secs = ENGINE_PROGRESS_SECS;
+    Ok(Args {
+        job,
+        src_secret: Some(secret(&secrets.src_secret, "source")?),
+        src_secret_file: None,
+        dest_secret: Some(secret(&secrets.dest_secret, "destination")?),
+        dest_secret_file: None,
+        metrics_addr: None,
+    })
 }
 
 /// The pass summaries in `folder` that a job created at `created_at`
@@ -543,6 +455,7 @@ mod tests {
 
     #[test]
     fn spec_defaults_are_s3migrates() {
+        use clap::Parser;
         // The same defaults as the CLI given only the required flags.
         let cli = Args::try_parse_from([
             "s3migrate",
@@ -561,7 +474,7 @@ mod tests {
         let dest = PathBuf::from("/f");
         let mut ours =
             engine_args(&opts(), &secrets(), &dest, &Resume::first_run(&opts())).unwrap();
-        ours.progress_interval_secs = cli.progress_interval_secs;
+        ours.job.progress_interval_secs = cli.job.progress_interval_secs;
         assert_eq!(format!("{ours:?}"), format!("{cli:?}"));
     }
 
@@ -571,7 +484,7 @@ mod tests {
         o.delete_journal = Some("ferry-journal".into());
         let dest = PathBuf::from("/f");
         let a = engine_args(&o, &secrets(), &dest, &Resume::first_run(&o)).unwrap();
-        assert_eq!(a.delete_journal.as_deref(), Some("ferry-journal"));
+        assert_eq!(a.job.delete_journal.as_deref(), Some("ferry-journal"));
     }
 
     #[test]
@@ -607,26 +520,25 @@ mod tests {
 
     #[test]
     fn checks_use_s3migrates_rules() {
-        let dest = PathBuf::from("/f");
-        check(&opts(), &dest).unwrap();
+        check(&opts()).unwrap();
         let mut o = opts();
         o.src_list = false;
-        let e = check(&o, &dest).unwrap_err();
+        let e = check(&o).unwrap_err();
         assert!(e.contains("src-folder"), "{e}");
         let mut o = opts();
         o.hash_value = 3;
         o.hash_count = 2;
-        assert!(check(&o, &dest).unwrap_err().contains("--hash-value"));
+        assert!(check(&o).unwrap_err().contains("--hash-value"));
         let mut o = opts();
         o.src_folder = Some("lists".into());
         o.src_list = false;
-        assert!(check(&o, &dest).unwrap_err().contains("relative"));
+        assert!(check(&o).unwrap_err().contains("relative"));
         let mut o = opts();
         o.verify_only = true;
-        assert!(check(&o, &dest).is_err(), "--verify-only requires --verify");
+        assert!(check(&o).is_err(), "--verify-only requires --verify");
         let mut o = opts();
         o.start_after = Some("-starts-with-a-dash".into());
-        check(&o, &dest).unwrap();
+        check(&o).unwrap();
     }
 
     #[test]

@@ -30,6 +30,7 @@ use serde::Serialize;
 pub use args::Args;
 pub use control::Control;
 use copy::Copier;
+pub use ferry_control::MigrateOptions;
 use partition::Partition;
 use probe::Caps;
 
@@ -110,7 +111,7 @@ pub struct RunReport {
 
 /// Everything a pass needs, resolved and checked.
 pub(crate) struct Plan {
-    pub args: Args,
+    pub job: MigrateOptions,
     pub run_id: String,
     pub src: Endpoint,
     pub dest: Endpoint,
@@ -265,60 +266,54 @@ pub async fn run(args: Args) -> Result<RunReport, RunError> {
 
 /// As `run`, steered through `control` (pause, resume, cancel, progress).
 pub async fn run_with(args: Args, control: Arc<Control>) -> Result<RunReport, RunError> {
-    if args.threads == 0 {
-        return Err(input("--threads must be at least 1"));
-    }
-    if args.hash_count == 0 || args.hash_value >= args.hash_count {
-        return Err(input(format!(
-            "--hash-value must be below --hash-count (got {} of {})",
-            args.hash_value, args.hash_count
-        )));
-    }
-    if args.passes == 0 {
-        return Err(input("--passes must be at least 1"));
-    }
-    let start_after = match &args.start_after {
+    args.job.check().map_err(input)?;
+    let job = &args.job;
+    let start_after = match &job.start_after {
         Some(line) => {
             Some(keylist::unescape(line).map_err(|why| input(format!("--start-after: {why}")))?)
         }
         None => None,
     };
+    let dest_folder = job
+        .dest_folder
+        .clone()
+        .ok_or_else(|| input("--dest-folder is required"))?;
     let src = Endpoint {
-        url: args.src_url.clone(),
-        bucket: args.src_bucket.clone(),
-        access_key: args.src_key.clone(),
+        url: job.src_url.clone(),
+        bucket: job.src_bucket.clone(),
+        access_key: job.src_key.clone(),
         secret_key: read_secret(&args.src_secret, &args.src_secret_file, "src")?,
-        region: args.src_region.clone(),
+        region: job.src_region.clone(),
     };
     let dest = Endpoint {
-        url: args.dest_url.clone(),
-        bucket: args.dest_bucket.clone(),
-        access_key: args.dest_key.clone(),
+        url: job.dest_url.clone(),
+        bucket: job.dest_bucket.clone(),
+        access_key: job.dest_key.clone(),
         secret_key: read_secret(&args.dest_secret, &args.dest_secret_file, "dest")?,
-        region: args.dest_region.clone(),
+        region: job.dest_region.clone(),
     };
-    if args.dest_folder.exists() && !args.dest_folder.is_dir() {
+    if dest_folder.exists() && !dest_folder.is_dir() {
         return Err(input(format!(
             "--dest-folder {} is not a directory",
-            args.dest_folder.display()
+            dest_folder.display()
         )));
     }
     // Key lists are read through once up front: a malformed or unreadable
     // list is refused before anything is written.
-    if let Some(folder) = &args.src_folder {
+    if let Some(folder) = &job.src_folder {
         keylist::validate(folder).map_err(|e| input(format!("--src-folder: {e}")))?;
     }
-    if let Some(_reader) = entries::dest_key_lists(&args.dest_folder)
+    if let Some(_reader) = entries::dest_key_lists(&dest_folder)
         .map_err(|e| input(format!("--dest-folder key lists: {e}")))?
     {
-        keylist::validate(&args.dest_folder)
+        keylist::validate(&dest_folder)
             .map_err(|e| input(format!("--dest-folder key lists: {e}")))?;
     }
-    if args.failed_to_folder.is_some() && !args.dest_folder.join(ledger::FAILED_LOG).exists() {
+    if job.failed_to_folder.is_some() && !dest_folder.join(ledger::FAILED_LOG).exists() {
         return Err(input(format!(
             "--failed-to-folder: there is no {} in {}",
             ledger::FAILED_LOG,
-            args.dest_folder.display()
+            dest_folder.display()
         )));
     }
 
@@ -327,13 +322,13 @@ pub async fn run_with(args: Args, control: Arc<Control>) -> Result<RunReport, Ru
     check_bucket("source", &src, &src_client).await?;
     check_bucket("destination", &dest, &dest_client).await?;
     // Before the probes, which write: a bad journal must leave nothing behind.
-    if let Some(j) = &args.delete_journal {
+    if let Some(j) = &job.delete_journal {
         journal::check(&dest_client, j, &dest.bucket, &dest.url)
             .await
             .map_err(input)?;
     }
 
-    let caps = if args.dry_run || args.verify_only {
+    let caps = if job.dry_run || job.verify_only {
         Caps::assumed()
     } else {
         probe::probe(&dest_client, &dest.bucket)
@@ -342,7 +337,7 @@ pub async fn run_with(args: Args, control: Arc<Control>) -> Result<RunReport, Ru
     };
     let conditional = caps.conditional();
     if !conditional {
-        if !args.allow_overwrite {
+        if !job.allow_overwrite {
             return Err(input(format!(
                 "the destination ignores {}, so s3migrate cannot guarantee it never overwrites a newer client write; rerun with --allow-overwrite to accept that risk",
                 caps.conditional_gap()
@@ -354,8 +349,8 @@ pub async fn run_with(args: Args, control: Arc<Control>) -> Result<RunReport, Ru
         );
     }
 
-    let journal = args.delete_journal.clone().map(|bucket| {
-        let mode = journal::DeleteMode::choose(caps.if_match_delete, args.allow_overwrite);
+    let journal = job.delete_journal.clone().map(|bucket| {
+        let mode = journal::DeleteMode::choose(caps.if_match_delete, job.allow_overwrite);
         match mode {
             journal::DeleteMode::IfMatch => {}
             journal::DeleteMode::Compare => eprintln!(
@@ -368,28 +363,28 @@ pub async fn run_with(args: Args, control: Arc<Control>) -> Result<RunReport, Ru
         journal::Journal { bucket, mode }
     });
 
-    std::fs::create_dir_all(&args.dest_folder).map_err(|e| {
+    std::fs::create_dir_all(&dest_folder).map_err(|e| {
         input(format!(
             "cannot create --dest-folder {}: {e}",
-            args.dest_folder.display()
+            dest_folder.display()
         ))
     })?;
     if let Some(addr) = args.metrics_addr {
         metrics::install(addr).map_err(|e| input(e.to_string()))?;
     }
-    let run_id = run_id(&args.dest_folder);
-    let src_folder = match &args.failed_to_folder {
+    let run_id = run_id(&dest_folder);
+    let src_folder = match &job.failed_to_folder {
         Some(out) => {
-            let n = failed_to_folder(&args.dest_folder, out)?;
+            let n = failed_to_folder(&dest_folder, out)?;
             eprintln!(
                 "s3migrate: {n} keys from failed.log written to {}; copying them now",
                 out.display()
             );
-            ledger::rotate(&args.dest_folder, ledger::FAILED_LOG, &run_id)
+            ledger::rotate(&dest_folder, ledger::FAILED_LOG, &run_id)
                 .map_err(|e| RunError::Fatal(format!("rotating failed.log: {e}")))?;
             Some(out.clone())
         }
-        None => args.src_folder.clone(),
+        None => job.src_folder.clone(),
     };
 
     let copier = Arc::new(Copier {
@@ -398,25 +393,29 @@ pub async fn run_with(args: Args, control: Arc<Control>) -> Result<RunReport, Ru
         dest: dest_client,
         dest_bucket: dest.bucket.clone(),
         retry: RetryPolicy {
-            attempts: args.retries.max(1),
+            attempts: job.retries.max(1),
             ..Default::default()
         },
-        requests: args.max_requests_per_sec.map(|r| Arc::new(Limiter::new(r))),
-        bytes: args.max_bytes_per_sec.map(|r| Arc::new(Limiter::new(r))),
+        requests: job.max_requests_per_sec.map(|r| Arc::new(Limiter::new(r))),
+        bytes: job.max_bytes_per_sec.map(|r| Arc::new(Limiter::new(r))),
         stats: Arc::default(),
-        part_size: args.part_size_bytes.max(5 * 1024 * 1024),
-        part_threads: args.part_threads,
+        part_size: job.part_size_bytes.max(5 * 1024 * 1024),
+        part_threads: job.part_threads,
         dest_tagging: caps.tagging,
-        test_pause: args.test_pause_before_put.clone().map(Arc::new),
+        #[cfg(feature = "test-hooks")]
+        // TEST ONLY: the end-to-end tests hold copies between GET and PUT
+        // with this (see `copy::test_pause`); an environment variable, not
+        // a flag, so that it never shows in --help or in a job's options.
+        test_pause: std::env::var_os("FERRY_TEST_PAUSE_BEFORE_PUT").map(|d| Arc::new(d.into())),
         intents: None,
     });
     let plan = Plan {
-        dest_folder: args.dest_folder.clone(),
+        dest_folder: dest_folder.clone(),
         partition: Partition {
-            count: args.hash_count,
-            value: args.hash_value,
+            count: job.hash_count,
+            value: job.hash_value,
         },
-        args,
+        job: args.job,
         run_id,
         src,
         dest,
@@ -433,8 +432,8 @@ pub async fn run_with(args: Args, control: Arc<Control>) -> Result<RunReport, Ru
 
 async fn run_passes(mut plan: Plan) -> Result<RunReport, RunError> {
     let mut report = RunReport::default();
-    if !plan.args.verify_only {
-        for pass in 1..=plan.args.passes {
+    if !plan.job.verify_only {
+        for pass in 1..=plan.job.passes {
             let start_after = if pass == 1 {
                 plan.start_after.clone()
             } else {
@@ -446,12 +445,12 @@ async fn run_passes(mut plan: Plan) -> Result<RunReport, RunError> {
             if plan.control.is_cancelled() {
                 return Err(RunError::Cancelled);
             }
-            if !changed || plan.args.dry_run {
+            if !changed || plan.job.dry_run {
                 break;
             }
         }
     }
-    if plan.args.verify {
+    if plan.job.verify {
         report.verify = Some(verify::run(&plan).await?);
     }
     Ok(report)

@@ -73,7 +73,7 @@ pub(crate) async fn run(
     start_after: Option<String>,
 ) -> Result<PassSummary, RunError> {
     let label = format!("{}-p{pass}", plan.run_id);
-    let dry = plan.args.dry_run;
+    let dry = plan.job.dry_run;
     let folder = plan.dest_folder.clone();
     if start_after.is_none() && !dry {
         // A fresh pass starts fresh logs; the old ones stay as history.
@@ -95,7 +95,7 @@ pub(crate) async fn run(
         ..(*plan.copier).clone()
     });
     let mut total = count_keys(plan, start_after.as_deref());
-    if let Some(first) = plan.args.first
+    if let Some(first) = plan.job.first
         && plan.partition.count <= 1
     {
         total = total.min(first);
@@ -136,14 +136,14 @@ pub(crate) async fn run(
         dry_run: dry,
         conditional: plan.conditional,
     });
-    let threads = Arc::new(Semaphore::new(plan.args.threads));
+    let threads = Arc::new(Semaphore::new(plan.job.threads));
     let started = Instant::now();
     let started_at = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
 
     let progress_stats = stats.clone();
-    let interval = Duration::from_secs(plan.args.progress_interval_secs.max(1));
+    let interval = Duration::from_secs(plan.job.progress_interval_secs.max(1));
     let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
     let progress_task = tokio::spawn(async move {
         let mut printer = Printer::new(interval);
@@ -191,7 +191,7 @@ pub(crate) async fn run(
             continue;
         }
         let owned = plan.partition.owns(&entry.key);
-        if owned && plan.args.first.is_some_and(|f| mine >= f) {
+        if owned && plan.job.first.is_some_and(|f| mine >= f) {
             break;
         }
         window.acquire().await.map_err(fatal)?.forget();
@@ -276,7 +276,7 @@ pub(crate) async fn run(
     let mut journal_error = None;
     if let Some(j) = plan.journal.as_ref().filter(|_| !dry && !stopped) {
         let settled =
-            journal::reconcile(&copier, j, plan.partition, &folder, plan.args.threads).await;
+            journal::reconcile(&copier, j, plan.partition, &folder, plan.job.threads).await;
         let (sum, keys) = match settled {
             Ok(r) => r,
             Err(e) => {

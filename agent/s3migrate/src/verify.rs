@@ -220,7 +220,7 @@ pub(crate) async fn run(plan: &Plan) -> Result<VerifyReport, RunError> {
     // Writes whose records a kill may have lost.
     let intents = super::intents::load(&plan.dest_folder).map_err(|e| fatal(&e))?;
     let mut inflight = futures::stream::FuturesOrdered::new();
-    let limit = plan.args.threads.max(1);
+    let limit = plan.job.threads.max(1);
     let mut finish = |report: &mut VerifyReport, key: String, v: Verdict| -> std::io::Result<()> {
         report.checked += 1;
         match v {

@@ -18,7 +18,9 @@
 //!
 //! [`MigrateOptions`], [`FindOptions`] and [`WatchOptions`] are wire types and
 //! `ferryctl job start`'s flags (clap), so the flag names cannot drift from
-//! the fields. They use s3migrate's and s3find's flag names and defaults.
+//! the fields. `MigrateOptions` is s3migrate's command line too (flattened
+//! into it): the agent hands the engine that typed value. s3find's flags
+//! take their defaults from the constants here.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -190,11 +192,12 @@ fn default_migrate_progress() -> u64 {
     DEFAULT_MIGRATE_PROGRESS_SECS
 }
 
-/// An s3migrate copy: every s3migrate flag, by the same name and with the
-/// same default, except the secrets (given in [`JobSecrets`]) and
-/// `--metrics-addr` (the agent serves its own metrics). The agent checks
-/// them with s3migrate's own parser. Paths are on the agent's host and must
-/// be absolute (`ferryctl` makes them so).
+/// What an s3migrate copy does: s3migrate's flags (it flattens this into
+/// its command line) and a migrate job's options, one schema, defaults
+/// written once. Not here: the secrets (s3migrate's own flags; a job's
+/// [`JobSecrets`]) and `--metrics-addr` (the agent serves its own metrics).
+/// In a job, paths are on the agent's host and must be absolute
+/// (`ferryctl` makes them so).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct MigrateOptions {
@@ -215,7 +218,8 @@ pub struct MigrateOptions {
     #[arg(long, value_name = "DIR")]
     #[serde(default)]
     pub src_folder: Option<PathBuf>,
-    /// Enumerate the source with ListObjectsV2 instead of --src-folder.
+    /// Enumerate the source with ListObjectsV2 instead of --src-folder, for
+    /// sources with no POSIX mount. Streams page by page.
     #[arg(long)]
     #[serde(default)]
     pub src_list: bool,
@@ -233,8 +237,11 @@ pub struct MigrateOptions {
     #[arg(long, default_value = DEFAULT_REGION, value_name = "REGION")]
     #[serde(default = "default_region")]
     pub dest_region: String,
-    /// The copier's folder (migrate.log, failed.log, pass summaries).
-    /// Default: the job's own folder, STATE_DIR/jobs/ID/dest.
+    /// The copier's folder: migrate.log, failed.log, records of what it
+    /// wrote, pass summaries. May also hold sorted key lists of the
+    /// destination (`*.keys`, s3find output); without them the destination
+    /// is listed with ListObjectsV2. Required by s3migrate; a job's
+    /// default is its own folder, STATE_DIR/jobs/ID/dest.
     #[arg(long, value_name = "DIR")]
     #[serde(default)]
     pub dest_folder: Option<PathBuf>,
@@ -247,36 +254,41 @@ pub struct MigrateOptions {
     #[arg(long, default_value_t = 1, value_name = "N")]
     #[serde(default = "one_u32")]
     pub hash_count: u32,
-    /// Which share this job takes, 0 to hash-count - 1.
+    /// Which share this process takes, 0 to hash-count - 1.
     #[arg(long, default_value_t = 0, value_name = "I")]
     #[serde(default)]
     pub hash_value: u32,
-    /// Start after this key (a line of migrate.log, exactly). A job that
-    /// is resumed starts after its own migrate.log's last line instead.
+    /// Resume after this key: the last line of migrate.log, exactly as it
+    /// appears there. A job that is resumed starts after its own
+    /// migrate.log's last line instead.
     #[arg(long, value_name = "LINE")]
     #[serde(default)]
     pub start_after: Option<String>,
-    /// Turn failed.log into a key-list folder DIR, then copy just those keys.
+    /// Turn failed.log into a key-list folder DIR, then copy just those keys
+    /// (as if run with --src-folder DIR).
     #[arg(long, value_name = "DIR")]
     #[serde(default)]
     pub failed_to_folder: Option<PathBuf>,
-    /// Read both sides and report what would be done; write nothing.
+    /// Read both sides and report what would be done; write nothing to the
+    /// destination.
     #[arg(long)]
     #[serde(default)]
     pub dry_run: bool,
-    /// Handle only the first N keys (of this job's share).
+    /// Handle only the first N keys (of this process's share).
     #[arg(long, value_name = "N")]
     #[serde(default)]
     pub first: Option<u64>,
-    /// Passes in all (a full pass, then differential passes).
+    /// Passes in all: after the full pass, differential passes copy what is
+    /// missing or different, until a pass changes nothing.
     #[arg(long, default_value_t = 1, value_name = "N")]
     #[serde(default = "one_u32")]
     pub passes: u32,
-    /// After copying, compare every key by size and ETag.
+    /// After copying, compare every key by size and ETag (by content where
+    /// an ETag is a multipart one); differences fail the run.
     #[arg(long)]
     #[serde(default)]
     pub verify: bool,
-    /// Run only the verify pass, copying nothing.
+    /// Run only the verify pass, copying nothing (with --verify).
     #[arg(long)]
     #[serde(default)]
     pub verify_only: bool,
@@ -288,13 +300,19 @@ pub struct MigrateOptions {
     #[arg(long, value_name = "N")]
     #[serde(default)]
     pub max_requests_per_sec: Option<u64>,
-    /// Run even if the destination ignores conditional writes (the
-    /// no-lost-write guarantee is then off).
+    /// Run even if the destination ignores conditional writes
+    /// (If-None-Match / If-Match). The no-lost-write guarantee is then off.
+    /// With --delete-journal on a destination that ignores If-Match on
+    /// DeleteObject, it also lets the reconcile remove a resurrected copy by
+    /// HEAD, compare and DELETE, which can race a client's write.
     #[arg(long)]
     #[serde(default)]
     pub allow_overwrite: bool,
-    /// The proxy's delete-journal bucket on the destination: keys clients
-    /// deleted in migrate mode are never brought back (see s3migrate).
+    /// The proxy's delete-journal bucket on the destination store (read with
+    /// the destination credentials). Keys a client deleted in migrate mode
+    /// are not copied, and after each pass a copy the copier made of a key
+    /// deleted since is removed again, but only while it is still the
+    /// copier's own write. A key it cannot remove safely fails the pass.
     #[arg(long, value_name = "BUCKET")]
     #[serde(default)]
     pub delete_journal: Option<String>,
@@ -306,14 +324,58 @@ pub struct MigrateOptions {
     #[arg(long, default_value_t = DEFAULT_PART_THREADS, value_name = "N")]
     #[serde(default = "default_part_threads")]
     pub part_threads: usize,
-    /// Attempts per request, the first included.
+    /// Attempts per request, the first included, for errors worth a retry.
     #[arg(long, default_value_t = DEFAULT_RETRIES, value_name = "N")]
     #[serde(default = "default_retries")]
     pub retries: u32,
-    /// Seconds between progress lines in the job's log.
+    /// Seconds between progress lines (s3migrate: when stderr is not a
+    /// terminal; a job: in its log).
     #[arg(long, default_value_t = DEFAULT_MIGRATE_PROGRESS_SECS, value_name = "SECS")]
     #[serde(default = "default_migrate_progress")]
     pub progress_interval_secs: u64,
+}
+
+impl MigrateOptions {
+    /// Every rule between the options, for s3migrate's command line and a
+    /// job's spec alike: `Err` says which flag and why.
+    pub fn check(&self) -> Result<(), String> {
+        match (&self.src_folder, self.src_list, &self.failed_to_folder) {
+            (None, false, None) => {
+                return Err(
+                    "one of --src-folder, --src-list or --failed-to-folder is required".into(),
+                );
+            }
+            (Some(_), true, _) => {
+                return Err("--src-folder and --src-list cannot be used together".into());
+            }
+            (Some(_), _, Some(_)) | (_, true, Some(_)) => {
+                return Err(
+                    "--failed-to-folder names its own source: not with --src-folder or --src-list"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        if self.verify_only && !self.verify {
+            return Err("--verify-only needs --verify".into());
+        }
+        if self.threads == 0 {
+            return Err("--threads must be at least 1".into());
+        }
+        if self.hash_count == 0 || self.hash_value >= self.hash_count {
+            return Err(format!(
+                "--hash-value must be below --hash-count (got {} of {})",
+                self.hash_value, self.hash_count
+            ));
+        }
+        if self.passes == 0 {
+            return Err("--passes must be at least 1".into());
+        }
+        if let Some(line) = &self.start_after {
+            crate::keylist::unescape(line).map_err(|why| format!("--start-after: {why}"))?;
+        }
+        Ok(())
+    }
 }
 
 /// Default of s3find's `--memory-mb`.

@@ -15,8 +15,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use ferry_control::{
-    ApiError, AttachRequest, BucketView, Mode, ModeChange, Selector, UpdateRequest, UpdateResponse,
-    codes,
+    AttachRequest, BucketView, Mode, ModeChange, Selector, UpdateRequest, UpdateResponse, codes,
 };
 use time::OffsetDateTime;
 
@@ -27,44 +26,20 @@ use crate::state::{
 };
 
 // The socket and its peer check are shared with ferry-agent.
+pub use ferry_control::socket::server::Refusal;
 pub use ferry_control::socket::{AccessPolicy, BindError, bind};
 pub use source_check::{NoCheck, S3SourceCheck, SourceCheck};
 
 /// Region of a source when attach names none.
 pub const DEFAULT_SOURCE_REGION: &str = "us-east-1";
 
-/// A refused or failed admin call: the HTTP status and the JSON body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub status: u16,
-    pub error: ApiError,
-}
-
-impl Refusal {
-    fn new(status: u16, code: &str, message: impl Into<String>) -> Refusal {
-        Refusal {
-            status,
-            error: ApiError::new(code, message),
-        }
-    }
-
-    fn invalid(message: impl Into<String>) -> Refusal {
-        Refusal::new(400, codes::INVALID_REQUEST, message)
-    }
-
-    fn not_attached(bucket: &str) -> Refusal {
-        Refusal::new(
-            404,
-            codes::NO_SUCH_BUCKET,
-            format!("bucket {bucket:?} is not attached"),
-        )
-    }
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.status, self.error)
-    }
+/// 404: `bucket` is not attached.
+fn not_attached(bucket: &str) -> Refusal {
+    Refusal::new(
+        404,
+        codes::NO_SUCH_BUCKET,
+        format!("bucket {bucket:?} is not attached"),
+    )
 }
 
 /// The bucket table, its store, and the admin API over them.
@@ -124,9 +99,7 @@ impl Admin {
 
     pub async fn show(&self, bucket: &str) -> Result<BucketView, Refusal> {
         let table = self.table();
-        let b = table
-            .get(bucket)
-            .ok_or_else(|| Refusal::not_attached(bucket))?;
+        let b = table.get(bucket).ok_or_else(|| not_attached(bucket))?;
         let mut view = b.view();
         // Of the snapshotted source uploads, those the source still has
         // open (completed or aborted ones are done with the source). If the
@@ -268,7 +241,7 @@ impl Admin {
         let b = next
             .buckets
             .get(bucket)
-            .ok_or_else(|| Refusal::not_attached(bucket))?;
+            .ok_or_else(|| not_attached(bucket))?;
         check_detach(b.mode, force)
             .map_err(|e| Refusal::new(409, e.code(), format!("bucket {bucket}: {e}")))?;
         let removed = next.buckets.remove(bucket).expect("checked above");
@@ -347,7 +320,7 @@ fn select(table: &BucketTable, selector: &Selector) -> Result<Vec<String>, Refus
     let names: Vec<String> = match selector {
         Selector::Bucket(b) => {
             if !table.buckets.contains_key(b) {
-                return Err(Refusal::not_attached(b));
+                return Err(not_attached(b));
             }
             vec![b.clone()]
         }
