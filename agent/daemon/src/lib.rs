@@ -6,9 +6,10 @@
 //! - [`config`]: the TOML config, validated before anything binds.
 //! - [`store`]: each job's folder (`spec.json`, `secrets.json` 0600,
 //!   `state.json`, `job.log`), written crash-safe.
-//! - [`manager`]: the job table, the scheduler (`max_running_jobs`), the
-//!   state machine behind start, pause, resume, cancel, and restart and
-//!   shutdown.
+//! - [`transition`]: the job state machine, a pure function of a job's
+//!   state, a user's verb and what its run can do.
+//! - [`manager`]: the job table, the scheduler (`max_running_jobs`), and
+//!   applying [`transition`]'s steps; restart and shutdown.
 //! - [`migrate_job`], [`find_job`], [`watch_job`]: one run of a job on
 //!   its engine.
 //! - `http`: the admin API on the Unix socket (peer checked by
@@ -30,6 +31,7 @@ pub mod manager;
 pub mod metrics;
 pub mod migrate_job;
 pub mod store;
+pub mod transition;
 pub mod watch_job;
 
 use std::path::{Path, PathBuf};

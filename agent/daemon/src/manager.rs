@@ -32,6 +32,8 @@ use super::{
 };
 use s3migrate::Control;
 
+use crate::transition::{Refused, Run, Step, Verb, transition};
+
 /// Lines `logs` returns unless asked, and at most.
 pub const DEFAULT_LOG_LINES: usize = 100;
 pub const MAX_LOG_LINES: usize = 10_000;
@@ -62,6 +64,48 @@ struct Job {
     dir: PathBuf,
     labels: JobLabels,
     live: Option<Live>,
+}
+
+impl Job {
+    /// What the job's run can be told, for [`transition`].
+    fn run(&self) -> Run {
+        match &self.live {
+            None => Run::None,
+            Some(Live {
+                control: Some(_), ..
+            }) => Run::Steerable,
+            Some(Live {
+                stop_flag: Some(_), ..
+            }) => Run::Stoppable,
+            Some(_) => Run::Fixed,
+        }
+    }
+
+    fn control(&self) -> Option<Arc<Control>> {
+        self.live.as_ref().and_then(|l| l.control.clone())
+    }
+}
+
+/// `verb`, which [`transition`] refused, as the API's 409.
+fn refused(job: &Job, verb: Verb, why: Refused) -> Refusal {
+    let (id, kind) = (job.rec.id, job.rec.kind);
+    conflict(match (why, verb) {
+        (Refused::CannotPauseMidway, _) => {
+            format!("job {id} is a {kind} job: it cannot pause midway")
+        }
+        (Refused::CannotStopMidway, _) => {
+            format!("job {id} is a running {kind} job: it cannot stop midway; let it finish")
+        }
+        (Refused::WrongState(s), Verb::Pause) => {
+            format!("job {id} is {s}; only a queued or running job can be paused")
+        }
+        (Refused::WrongState(s), Verb::Resume) => {
+            format!("job {id} is {s}; only a paused or failed job can be resumed")
+        }
+        (Refused::WrongState(s), Verb::Cancel) => {
+            format!("job {id} is {s} already; it cannot be cancelled")
+        }
+    })
 }
 
 impl Job {
@@ -358,30 +402,21 @@ impl Manager {
         self.refuse_if_stopping()?;
         let mut inner = self.lock();
         let job = inner.jobs.get_mut(&id).ok_or_else(|| no_such_job(id))?;
-        match (job.rec.state, job.live.as_ref().map(|l| l.control.clone())) {
-            (JobState::Paused, _) => {}
-            (JobState::Queued, _) => {
-                set_state(job, JobState::Paused);
+        let step = transition(job.rec.state, Verb::Pause, job.run())
+            .map_err(|r| refused(job, Verb::Pause, r))?;
+        match step {
+            Step::PauseQueued => {
+                set_state(job, step.next(job.rec.state));
                 save(job)?;
                 job.log("paused (it was queued)");
             }
-            (JobState::Running, Some(Some(control))) => {
-                set_state(job, JobState::Paused);
+            Step::PauseRun => {
+                set_state(job, step.next(job.rec.state));
                 save(job)?;
-                control.pause();
+                job.control().expect("a steerable run").pause();
                 job.log("paused: no new keys are handed out; the ones in flight finish");
             }
-            (JobState::Running, _) => {
-                return Err(conflict(format!(
-                    "job {id} is a {} job: it cannot pause midway",
-                    job.rec.kind
-                )));
-            }
-            (s, _) => {
-                return Err(conflict(format!(
-                    "job {id} is {s}; only a queued or running job can be paused"
-                )));
-            }
+            _ => {}
         }
         metrics::job_state(&job.labels, job.rec.state);
         let p = parts(job);
@@ -406,37 +441,29 @@ impl Manager {
             )));
         }
         let job = inner.jobs.get_mut(&id).expect("found above");
-        let mut requeued = false;
-        match (
-            job.rec.state,
-            job.live.as_ref().and_then(|l| l.control.clone()),
-        ) {
-            (JobState::Running | JobState::Queued, _) => {}
-            (JobState::Paused, Some(control)) => {
-                set_state(job, JobState::Running);
+        let step = transition(job.rec.state, Verb::Resume, job.run())
+            .map_err(|r| refused(job, Verb::Resume, r))?;
+        let requeued = matches!(step, Step::Requeue { .. });
+        match step {
+            Step::ResumeRun => {
+                set_state(job, step.next(job.rec.state));
                 save(job)?;
-                control.resume();
+                job.control().expect("a steerable run").resume();
                 job.log("resumed");
             }
-            (JobState::Paused, None) => {
-                set_state(job, JobState::Queued);
+            Step::Requeue { failed: false } => {
+                set_state(job, step.next(job.rec.state));
                 save(job)?;
                 job.log("resumed: queued to run from its checkpoint");
-                requeued = true;
             }
-            (JobState::Failed, _) => {
-                set_state(job, JobState::Queued);
+            Step::Requeue { failed: true } => {
+                set_state(job, step.next(job.rec.state));
                 job.rec.finished_at = None;
                 job.rec.last_error = None;
                 save(job)?;
                 job.log("resumed after a failure: queued to run from its checkpoint");
-                requeued = true;
             }
-            (s, _) => {
-                return Err(conflict(format!(
-                    "job {id} is {s}; only a paused or failed job can be resumed"
-                )));
-            }
+            _ => {}
         }
         metrics::job_state(&job.labels, job.rec.state);
         drop(inner);
@@ -454,31 +481,18 @@ impl Manager {
             let mut inner = self.lock();
             let job = inner.jobs.get_mut(&id).ok_or_else(|| no_such_job(id))?;
             let state = job.rec.state;
-            match job.live.as_mut() {
-                _ if state == JobState::Cancelled => return self.show_locked(&inner, id),
-                _ if state.is_final() => {
-                    return Err(conflict(format!(
-                        "job {id} is {state} already; it cannot be cancelled"
-                    )));
-                }
-                None => {
+            match transition(state, Verb::Cancel, job.run())
+                .map_err(|r| refused(job, Verb::Cancel, r))?
+            {
+                Step::CancelNow => {
                     finish(job, JobState::Cancelled);
                     save(job)?;
                     job.log(&format!("cancelled (it was {state})"));
                     metrics::job_state(&job.labels, job.rec.state);
                     return self.show_locked(&inner, id);
                 }
-                Some(Live {
-                    control: None,
-                    stop_flag: None,
-                    ..
-                }) => {
-                    return Err(conflict(format!(
-                        "job {id} is a running {} job: it cannot stop midway; let it finish",
-                        job.rec.kind
-                    )));
-                }
-                Some(live) => {
+                Step::StopRun => {
+                    let live = job.live.as_mut().expect("a run to stop");
                     live.stop = Some(Stop::Cancel);
                     let control = live.control.clone();
                     let flag = live.stop_flag.clone();
@@ -498,6 +512,7 @@ impl Manager {
                     }
                     ended
                 }
+                _ => return self.show_locked(&inner, id),
             }
         };
         let _ = tokio::time::timeout(CANCEL_WAIT, ended.wait_for(|e| *e)).await;
