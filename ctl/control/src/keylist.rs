@@ -78,9 +78,9 @@ pub fn unescape(line: &str) -> Result<String, &'static str> {
         let b = bytes[i];
         if b == b'%' {
             let hex = bytes.get(i + 1..i + 3).ok_or("truncated %-escape")?;
-            let s = std::str::from_utf8(hex).map_err(|_| "bad %-escape")?;
-            let v = u8::from_str_radix(s, 16).map_err(|_| "bad %-escape")?;
-            out.push(v);
+            // Digits only: `u8::from_str_radix` would also take a sign ("%+A").
+            let digit = |b: u8| char::from(b).to_digit(16).ok_or("bad %-escape");
+            out.push((digit(hex[0])? * 16 + digit(hex[1])?) as u8);
             i += 3;
         } else if needs_escape(b) {
             return Err("raw control byte (must be %-escaped)");
@@ -303,6 +303,7 @@ mod tests {
         assert!(unescape("%4").is_err());
         assert!(unescape("%zz").is_err());
         assert!(unescape("%FF").is_err());
+        assert!(unescape("%+A").is_err(), "a sign is no hex digit");
         assert!(unescape("a\rb").is_err());
         assert!(unescape("").is_err());
     }
