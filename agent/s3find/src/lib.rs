@@ -21,7 +21,7 @@
 //!   interval, from inotify events and periodic full rescans.
 //!
 //! [`run`] is the whole scan and [`watch::watch`] the watch mode; the
-//! `s3find` binary and, later, the agent's scan jobs call them.
+//! `s3find` binary and the agent's find and watch jobs call them.
 
 pub mod args;
 pub mod filter;

@@ -78,9 +78,9 @@ pub fn unescape(line: &str) -> Result<String, &'static str> {
         let b = bytes[i];
         if b == b'%' {
             let hex = bytes.get(i + 1..i + 3).ok_or("truncated %-escape")?;
-            let s = std::str::from_utf8(hex).map_err(|_| "bad %-escape")?;
-            let v = u8::from_str_radix(s, 16).map_err(|_| "bad %-escape")?;
-            out.push(v);
+            // Digits only: `u8::from_str_radix` would also take a sign ("%+A").
+            let digit = |b: u8| char::from(b).to_digit(16).ok_or("bad %-escape");
+            out.push((digit(hex[0])? * 16 + digit(hex[1])?) as u8);
             i += 3;
         } else if needs_escape(b) {
             return Err("raw control byte (must be %-escaped)");
@@ -303,6 +303,7 @@ mod tests {
         assert!(unescape("%4").is_err());
         assert!(unescape("%zz").is_err());
         assert!(unescape("%FF").is_err());
+        assert!(unescape("%+A").is_err(), "a sign is no hex digit");
         assert!(unescape("a\rb").is_err());
         assert!(unescape("").is_err());
     }
@@ -334,5 +335,120 @@ mod tests {
             got.push(k);
         }
         assert_eq!(got, keys);
+    }
+
+    /// Escaped lines do not sort like their keys ("\n" < "!", "%0A" >
+    /// "!"): that is why the reader checks the order of unescaped keys.
+    #[test]
+    fn escaped_lines_need_not_sort_like_keys() {
+        assert!("\n" < "!");
+        assert!(escape("\n").as_str() > escape("!").as_str());
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.keys"), "%0A\n!\n").unwrap();
+        assert_eq!(validate(dir.path()).unwrap(), 2);
+    }
+}
+
+/// The promises of the module doc, for any key.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn is_control(b: u8) -> bool {
+        b < 0x20 || b == 0x7f
+    }
+
+    /// Keys rich in what needs escaping, and arbitrary ones. An S3 key has
+    /// at least one byte.
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z/%\\\\\r\n\t\x00\x1f\x7f é中😀]{1,24}",
+            any::<String>().prop_filter("non-empty", |k| !k.is_empty()),
+        ]
+    }
+
+    /// A valid line with something no writer writes put in at a char
+    /// boundary: a raw control byte, a `%` whose two bytes are not hex
+    /// digits, an escape of a byte that is never UTF-8, or a `%` too close
+    /// to the end.
+    fn malformed() -> impl Strategy<Value = String> {
+        let junk = prop_oneof![
+            1 => (0u8..0x20).prop_map(|b| char::from(b).to_string()),
+            1 => Just("\x7f".to_owned()),
+            // A sign is no hex digit, though `u8::from_str_radix` takes one.
+            3 => ("[+\\-gG %é]", "[0-9A-F+\\-gG %é]").prop_map(|(a, b)| format!("%{a}{b}")),
+            2 => ("[0-9A-F]", "[+\\-gG %é]").prop_map(|(a, b)| format!("%{a}{b}")),
+            1 => "%[89A-Fa-f][0-9A-Fa-f]",
+        ];
+        let inserted = (key(), junk, any::<prop::sample::Index>()).prop_map(|(k, junk, at)| {
+            let line = escape(&k);
+            let bounds: Vec<usize> = line
+                .char_indices()
+                .map(|(i, _)| i)
+                .chain([line.len()])
+                .collect();
+            let at = bounds[at.index(bounds.len())];
+            format!("{}{junk}{}", &line[..at], &line[at..])
+        });
+        let truncated = (key(), "%[0-9A-F]?").prop_map(|(k, tail)| escape(&k) + &tail);
+        prop_oneof![3 => inserted, 1 => truncated, 1 => Just(String::new())]
+    }
+
+    proptest! {
+        #[test]
+        fn any_key_round_trips(k in key()) {
+            prop_assert_eq!(unescape(&escape(&k)), Ok(k));
+        }
+
+        #[test]
+        fn escaped_lines_hold_no_control_byte(k in key()) {
+            let line = escape(&k);
+            prop_assert!(!line.bytes().any(is_control), "{:?} -> {:?}", k, line);
+        }
+
+        #[test]
+        fn a_plain_key_is_its_own_line(k in "[^%\x00-\x1f\x7f]{1,24}") {
+            prop_assert_eq!(escape(&k), k);
+        }
+
+        #[test]
+        fn malformed_lines_are_errors(line in malformed()) {
+            prop_assert!(unescape(&line).is_err(), "{:?} -> {:?}", line, unescape(&line));
+        }
+
+        #[test]
+        fn unescape_never_panics(
+            line in prop_oneof![any::<String>(), malformed(), "[%0-9A-Fa-f+é\n]{0,8}"],
+        ) {
+            let _ = unescape(&line);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Keys in raw byte order, escaped into two chunks, read back in
+        /// that order, with no order error, across the chunk boundary too.
+        #[test]
+        fn keys_keep_raw_byte_order_across_chunks(
+            keys in prop::collection::btree_set(key(), 1..40),
+            split in any::<prop::sample::Index>(),
+        ) {
+            let keys: Vec<String> = keys.into_iter().collect();
+            let split = split.index(keys.len() + 1);
+            let dir = tempfile::tempdir().unwrap();
+            for (name, part) in [("a.keys", &keys[..split]), ("b.keys", &keys[split..])] {
+                let text: String = part.iter().map(|k| escape(k) + "\n").collect();
+                fs::write(dir.path().join(name), text).unwrap();
+            }
+            let mut r = KeyListReader::open(dir.path()).unwrap();
+            let mut got = Vec::new();
+            while let Some(k) = r.next_key().unwrap() {
+                got.push(k);
+            }
+            prop_assert_eq!(got, keys);
+        }
     }
 }
