@@ -11,8 +11,12 @@ use super::watch::{
 };
 use super::{FindError, Options, filter};
 
-/// Default of `--memory-mb`.
-pub const DEFAULT_MEMORY_MB: u32 = 256;
+/// The defaults of `--memory-mb` and `--progress-interval-secs`, which a
+/// find job's options share.
+pub use ferry_control::jobs::{
+    DEFAULT_FIND_MEMORY_MB as DEFAULT_MEMORY_MB,
+    DEFAULT_FIND_PROGRESS_SECS as DEFAULT_PROGRESS_SECS,
+};
 
 /// List every file below a directory (a mounted bucket) as sorted key-list
 /// chunks of at most 100,000 keys, for `s3migrate --src-folder`.
@@ -80,7 +84,7 @@ pub struct Args {
     #[arg(long)]
     pub overwrite: bool,
     /// Seconds between progress lines on stderr; 0 = none.
-    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_PROGRESS_SECS)]
     pub progress_interval_secs: u64,
     /// After the scan, keep watching DIRECTORY: every --interval seconds,
     /// write the keys created, modified and deleted since the last set

@@ -9,12 +9,13 @@ use serde::{Deserialize, Serialize};
 use crate::Options;
 use crate::stats::Stats;
 
-/// Default of `--interval`.
-pub const DEFAULT_INTERVAL_SECS: u64 = 60;
-/// Default of `--rescan-interval`.
-pub const DEFAULT_RESCAN_INTERVAL_SECS: u64 = 3600;
-/// Default of `--quiet-secs`.
-pub const DEFAULT_QUIET_SECS: u64 = 5;
+/// The defaults of `--interval`, `--rescan-interval` and `--quiet-secs`,
+/// which a watch job's options share.
+pub use ferry_control::jobs::{
+    DEFAULT_WATCH_INTERVAL_SECS as DEFAULT_INTERVAL_SECS,
+    DEFAULT_WATCH_QUIET_SECS as DEFAULT_QUIET_SECS,
+    DEFAULT_WATCH_RESCAN_SECS as DEFAULT_RESCAN_INTERVAL_SECS,
+};
 /// The state of the last full scan, in `OUTPUT_DIR`.
 pub const STATE_FILE: &str = "s3find-watch.state";
 /// The changes reported from events since, in `OUTPUT_DIR`.
