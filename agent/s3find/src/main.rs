@@ -9,23 +9,8 @@ use s3find::{Args, StderrReport};
 
 /// Flag errors as one line (clap's own output spans several), exit code 2.
 fn parse_args() -> Args {
-    match Args::try_parse_weka(std::env::args_os()) {
-        Ok(a) => a,
-        Err(e) if !e.use_stderr() => e.exit(),
-        Err(e) => {
-            let text = e.to_string();
-            let line: Vec<&str> = text
-                .lines()
-                .map(str::trim)
-                .take_while(|l| !l.starts_with("Usage:"))
-                .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
-                .collect();
-            let line = line.join(" ");
-            let line = line.strip_prefix("error: ").unwrap_or(&line);
-            eprintln!("s3find: {line} (see --help)");
-            std::process::exit(2);
-        }
-    }
+    Args::try_parse_weka(std::env::args_os())
+        .unwrap_or_else(|e| ferry_control::cli::exit_on_flag_error("s3find", &e))
 }
 
 /// TERM and INT set the returned flag (the handlers are in place when this

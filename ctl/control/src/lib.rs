@@ -4,6 +4,7 @@
 //! socket both daemons serve ([`socket`]).
 
 pub mod api;
+pub mod cli;
 pub mod client;
 mod job_client;
 pub mod jobs;
