@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use ferry_benches::units::{KIB, MIB};
 use ferry_control::keylist::KeyListWriter;
 use ferry_harness::Store;
 use futures::{StreamExt, TryStreamExt};
@@ -85,7 +86,7 @@ impl Bench {
             name: "small",
             prefix: "small",
             count: self.args.small,
-            size: self.args.small_kib * data::KIB,
+            size: self.args.small_kib * KIB,
             source_part: None,
         }
     }
@@ -95,9 +96,8 @@ impl Bench {
             name: "large",
             prefix: "large",
             count: self.args.large,
-            size: self.args.large_mib * data::MIB,
-            source_part: (self.args.large_part_mib > 0)
-                .then(|| self.args.large_part_mib * data::MIB),
+            size: self.args.large_mib * MIB,
+            source_part: (self.args.large_part_mib > 0).then(|| self.args.large_part_mib * MIB),
         }
     }
 
@@ -131,7 +131,7 @@ impl Bench {
             fill.as_secs_f64()
         ));
 
-        let variants: Vec<(usize, Option<usize>)> = if set.size >= data::MIB {
+        let variants: Vec<(usize, Option<usize>)> = if set.size >= MIB {
             self.args
                 .part_threads
                 .iter()
@@ -179,7 +179,7 @@ impl Bench {
         let client = dest.client();
         // Small objects are made before the clock starts; large ones are
         // generated as they are sent, so memory stays bounded.
-        let small = set.size < data::MIB;
+        let small = set.size < MIB;
         let objects: Vec<_> = if small {
             (0..set.count).map(|i| (set.key(i), set.bytes(i))).collect()
         } else {
