@@ -55,8 +55,8 @@ pub mod tls;
 mod urlencoding;
 
 pub use bins::{
-    agent_bin, ferryctl_bin, garage_bin, moto_server_bin, program, proxy_bin, python_bin,
-    s3find_bin, s3migrate_bin,
+    agent_bin, ferryctl_bin, find_program, garage_bin, moto_server_bin, program, proxy_bin,
+    python_bin, s3find_bin, s3migrate_bin,
 };
 #[cfg(feature = "stores")]
 pub use boto3::Boto3;
@@ -65,6 +65,8 @@ pub use client::{get_bytes, list_keys, put_objects};
 pub use env::{apply_loopback_env, loopback_env};
 pub use outcome::{note, skip};
 pub use ports::free_port;
+#[cfg(feature = "stores")]
+pub use secrets::random_hex;
 #[cfg(feature = "stores")]
 pub use store::{Store, StoreKind};
 #[cfg(feature = "stores")]
