@@ -53,7 +53,7 @@ fn say(msg: impl AsRef<str>) {
 
 impl Bench {
     pub fn new(args: Args) -> anyhow::Result<Bench> {
-        let s3migrate = s3migrate::locate(args.s3migrate.as_deref())?;
+        let s3migrate = ferry_harness::find_program(args.s3migrate.as_deref(), "s3migrate")?;
         anyhow::ensure!(
             args.rclone.is_file(),
             "rclone not found at {} (apt-get install rclone, or pass --rclone)",

@@ -40,8 +40,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
     anyhow::ensure!(args.small_secs > 0.0, "--small-secs must be positive");
-    let proxy_bin = env::locate_bin(args.proxy_bin.as_deref(), "ferry-proxy", "ferry-proxy")?;
-    let ferryctl = env::locate_bin(args.ferryctl_bin.as_deref(), "ferryctl", "ferryctl")?;
+    let proxy_bin = ferry_harness::find_program(args.proxy_bin.as_deref(), "ferry-proxy")?;
+    let ferryctl = ferry_harness::find_program(args.ferryctl_bin.as_deref(), "ferryctl")?;
     let load_start = loadavg();
     eprintln!(
         "bench-proxy: proxy {}, ferryctl {}; starting two Garage stores",
