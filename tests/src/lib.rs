@@ -37,6 +37,7 @@ mod http;
 #[cfg(feature = "stores")]
 mod moto;
 mod outcome;
+mod pattern;
 mod ports;
 #[cfg(feature = "stores")]
 mod process;
@@ -64,6 +65,7 @@ pub use boto3::Boto3;
 pub use client::{get_bytes, list_keys, put_objects};
 pub use env::{apply_loopback_env, loopback_env};
 pub use outcome::{note, skip};
+pub use pattern::xorshift_bytes;
 pub use ports::free_port;
 #[cfg(feature = "stores")]
 pub use secrets::random_hex;

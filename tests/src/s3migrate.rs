@@ -94,16 +94,7 @@ pub fn stdout(o: &Output) -> String {
 
 /// Deterministic bytes of a given length, different per seed.
 pub fn data(seed: u64, len: usize) -> Bytes {
-    let mut v = Vec::with_capacity(len);
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    Bytes::from(v)
+    Bytes::from(crate::xorshift_bytes(seed, len))
 }
 
 /// Writes a key-list folder (s3find's format) holding `keys`, sorted.
