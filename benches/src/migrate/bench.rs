@@ -259,11 +259,7 @@ impl Bench {
             &self.work(set.name),
         )?;
         let cpu = watch.stop(timed.cpu_secs);
-        let requests = format!(
-            "src: {}; dst: {}",
-            requests::per_object(&src_before, &requests::snapshot(src), set.count),
-            requests::per_object(&Counts::new(), &requests::snapshot(&dest), set.count)
-        );
+        let requests = requests::copy_per_object(&src_before, src, &dest, set.count);
         let mut problem = tool_problem(&timed);
         if problem.is_none()
             && (summary.fail > 0
@@ -315,11 +311,7 @@ impl Bench {
             &self.work(set.name),
         )?;
         let cpu = watch.stop(timed.cpu_secs);
-        let requests = format!(
-            "src: {}; dst: {}",
-            requests::per_object(&src_before, &requests::snapshot(src), set.count),
-            requests::per_object(&Counts::new(), &requests::snapshot(&dest), set.count)
-        );
+        let requests = requests::copy_per_object(&src_before, src, &dest, set.count);
         let problem = tool_problem(&timed).or(self.check_dest(&dest, set, None)?);
         Ok(Row {
             problem,
@@ -383,11 +375,7 @@ impl Bench {
             &self.work("keys-rss"),
         )?;
         let cpu = watch.stop(timed.cpu_secs);
-        let requests = format!(
-            "src: {}; dst: {}",
-            requests::per_object(&Counts::new(), &requests::snapshot(&src), keys),
-            requests::per_object(&Counts::new(), &requests::snapshot(&dest), keys)
-        );
+        let requests = requests::copy_per_object(&Counts::new(), &src, &dest, keys);
         let mut problem = tool_problem(&timed);
         if problem.is_none() && (summary.fail > 0 || summary.copied != keys) {
             problem = Some(format!(
