@@ -1,4 +1,4 @@
-//! Reading CPU counters from /proc, shared by the benchmark binaries.
+//! Reading CPU counters and the load average from /proc.
 
 use std::path::Path;
 
@@ -55,4 +55,11 @@ fn cmdline_names(pid: u32, path: &Path) -> bool {
     };
     let want = path.as_os_str().as_encoded_bytes();
     raw.split(|&b| b == 0).any(|arg| arg == want)
+}
+
+/// The 1, 5 and 15 minute load averages.
+pub fn loadavg() -> Option<(f64, f64, f64)> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut f = text.split_whitespace().map(|v| v.parse::<f64>().ok());
+    Some((f.next()??, f.next()??, f.next()??))
 }

@@ -10,11 +10,7 @@ use std::path::{Path, PathBuf};
 /// of one package may run another package's program: `cargo test
 /// --workspace` builds them all.
 pub fn program(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("a test binary lives in <target>/<profile>/deps");
+    let dir = profile_dir().expect("a test binary lives in <target>/<profile>/deps");
     let p = dir.join(name);
     assert!(
         p.is_file(),
@@ -22,6 +18,42 @@ pub fn program(name: &str) -> PathBuf {
         p.display()
     );
     p
+}
+
+/// One of Ferry's programs for a benchmark, which measures release builds
+/// and takes a path flag for each: `given` if any, else `name` in the
+/// running binary's profile folder (as [`program`]), else in
+/// `$CARGO_TARGET_DIR/release`; an error saying where it looked.
+pub fn find_program(given: Option<&Path>, name: &str) -> anyhow::Result<PathBuf> {
+    if let Some(p) = given {
+        anyhow::ensure!(p.is_file(), "{name}: {} does not exist", p.display());
+        return Ok(p.to_owned());
+    }
+    let mut tried: Vec<PathBuf> = profile_dir().map(|d| d.join(name)).into_iter().collect();
+    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR").filter(|t| !t.is_empty()) {
+        tried.push(Path::new(&t).join("release").join(name));
+    }
+    if let Some(p) = tried.iter().find(|p| p.is_file()) {
+        return Ok(p.clone());
+    }
+    let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+    anyhow::bail!(
+        "{name} is missing (looked at {}): build it with `cargo build --release -p {name}`, \
+         or pass its path",
+        tried.join(", ")
+    )
+}
+
+/// Where cargo put the running binary's profile: its own folder, or for a
+/// test (built into `<profile>/deps`) the one above.
+fn profile_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    if dir.ends_with("deps") {
+        dir.parent().map(Path::to_owned)
+    } else {
+        Some(dir.to_owned())
+    }
 }
 
 /// The `s3migrate` program.

@@ -37,6 +37,7 @@ mod http;
 #[cfg(feature = "stores")]
 mod moto;
 mod outcome;
+mod pattern;
 mod ports;
 #[cfg(feature = "stores")]
 mod process;
@@ -55,8 +56,8 @@ pub mod tls;
 mod urlencoding;
 
 pub use bins::{
-    agent_bin, ferryctl_bin, garage_bin, moto_server_bin, program, proxy_bin, python_bin,
-    s3find_bin, s3migrate_bin,
+    agent_bin, ferryctl_bin, find_program, garage_bin, moto_server_bin, program, proxy_bin,
+    python_bin, s3find_bin, s3migrate_bin,
 };
 #[cfg(feature = "stores")]
 pub use boto3::Boto3;
@@ -64,7 +65,10 @@ pub use boto3::Boto3;
 pub use client::{get_bytes, list_keys, put_objects};
 pub use env::{apply_loopback_env, loopback_env};
 pub use outcome::{note, skip};
+pub use pattern::xorshift_bytes;
 pub use ports::free_port;
+#[cfg(feature = "stores")]
+pub use secrets::random_hex;
 #[cfg(feature = "stores")]
 pub use store::{Store, StoreKind};
 #[cfg(feature = "stores")]

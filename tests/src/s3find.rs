@@ -83,17 +83,9 @@ pub fn content(i: u64) -> Vec<u8> {
     if i.is_multiple_of(5) {
         return Vec::new();
     }
-    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let len = (x % 2048) as usize;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    v
+    // The length comes from the stream's seed state, the bytes after it.
+    let len = ((i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1) % 2048) as usize;
+    crate::xorshift_bytes(i, len)
 }
 
 impl Tree {

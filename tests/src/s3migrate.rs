@@ -42,29 +42,25 @@ pub fn s3migrate_strict(
             c.env(k, v);
         }
     }
-    c.args([
-        "--src-url",
-        &src.endpoint,
-        "--src-bucket",
-        src_bucket,
-        "--src-key",
-        &src.access_key,
-    ])
-    .args(["--src-region", &src.region])
-    .env("S3MIGRATE_SRC_SECRET", &src.secret_key)
-    .args([
-        "--dest-url",
-        &dest.endpoint,
-        "--dest-bucket",
-        dest_bucket,
-        "--dest-key",
-        &dest.access_key,
-    ])
-    .args(["--dest-region", &dest.region])
-    .env("S3MIGRATE_DEST_SECRET", &dest.secret_key)
-    .arg("--dest-folder")
-    .arg(folder)
-    .args(["--progress-interval-secs", "1", "--threads", "16"]);
+    for (side, store, bucket) in [("src", src, src_bucket), ("dest", dest, dest_bucket)] {
+        c.args([
+            format!("--{side}-url"),
+            store.endpoint.clone(),
+            format!("--{side}-bucket"),
+            bucket.to_owned(),
+            format!("--{side}-key"),
+            store.access_key.clone(),
+            format!("--{side}-region"),
+            store.region.clone(),
+        ])
+        .env(
+            format!("S3MIGRATE_{}_SECRET", side.to_uppercase()),
+            &store.secret_key,
+        );
+    }
+    c.arg("--dest-folder")
+        .arg(folder)
+        .args(["--progress-interval-secs", "1", "--threads", "16"]);
     c
 }
 
@@ -94,16 +90,7 @@ pub fn stdout(o: &Output) -> String {
 
 /// Deterministic bytes of a given length, different per seed.
 pub fn data(seed: u64, len: usize) -> Bytes {
-    let mut v = Vec::with_capacity(len);
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    Bytes::from(v)
+    Bytes::from(crate::xorshift_bytes(seed, len))
 }
 
 /// Writes a key-list folder (s3find's format) holding `keys`, sorted.

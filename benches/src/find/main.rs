@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
+use ferry_benches::host::Host;
 
 const CHUNK_KEYS: usize = 100_000;
 
@@ -42,13 +43,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench-find: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    ferry_benches::cli::exit("bench-find", run(Args::parse()))
 }
 
 /// A tmpfs mounted for the run; unmounted on drop.
@@ -239,13 +234,10 @@ fn generate(tree: &Path, dirs: usize, per_dir: usize) -> anyhow::Result<()> {
     })
 }
 
+/// As /proc/loadavg writes them (two decimals), empty when unreadable.
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
+    ferry_benches::procstat::loadavg()
+        .map_or_else(String::new, |(a, b, c)| format!("{a:.2} {b:.2} {c:.2}"))
 }
 
 fn timed(prog: &str, rss_file: &Path) -> Command {
@@ -386,21 +378,11 @@ fn verify(tree: &Path, s3: &Path, gnu: &Path, total: usize) -> anyhow::Result<()
 }
 
 fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map_or("unknown CPU", |(_, v)| v.trim())
-        .to_owned();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let date = time::OffsetDateTime::now_utc()
-        .format(time::macros::format_description!(
-            "[year]-[month]-[day] [hour]:[minute] UTC"
-        ))
-        .unwrap_or_default();
-    format!("{date}, {cores} cores ({cpu}), Linux {}", kernel.trim())
+    let h = Host::describe();
+    format!(
+        "{}, {} cores ({}), Linux {}",
+        h.date, h.cores, h.cpu, h.kernel
+    )
 }
 
 fn version(prog: &str) -> String {

@@ -7,55 +7,13 @@ use bytes::Bytes;
 use ferry_harness::Store;
 
 use crate::args::{Args, BenchMode};
+use crate::case::{Case, ModeResult, ModeStart, RELAY, body_tag, case_title};
 use crate::clients::{self, Body, Http};
-use crate::cpu::{CpuWatch, Watched, loadavg};
-use crate::env::{ClientUser, FORWARD_BUCKET, READY_BUCKET};
+use crate::cpu::{CpuWatch, Watched};
+use crate::env::ClientUser;
 use crate::relay::Relay;
 use crate::stats::Series;
 use crate::workload::{Op, Stop, Work, random_bytes};
-
-/// The variant of the large GET through a plain TCP relay instead of the
-/// proxy.
-pub const RELAY: &str = " via a plain TCP relay (baseline, not ferry-proxy)";
-
-/// One case (say 4 KiB GET) in one mode: the direct path and the proxy.
-pub struct Case {
-    pub size: u64,
-    pub large: bool,
-    pub op: Op,
-    pub body: Body,
-    /// Which of several cases of one op, e.g. " (target hit)"; empty
-    /// when there is one.
-    pub variant: &'static str,
-    /// `None` when the store refused the direct variant (then only the
-    /// proxy row is shown).
-    pub direct: Option<Series>,
-    pub proxy: Series,
-    pub note: Option<String>,
-}
-
-pub struct ModeResult {
-    pub mode: BenchMode,
-    pub cases: Vec<Case>,
-    pub load_before: Option<(f64, f64, f64)>,
-    pub load_after: Option<(f64, f64, f64)>,
-    pub secs: f64,
-}
-
-impl ModeResult {
-    pub fn case(&self, large: bool, op: Op, body: Body) -> Option<&Case> {
-        // The relay baseline is no proxy case.
-        self.cases
-            .iter()
-            .find(|c| c.large == large && c.op == op && c.body == body && c.variant != RELAY)
-    }
-
-    pub fn variant(&self, op: Op, variant: &str) -> Option<&Case> {
-        self.cases
-            .iter()
-            .find(|c| c.op == op && c.variant == variant)
-    }
-}
 
 pub struct Bench<'a> {
     pub args: &'a Args,
@@ -85,17 +43,16 @@ impl Bench<'_> {
         }
     }
 
-    /// Ready mode runs against the target, forward mode against the source;
-    /// migrate mode against both (see `migrate.rs`).
-    pub async fn run_mode(&self, mode: BenchMode) -> anyhow::Result<ModeResult> {
-        let started = std::time::Instant::now();
-        let load_before = loadavg();
+    /// Ready and forward mode: `bucket`, read and written directly on
+    /// `store` and through the proxy.
+    pub async fn run_one_store(
+        &self,
+        mode: BenchMode,
+        bucket: &str,
+        store: &Store,
+    ) -> anyhow::Result<ModeResult> {
+        let start = ModeStart::now();
         let a = self.args;
-        let (bucket, store) = match mode {
-            BenchMode::Ready => (READY_BUCKET, self.target),
-            BenchMode::Forward => (FORWARD_BUCKET, self.source),
-            BenchMode::Migrate => return self.run_migrate().await,
-        };
         let plain = self.pair(store, Body::Plain);
         let chunked = self.pair(store, Body::Chunked);
         let small = random_bytes((a.small_kib * 1024) as usize, 1);
@@ -213,13 +170,7 @@ impl Bench<'_> {
                 cases.push(case);
             }
         }
-        Ok(ModeResult {
-            mode,
-            cases,
-            load_before,
-            load_after: loadavg(),
-            secs: started.elapsed().as_secs_f64(),
-        })
+        Ok(start.finish(mode, cases))
     }
 
     /// Runs both paths `rounds` times, alternating which goes first
@@ -238,11 +189,7 @@ impl Bench<'_> {
         proxy: Work,
         stop: Stop,
     ) -> Case {
-        let label = format!(
-            "{} {}",
-            mode.as_str(),
-            crate::report::case_title(size, op, body, variant)
-        );
+        let label = format!("{} {}", mode.as_str(), case_title(size, op, body, variant));
         let mut d = Series::new("direct");
         let mut x = Series::new("proxy");
         let mut direct_refused: Option<String> = None;
@@ -294,13 +241,6 @@ impl Bench<'_> {
             direct: direct_refused.is_none().then_some(d),
             proxy: x,
         }
-    }
-}
-
-pub fn body_tag(body: Body) -> &'static str {
-    match body {
-        Body::Plain => "",
-        Body::Chunked => " (aws-chunked)",
     }
 }
 

@@ -3,9 +3,8 @@
 //! builds and tests share the cores, and a run they disturbed should say
 //! so).
 
+use ferry_benches::procstat::{TICKS_PER_SEC, garage_pids, machine_ticks, process_ticks};
 use ferry_harness::Store;
-
-use crate::procstat::{TICKS_PER_SEC, garage_pids, machine_ticks, process_ticks};
 
 /// CPU seconds used during a run.
 #[derive(Debug, Clone, Copy, Default)]
@@ -105,11 +104,4 @@ impl CpuWatch {
             stores_secs: secs(self.stores.iter().map(|&(p, t)| delta(p, t)).sum()),
         }
     }
-}
-
-/// The 1, 5 and 15 minute load averages.
-pub fn loadavg() -> Option<(f64, f64, f64)> {
-    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
-    let mut f = text.split_whitespace().map(|v| v.parse::<f64>().ok());
-    Some((f.next()??, f.next()??, f.next()??))
 }

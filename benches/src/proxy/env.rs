@@ -1,14 +1,12 @@
 //! The stores, the running `ferry-proxy` in front of the target, and the
 //! `ferryctl` calls that attach the benchmark's buckets.
 
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use ferry_harness::Store;
+use ferry_harness::proxy::launch::{self, write_private};
+use ferry_harness::{Store, random_hex};
 
 /// Bucket in ready mode: the proxy sends it to the target.
 pub const READY_BUCKET: &str = "bench-ready";
@@ -27,64 +25,6 @@ pub const JOURNAL_BUCKET: &str = "bench-journal";
 pub struct ClientUser {
     pub access_key: String,
     pub secret: String,
-}
-
-/// A binary given on the command line, else next to this one, else in
-/// `$CARGO_TARGET_DIR/release`; an error naming where it was looked for.
-pub fn locate_bin(given: Option<&Path>, name: &str, package: &str) -> anyhow::Result<PathBuf> {
-    if let Some(p) = given {
-        ensure!(p.is_file(), "{name}: {} does not exist", p.display());
-        return Ok(p.to_owned());
-    }
-    let mut tried = Vec::new();
-    if let Some(dir) = std::env::current_exe()
-        .ok()
-        .and_then(|e| Some(e.parent()?.to_owned()))
-    {
-        tried.push(dir.join(name));
-    }
-    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR").filter(|t| !t.is_empty()) {
-        tried.push(Path::new(&t).join("release").join(name));
-    }
-    if let Some(p) = tried.iter().find(|p| p.is_file()) {
-        return Ok(p.clone());
-    }
-    bail!(
-        "{name} is missing (looked at {}): build it with `cargo build --release -p {package}` \
-         (benches/run-proxy does), or pass its path",
-        tried
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
-}
-
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    std::fs::write(path, text).with_context(|| format!("write {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("chmod 600 {}", path.display()))
-}
-
-/// A pseudo-random hex string (no rand dependency: time and pid seeded).
-fn token(n: usize) -> String {
-    let mut x = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64)
-        ^ ((std::process::id() as u64) << 32)
-        | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            char::from_digit((x % 16) as u32, 16).unwrap_or('0')
-        })
-        .collect()
 }
 
 /// `ferry-proxy` running in front of `target`, with its own work dir.
@@ -108,10 +48,9 @@ impl Proxy {
             .context("create the proxy's work dir")?;
         let d = dir.path();
         let user = ClientUser {
-            access_key: format!("GKbench{}", token(16)),
-            secret: token(40),
+            access_key: format!("GKbench{}", random_hex(8)),
+            secret: random_hex(20),
         };
-        write_private(&d.join("target.secret"), &target.secret_key)?;
         write_private(
             &d.join("users.toml"),
             &format!(
@@ -121,30 +60,16 @@ impl Proxy {
                 user.access_key, user.secret
             ),
         )?;
-        let port = free_port()?;
-        let socket = d.join("proxy.sock");
-        let config = d.join("proxy.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "http_addr = \"127.0.0.1:{port}\"\nusers_file = \"{users}\"\nstate_file = \"{state}\"\n\
-                 socket_path = \"{sock}\"\nsocket_group = \"root\"\n\
-                 journal_bucket = \"{JOURNAL_BUCKET}\"\n\n[target]\nurl = \"{url}\"\n\
-                 region = \"{region}\"\naccess_key = \"{key}\"\nsecret_file = \"{secret}\"\n",
-                users = d.join("users.toml").display(),
-                state = d.join("state.json").display(),
-                sock = socket.display(),
-                url = target.endpoint,
-                region = target.region,
-                key = target.access_key,
-                secret = d.join("target.secret").display(),
-            ),
-        )
-        .context("write proxy.toml")?;
+        // Migrate mode is refused without a delete journal.
+        let layout = launch::write_config(
+            d,
+            target,
+            &format!("journal_bucket = \"{JOURNAL_BUCKET}\"\n"),
+        )?;
         let log = std::fs::File::create(d.join("proxy.log")).context("create proxy.log")?;
         let mut cmd = Command::new(bin);
         cmd.arg("--config")
-            .arg(&config)
+            .arg(&layout.config)
             .env("FERRY_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -155,25 +80,14 @@ impl Proxy {
             .with_context(|| format!("start {}", bin.display()))?;
         let mut p = Proxy {
             dir,
-            http: format!("http://127.0.0.1:{port}"),
-            socket,
+            http: layout.http,
+            socket: layout.socket,
             user,
             ferryctl: ferryctl.to_owned(),
             child,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() && p.socket.exists() {
-                return Ok(p);
-            }
-            if let Some(st) = p.child.try_wait()? {
-                bail!("ferry-proxy exited with {st}:\n{}", p.log());
-            }
-            if Instant::now() > deadline {
-                bail!("ferry-proxy did not come up within 20 s:\n{}", p.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        launch::wait_listening(&mut p.child, &p.http, &p.socket, p.dir.path())?;
+        Ok(p)
     }
 
     pub fn pid(&self) -> u32 {
@@ -181,12 +95,11 @@ impl Proxy {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("proxy.log")).unwrap_or_default()
+        launch::read_log(self.dir.path())
     }
 
     fn ferryctl(&self, args: &[&str]) -> anyhow::Result<String> {
-        let mut cmd = Command::new(&self.ferryctl);
-        cmd.arg("--socket").arg(&self.socket).args(args);
+        let mut cmd = launch::ferryctl(&self.ferryctl, &self.socket, args);
         ferry_harness::apply_loopback_env(&mut cmd);
         let out = cmd
             .output()
@@ -206,28 +119,10 @@ impl Proxy {
     /// then sets each of `modes` in turn (the proxy takes migrate only from
     /// forward).
     pub fn attach(&self, bucket: &str, source: &Store, modes: &[&str]) -> anyhow::Result<()> {
-        let secret = self.dir.path().join(format!("{bucket}.source.secret"));
-        write_private(&secret, &source.secret_key)?;
-        let secret = secret.to_str().context("work dir path is not UTF-8")?;
-        self.ferryctl(&[
-            "s3",
-            "bucket",
-            "migrate",
-            "attach",
-            bucket,
-            &source.endpoint,
-            "none",
-            "--s3-key",
-            &source.access_key,
-            "--s3-secret-file",
-            secret,
-            "--region",
-            &source.region,
-        ])?;
+        let attach = launch::attach_args(self.dir.path(), bucket, source)?;
+        self.ferryctl(&attach.iter().map(String::as_str).collect::<Vec<_>>())?;
         for mode in modes {
-            self.ferryctl(&[
-                "s3", "bucket", "migrate", "update", "--bucket", bucket, "--mode", mode,
-            ])?;
+            self.ferryctl(&launch::set_mode_args(bucket, mode))?;
         }
         let mode = modes.last().context("no mode to set")?;
         let show = self.ferryctl(&["s3", "bucket", "migrate", "show", bucket, "--json"])?;

@@ -5,12 +5,11 @@
 
 mod args;
 mod bench;
+mod case;
 mod clients;
 mod cpu;
 mod env;
 mod migrate;
-#[path = "../procstat.rs"]
-mod procstat;
 mod relay;
 mod report;
 mod stats;
@@ -21,10 +20,12 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
+use ferry_benches::procstat::loadavg;
 use ferry_harness::Store;
 
-use crate::args::Args;
+use crate::args::{Args, BenchMode};
 use crate::bench::Bench;
+use crate::case::ModeResult;
 use crate::cpu::Watched;
 use crate::env::{
     FORWARD_BUCKET, JOURNAL_BUCKET, MIGRATE_BUCKET, Proxy, READY_BUCKET, UNION_BUCKET,
@@ -32,22 +33,16 @@ use crate::env::{
 use crate::report::{Machine, Report};
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench-proxy: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    ferry_benches::cli::exit("bench-proxy", run(Args::parse()))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
     anyhow::ensure!(args.small_secs > 0.0, "--small-secs must be positive");
-    let proxy_bin = env::locate_bin(args.proxy_bin.as_deref(), "ferry-proxy", "ferry-proxy")?;
-    let ferryctl = env::locate_bin(args.ferryctl_bin.as_deref(), "ferryctl", "ferryctl")?;
-    let load_start = cpu::loadavg();
+    let proxy_bin = ferry_harness::find_program(args.proxy_bin.as_deref(), "ferry-proxy")?;
+    let ferryctl = ferry_harness::find_program(args.ferryctl_bin.as_deref(), "ferryctl")?;
+    let load_start = loadavg();
     eprintln!(
         "bench-proxy: proxy {}, ferryctl {}; starting two Garage stores",
         proxy_bin.display(),
@@ -87,7 +82,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut modes = Vec::new();
     for &mode in &args.modes {
-        modes.push(rt.block_on(bench.run_mode(mode))?);
+        modes.push(rt.block_on(run_mode(&bench, mode))?);
     }
     drop(bench);
     proxy.check_alive()?;
@@ -99,7 +94,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         modes: &modes,
         load_start,
-        load_end: cpu::loadavg(),
+        load_end: loadavg(),
         total_secs: started.elapsed().as_secs_f64(),
         proxy_log_lines,
     }
@@ -116,4 +111,18 @@ fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Ready mode runs against the target, forward mode against the source,
+/// migrate mode against both (see `migrate.rs`).
+async fn run_mode(bench: &Bench<'_>, mode: BenchMode) -> anyhow::Result<ModeResult> {
+    match mode {
+        BenchMode::Ready => bench.run_one_store(mode, READY_BUCKET, bench.target).await,
+        BenchMode::Forward => {
+            bench
+                .run_one_store(mode, FORWARD_BUCKET, bench.source)
+                .await
+        }
+        BenchMode::Migrate => bench.run_migrate().await,
+    }
 }

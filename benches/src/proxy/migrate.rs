@@ -8,15 +8,11 @@ use anyhow::{Context, ensure};
 use bytes::Bytes;
 
 use crate::args::BenchMode;
-use crate::bench::{Bench, ModeResult};
+use crate::bench::Bench;
+use crate::case::{FALLBACK, HIT, MERGED, ModeResult, ModeStart};
 use crate::clients::{self, Body, Http};
-use crate::cpu::loadavg;
 use crate::env::{MIGRATE_BUCKET, UNION_BUCKET};
 use crate::workload::{LIST_PAGE, Op, Stop, Work, list_page, random_bytes};
-
-pub const HIT: &str = " (target hit)";
-pub const FALLBACK: &str = " (fallback to the source)";
-pub const MERGED: &str = " (merged page)";
 
 const LIST_PREFIX: &str = "list/";
 
@@ -33,8 +29,7 @@ fn list_sides(i: usize) -> (bool, bool) {
 
 impl Bench<'_> {
     pub async fn run_migrate(&self) -> anyhow::Result<ModeResult> {
-        let started = std::time::Instant::now();
-        let load_before = loadavg();
+        let start = ModeStart::now();
         let a = self.args;
         ensure!(
             a.list_keys > LIST_PAGE,
@@ -161,12 +156,6 @@ impl Bench<'_> {
             )
             .await,
         );
-        Ok(ModeResult {
-            mode,
-            cases,
-            load_before,
-            load_after: loadavg(),
-            secs: started.elapsed().as_secs_f64(),
-        })
+        Ok(start.finish(mode, cases))
     }
 }

@@ -3,62 +3,26 @@
 
 use std::fmt::Write as _;
 
+use ferry_benches::host::{Host, garage_version};
+use ferry_benches::units::{KIB, MIB, size_text};
+
 use crate::args::{Args, BenchMode};
-use crate::bench::{Case, ModeResult, body_tag};
+use crate::case::{Case, FALLBACK, HIT, MERGED, ModeResult, RELAY, case_title};
 use crate::clients::Body;
-use crate::migrate;
 use crate::stats::Series;
 use crate::workload::{LIST_PAGE, Op};
 
-const KIB: u64 = 1024;
-const MIB: u64 = 1024 * 1024;
-
-pub fn size_text(bytes: u64) -> String {
-    if bytes >= MIB && bytes.is_multiple_of(MIB) {
-        format!("{} MiB", bytes / MIB)
-    } else if bytes >= KIB && bytes.is_multiple_of(KIB) {
-        format!("{} KiB", bytes / KIB)
-    } else {
-        format!("{bytes} B")
-    }
-}
-
+/// The host, and the stores' Garage.
 pub struct Machine {
-    pub date: String,
-    pub cores: usize,
-    pub cpu: String,
-    pub kernel: String,
+    pub host: Host,
     pub garage: String,
 }
 
 impl Machine {
     pub fn describe() -> Machine {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu = cpuinfo
-            .lines()
-            .find_map(|l| l.strip_prefix("model name"))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_owned())
-            .unwrap_or_else(|| "unknown CPU".into());
-        let garage = std::process::Command::new(ferry_harness::garage_bin())
-            .arg("--version")
-            .output()
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default();
         Machine {
-            date: time::OffsetDateTime::now_utc()
-                .format(time::macros::format_description!(
-                    "[year]-[month]-[day] [hour]:[minute] UTC"
-                ))
-                .unwrap_or_default(),
-            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            cpu,
-            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .unwrap_or_default()
-                .trim()
-                .to_owned(),
-            garage,
+            host: Host::describe(),
+            garage: garage_version(),
         }
     }
 }
@@ -90,19 +54,6 @@ fn rounds_text(v: &[Option<f64>], decimals: usize) -> String {
         .map(|x| opt(*x, |x| format!("{x:.decimals$}")))
         .collect::<Vec<_>>()
         .join(" · ")
-}
-
-/// "4 KiB GET (aws-chunked)"; a listing's `size` is its page in keys.
-pub fn case_title(size: u64, op: Op, body: Body, variant: &str) -> String {
-    match op {
-        Op::List => format!("ListObjectsV2, {size}-key page{variant}"),
-        _ => format!(
-            "{} {}{}{variant}",
-            size_text(size),
-            op.as_str(),
-            body_tag(body)
-        ),
-    }
 }
 
 fn case_name(c: &Case) -> String {
@@ -173,12 +124,12 @@ impl Report<'_> {
         let mut s = String::new();
         let m = self.machine;
         let a = self.args;
-        let _ = writeln!(s, "### bench-proxy, {}\n", m.date);
+        let _ = writeln!(s, "### bench-proxy, {}\n", m.host.date);
         let _ = writeln!(
             s,
             "- Machine: {} cores ({}), Linux {}; the two Garage stores ({}), \
              ferry-proxy (Pingora, 2 worker threads) and the client all share these cores.",
-            m.cores, m.cpu, m.kernel, m.garage
+            m.host.cores, m.host.cpu, m.host.kernel, m.garage
         );
         let _ = writeln!(
             s,
@@ -269,7 +220,7 @@ impl Report<'_> {
         if self
             .modes
             .iter()
-            .any(|mr| mr.variant(Op::Get, crate::bench::RELAY).is_some())
+            .any(|mr| mr.variant(Op::Get, RELAY).is_some())
         {
             notes.push(
                 "the relay row sends the same large GETs through a plain TCP relay in this \
@@ -503,15 +454,15 @@ impl Report<'_> {
                 "< 2.2× direct (the source): one extra round trip",
             );
             let targets = [
-                (Op::Get, migrate::HIT, hit),
-                (Op::Get, migrate::FALLBACK, fallback),
+                (Op::Get, HIT, hit),
+                (Op::Get, FALLBACK, fallback),
                 (
                     Op::List,
-                    migrate::MERGED,
+                    MERGED,
                     (2.5, false, "< 2.5× a direct page from one store"),
                 ),
-                (Op::Head, migrate::HIT, hit),
-                (Op::Head, migrate::FALLBACK, fallback),
+                (Op::Head, HIT, hit),
+                (Op::Head, FALLBACK, fallback),
             ];
             for (op, variant, (limit, inclusive, target)) in targets {
                 let Some(c) = m.variant(op, variant) else {

@@ -71,16 +71,7 @@ fn short(what: String, e: impl std::error::Error) -> String {
 /// Pseudo-random, incompressible bytes (xorshift), `seed` picking the
 /// stream.
 pub fn random_bytes(len: usize, seed: u64) -> Bytes {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    Bytes::from(v)
+    Bytes::from(ferry_harness::xorshift_bytes(seed, len))
 }
 
 async fn get(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<u64, String> {

@@ -2,7 +2,6 @@
 //! source store, driven by the real `ferryctl`.
 
 use std::net::TcpStream;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -11,6 +10,7 @@ use crate::Store;
 pub use crate::{ferryctl_bin, proxy_bin};
 
 pub mod clients;
+pub mod launch;
 pub mod migrate;
 
 pub fn python() -> PathBuf {
@@ -24,9 +24,9 @@ pub fn free_port() -> u16 {
     crate::free_port().expect("a free loopback port")
 }
 
+/// [`launch::write_private`], for tests.
 pub fn write_private(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    launch::write_private(path, text).unwrap();
 }
 
 pub struct Client {
@@ -83,7 +83,6 @@ impl Proxy {
     pub fn start_logging(target: &Store, bucket: &str, extra: &str, filter: &str) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        write_private(&d.join("target.secret"), &target.secret_key);
         write_private(
             &d.join("users.toml"),
             &format!(
@@ -92,28 +91,17 @@ impl Proxy {
                 ALICE.name, ALICE.access_key, ALICE.secret, BOB.name, BOB.access_key, BOB.secret
             ),
         );
-        let port = free_port();
-        let socket = d.join("proxy.sock");
-        let config = d.join("proxy.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "{extra}http_addr = \"127.0.0.1:{port}\"\nusers_file = \"{users}\"\nstate_file = \"{state}\"\nsocket_path = \"{sock}\"\nsocket_group = \"root\"\ns3_domains = [\"s3.ferry.test\"]\n\n[target]\nurl = \"{url}\"\nregion = \"{region}\"\naccess_key = \"{key}\"\nsecret_file = \"{secret}\"\n",
-                users = d.join("users.toml").display(),
-                state = d.join("state.json").display(),
-                sock = socket.display(),
-                url = target.endpoint,
-                region = target.region,
-                key = target.access_key,
-                secret = d.join("target.secret").display(),
-            ),
+        let layout = launch::write_config(
+            d,
+            target,
+            &format!("{extra}s3_domains = [\"s3.ferry.test\"]\n"),
         )
         .unwrap();
         let mut p = Proxy {
             dir,
-            config,
-            socket,
-            http: format!("http://127.0.0.1:{port}"),
+            config: layout.config,
+            socket: layout.socket,
+            http: layout.http,
             log_filter: filter.to_owned(),
             env: Vec::new(),
             child: None,
@@ -135,19 +123,10 @@ impl Proxy {
             .stderr(log)
             .spawn()
             .unwrap();
-        self.child = Some(child);
-        let addr = self.http.trim_start_matches("http://").to_owned();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if TcpStream::connect(&addr).is_ok() && self.socket.exists() {
-                return;
-            }
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("ferry-proxy exited with {st}: {}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let child = self.child.insert(child);
+        if let Err(e) = launch::wait_listening(child, &self.http, &self.socket, self.dir.path()) {
+            panic!("{e:#}");
         }
-        panic!("ferry-proxy did not come up: {}", self.log());
     }
 
     /// Where a test holds a migrate-mode step of a key (the proxy's
@@ -169,7 +148,7 @@ impl Proxy {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("proxy.log")).unwrap_or_default()
+        launch::read_log(self.dir.path())
     }
 
     /// aws-sdk-s3 through the proxy as `alice`, signing for `region` (the
@@ -236,10 +215,7 @@ impl Proxy {
     }
 
     pub fn ferryctl(&self, args: &[&str]) -> Output {
-        let out = Command::new(ferryctl_bin())
-            .arg("--socket")
-            .arg(&self.socket)
-            .args(args)
+        let out = launch::ferryctl(&ferryctl_bin(), &self.socket, args)
             .output()
             .unwrap();
         eprintln!(
@@ -260,29 +236,12 @@ impl Proxy {
     /// Attaches `bucket` with the source's own credentials (the forwarding
     /// user), plain http.
     pub fn attach(&self, bucket: &str, source: &Store) {
-        let secret = self.dir.path().join(format!("{bucket}.source.secret"));
-        write_private(&secret, &source.secret_key);
-        self.ferryctl_ok(&[
-            "s3",
-            "bucket",
-            "migrate",
-            "attach",
-            bucket,
-            &source.endpoint,
-            "none",
-            "--s3-key",
-            &source.access_key,
-            "--s3-secret-file",
-            secret.to_str().unwrap(),
-            "--region",
-            &source.region,
-        ]);
+        let args = launch::attach_args(self.dir.path(), bucket, source).unwrap();
+        self.ferryctl_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     }
 
     pub fn set_mode(&self, bucket: &str, mode: &str) {
-        self.ferryctl_ok(&[
-            "s3", "bucket", "migrate", "update", "--bucket", bucket, "--mode", mode,
-        ]);
+        self.ferryctl_ok(&launch::set_mode_args(bucket, mode));
     }
 }
 

@@ -8,7 +8,6 @@ mod cpu;
 mod data;
 mod machine;
 mod proc;
-mod procstat;
 mod rclone;
 mod report;
 mod requests;
@@ -20,6 +19,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
+use ferry_benches::units::MIB;
 
 use crate::args::Args;
 use crate::bench::Bench;
@@ -27,13 +27,7 @@ use crate::machine::Machine;
 use crate::report::Report;
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench-migrate: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    ferry_benches::cli::exit("bench-migrate", run(Args::parse()))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
@@ -55,7 +49,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         // The best small setting, else s3migrate's default.
         let threads = sets
             .iter()
-            .filter(|s| s.set.size < data::MIB)
+            .filter(|s| s.set.size < MIB)
             .find_map(report::best_s3migrate)
             .and_then(|r| r.threads)
             .unwrap_or(32);

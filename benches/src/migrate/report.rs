@@ -3,9 +3,10 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use ferry_benches::units::{MIB, size_text};
+
 use crate::args::Args;
 use crate::bench::{KeysRss, SetResult};
-use crate::data::{KIB, MIB};
 use crate::machine::Machine;
 use crate::row::{Row, Tool};
 
@@ -32,16 +33,6 @@ fn valid_row(set: &SetResult, tool: Tool) -> Option<&Row> {
 /// `a / b` in objects/s (the same as in MB/s: same data), when both ran.
 fn ratio(a: Option<&Row>, b: Option<&Row>) -> Option<f64> {
     Some(a?.objects_per_sec() / b?.objects_per_sec())
-}
-
-fn size_text(bytes: u64) -> String {
-    if bytes >= MIB && bytes.is_multiple_of(MIB) {
-        format!("{} MiB", bytes / MIB)
-    } else if bytes >= KIB && bytes.is_multiple_of(KIB) {
-        format!("{} KiB", bytes / KIB)
-    } else {
-        format!("{bytes} B")
-    }
 }
 
 fn thousands(n: u64) -> String {
@@ -117,11 +108,11 @@ impl Report<'_> {
         let _ = writeln!(
             s,
             "Run {} on {} core(s) ({}), {:.1} GiB RAM, Linux {}; whole run {:.1} min.\n",
-            m.date,
-            m.cores,
-            m.cpu,
+            m.host.date,
+            m.host.cores,
+            m.host.cpu,
             m.mem_gib,
-            m.kernel,
+            m.host.kernel,
             self.total.as_secs_f64() / 60.0
         );
         let _ = writeln!(s, "- s3migrate: {}", m.s3migrate);
@@ -134,7 +125,7 @@ impl Report<'_> {
              loopback. **The stores, the copier and this benchmark share the same {} core(s)**, \
              so every figure includes the stores' own CPU; the \"machine busy\" column is the \
              share of all cores in use during the run.",
-            m.cores
+            m.host.cores
         );
         let _ = writeln!(
             s,

@@ -15,11 +15,10 @@ use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
+use ferry_benches::units::{KIB, MIB};
 use futures::{StreamExt, TryStreamExt};
 use http_body::{Body, Frame, SizeHint};
 
-pub const KIB: u64 = 1024;
-pub const MIB: u64 = 1024 * 1024;
 /// Bytes generated per body frame.
 const FRAME: u64 = 256 * KIB;
 

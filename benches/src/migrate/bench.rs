@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use ferry_benches::units::{KIB, MIB};
 use ferry_control::keylist::KeyListWriter;
 use ferry_harness::Store;
 use futures::{StreamExt, TryStreamExt};
@@ -52,7 +53,7 @@ fn say(msg: impl AsRef<str>) {
 
 impl Bench {
     pub fn new(args: Args) -> anyhow::Result<Bench> {
-        let s3migrate = s3migrate::locate(args.s3migrate.as_deref())?;
+        let s3migrate = ferry_harness::find_program(args.s3migrate.as_deref(), "s3migrate")?;
         anyhow::ensure!(
             args.rclone.is_file(),
             "rclone not found at {} (apt-get install rclone, or pass --rclone)",
@@ -85,7 +86,7 @@ impl Bench {
             name: "small",
             prefix: "small",
             count: self.args.small,
-            size: self.args.small_kib * data::KIB,
+            size: self.args.small_kib * KIB,
             source_part: None,
         }
     }
@@ -95,9 +96,8 @@ impl Bench {
             name: "large",
             prefix: "large",
             count: self.args.large,
-            size: self.args.large_mib * data::MIB,
-            source_part: (self.args.large_part_mib > 0)
-                .then(|| self.args.large_part_mib * data::MIB),
+            size: self.args.large_mib * MIB,
+            source_part: (self.args.large_part_mib > 0).then(|| self.args.large_part_mib * MIB),
         }
     }
 
@@ -131,7 +131,7 @@ impl Bench {
             fill.as_secs_f64()
         ));
 
-        let variants: Vec<(usize, Option<usize>)> = if set.size >= data::MIB {
+        let variants: Vec<(usize, Option<usize>)> = if set.size >= MIB {
             self.args
                 .part_threads
                 .iter()
@@ -179,7 +179,7 @@ impl Bench {
         let client = dest.client();
         // Small objects are made before the clock starts; large ones are
         // generated as they are sent, so memory stays bounded.
-        let small = set.size < data::MIB;
+        let small = set.size < MIB;
         let objects: Vec<_> = if small {
             (0..set.count).map(|i| (set.key(i), set.bytes(i))).collect()
         } else {
@@ -259,11 +259,7 @@ impl Bench {
             &self.work(set.name),
         )?;
         let cpu = watch.stop(timed.cpu_secs);
-        let requests = format!(
-            "src: {}; dst: {}",
-            requests::per_object(&src_before, &requests::snapshot(src), set.count),
-            requests::per_object(&Counts::new(), &requests::snapshot(&dest), set.count)
-        );
+        let requests = requests::copy_per_object(&src_before, src, &dest, set.count);
         let mut problem = tool_problem(&timed);
         if problem.is_none()
             && (summary.fail > 0
@@ -315,11 +311,7 @@ impl Bench {
             &self.work(set.name),
         )?;
         let cpu = watch.stop(timed.cpu_secs);
-        let requests = format!(
-            "src: {}; dst: {}",
-            requests::per_object(&src_before, &requests::snapshot(src), set.count),
-            requests::per_object(&Counts::new(), &requests::snapshot(&dest), set.count)
-        );
+        let requests = requests::copy_per_object(&src_before, src, &dest, set.count);
         let problem = tool_problem(&timed).or(self.check_dest(&dest, set, None)?);
         Ok(Row {
             problem,
@@ -383,11 +375,7 @@ impl Bench {
             &self.work("keys-rss"),
         )?;
         let cpu = watch.stop(timed.cpu_secs);
-        let requests = format!(
-            "src: {}; dst: {}",
-            requests::per_object(&Counts::new(), &requests::snapshot(&src), keys),
-            requests::per_object(&Counts::new(), &requests::snapshot(&dest), keys)
-        );
+        let requests = requests::copy_per_object(&Counts::new(), &src, &dest, keys);
         let mut problem = tool_problem(&timed);
         if problem.is_none() && (summary.fail > 0 || summary.copied != keys) {
             problem = Some(format!(

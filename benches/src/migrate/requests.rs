@@ -12,6 +12,17 @@ pub fn snapshot(store: &Store) -> Counts {
     store.request_counts().unwrap_or_default()
 }
 
+/// "src: …; dst: …": the requests of a copy of `objects` objects, on the
+/// source since `src_before` and on the destination (fresh for each run)
+/// all of them.
+pub fn copy_per_object(src_before: &Counts, src: &Store, dest: &Store, objects: u64) -> String {
+    format!(
+        "src: {}; dst: {}",
+        per_object(src_before, &snapshot(src), objects),
+        per_object(&Counts::new(), &snapshot(dest), objects)
+    )
+}
+
 /// `GetObject 1.00, ListObjectsV2 0.01`: requests between `before` and
 /// `after`, per object copied, busiest first.
 pub fn per_object(before: &Counts, after: &Counts, objects: u64) -> String {

@@ -2,9 +2,8 @@
 //! else on the machine (other people's builds and tests share it too, and
 //! a run they disturbed should say so).
 
+use ferry_benches::procstat::{TICKS_PER_SEC, garage_pids, machine_ticks, process_ticks};
 use ferry_harness::Store;
-
-use crate::procstat::{TICKS_PER_SEC, garage_pids, machine_ticks, process_ticks};
 
 /// CPU used during a run, in seconds, and how busy the machine was.
 #[derive(Debug, Clone, Copy, Default)]

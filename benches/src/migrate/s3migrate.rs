@@ -33,38 +33,6 @@ pub struct Summary {
     pub progress: String,
 }
 
-/// Find the binary: the one given, else next to this binary (where
-/// `cargo build --release -p s3migrate` puts it), else
-/// `$CARGO_TARGET_DIR/release/s3migrate`.
-pub fn locate(given: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let build_hint = "build it with `cargo build --release -p s3migrate` (benches/run does)";
-    if let Some(p) = given {
-        anyhow::ensure!(
-            p.is_file(),
-            "s3migrate not found at {}: {build_hint}",
-            p.display()
-        );
-        return Ok(p.to_owned());
-    }
-    let mut tried = Vec::new();
-    if let Some(dir) = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(Path::to_owned))
-    {
-        tried.push(dir.join("s3migrate"));
-    }
-    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR").filter(|t| !t.is_empty()) {
-        tried.push(Path::new(&t).join("release").join("s3migrate"));
-    }
-    tried.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
-        let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
-        anyhow::anyhow!(
-            "s3migrate not found (looked at {}): {build_hint}",
-            list.join(", ")
-        )
-    })
-}
-
 /// Run one copy (or dry run) from `src/src_bucket` to `dest/dest_bucket`,
 /// with a fresh empty dest folder under `work`.
 pub fn run(
