@@ -9,9 +9,9 @@
 
 use ferry_control::Mode;
 
-use crate::fetch::Side;
+use crate::attached::Attached;
 use crate::s3error::{Code, S3Error};
-use crate::server::Attached;
+use crate::upstream::fetch::Side;
 
 /// Where a copy's source object is.
 #[derive(Debug, Clone)]

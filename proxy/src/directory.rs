@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use crate::admin::Admin;
+use crate::attached::{Attached, Directory};
 use crate::resign::UpstreamCreds;
-use crate::server::{Attached, Directory};
 use crate::upstream::{CaList, Upstream, ca_from_pem};
 use crate::users::{Users, UsersError};
 

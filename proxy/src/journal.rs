@@ -8,11 +8,11 @@ use bytes::Bytes;
 use ferry_control::journal::{Entry, entry_name, prefix};
 use md5::Digest;
 
-use crate::fetch::{Body, Fetcher, Request, Side};
 use crate::resign::UpstreamCreds;
 use crate::resign::canonical_target;
 use crate::s3error::{Code, S3Error};
 use crate::upstream::Upstream;
+use crate::upstream::fetch::{Body, Fetcher, Request, Side};
 use ferry_s3::percent::uri_encode;
 
 /// The journal bucket on the target, and how to reach it.
@@ -61,7 +61,7 @@ impl Journal {
     }
 
     fn object_target(&self, name: &str) -> Result<String, S3Error> {
-        crate::migrate::object_on(&self.side.load(), name)
+        self.side.load().object(name)
     }
 
     /// Records that `key` of `bucket` is being deleted. Durable on the

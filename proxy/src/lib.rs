@@ -3,10 +3,10 @@
 //! proxy-core issue, routing, bucket state and the admin API.
 
 pub mod admin;
+pub mod attached;
 pub mod config;
 pub mod copy_from;
 pub mod directory;
-pub mod fetch;
 pub mod journal;
 pub mod listing;
 pub mod metrics;

@@ -17,14 +17,15 @@ use pingora::services::background::{BackgroundService, background_service};
 use ferry_proxy::admin::{self, Admin};
 use ferry_proxy::config::Config;
 use ferry_proxy::directory::LiveDirectory;
-use ferry_proxy::fetch::Fetcher;
 use ferry_proxy::journal::Journal;
 use ferry_proxy::migrate;
+
 use ferry_proxy::resign::UpstreamCreds;
 use ferry_proxy::server::{FerryProxy, Settings};
 use ferry_proxy::state::FileStore;
 use ferry_proxy::tls::SniResolver;
 use ferry_proxy::upstream::Upstream;
+use ferry_proxy::upstream::fetch::Fetcher;
 
 /// S3 migration proxy. It sits in front of the target cluster's S3 endpoint
 /// and routes each attached bucket by its mode (ready, forward, migrate).
@@ -287,15 +288,19 @@ fn settings_from(config: &Config) -> Result<Settings, String> {
     })
 }
 
-/// What migrate mode shares: the upstream connector, the delete journal on
-/// the target, and the key of listing tokens.
-fn migrate_services(config: &Config, settings: &Settings) -> migrate::Services {
+/// What migrate mode shares: the proxy's client of the stores, the delete
+/// journal on the target, and the key of listing tokens.
+fn migrate_services(
+    config: &Config,
+    settings: &Settings,
+    fetcher: Arc<Fetcher>,
+) -> migrate::Services {
     let journal = config
         .journal_bucket
         .as_ref()
         .map(|b| Journal::new(b, settings.target.clone(), settings.target_creds.clone()));
     migrate::Services {
-        fetcher: Fetcher::new(settings.connect_timeout, settings.read_timeout),
+        fetcher,
         journal,
         token_key: config.listing_token_key().unwrap_or_else(|e| fail(e)),
         upload_sides: Default::default(),
@@ -326,7 +331,11 @@ fn main() {
     }
     let config = Config::load(&args.config).unwrap_or_else(|e| fail(e));
     let settings = settings_from(&config).unwrap_or_else(|e| fail(e));
-    let migrate = Arc::new(migrate_services(&config, &settings));
+    let fetcher = Arc::new(Fetcher::new(
+        settings.connect_timeout,
+        settings.read_timeout,
+    ));
+    let migrate = Arc::new(migrate_services(&config, &settings, fetcher.clone()));
     let migrate_for_reload = migrate.clone();
     let settings = Arc::new(ArcSwap::from_pointee(settings));
     let store = FileStore::new(config.state_file.clone());
@@ -371,6 +380,7 @@ fn main() {
         in_flight,
         settings: settings.clone(),
         directory: directory.clone(),
+        fetcher,
         migrate,
     };
     let mut svc = pingora::proxy::http_proxy_service(&server.configuration, proxy);

@@ -16,8 +16,8 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use tracing::Instrument;
 use tracing::field::display;
 
+use crate::attached::Directory;
 use crate::copy_from;
-use crate::fetch::{self, Side};
 use crate::metrics;
 use crate::migrate::{self, Route, merged};
 use crate::preread::{self, FirstChunk};
@@ -27,28 +27,10 @@ use crate::s3error::{Code, S3Error};
 use crate::sigv4::chunked::{ChunkedDecoder, Signing};
 use crate::sigv4::verify::{Outcome, Payload};
 use crate::sigv4::{RequestView, verify};
-use crate::upstream::Upstream;
+use crate::upstream::fetch::{self, Fetcher, Side};
+use crate::upstream::{self, Upstream};
 use ferry_control::Mode;
 use ferry_s3::{Grant, S3Op};
-
-/// What the request path needs to know about an attached bucket.
-#[derive(Debug, Clone)]
-pub struct Attached {
-    pub mode: Mode,
-    pub source: Upstream,
-    pub source_bucket: String,
-    pub source_creds: UpstreamCreds,
-    /// Uploads in flight on the source when migrate mode was set.
-    pub source_uploads: Arc<[String]>,
-}
-
-/// Where bucket state and users come from; swapped whole on change.
-pub trait Directory: Send + Sync + 'static {
-    fn attached(&self, bucket: &str) -> Option<Attached>;
-    /// The secret of a client access key, from the users file.
-    fn secret(&self, access_key: &str) -> Option<String>;
-    fn allowed(&self, access_key: &str, bucket: &str, write: bool) -> bool;
-}
 
 pub struct Settings {
     pub target: Upstream,
@@ -81,6 +63,8 @@ pub struct FerryProxy {
     /// Swapped whole by a config reload (HUP).
     pub settings: Arc<ArcSwap<Settings>>,
     pub directory: Arc<dyn Directory>,
+    /// The client of the requests the proxy sends itself.
+    pub fetcher: Arc<Fetcher>,
     pub migrate: Arc<migrate::Services>,
 }
 
@@ -367,14 +351,14 @@ impl FerryProxy {
             headers,
             body: fetch::Body::Full(body),
         };
-        let resp = self.migrate.fetcher.send(&side, req).await?;
+        let resp = self.fetcher.send(&side, req).await?;
         if !self.write_cleared_journal(r, resp.status).await {
             return Err(S3Error::new(
                 Code::InternalError,
                 "the write landed but a journalled delete of the key still stands; retry the write",
             ));
         }
-        migrate::wire::pass_through(&self.migrate, session, resp).await
+        migrate::wire::pass_through(&self.fetcher, session, resp).await
     }
 
     /// Migrate mode: a successful write voids a journalled delete of its
@@ -892,10 +876,7 @@ impl ProxyHttp for FerryProxy {
             Plan::Resign(r) => &r.upstream,
             _ => &settings.target,
         };
-        let mut peer = HttpPeer::new(up.authority.as_str(), up.tls, up.host.clone());
-        peer.options.ca = up.ca.clone();
-        peer.options.connection_timeout = Some(settings.connect_timeout);
-        peer.options.read_timeout = Some(settings.read_timeout);
+        let peer = upstream::peer(up, settings.connect_timeout, settings.read_timeout);
         Ok(Box::new(peer))
     }
 

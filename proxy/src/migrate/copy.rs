@@ -7,10 +7,10 @@ use pingora::proxy::Session;
 
 use super::transfer::{PutIf, Transfer, object_header};
 use super::wire::{pass_through, reply_xml};
-use super::{Call, Services, object_on};
+use super::{Call, Services};
 use crate::copy_from::CopyFrom;
-use crate::fetch::{Body, Request, Side};
 use crate::s3error::{Code, S3Error, xml_escape};
+use crate::upstream::fetch::{Body, Request, Side};
 use ferry_s3::ErrorClass;
 use ferry_s3::percent::uri_encode;
 
@@ -72,7 +72,7 @@ pub async fn part(
     let (side, path, on_source) = super::uploads::side_of(svc, call, upload_id).await?;
     let copy = copy_from(call)?;
     if on_source {
-        let from = object_on(&copy.target, source_key)?;
+        let from = copy.target.object(source_key)?;
         let read = part_read(call);
         match Transfer::part(&copy.target, &from, side, path, read)
             .run(svc)
@@ -119,7 +119,7 @@ pub async fn part(
         )
         .await?;
     if on_source || r.status != 404 {
-        return pass_through(svc, session, r).await;
+        return pass_through(&svc.fetcher, session, r).await;
     }
     // Not the upload (found on the target just now): the copy source. Some
     // stores (moto) answer that 404 without an error code.
@@ -132,7 +132,7 @@ pub async fn part(
         ));
     }
     let source = fallback(copy)?;
-    let from = object_on(source, source_key)?;
+    let from = source.object(source_key)?;
     let read = part_read(call);
     let etag = Transfer::part(source, &from, &call.target, path, read)
         .run(svc)
@@ -203,7 +203,7 @@ pub async fn serve(
             }
             return reply_xml(session, 200, String::from_utf8_lossy(&body).into_owned()).await;
         }
-        return pass_through(svc, session, r).await;
+        return pass_through(&svc.fetcher, session, r).await;
     }
     let (class, code) = r.error().await?;
     svc.fetcher.release(r).await;
@@ -215,7 +215,7 @@ pub async fn serve(
     }
     // The copy source is still only on its source: stream it across.
     let source = fallback(copy_from(call)?)?;
-    let from = object_on(source, source_key)?;
+    let from = source.object(source_key)?;
     let to = call
         .target_path
         .split_once('?')

@@ -10,9 +10,9 @@ use quick_xml::events::Event;
 
 use super::merged::{Conditions, Key, judge_current};
 use super::wire::{read_body, reply, reply_xml};
-use super::{Call, Services, journal, object_on};
-use crate::fetch::{Body, Request, Side, error_code};
+use super::{Call, Services, journal};
 use crate::s3error::{Code, S3Error, xml_escape};
+use crate::upstream::fetch::{Body, Request, Side, error_code};
 use ferry_s3::percent::query_value;
 
 /// S3's limit on one DeleteObjects request.
@@ -30,8 +30,8 @@ pub async fn one(svc: &Services, session: &mut Session, call: &Call) -> Result<(
     let conditions = Conditions::of(&call.headers);
     if conditions.if_match.is_some() {
         let k = Key {
-            target_object: object_on(&call.target, key)?,
-            source_object: object_on(&call.source, key)?,
+            target_object: call.target.object(key)?,
+            source_object: call.source.object(key)?,
             target: call.target.clone(),
             source: call.source.clone(),
         };
@@ -90,7 +90,7 @@ async fn delete_on(
     key: &str,
     if_match: Option<&str>,
 ) -> Result<(), S3Error> {
-    let target = object_on(side, key)?;
+    let target = side.object(key)?;
     let mut r = svc
         .fetcher
         .send(

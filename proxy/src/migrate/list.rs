@@ -8,10 +8,10 @@ use pingora::proxy::Session;
 
 use super::wire::reply;
 use super::{Call, Services};
-use crate::fetch::{Body, Request, Side, error_class, error_code};
 use crate::listing::{self, Kind, Lister};
 use crate::resign::canonical_target;
 use crate::s3error::{Code, S3Error};
+use crate::upstream::fetch::{Body, Request, Side, error_class, error_code};
 use ferry_s3::ErrorClass;
 use ferry_s3::percent::uri_encode;
 
@@ -72,7 +72,7 @@ impl Lister for SideLister<'_> {
             });
         }
         let code = error_code(&body).unwrap_or_else(|| format!("HTTP {status}"));
-        Err(crate::fetch::unavailable(
+        Err(crate::upstream::fetch::unavailable(
             self.side.label,
             format!("listing answered {code}"),
         ))

@@ -11,8 +11,8 @@
 
 use super::Services;
 use super::transfer::{PutIf, Transfer};
-use crate::fetch::{Body, Request, Side};
 use crate::s3error::{Code, S3Error};
+use crate::upstream::fetch::{Body, Request, Side};
 
 /// One key on both sides.
 pub struct Key {
@@ -49,7 +49,7 @@ pub(super) async fn head(
     match status {
         200 => Ok(Some(etag.unwrap_or_default())),
         404 => Ok(None),
-        s => Err(crate::fetch::unavailable(
+        s => Err(crate::upstream::fetch::unavailable(
             side.label,
             format!("HTTP {s} to a HEAD of the object"),
         )),

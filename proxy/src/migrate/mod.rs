@@ -21,11 +21,11 @@ use std::sync::Arc;
 
 use pingora::proxy::Session;
 
-use crate::fetch::{Fetcher, Side};
 use crate::journal::Journal;
 use crate::listing::Kind;
 use crate::s3error::{Code, S3Error};
 use crate::sigv4::chunked::ChunkedDecoder;
+use crate::upstream::fetch::{Fetcher, Side};
 use ferry_s3::S3Op;
 use ferry_s3::percent::query_value;
 
@@ -87,7 +87,8 @@ pub struct Call {
 
 /// What migrate mode shares across requests.
 pub struct Services {
-    pub fetcher: Fetcher,
+    /// The proxy's own client of the stores, shared with the proxy.
+    pub fetcher: Arc<Fetcher>,
     /// `None`: no `journal_bucket` configured; deletes in migrate mode are
     /// refused rather than risk a resurrection.
     pub journal: Option<Journal>,
@@ -125,18 +126,6 @@ fn journal(svc: &Services) -> Result<&Journal, S3Error> {
             "deletes in migrate mode need a delete journal: set journal_bucket in the proxy config",
         )
     })
-}
-
-/// The path of object `key` on `side`. An empty key is refused: it would
-/// address the bucket itself.
-pub(crate) fn object_on(side: &Side, key: &str) -> Result<String, S3Error> {
-    let path = ferry_s3::percent::object_path(&side.bucket, key).ok_or_else(|| {
-        S3Error::new(
-            Code::UserKeyMustBeSpecified,
-            "The request was missing a required key: an object key may not be empty",
-        )
-    })?;
-    crate::resign::canonical_target(&path, "")
 }
 
 /// TEST ONLY: with `FERRY_TEST_PAUSE=<dir>` in the proxy's environment,

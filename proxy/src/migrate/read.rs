@@ -8,9 +8,9 @@ use pingora::proxy::Session;
 
 use super::wire::{pass_through, reply, source_bucket_missing, source_failed, source_passes};
 use super::{Call, Services};
-use crate::fetch::{Body, Request, error_class};
 use crate::metrics;
 use crate::s3error::S3Error;
+use crate::upstream::fetch::{Body, Request, error_class};
 use ferry_s3::ErrorClass;
 use ferry_s3::percent::query_has;
 
@@ -79,7 +79,7 @@ pub async fn serve(svc: &Services, session: &mut Session, call: &Call) -> Result
                 .await;
             }
             metrics::migrate_read(&call.bucket, "source");
-            return pass_through(svc, session, s).await;
+            return pass_through(&svc.fetcher, session, s).await;
         }
         // Another 404 (NoSuchBucket) or 400: the target's answer stands,
         // as it was read.
@@ -92,5 +92,5 @@ pub async fn serve(svc: &Services, session: &mut Session, call: &Call) -> Result
         .await;
     }
     metrics::migrate_read(&call.bucket, "target");
-    pass_through(svc, session, r).await
+    pass_through(&svc.fetcher, session, r).await
 }

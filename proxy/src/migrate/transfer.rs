@@ -8,8 +8,8 @@ use bytes::Bytes;
 
 use super::Services;
 use super::wire::{source_failed, source_passes};
-use crate::fetch::{Body, Request, Response, Side, error_code};
 use crate::s3error::{Code, S3Error, xml_escape};
+use crate::upstream::fetch::{Body, Request, Response, Side, error_code};
 use ferry_s3::percent::uri_encode;
 
 /// The largest object one PUT may carry (S3's limit).
@@ -153,14 +153,19 @@ impl<'a> Transfer<'a> {
             .header_str("content-length")
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| {
-                crate::fetch::unavailable(self.from.label, "an object without a length")
+                crate::upstream::fetch::unavailable(self.from.label, "an object without a length")
             })?;
         let headers = self.headers.clone().unwrap_or_else(|| {
             get.header()
                 .headers
                 .iter()
                 .filter(|(n, _)| object_header(n.as_str()))
-                .map(|(n, v)| (n.as_str().to_owned(), crate::fetch::latin1(v.as_bytes())))
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_owned(),
+                        crate::upstream::fetch::latin1(v.as_bytes()),
+                    )
+                })
                 .collect()
         });
         let mut headers = headers;
@@ -202,10 +207,10 @@ impl<'a> Transfer<'a> {
         let status = r.status;
         let body = r.body(1 << 20).await?;
         svc.fetcher.release(r).await;
-        match (status, crate::fetch::error_class(status, &body)) {
+        match (status, crate::upstream::fetch::error_class(status, &body)) {
             (200, _) => Ok(tags_header(&body)),
             (_, ferry_s3::ErrorClass::NotImplemented) => Ok(None),
-            (s, _) => Err(crate::fetch::unavailable(
+            (s, _) => Err(crate::upstream::fetch::unavailable(
                 self.from.label,
                 format!("HTTP {s} to reading the object's tags"),
             )),
@@ -418,13 +423,12 @@ impl Remainder {
     /// At most `max` bytes of what comes next; a body that ends early is
     /// the source's failure.
     async fn next(&mut self, max: usize, from: &Side) -> Result<Bytes, S3Error> {
-        let mut b =
-            match self.carry.take() {
-                Some(b) => b,
-                None => self.get.chunk().await?.ok_or_else(|| {
-                    crate::fetch::unavailable(from.label, "the object was cut short")
-                })?,
-            };
+        let mut b = match self.carry.take() {
+            Some(b) => b,
+            None => self.get.chunk().await?.ok_or_else(|| {
+                crate::upstream::fetch::unavailable(from.label, "the object was cut short")
+            })?,
+        };
         if b.len() > max {
             self.carry = Some(b.split_off(max));
         }

@@ -20,9 +20,9 @@ use super::merged::{Conditions, Key, Verdict, as_create_only, head, judge, judge
 use super::transfer::{PutIf, Transfer};
 use super::wire::{pass_through, read_body, reply_xml};
 use super::{Call, Services};
-use crate::fetch::{Body, Request, Side, error_class};
 use crate::resign::canonical_target;
 use crate::s3error::{Code, S3Error};
+use crate::upstream::fetch::{Body, Request, Side, error_class};
 use ferry_s3::ErrorClass;
 
 /// Remembered answers are dropped wholesale past this many uploads.
@@ -154,7 +154,7 @@ pub async fn no_body(
             },
         )
         .await?;
-    pass_through(svc, session, r).await
+    pass_through(&svc.fetcher, session, r).await
 }
 
 /// Whether a 200 answer to CompleteMultipartUpload really succeeded (S3

@@ -8,8 +8,8 @@ use pingora::proxy::Session;
 use sha2::{Digest, Sha256};
 
 use super::Call;
-use crate::fetch::{Response, unavailable};
 use crate::s3error::{Code, S3Error};
+use crate::upstream::fetch::{Fetcher, Response, unavailable};
 
 /// Headers that belong to one connection, not to the object.
 const HOP: [&str; 5] = [
@@ -121,7 +121,7 @@ pub async fn reply_xml(session: &mut Session, status: u16, xml: String) -> Resul
 /// body as it streams. Once the head is written an upstream failure can
 /// only cut the body short, which the client sees as a short read.
 pub async fn pass_through(
-    svc: &super::Services,
+    fetcher: &Fetcher,
     session: &mut Session,
     mut r: Response,
 ) -> Result<(), S3Error> {
@@ -148,7 +148,7 @@ pub async fn pass_through(
         .await
         .map_err(internal)?;
     if no_body {
-        svc.fetcher.release(r).await;
+        fetcher.release(r).await;
         return Ok(());
     }
     loop {
@@ -170,7 +170,7 @@ pub async fn pass_through(
         .write_response_body(None, true)
         .await
         .map_err(internal)?;
-    svc.fetcher.release(r).await;
+    fetcher.release(r).await;
     Ok(())
 }
 

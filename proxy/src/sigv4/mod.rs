@@ -36,3 +36,6 @@ pub fn same_signature(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
+
+#[cfg(test)]
+mod chunked_proptests;

@@ -1,7 +1,13 @@
-//! An upstream S3 endpoint, from its URL, and the CA it is verified with.
+//! The stores the proxy talks to: an upstream S3 endpoint, from its URL,
+//! and the CA it is verified with; how a connection to one is set up; and
+//! the client of the requests the proxy makes itself ([`fetch`]).
+
+pub mod fetch;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use pingora::upstreams::peer::HttpPeer;
 use pingora::utils::tls::{WrappedX509, parse_x509};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -37,6 +43,16 @@ pub fn ca_from_pem(pem: &[u8]) -> Result<Arc<CaList>, String> {
         out.push(WrappedX509::new(der.to_vec(), parse_x509));
     }
     Ok(out.into())
+}
+
+/// A connection to `up`: its TLS name and trust anchors, and the timeouts.
+/// Proxied requests and the proxy's own (`fetch`) connect the same way.
+pub fn peer(up: &Upstream, connect_timeout: Duration, read_timeout: Duration) -> HttpPeer {
+    let mut peer = HttpPeer::new(up.authority.as_str(), up.tls, up.host.clone());
+    peer.options.ca = up.ca.clone();
+    peer.options.connection_timeout = Some(connect_timeout);
+    peer.options.read_timeout = Some(read_timeout);
+    peer
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

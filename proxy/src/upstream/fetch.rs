@@ -16,9 +16,9 @@ use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
 use sha2::{Digest, Sha256};
 
+use super::Upstream;
 use crate::resign::{self, RequestLine, UpstreamCreds};
 use crate::s3error::{Code, S3Error};
-use crate::upstream::Upstream;
 use ferry_s3::ErrorClass;
 
 /// How long an idle upstream connection stays in the pool.
@@ -39,6 +39,20 @@ pub struct Side {
     pub bucket: String,
     /// `source` or `target`: for errors and metrics.
     pub label: &'static str,
+}
+
+impl Side {
+    /// The path of object `key` on this side. An empty key is refused: it
+    /// would address the bucket itself.
+    pub fn object(&self, key: &str) -> Result<String, S3Error> {
+        let path = ferry_s3::percent::object_path(&self.bucket, key).ok_or_else(|| {
+            S3Error::new(
+                Code::UserKeyMustBeSpecified,
+                "The request was missing a required key: an object key may not be empty",
+            )
+        })?;
+        resign::canonical_target(&path, "")
+    }
 }
 
 /// The body of an outgoing request.
@@ -93,11 +107,7 @@ impl Fetcher {
     }
 
     fn peer(&self, up: &Upstream) -> HttpPeer {
-        let mut peer = HttpPeer::new(up.authority.as_str(), up.tls, up.host.clone());
-        peer.options.ca = up.ca.clone();
-        peer.options.connection_timeout = Some(self.connect_timeout);
-        peer.options.read_timeout = Some(self.read_timeout);
-        peer
+        super::peer(up, self.connect_timeout, self.read_timeout)
     }
 
     /// Sends the request line, headers and (for `Full`) the body.

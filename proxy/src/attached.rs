@@ -1,0 +1,29 @@
+//! What the request path knows about an attached bucket, and the trait it
+//! reads buckets and client users through (`directory::LiveDirectory` in
+//! the proxy, a table in tests).
+
+use std::sync::Arc;
+
+use ferry_control::Mode;
+
+use crate::resign::UpstreamCreds;
+use crate::upstream::Upstream;
+
+/// What the request path needs to know about an attached bucket.
+#[derive(Debug, Clone)]
+pub struct Attached {
+    pub mode: Mode,
+    pub source: Upstream,
+    pub source_bucket: String,
+    pub source_creds: UpstreamCreds,
+    /// Uploads in flight on the source when migrate mode was set.
+    pub source_uploads: Arc<[String]>,
+}
+
+/// Where bucket state and users come from; swapped whole on change.
+pub trait Directory: Send + Sync + 'static {
+    fn attached(&self, bucket: &str) -> Option<Attached>;
+    /// The secret of a client access key, from the users file.
+    fn secret(&self, access_key: &str) -> Option<String>;
+    fn allowed(&self, access_key: &str, bucket: &str, write: bool) -> bool;
+}
