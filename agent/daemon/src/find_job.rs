@@ -3,7 +3,6 @@
 //! and a scan cut by an agent stop runs again from the start (replacing
 //! its own partial output, which s3find never shows as a whole list).
 
-use std::ffi::OsString;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,35 +26,10 @@ pub fn options(o: &FindOptions, rerun: bool) -> Result<s3find::Options, String> 
             ));
         }
     }
-    let mut a: Vec<OsString> = vec!["s3find".into()];
-    let mut kv = |flag: &str, v: String| a.push(format!("--{flag}={v}").into());
-    if let Some(d) = o.later_than {
-        kv("later-than", d.to_string());
-    }
-    if let Some(t) = o.reference_time {
-        kv("reference-time", t.to_string());
-    }
-    kv("memory-mb", o.memory_mb.to_string());
-    kv("threads", o.threads.to_string());
-    kv(
-        "progress-interval-secs",
-        ENGINE_PROGRESS.as_secs().to_string(),
-    );
-    if o.overwrite || rerun {
-        a.push("--overwrite".into());
-    }
-    if o.sizes {
-        a.push("--sizes".into());
-    }
-    a.push("--".into());
-    a.push(o.directory.clone().into());
-    a.push(o.output_dir.clone().into());
-    let args = s3find::Args::try_parse_weka(a).map_err(|e| {
-        let text = e.to_string();
-        let first = text.lines().next().unwrap_or_default();
-        first.strip_prefix("error: ").unwrap_or(first).to_owned()
-    })?;
-    args.to_options().map_err(|e| e.to_string())
+    let mut o = o.clone();
+    o.overwrite |= rerun;
+    o.progress_interval_secs = ENGINE_PROGRESS.as_secs();
+    s3find::scan_options(&o).map_err(|e| e.to_string())
 }
 
 /// One run's inputs.

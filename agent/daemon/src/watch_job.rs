@@ -6,7 +6,6 @@
 //! `--overwrite`: the engine compares its new scan with the state the
 //! last run saved, so what changed meanwhile is a set of its own.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,29 +33,11 @@ pub fn options(o: &WatchOptions, rerun: bool) -> Result<s3find::WatchOptions, St
             ));
         }
     }
-    let mut a: Vec<OsString> = vec!["s3find".into(), "--watch".into()];
-    let mut kv = |flag: &str, v: String| a.push(format!("--{flag}={v}").into());
-    kv("interval", o.interval.to_string());
-    kv("rescan-interval", o.rescan_interval.to_string());
-    kv("quiet-secs", o.quiet_secs.to_string());
-    kv("memory-mb", o.memory_mb.to_string());
-    kv("threads", o.threads.to_string());
-    kv(
-        "progress-interval-secs",
-        ENGINE_PROGRESS.as_secs().to_string(),
-    );
-    if o.overwrite || rerun {
-        a.push("--overwrite".into());
-    }
-    a.push("--".into());
-    a.push(o.directory.clone().into());
-    a.push(o.output_dir.clone().into());
-    let args = s3find::Args::try_parse_weka(a).map_err(|e| {
-        let text = e.to_string();
-        let first = text.lines().next().unwrap_or_default();
-        first.strip_prefix("error: ").unwrap_or(first).to_owned()
-    })?;
-    args.to_watch_options().map_err(|e| e.to_string())
+    let mut o = o.clone();
+    o.overwrite |= rerun;
+    let mut w = s3find::watch_options(&o).map_err(|e| e.to_string())?;
+    w.scan.progress_every = Some(ENGINE_PROGRESS);
+    Ok(w)
 }
 
 /// Check a spec as s3find would, before a job is created.

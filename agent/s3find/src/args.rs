@@ -1,10 +1,11 @@
 //! The `s3find` command line: WEKA's syntax, and Ferry's own flags.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+
 use std::time::Duration;
 
 use clap::Parser;
+use ferry_control::FindOptions;
 
 use super::watch::{
     DEFAULT_INTERVAL_SECS, DEFAULT_QUIET_SECS, DEFAULT_RESCAN_INTERVAL_SECS, WatchOptions,
@@ -47,49 +48,13 @@ pub use ferry_control::jobs::{
     override_usage = "s3find <DIRECTORY> <OUTPUT_DIR> [-later-than <N_DAYS>] [OPTIONS]"
 )]
 pub struct Args {
-    /// The directory to scan: a bucket's mounted filesystem.
-    #[arg(value_name = "DIRECTORY")]
-    pub directory: PathBuf,
-    /// Where the chunk files go (created if missing); the --src-folder of
-    /// s3migrate.
-    #[arg(value_name = "OUTPUT_DIR")]
-    pub output_dir: PathBuf,
-    /// Keep only files changed (max of mtime and ctime) within the last
-    /// N days; fractions allowed. WEKA's spelling `-later-than` works too.
-    /// Not with --watch.
-    #[arg(long, value_name = "N_DAYS", conflicts_with = "watch")]
-    pub later_than: Option<f64>,
-    /// Count the --later-than days back from this moment (Unix seconds,
-    /// fractions allowed) instead of from now: repeats a scan's selection
-    /// exactly. Files changed after it are kept too.
-    #[arg(long, value_name = "UNIX_SECS", requires = "later_than")]
-    pub reference_time: Option<f64>,
-    /// Memory for sorting, in MiB (key bytes plus 8 bytes per key). Beyond
-    /// it, sorted runs spill into OUTPUT_DIR/.s3find-tmp-*.
-    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MEMORY_MB,
-          value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
-    pub memory_mb: u32,
-    /// Walker threads; 0 = one per core, at most 12. On network
-    /// filesystems more threads hide latency.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub threads: usize,
-    /// Count the bytes of the listed files, for the summary. It costs one
-    /// lstat per file, which a plain listing does not need (the file type
-    /// comes with the directory entry): about half the speed on a large
-    /// local tree.
-    #[arg(long)]
-    pub sizes: bool,
-    /// Replace the chunk files (*.keys) of an earlier scan in OUTPUT_DIR.
-    /// The old ones are removed only once the new list is complete.
-    #[arg(long)]
-    pub overwrite: bool,
-    /// Seconds between progress lines on stderr; 0 = none.
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_PROGRESS_SECS)]
-    pub progress_interval_secs: u64,
+    /// What to scan and how: the same schema as an agent's find job.
+    #[command(flatten)]
+    pub scan: FindOptions,
     /// After the scan, keep watching DIRECTORY: every --interval seconds,
     /// write the keys created, modified and deleted since the last set
     /// into OUTPUT_DIR/incr/<seq>-<UTC time>/. Runs until TERM or INT.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "later_than")]
     pub watch: bool,
     /// With --watch: seconds between incremental sets.
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_INTERVAL_SECS,
@@ -135,28 +100,58 @@ impl Args {
     }
 
     pub fn to_options(&self) -> Result<Options, FindError> {
-        let reference_time = self
-            .reference_time
-            .map(filter::unix_secs_to_nanos)
-            .transpose()
-            .map_err(FindError::Input)?;
-        if let Some(days) = self.later_than {
-            // Refuse a bad value now, with the flag's name, not mid-scan.
-            filter::TimeFilter::later_than_days(days, 0).map_err(FindError::Input)?;
-        }
-        Ok(Options {
-            root: self.directory.clone(),
-            output_dir: self.output_dir.clone(),
-            later_than_days: self.later_than,
-            reference_time,
-            memory_bytes: self.memory_mb as usize * 1024 * 1024,
-            threads: self.threads,
-            sizes: self.sizes,
-            overwrite: self.overwrite,
-            progress_every: (self.progress_interval_secs > 0)
-                .then(|| Duration::from_secs(self.progress_interval_secs)),
-        })
+        scan_options(&self.scan)
     }
+}
+
+/// The engine's options for a scan: s3find's flags or a find job's, checked.
+pub fn scan_options(o: &FindOptions) -> Result<Options, FindError> {
+    o.check().map_err(FindError::Input)?;
+    let reference_time = o
+        .reference_time
+        .map(filter::unix_secs_to_nanos)
+        .transpose()
+        .map_err(FindError::Input)?;
+    if let Some(days) = o.later_than {
+        // Refuse a bad value now, with the flag's name, not mid-scan.
+        filter::TimeFilter::later_than_days(days, 0).map_err(FindError::Input)?;
+    }
+    Ok(Options {
+        root: o.directory.clone(),
+        output_dir: o.output_dir.clone(),
+        later_than_days: o.later_than,
+        reference_time,
+        memory_bytes: o.memory_mb as usize * 1024 * 1024,
+        threads: o.threads,
+        sizes: o.sizes,
+        overwrite: o.overwrite,
+        progress_every: (o.progress_interval_secs > 0)
+            .then(|| Duration::from_secs(o.progress_interval_secs)),
+    })
+}
+
+/// The engine's options for a watch job: its scan, then its timings.
+pub fn watch_options(o: &ferry_control::jobs::WatchOptions) -> Result<WatchOptions, FindError> {
+    o.check().map_err(FindError::Input)?;
+    let scan = FindOptions {
+        directory: o.directory.clone(),
+        output_dir: o.output_dir.clone(),
+        later_than: None,
+        reference_time: None,
+        memory_mb: o.memory_mb,
+        threads: o.threads,
+        sizes: false,
+        overwrite: o.overwrite,
+        progress_interval_secs: 0,
+        bucket: None,
+    };
+    Ok(WatchOptions {
+        scan: scan_options(&scan)?,
+        interval: Duration::from_secs(o.interval),
+        rescan_interval: Duration::from_secs(o.rescan_interval),
+        quiet: Duration::from_secs(o.quiet_secs),
+        max_watches: None,
+    })
 }
 
 /// WEKA's s3find takes `-later-than N` with one dash, which clap would read
@@ -190,6 +185,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn parse(args: &[&str]) -> Result<Args, clap::Error> {
         Args::try_parse_weka(std::iter::once("s3find").chain(args.iter().copied()))
@@ -205,19 +201,19 @@ mod tests {
             &["-later-than", "7", "/mnt/b", "/out"],
         ] {
             let a = parse(form).unwrap();
-            assert_eq!(a.later_than, Some(7.0), "{form:?}");
-            assert_eq!(a.directory, PathBuf::from("/mnt/b"));
-            assert_eq!(a.output_dir, PathBuf::from("/out"));
+            assert_eq!(a.scan.later_than, Some(7.0), "{form:?}");
+            assert_eq!(a.scan.directory, PathBuf::from("/mnt/b"));
+            assert_eq!(a.scan.output_dir, PathBuf::from("/out"));
         }
     }
 
     #[test]
     fn defaults() {
         let a = parse(&["d", "o"]).unwrap();
-        assert_eq!(a.later_than, None);
-        assert_eq!(a.memory_mb, DEFAULT_MEMORY_MB);
-        assert_eq!(a.threads, 0);
-        assert!(!a.overwrite);
+        assert_eq!(a.scan.later_than, None);
+        assert_eq!(a.scan.memory_mb, DEFAULT_MEMORY_MB);
+        assert_eq!(a.scan.threads, 0);
+        assert!(!a.scan.overwrite);
         let o = a.to_options().unwrap();
         assert_eq!(o.memory_bytes, 256 << 20);
         assert_eq!(o.progress_every, Some(Duration::from_secs(5)));

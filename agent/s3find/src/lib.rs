@@ -42,7 +42,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-pub use args::Args;
+pub use args::{Args, scan_options, watch_options};
 pub use report::{Notice, Quiet, Report, StderrReport};
 pub use stats::Stats;
 pub use watch::{WatchOptions, WatchStats, watch};

@@ -390,49 +390,92 @@ fn default_find_progress() -> u64 {
     DEFAULT_FIND_PROGRESS_SECS
 }
 
-/// An s3find scan: s3find's arguments and flags, by the same names.
+/// The sizes `--memory-mb` accepts, in MiB (1 MiB to 1 TiB).
+pub const FIND_MEMORY_MB_MIN: u32 = 1;
+pub const FIND_MEMORY_MB_MAX: u32 = 1_048_576;
+
+/// What an s3find scan does: s3find's arguments and scan flags (it
+/// flattens this into its command line) and a find job's options, one
+/// schema, defaults written once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct FindOptions {
     /// The directory to scan: a bucket's mounted filesystem.
     #[arg(value_name = "DIRECTORY")]
     pub directory: PathBuf,
-    /// Where the chunk files go; the --src-folder of a migrate job.
+    /// Where the chunk files go (created if missing); the --src-folder of
+    /// s3migrate.
     #[arg(value_name = "OUTPUT_DIR")]
     pub output_dir: PathBuf,
-    /// Keep only files changed within the last N days (fractions allowed).
+    /// Keep only files changed (max of mtime and ctime) within the last
+    /// N days; fractions allowed. WEKA's spelling `-later-than` works too.
+    /// Not with --watch.
     #[arg(long, value_name = "N_DAYS")]
     #[serde(default)]
     pub later_than: Option<f64>,
-    /// Count the --later-than days back from this moment (Unix seconds).
-    #[arg(long, value_name = "UNIX_SECS")]
+    /// Count the --later-than days back from this moment (Unix seconds,
+    /// fractions allowed) instead of from now: repeats a scan's selection
+    /// exactly. Files changed after it are kept too.
+    #[arg(long, value_name = "UNIX_SECS", requires = "later_than")]
     #[serde(default)]
     pub reference_time: Option<f64>,
-    /// Memory for sorting, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_FIND_MEMORY_MB)]
+    /// Memory for sorting, in MiB (key bytes plus 8 bytes per key). Beyond
+    /// it, sorted runs spill into OUTPUT_DIR/.s3find-tmp-*.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_FIND_MEMORY_MB,
+          value_parser = clap::value_parser!(u32)
+              .range(i64::from(FIND_MEMORY_MB_MIN)..=i64::from(FIND_MEMORY_MB_MAX)))]
     #[serde(default = "default_find_memory")]
     pub memory_mb: u32,
-    /// Walker threads; 0 = one per core, at most 12.
+    /// Walker threads; 0 = one per core, at most 12. On network
+    /// filesystems more threads hide latency.
     #[arg(long, value_name = "N", default_value_t = 0)]
     #[serde(default)]
     pub threads: usize,
-    /// Replace the chunk files of an earlier scan in OUTPUT_DIR.
-    #[arg(long)]
-    #[serde(default)]
-    pub overwrite: bool,
-    /// Count the listed files' bytes (one lstat per file; slower).
+    /// Count the bytes of the listed files, for the summary. It costs one
+    /// lstat per file, which a plain listing does not need (the file type
+    /// comes with the directory entry): about half the speed on a large
+    /// local tree.
     #[arg(long)]
     #[serde(default)]
     pub sizes: bool,
-    /// Seconds between progress lines in the job's log; 0 = none.
+    /// Replace the chunk files (*.keys) of an earlier scan in OUTPUT_DIR.
+    /// The old ones are removed only once the new list is complete.
+    #[arg(long)]
+    #[serde(default)]
+    pub overwrite: bool,
+    /// Seconds between progress lines (s3find: on stderr; a job: in its
+    /// log); 0 = none.
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_FIND_PROGRESS_SECS)]
     #[serde(default = "default_find_progress")]
     pub progress_interval_secs: u64,
-    /// The bucket this directory holds, for `job list` and metric labels.
-    /// Default: the directory's name.
-    #[arg(long, value_name = "BUCKET")]
+    /// A job's bucket label, for `job list` and metric labels (default:
+    /// the directory's name); `ferryctl job start find --bucket` sets it.
+    /// s3find itself has no use for it.
+    #[arg(skip)]
     #[serde(default)]
     pub bucket: Option<String>,
+}
+
+impl FindOptions {
+    /// The rules clap's value parsers hold on a command line, for a job's
+    /// spec, which comes as JSON.
+    pub fn check(&self) -> Result<(), String> {
+        check_memory_mb(self.memory_mb)?;
+        if self.reference_time.is_some() && self.later_than.is_none() {
+            return Err("--reference-time needs --later-than".into());
+        }
+        Ok(())
+    }
+}
+
+fn check_memory_mb(mb: u32) -> Result<(), String> {
+    if (FIND_MEMORY_MB_MIN..=FIND_MEMORY_MB_MAX).contains(&mb) {
+        Ok(())
+    } else {
+        Err(format!(
+            "--memory-mb must be {FIND_MEMORY_MB_MIN} to {FIND_MEMORY_MB_MAX} (got {mb})"
+        ))
+    }
 }
 
 /// Default of s3find's `--interval` (watch mode).
@@ -479,7 +522,9 @@ pub struct WatchOptions {
     #[serde(default = "default_watch_quiet")]
     pub quiet_secs: u64,
     /// Memory for sorting, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_FIND_MEMORY_MB)]
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_FIND_MEMORY_MB,
+          value_parser = clap::value_parser!(u32)
+              .range(i64::from(FIND_MEMORY_MB_MIN)..=i64::from(FIND_MEMORY_MB_MAX)))]
     #[serde(default = "default_find_memory")]
     pub memory_mb: u32,
     /// Walker threads; 0 = one per core, at most 12.
@@ -496,6 +541,23 @@ pub struct WatchOptions {
     #[arg(long, value_name = "BUCKET")]
     #[serde(default)]
     pub bucket: Option<String>,
+}
+
+impl WatchOptions {
+    /// The rules clap's value parsers hold on a command line, for a job's
+    /// spec, which comes as JSON.
+    pub fn check(&self) -> Result<(), String> {
+        check_memory_mb(self.memory_mb)?;
+        for (flag, secs) in [
+            ("--interval", self.interval),
+            ("--rescan-interval", self.rescan_interval),
+        ] {
+            if secs == 0 {
+                return Err(format!("{flag} must be at least 1 second"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Secrets a job needs, sent once at start. The agent keeps them in the

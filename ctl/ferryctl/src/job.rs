@@ -67,6 +67,10 @@ pub enum StartKind {
     Find {
         #[command(flatten)]
         opts: FindOptions,
+        /// The bucket this directory holds, for `job list` and metric
+        /// labels. Default: the directory's name.
+        #[arg(long, value_name = "BUCKET")]
+        bucket: Option<String>,
         /// Print the new job as JSON.
         #[arg(long)]
         json: bool,
@@ -132,7 +136,12 @@ pub fn run(client: &Client, command: JobCommand) -> Result<(), Failure> {
                     let spec = JobSpec::Migrate(*opts);
                     (StartJobRequest { spec, secrets }, json)
                 }
-                StartKind::Find { mut opts, json } => {
+                StartKind::Find {
+                    mut opts,
+                    bucket,
+                    json,
+                } => {
+                    opts.bucket = bucket;
                     opts.directory = absolute(&opts.directory)?;
                     opts.output_dir = absolute(&opts.output_dir)?;
                     let spec = JobSpec::Find(opts);
