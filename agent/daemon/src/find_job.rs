@@ -11,6 +11,8 @@ use ferry_control::jobs::FindSummaryView;
 
 use super::metrics::{self, JobLabels};
 use super::{LiveInfo, RunEnd, joblog};
+use crate::runner::{Common, JobRunner, Steer};
+use futures::future::BoxFuture;
 use s3find::{self, Notice, Report, stats::Progress};
 
 /// How often the engine reports progress to the job (metrics, `show`).
@@ -35,20 +37,27 @@ pub fn options(o: &FindOptions, rerun: bool) -> Result<s3find::Options, String> 
 /// One run's inputs.
 pub struct RunInput {
     pub opts: FindOptions,
-    pub job_dir: std::path::PathBuf,
-    pub earlier_runs: u32,
-    pub live: Arc<LiveInfo>,
-    pub labels: JobLabels,
+    pub common: Common,
+}
+
+impl JobRunner for RunInput {
+    fn steer(&self) -> Steer {
+        Steer::Fixed
+    }
+
+    fn run(self: Box<Self>) -> BoxFuture<'static, RunEnd> {
+        Box::pin(run(*self))
+    }
 }
 
 /// One run of a scan, to its end.
 pub async fn run(input: RunInput) -> RunEnd {
-    let log = input.job_dir.join(super::store::LOG_FILE);
-    let opts = match options(&input.opts, input.earlier_runs > 0) {
+    let log = input.common.job_dir.join(super::store::LOG_FILE);
+    let opts = match options(&input.opts, input.common.earlier_runs > 0) {
         Ok(o) => o,
         Err(e) => return RunEnd::Failed(e),
     };
-    if input.earlier_runs > 0 {
+    if input.common.earlier_runs > 0 {
         joblog::append(
             &log,
             "scanning again from the start (a scan has no checkpoint)",
@@ -56,8 +65,8 @@ pub async fn run(input: RunInput) -> RunEnd {
     }
     let report = JobReport {
         log: log.clone(),
-        live: input.live.clone(),
-        labels: input.labels.clone(),
+        live: input.common.live.clone(),
+        labels: input.common.labels.clone(),
         every: Duration::from_secs(input.opts.progress_interval_secs),
         logged: Mutex::new(None),
     };
@@ -73,7 +82,7 @@ pub async fn run(input: RunInput) -> RunEnd {
                 chunks: stats.chunks,
                 elapsed_secs: stats.elapsed_secs,
             };
-            metrics::find_done(&input.labels, &summary);
+            metrics::find_done(&input.common.labels, &summary);
             joblog::append(
                 &log,
                 &format!(
@@ -86,7 +95,7 @@ pub async fn run(input: RunInput) -> RunEnd {
                     summary.chunks
                 ),
             );
-            input.live.set_progress(format!(
+            input.common.live.set_progress(format!(
                 "files={} dirs={} skipped={} errors={} chunks={} elapsed={:.0}s",
                 summary.files,
                 summary.dirs,

@@ -30,8 +30,8 @@ use super::{
     Config, LiveInfo, Refusal, RunEnd, describe, find_job, joblog, migrate_job, now_rfc3339,
     watch_job,
 };
-use s3migrate::Control;
 
+use crate::runner::{Common, Steer, runner};
 use crate::transition::{Refused, Run, Step, Verb, transition};
 
 /// Lines `logs` returns unless asked, and at most.
@@ -48,10 +48,8 @@ enum Stop {
 }
 
 struct Live {
-    /// A copy's handle; a scan has none (it cannot pause or stop).
-    control: Option<Arc<Control>>,
-    /// A watch's stop flag: set, the engine ends after its current set.
-    stop_flag: Option<Arc<AtomicBool>>,
+    /// What the run can be told.
+    steer: Steer,
     info: Arc<LiveInfo>,
     stop: Option<Stop>,
     /// Turns true when the run has ended and its end is recorded.
@@ -69,20 +67,13 @@ struct Job {
 impl Job {
     /// What the job's run can be told, for [`transition`].
     fn run(&self) -> Run {
-        match &self.live {
-            None => Run::None,
-            Some(Live {
-                control: Some(_), ..
-            }) => Run::Steerable,
-            Some(Live {
-                stop_flag: Some(_), ..
-            }) => Run::Stoppable,
-            Some(_) => Run::Fixed,
-        }
+        self.live.as_ref().map_or(Run::None, |l| l.steer.can())
     }
 
-    fn control(&self) -> Option<Arc<Control>> {
-        self.live.as_ref().and_then(|l| l.control.clone())
+    /// The live run's handle; `transition` allowed the step only if there
+    /// is one.
+    fn steer(&self) -> &Steer {
+        &self.live.as_ref().expect("a live run").steer
     }
 }
 
@@ -413,7 +404,7 @@ impl Manager {
             Step::PauseRun => {
                 set_state(job, step.next(job.rec.state));
                 save(job)?;
-                job.control().expect("a steerable run").pause();
+                job.steer().pause();
                 job.log("paused: no new keys are handed out; the ones in flight finish");
             }
             _ => {}
@@ -448,7 +439,7 @@ impl Manager {
             Step::ResumeRun => {
                 set_state(job, step.next(job.rec.state));
                 save(job)?;
-                job.control().expect("a steerable run").resume();
+                job.steer().resume();
                 job.log("resumed");
             }
             Step::Requeue { failed: false } => {
@@ -494,21 +485,13 @@ impl Manager {
                 Step::StopRun => {
                     let live = job.live.as_mut().expect("a run to stop");
                     live.stop = Some(Stop::Cancel);
-                    let control = live.control.clone();
-                    let flag = live.stop_flag.clone();
                     let ended = live.ended.clone();
+                    let steer = live.steer.clone();
                     job.rec.cancel_requested = true;
                     job.rec.updated_at = now_rfc3339();
                     save(job)?;
-                    if let Some(control) = control {
-                        control.cancel();
-                        job.log(
-                            "cancelling: the keys in flight finish, then migrate.log is checkpointed",
-                        );
-                    }
-                    if let Some(flag) = flag {
-                        flag.store(true, Ordering::SeqCst);
-                        job.log("cancelling: the watch finishes its current set, then stops");
+                    if let Some(how) = steer.stop() {
+                        job.log(&format!("cancelling: {how}"));
                     }
                     ended
                 }
@@ -581,77 +564,28 @@ impl Manager {
         let info = Arc::new(LiveInfo::default());
         let id = job.rec.id;
         let mgr = self.clone();
-        match &job.spec {
-            JobSpec::Migrate(o) => {
-                let control = Control::new();
-                let input = migrate_job::RunInput {
-                    opts: o.clone(),
-                    job_dir: job.dir.clone(),
-                    folder: job.rec.folder.clone(),
-                    created_at: job.rec.created_at.clone(),
-                    earlier_runs,
-                    control: control.clone(),
-                    live: info.clone(),
-                    labels: job.labels.clone(),
-                };
-                job.live = Some(Live {
-                    control: Some(control),
-                    stop_flag: None,
-                    info,
-                    stop: None,
-                    ended,
-                });
-                tokio::spawn(async move {
-                    let end = migrate_job::run(input).await;
-                    mgr.run_ended(id, end);
-                    let _ = ended_tx.send(true);
-                });
-            }
-            JobSpec::Find(o) => {
-                let input = find_job::RunInput {
-                    opts: o.clone(),
-                    job_dir: job.dir.clone(),
-                    earlier_runs,
-                    live: info.clone(),
-                    labels: job.labels.clone(),
-                };
-                job.live = Some(Live {
-                    control: None,
-                    stop_flag: None,
-                    info,
-                    stop: None,
-                    ended,
-                });
-                tokio::spawn(async move {
-                    let end = find_job::run(input).await;
-                    mgr.run_ended(id, end);
-                    let _ = ended_tx.send(true);
-                });
-            }
-            JobSpec::Watch(o) => {
-                let flag = Arc::new(AtomicBool::new(false));
-                let input = watch_job::RunInput {
-                    opts: o.clone(),
-                    job_dir: job.dir.clone(),
-                    earlier_runs,
-                    stop: flag.clone(),
-                    live: info.clone(),
-                    labels: job.labels.clone(),
-                };
-                job.live = Some(Live {
-                    control: None,
-                    stop_flag: Some(flag),
-                    info,
-                    stop: None,
-                    ended,
-                });
-                tokio::spawn(async move {
-                    let end = watch_job::run(input).await;
-                    mgr.run_ended(id, end);
-                    let _ = ended_tx.send(true);
-                });
-            }
-        }
+        let run = runner(
+            &job.spec,
+            Common {
+                job_dir: job.dir.clone(),
+                folder: job.rec.folder.clone(),
+                created_at: job.rec.created_at.clone(),
+                earlier_runs,
+                live: info.clone(),
+                labels: job.labels.clone(),
+            },
+        );
+        job.live = Some(Live {
+            steer: run.steer(),
+            info,
+            stop: None,
+            ended,
+        });
+        tokio::spawn(async move {
+            let end = run.run().await;
+            mgr.run_ended(id, end);
+            let _ = ended_tx.send(true);
+        });
     }
 
     /// Record how a run ended, then fill the freed slot.
@@ -724,12 +658,7 @@ impl Manager {
                     continue;
                 };
                 live.stop = Some(Stop::Shutdown);
-                if let Some(c) = &live.control {
-                    c.cancel();
-                    waits.push(live.ended.clone());
-                }
-                if let Some(f) = &live.stop_flag {
-                    f.store(true, Ordering::SeqCst);
+                if live.steer.stop().is_some() {
                     waits.push(live.ended.clone());
                 }
             }

@@ -9,16 +9,18 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_control::{JobSecrets, MigrateOptions, PassSummaryView};
 
-use super::metrics::{self, JobLabels, Rates};
-use super::{LiveInfo, RunEnd, joblog, parse_rfc3339};
+use super::metrics::{self, Rates};
+use super::{RunEnd, joblog, parse_rfc3339};
+use crate::runner::{Common, JobRunner, Steer};
 use ferry_control::keylist;
 use ferry_s3::durable;
+use futures::future::BoxFuture;
 use s3migrate::ledger::{FAILED_LOG, MIGRATE_LOG};
 use s3migrate::partition::Partition;
 use s3migrate::{self, Args, Control, RunError, progress};
@@ -235,27 +237,31 @@ pub fn set_aside_old_log(o: &MigrateOptions, folder: &Path, id: u64) -> std::io:
 /// One run's inputs.
 pub struct RunInput {
     pub opts: MigrateOptions,
-    pub job_dir: PathBuf,
-    pub folder: PathBuf,
-    pub created_at: String,
-    /// Runs before this one.
-    pub earlier_runs: u32,
     pub control: Arc<Control>,
-    pub live: Arc<LiveInfo>,
-    pub labels: JobLabels,
+    pub common: Common,
+}
+
+impl JobRunner for RunInput {
+    fn steer(&self) -> Steer {
+        Steer::Copy(self.control.clone())
+    }
+
+    fn run(self: Box<Self>) -> BoxFuture<'static, RunEnd> {
+        Box::pin(run(*self))
+    }
 }
 
 /// One run of a copy job, to its end.
 pub async fn run(input: RunInput) -> RunEnd {
-    let log = input.job_dir.join(super::store::LOG_FILE);
+    let log = input.common.job_dir.join(super::store::LOG_FILE);
     let prepared = {
         let (o, dir, folder, created) = (
             input.opts.clone(),
-            input.job_dir.clone(),
-            input.folder.clone(),
-            input.created_at.clone(),
+            input.common.job_dir.clone(),
+            input.common.folder.clone(),
+            input.common.created_at.clone(),
         );
-        let first = input.earlier_runs == 0;
+        let first = input.common.earlier_runs == 0;
         tokio::task::spawn_blocking(move || prepare(&o, &dir, &folder, &created, first)).await
     };
     let (args, resume) = match prepared {
@@ -270,7 +276,7 @@ pub async fn run(input: RunInput) -> RunEnd {
     joblog::append(
         &log,
         &match &resume.start_after {
-            Some(s) if input.earlier_runs > 0 => format!(
+            Some(s) if input.common.earlier_runs > 0 => format!(
                 "resuming: {} pass(es) to go, starting after {s:?} (the watermark)",
                 resume.passes
             ),
@@ -282,12 +288,12 @@ pub async fn run(input: RunInput) -> RunEnd {
     let result = drive(args, &input, &log, every).await;
     // The last pass's final counts (a short pass may end between ticks).
     if let Some((pass, snap)) = input.control.snapshot() {
-        metrics::migrate_progress(&input.labels, pass, &snap, Rates::default());
+        metrics::migrate_progress(&input.common.labels, pass, &snap, Rates::default());
     }
-    metrics::migrate_idle(&input.labels);
-    let summaries = pass_summaries(&input.folder, &input.created_at);
+    metrics::migrate_idle(&input.common.labels);
+    let summaries = pass_summaries(&input.common.folder, &input.common.created_at);
     if let Some(last) = summaries.last() {
-        metrics::migrate_failures(&input.labels, last);
+        metrics::migrate_failures(&input.common.labels, last);
     }
     match result {
         Ok(report) => {
@@ -309,7 +315,7 @@ pub async fn run(input: RunInput) -> RunEnd {
                     ),
                 );
                 if let Some(line) = (!p.progress.is_empty()).then(|| p.progress.clone()) {
-                    input.live.set_progress(line);
+                    input.common.live.set_progress(line);
                 }
             }
             let failed = report.passes.last().map_or(0, |p| p.objects.fail);
@@ -317,7 +323,7 @@ pub async fn run(input: RunInput) -> RunEnd {
             if let Some(v) = &report.verify {
                 joblog::append(&log, &v.to_string());
             }
-            let folder = input.folder.display();
+            let folder = input.common.folder.display();
             match (failed, differences) {
                 (0, 0) => RunEnd::Completed { find: None },
                 (f, 0) => RunEnd::Failed(format!(
@@ -385,6 +391,7 @@ async fn drive(
             // checkpoint note and `job show` are read from.
             let started = pass.filter(|(p, _)| *p == n).map_or(now, |(_, t)| t);
             input
+                .common
                 .live
                 .set_progress(progress::line(&snap, now - started));
             return r;
@@ -399,7 +406,7 @@ async fn drive(
             }
         };
         let line = progress::line(&snap, now - started);
-        input.live.set_progress(line.clone());
+        input.common.live.set_progress(line.clone());
         window.push_back((now, snap.upld, snap.ul_bytes));
         while window
             .front()
@@ -417,7 +424,7 @@ async fn drive(
             }
             _ => Rates::default(),
         };
-        metrics::migrate_progress(&input.labels, n, &snap, rates);
+        metrics::migrate_progress(&input.common.labels, n, &snap, rates);
         if input.control.is_paused() {
             if !paused_logged {
                 joblog::append(log, &format!("paused: {line}"));
@@ -436,6 +443,7 @@ async fn drive(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn opts() -> MigrateOptions {
         serde_json::from_value(serde_json::json!({

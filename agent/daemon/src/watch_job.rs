@@ -15,6 +15,8 @@ use ferry_control::jobs::{WatchOptions, WatchSummaryView};
 
 use super::metrics::{self, JobLabels};
 use super::{LiveInfo, RunEnd, joblog};
+use crate::runner::{Common, JobRunner, Steer};
+use futures::future::BoxFuture;
 use s3find::{self, Notice, Report, WatchStats, stats::Progress};
 
 /// How often the engine reports progress during its scans.
@@ -80,22 +82,29 @@ fn view(s: &WatchStats) -> WatchSummaryView {
 /// One run's inputs.
 pub struct RunInput {
     pub opts: WatchOptions,
-    pub job_dir: PathBuf,
-    pub earlier_runs: u32,
     /// Set to end the watch (after its current set).
     pub stop: Arc<AtomicBool>,
-    pub live: Arc<LiveInfo>,
-    pub labels: JobLabels,
+    pub common: Common,
+}
+
+impl JobRunner for RunInput {
+    fn steer(&self) -> Steer {
+        Steer::Watch(self.stop.clone())
+    }
+
+    fn run(self: Box<Self>) -> BoxFuture<'static, RunEnd> {
+        Box::pin(run(*self))
+    }
 }
 
 /// One run of a watch, until it is stopped or fails.
 pub async fn run(input: RunInput) -> RunEnd {
-    let log = input.job_dir.join(super::store::LOG_FILE);
-    let opts = match options(&input.opts, input.earlier_runs > 0) {
+    let log = input.common.job_dir.join(super::store::LOG_FILE);
+    let opts = match options(&input.opts, input.common.earlier_runs > 0) {
         Ok(o) => o,
         Err(e) => return RunEnd::Failed(e),
     };
-    if input.earlier_runs > 0 {
+    if input.common.earlier_runs > 0 {
         joblog::append(
             &log,
             "watching again: the new scan is compared with the state the last run saved",
@@ -103,8 +112,8 @@ pub async fn run(input: RunInput) -> RunEnd {
     }
     let report = JobReport {
         log: log.clone(),
-        live: input.live.clone(),
-        labels: input.labels.clone(),
+        live: input.common.live.clone(),
+        labels: input.common.labels.clone(),
         logged: Mutex::new(None),
         sets: AtomicU64::new(0),
         changed: AtomicU64::new(0),
@@ -115,13 +124,13 @@ pub async fn run(input: RunInput) -> RunEnd {
     match ran {
         Ok(Ok(stats)) => {
             let v = view(&stats);
-            metrics::watch_sets(&input.labels, &v);
+            metrics::watch_sets(&input.common.labels, &v);
             let line = format!(
                 "watch ended after {:.1}s: sets={} changed={} deleted={} held-back={} rescans={}",
                 v.elapsed_secs, v.sets, v.changed, v.deleted, v.held_back, v.rescans
             );
             joblog::append(&log, &line);
-            input.live.set_progress(line);
+            input.common.live.set_progress(line);
             if stats.stopped {
                 RunEnd::Stopped
             } else {
