@@ -1,4 +1,4 @@
-//! Helpers shared by the s3find tests (included with `#[path]`): the real
+//! Helpers shared by the s3find tests (`ferry_harness::s3find`): the real
 //! `s3find` binary, a test tree with every awkward kind of entry, and
 //! checks on the chunk files it writes.
 
