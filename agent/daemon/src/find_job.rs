@@ -1,5 +1,5 @@
-//! A scan job on the s3find engine. Its options are checked by s3find's
-//! own parser. A scan has no checkpoint: it cannot pause or stop midway,
+//! A scan job on the s3find engine. Its options are s3find's own
+//! (`FindOptions`), checked by the same rules. A scan has no checkpoint: it cannot pause or stop midway,
 //! and a scan cut by an agent stop runs again from the start (replacing
 //! its own partial output, which s3find never shows as a whole list).
 
@@ -20,14 +20,6 @@ const ENGINE_PROGRESS: Duration = Duration::from_secs(1);
 
 /// s3find's options for a spec; `rerun` replaces a cut run's output.
 pub fn options(o: &FindOptions, rerun: bool) -> Result<s3find::Options, String> {
-    for (what, p) in [("DIRECTORY", &o.directory), ("OUTPUT_DIR", &o.output_dir)] {
-        if !p.is_absolute() {
-            return Err(format!(
-                "{what} {} is relative; the agent needs an absolute path",
-                p.display()
-            ));
-        }
-    }
     let mut o = o.clone();
     o.overwrite |= rerun;
     o.progress_interval_secs = ENGINE_PROGRESS.as_secs();
@@ -144,19 +136,6 @@ impl Report for JobReport {
     }
 }
 
-/// Check a spec as s3find would, before a job is created.
-pub fn check(o: &FindOptions) -> Result<(), String> {
-    options(o, false).map(drop)?;
-    match std::fs::metadata(&o.directory) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(format!(
-            "DIRECTORY {}: not a directory",
-            o.directory.display()
-        )),
-        Err(e) => Err(format!("DIRECTORY {}: {e}", o.directory.display())),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,11 +160,21 @@ mod tests {
         let mut bad = opts("/mnt/b", "/l");
         bad.later_than = Some(-1.0);
         assert!(options(&bad, false).is_err());
-        assert!(check(&opts("mnt", "/l")).unwrap_err().contains("relative"));
         assert!(
-            check(&opts("/nonexistent-xyz", "/l"))
-                .unwrap_err()
-                .contains("nonexistent-xyz")
+            crate::runner::check(
+                &ferry_control::JobSpec::Find(opts("mnt", "/l")),
+                &Default::default()
+            )
+            .unwrap_err()
+            .contains("relative")
+        );
+        assert!(
+            crate::runner::check(
+                &ferry_control::JobSpec::Find(opts("/nonexistent-xyz", "/l")),
+                &Default::default()
+            )
+            .unwrap_err()
+            .contains("nonexistent-xyz")
         );
         // A directory that starts with a dash is a directory.
         let o = options(&opts("/-odd", "/l"), false).unwrap();

@@ -27,11 +27,10 @@ use tokio::sync::watch;
 use super::metrics::{self, JobLabels};
 use super::store::{self, JobRecord, Store, StoreError};
 use super::{
-    Config, LiveInfo, Refusal, RunEnd, describe, find_job, joblog, migrate_job, now_rfc3339,
-    watch_job,
+    Config, LiveInfo, Refusal, RunEnd, describe, joblog, migrate_job, now_rfc3339, watch_job,
 };
 
-use crate::runner::{Common, Steer, runner};
+use crate::runner::{self, Common, Steer, runner};
 use crate::transition::{Refused, Run, Step, Verb, transition};
 
 /// Lines `logs` returns unless asked, and at most.
@@ -252,37 +251,7 @@ impl Manager {
     pub fn start(self: &Arc<Self>, req: StartJobRequest) -> Result<JobView, Refusal> {
         self.refuse_if_stopping()?;
         let StartJobRequest { spec, secrets } = req;
-        match &spec {
-            JobSpec::Watch(o) => {
-                if secrets.src_secret.is_some() || secrets.dest_secret.is_some() {
-                    return Err(Refusal::invalid("a watch job takes no secrets"));
-                }
-                if let Some(b) = &o.bucket {
-                    ferry_control::check_bucket_name(b).map_err(Refusal::invalid)?;
-                }
-                watch_job::check(o).map_err(Refusal::invalid)?;
-            }
-            JobSpec::Find(o) => {
-                if secrets.src_secret.is_some() || secrets.dest_secret.is_some() {
-                    return Err(Refusal::invalid("a find job takes no secrets"));
-                }
-                if let Some(b) = &o.bucket {
-                    ferry_control::check_bucket_name(b).map_err(Refusal::invalid)?;
-                }
-                find_job::check(o).map_err(Refusal::invalid)?;
-            }
-            JobSpec::Migrate(o) => {
-                for (s, which) in [
-                    (&secrets.src_secret, "source (src_secret)"),
-                    (&secrets.dest_secret, "destination (dest_secret)"),
-                ] {
-                    if s.as_deref().is_none_or(str::is_empty) {
-                        return Err(Refusal::invalid(format!("the {which} secret is missing")));
-                    }
-                }
-                migrate_job::check(o).map_err(Refusal::invalid)?;
-            }
-        }
+        runner::check(&spec, &secrets).map_err(Refusal::invalid)?;
 
         let mut inner = self.lock();
         let id = inner.last_id + 1;

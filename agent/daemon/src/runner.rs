@@ -4,11 +4,11 @@
 //! own modules ([`crate::migrate_job`], [`crate::find_job`],
 //! [`crate::watch_job`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ferry_control::JobSpec;
+use ferry_control::{JobSecrets, JobSpec};
 use futures::future::BoxFuture;
 use s3migrate::Control;
 
@@ -34,6 +34,60 @@ pub trait JobRunner: Send {
     fn steer(&self) -> Steer;
     /// Runs to the end.
     fn run(self: Box<Self>) -> BoxFuture<'static, RunEnd>;
+}
+
+/// Checks a job before it is created, as its engine would, so that a job
+/// that can never run is refused at `start`.
+pub fn check(spec: &JobSpec, secrets: &JobSecrets) -> Result<(), String> {
+    if let JobSpec::Migrate(o) = spec {
+        for (s, which) in [
+            (&secrets.src_secret, "source (src_secret)"),
+            (&secrets.dest_secret, "destination (dest_secret)"),
+        ] {
+            if s.as_deref().is_none_or(str::is_empty) {
+                return Err(format!("the {which} secret is missing"));
+            }
+        }
+        return migrate_job::check(o);
+    }
+    if secrets.src_secret.is_some() || secrets.dest_secret.is_some() {
+        return Err(format!("a {} job takes no secrets", spec.kind()));
+    }
+    let (bucket, directory, output_dir) = match spec {
+        JobSpec::Find(o) => (&o.bucket, &o.directory, &o.output_dir),
+        JobSpec::Watch(o) => (&o.bucket, &o.directory, &o.output_dir),
+        JobSpec::Migrate(_) => unreachable!("checked above"),
+    };
+    if let Some(b) = bucket {
+        ferry_control::check_bucket_name(b)?;
+    }
+    check_scan_dirs(directory, output_dir)?;
+    match spec {
+        JobSpec::Find(o) => find_job::options(o, false).map(drop),
+        JobSpec::Watch(o) => watch_job::options(o, false).map(drop),
+        JobSpec::Migrate(_) => unreachable!("checked above"),
+    }
+}
+
+/// A scan's places: DIRECTORY and OUTPUT_DIR absolute (the agent has no
+/// working directory of the caller's), DIRECTORY a directory.
+fn check_scan_dirs(directory: &Path, output_dir: &Path) -> Result<(), String> {
+    for (what, p) in [("DIRECTORY", directory), ("OUTPUT_DIR", output_dir)] {
+        if !p.is_absolute() {
+            return Err(format!(
+                "{what} {} is relative; the agent needs an absolute path",
+                p.display()
+            ));
+        }
+    }
+    match std::fs::metadata(directory) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(format!(
+            "DIRECTORY {}: not a directory",
+            directory.display()
+        )),
+        Err(e) => Err(format!("DIRECTORY {}: {e}", directory.display())),
+    }
 }
 
 /// The run of `spec`.

@@ -27,32 +27,11 @@ const LOG_PROGRESS: Duration = Duration::from_secs(10);
 /// The engine's options for a spec; `rerun` continues after an earlier
 /// run (replacing its list, comparing with its saved state).
 pub fn options(o: &WatchOptions, rerun: bool) -> Result<s3find::WatchOptions, String> {
-    for (what, p) in [("DIRECTORY", &o.directory), ("OUTPUT_DIR", &o.output_dir)] {
-        if !p.is_absolute() {
-            return Err(format!(
-                "{what} {} is relative; the agent needs an absolute path",
-                p.display()
-            ));
-        }
-    }
     let mut o = o.clone();
     o.overwrite |= rerun;
     let mut w = s3find::watch_options(&o).map_err(|e| e.to_string())?;
     w.scan.progress_every = Some(ENGINE_PROGRESS);
     Ok(w)
-}
-
-/// Check a spec as s3find would, before a job is created.
-pub fn check(o: &WatchOptions) -> Result<(), String> {
-    options(o, false).map(drop)?;
-    match std::fs::metadata(&o.directory) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(format!(
-            "DIRECTORY {}: not a directory",
-            o.directory.display()
-        )),
-        Err(e) => Err(format!("DIRECTORY {}: {e}", o.directory.display())),
-    }
 }
 
 /// The watch's counts from its summary in `folder`, once written.
@@ -225,11 +204,21 @@ mod tests {
         assert!(options(&o, true).unwrap().scan.overwrite);
         o.interval = 0;
         assert!(options(&o, false).is_err());
-        assert!(check(&opts("mnt", "/l")).unwrap_err().contains("relative"));
         assert!(
-            check(&opts("/nonexistent-xyz", "/l"))
-                .unwrap_err()
-                .contains("nonexistent-xyz")
+            crate::runner::check(
+                &ferry_control::JobSpec::Watch(opts("mnt", "/l")),
+                &Default::default()
+            )
+            .unwrap_err()
+            .contains("relative")
+        );
+        assert!(
+            crate::runner::check(
+                &ferry_control::JobSpec::Watch(opts("/nonexistent-xyz", "/l")),
+                &Default::default()
+            )
+            .unwrap_err()
+            .contains("nonexistent-xyz")
         );
     }
 }
