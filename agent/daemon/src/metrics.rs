@@ -115,15 +115,7 @@ pub struct Rates {
 /// A copy's live counters.
 pub fn migrate_progress(l: &JobLabels, pass: u32, s: &Snapshot, rates: Rates) {
     l.gauge(MIGRATE_PASS).set(pass as f64);
-    for (result, v) in [
-        ("seen", s.obj),
-        ("ignored", s.ign),
-        ("existing", s.exist),
-        ("copied", s.upld),
-        ("failed", s.fail),
-        ("skipped_source_gone", s.skip_dn),
-        ("skipped_dest_newer", s.skip_up),
-    ] {
+    for (result, v) in s.by_result() {
         l.gauge_with(MIGRATE_OBJECTS, "result", result.to_owned())
             .set(v as f64);
     }

@@ -29,16 +29,8 @@ pub fn install(addr: SocketAddr) -> anyhow::Result<()> {
 pub fn publish(pass: u32, s: &Snapshot, elapsed: Duration) {
     let secs = elapsed.as_secs_f64().max(0.001);
     gauge!(PASS).set(pass as f64);
-    for (result, v) in [
-        ("seen", s.obj),
-        ("ignored", s.ign),
-        ("existing", s.exist),
-        ("copied", s.upld),
-        ("failed", s.fail),
-        ("skipped_source_gone", s.skip_dn),
-        ("skipped_dest_newer", s.skip_up),
-        ("would_copy", s.would_copy),
-    ] {
+    let dry_run = ("would_copy", s.would_copy);
+    for (result, v) in s.by_result().into_iter().chain([dry_run]) {
         gauge!(OBJECTS, "result" => result).set(v as f64);
     }
     gauge!(BYTES, "direction" => "download").set(s.dl_bytes as f64);

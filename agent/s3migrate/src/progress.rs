@@ -46,6 +46,23 @@ pub struct Snapshot {
     pub total_hint: u64,
 }
 
+impl Snapshot {
+    /// The object counts by their `result` label, as both s3migrate's and
+    /// the agent's metrics name them (a dry run's `would_copy` is
+    /// s3migrate's alone).
+    pub fn by_result(&self) -> [(&'static str, u64); 7] {
+        [
+            ("seen", self.obj),
+            ("ignored", self.ign),
+            ("existing", self.exist),
+            ("copied", self.upld),
+            ("failed", self.fail),
+            ("skipped_source_gone", self.skip_dn),
+            ("skipped_dest_newer", self.skip_up),
+        ]
+    }
+}
+
 impl Stats {
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
