@@ -2,17 +2,24 @@
 //! layer over these: S3 errors, SigV4 verification and, with the
 //! proxy-core issue, routing, bucket state and the admin API.
 
+pub mod access_log;
 pub mod admin;
+pub mod admit;
 pub mod attached;
 pub mod config;
 pub mod copy_from;
 pub mod directory;
+pub mod headers;
 pub mod journal;
 pub mod listing;
 pub mod metrics;
 pub mod migrate;
+pub mod outbound;
+pub mod plan;
 pub mod preread;
 pub mod quickack;
+pub mod reply;
+pub mod request_body;
 pub mod resign;
 pub mod route;
 pub mod s3error;

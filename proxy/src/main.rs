@@ -19,9 +19,9 @@ use ferry_proxy::config::Config;
 use ferry_proxy::directory::LiveDirectory;
 use ferry_proxy::journal::Journal;
 use ferry_proxy::migrate;
-
+use ferry_proxy::plan::Settings;
 use ferry_proxy::resign::UpstreamCreds;
-use ferry_proxy::server::{FerryProxy, Settings};
+use ferry_proxy::server::FerryProxy;
 use ferry_proxy::state::FileStore;
 use ferry_proxy::tls::SniResolver;
 use ferry_proxy::upstream::Upstream;

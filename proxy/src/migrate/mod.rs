@@ -5,13 +5,16 @@
 //! object is still only on the source is streamed across.
 //!
 //! Requests that go to one side only (a PUT, a new upload, a part of an
-//! upload) stay on Pingora's proxied path in `server.rs`; this module only
-//! decides their side ([`uploads`]).
+//! upload) stay on Pingora's proxied path; this module decides their side
+//! and what is checked or promoted first ([`proxied`]).
+//!
+//! The proxy enters here through [`handle`] alone.
 
 mod copy;
 mod delete;
 mod list;
 pub mod merged;
+pub mod proxied;
 mod read;
 pub mod transfer;
 pub mod uploads;
@@ -23,12 +26,14 @@ use pingora::proxy::Session;
 
 use crate::journal::Journal;
 use crate::listing::Kind;
+use crate::outbound::Outbound;
 use crate::s3error::{Code, S3Error};
 use crate::sigv4::chunked::ChunkedDecoder;
 use crate::upstream::fetch::{Fetcher, Side};
 use ferry_s3::S3Op;
 use ferry_s3::percent::query_value;
 
+pub use proxied::{AfterWrite, Proxied};
 pub use uploads::UploadSides;
 
 /// What migrate mode serves itself, rather than proxying to one side.
@@ -100,9 +105,41 @@ pub struct Services {
     pub max_put: u64,
 }
 
-/// Serves one migrate-mode operation, writing the whole response. An
-/// `Err` has not written anything yet: the caller answers with it.
-pub async fn serve(svc: &Services, session: &mut Session, call: Call) -> Result<(), S3Error> {
+/// A migrate-mode request, as planned.
+pub enum Request {
+    /// Served here, from both sides.
+    Serve(Box<Call>),
+    /// Proxied to one side once [`proxied::before`] has run.
+    Proxy(Box<Proxied>),
+}
+
+/// What [`handle`] left for the proxy to do.
+pub enum Handled {
+    /// The whole response is written.
+    Served,
+    /// Proxy the request as `Outbound` says; `AfterWrite` once answered.
+    Proxy(Box<(Outbound, AfterWrite)>),
+}
+
+/// Migrate mode's one entry point: serves the request from both sides, or
+/// readies it to be proxied to one. An `Err` has not written anything
+/// yet: the caller answers with it.
+pub async fn handle(
+    svc: &Arc<Services>,
+    session: &mut Session,
+    req: Request,
+) -> Result<Handled, S3Error> {
+    match req {
+        Request::Serve(call) => serve(svc, session, *call).await.map(|()| Handled::Served),
+        Request::Proxy(p) => {
+            let (out, after) = proxied::before(svc, *p).await?;
+            Ok(Handled::Proxy(Box::new((out, after))))
+        }
+    }
+}
+
+/// Serves one migrate-mode operation, writing the whole response.
+async fn serve(svc: &Services, session: &mut Session, call: Call) -> Result<(), S3Error> {
     match call.op.clone() {
         Op::Read => read::serve(svc, session, &call).await,
         Op::Delete => delete::one(svc, session, &call).await,

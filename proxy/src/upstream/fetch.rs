@@ -131,7 +131,7 @@ impl Fetcher {
         };
         let signed = resign::sign_request(&line, &headers, &hash, &side.creds, SystemTime::now())?;
         for (n, v) in headers.into_iter().chain(signed) {
-            // Header text past ASCII is Latin-1 (`server::header_pairs`):
+            // Header text past ASCII is Latin-1 (`headers::header_pairs`):
             // each character one byte, as the client sent it.
             let bytes: Vec<u8> = v
                 .chars()
