@@ -142,7 +142,12 @@ fn deleted_keys_never_come_back_and_rewritten_ones_keep_the_clients_write() {
         s.rt.block_on(t).unwrap();
     }
     let status = copier.wait().unwrap();
-    assert_eq!(seen.len(), KEYS, "every copy was held in the window");
+    assert_eq!(
+        seen.len(),
+        KEYS,
+        "every copy was held in the window ({})",
+        ferry_harness::s3migrate::PAUSE_HOOK_HINT
+    );
     assert!(status.success(), "s3migrate: {status}");
 
     let on_target = s.rt.block_on(contents(&s.target));

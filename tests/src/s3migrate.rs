@@ -10,6 +10,13 @@ use bytes::Bytes;
 
 pub use crate::s3migrate_bin;
 
+/// Why a test that holds copies with FERRY_TEST_PAUSE_BEFORE_PUT saw none
+/// held: the hook is compiled only with s3migrate's `test-hooks` feature,
+/// which `cargo test --workspace` (or `-p s3migrate`) turns on, and a plain
+/// `cargo build` does not.
+pub const PAUSE_HOOK_HINT: &str = "s3migrate holds copies only when built with its test-hooks \
+     feature: run the tests with `cargo test --workspace`, not after a plain `cargo build -p s3migrate`";
+
 /// An `s3migrate` command with every required flag but the source mode.
 /// Secrets go through the environment, as an operator should pass them.
 /// Garage ignores conditional writes, so a Garage destination gets

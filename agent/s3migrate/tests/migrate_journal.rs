@@ -118,11 +118,14 @@ fn wait_for(child: &mut Child, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while !cond() {
         if let Ok(Some(st)) = child.try_wait() {
-            panic!("s3migrate exited ({st}) while waiting for {what}");
+            panic!(
+                "s3migrate exited ({st}) while waiting for {what} ({})",
+                common::PAUSE_HOOK_HINT
+            );
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("timed out waiting for {what}");
+            panic!("timed out waiting for {what} ({})", common::PAUSE_HOOK_HINT);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
