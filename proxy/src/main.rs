@@ -265,6 +265,8 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
 }
 
 /// The request path's settings from a loaded config.
+// At start and on a reload, before the settings are swapped in.
+#[allow(clippy::disallowed_methods)]
 fn settings_from(config: &Config) -> Result<Settings, String> {
     let mut target = Upstream::from_url(&config.target.url).map_err(|e| e.to_string())?;
     if let Some(ca) = &config.target.ca_file {

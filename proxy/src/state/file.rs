@@ -2,6 +2,10 @@
 //! (tmp file, fsync, rename, fsync of the folder) with mode 0600, because it
 //! holds the sources' secrets.
 
+// The state file is read at start and written by the admin API through
+// spawn_blocking (admin/mod.rs); never on the request path.
+#![allow(clippy::disallowed_methods)]
+
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
