@@ -123,7 +123,7 @@ pub struct TargetConfig {
 }
 
 fn default_socket_path() -> PathBuf {
-    PathBuf::from("/run/ferry/proxy.sock")
+    PathBuf::from(ferry_control::DEFAULT_PROXY_SOCKET)
 }
 fn default_socket_group() -> String {
     "ferry".to_owned()
@@ -515,7 +515,10 @@ secret_file = "target.secret"
     fn minimal_config_gets_documented_defaults() {
         let f = Fixture::new();
         let c = f.load(MINIMAL).unwrap();
-        assert_eq!(c.socket_path, PathBuf::from("/run/ferry/proxy.sock"));
+        assert_eq!(
+            c.socket_path,
+            PathBuf::from(ferry_control::DEFAULT_PROXY_SOCKET)
+        );
         assert_eq!(c.socket_group, "ferry");
         assert_eq!(c.max_clock_skew_secs, 900);
         assert_eq!(c.target.connect_timeout_secs, 5);

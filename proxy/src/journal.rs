@@ -140,20 +140,7 @@ impl Journal {
             }
             let bucket_path = format!("/{}", uri_encode(side.bucket.as_bytes(), false));
             let target = canonical_target(&bucket_path, &query)?;
-            let mut r = f
-                .send(
-                    &side,
-                    Request {
-                        method: "GET",
-                        target: &target,
-                        headers: Vec::new(),
-                        body: Body::Empty,
-                    },
-                )
-                .await?;
-            let status = r.status;
-            let body = r.body(4 << 20).await?;
-            f.release(r).await;
+            let (status, body) = f.get(&side, &target, 4 << 20).await?;
             if status != 200 {
                 return Err(failed("list", status));
             }

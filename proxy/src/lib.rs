@@ -1,6 +1,8 @@
-//! Ferry's proxy engines. The Pingora front end (`main.rs`) is a thin
-//! layer over these: S3 errors, SigV4 verification and, with the
-//! proxy-core issue, routing, bucket state and the admin API.
+//! ferry-proxy: the request path in stages ([`plan`] a pure step to an
+//! authenticated, classified plan; [`admit`]; [`outbound`]; [`server`] only
+//! Pingora's phases), migrate mode behind [`migrate::handle`], the stores'
+//! connections in [`upstream`], the bucket state, the admin API. The map
+//! is docs/architecture.md.
 
 pub mod access_log;
 pub mod admin;

@@ -11,7 +11,7 @@ use ferry_control::jobs::FindSummaryView;
 
 use super::metrics::{self, JobLabels};
 use super::{LiveInfo, RunEnd, joblog};
-use crate::runner::{Common, JobRunner, Steer};
+use crate::run::{Common, JobRunner, Steer};
 use futures::future::BoxFuture;
 use s3find::{self, Notice, Report, stats::Progress};
 
@@ -44,12 +44,12 @@ impl JobRunner for RunInput {
 
 /// One run of a scan, to its end.
 pub async fn run(input: RunInput) -> RunEnd {
-    let log = input.common.job_dir.join(super::store::LOG_FILE);
-    let opts = match options(&input.opts, input.common.earlier_runs > 0) {
+    let log = input.common.log();
+    let opts = match options(&input.opts, input.common.rerun()) {
         Ok(o) => o,
         Err(e) => return RunEnd::Failed(e),
     };
-    if input.common.earlier_runs > 0 {
+    if input.common.rerun() {
         joblog::append(
             &log,
             "scanning again from the start (a scan has no checkpoint)",

@@ -10,8 +10,9 @@
 //!   state, a user's verb and what its run can do.
 //! - [`manager`]: the job table, the scheduler (`max_running_jobs`), and
 //!   applying [`transition`]'s steps; restart and shutdown.
-//! - [`runner`]: one run of a job, whatever its kind, and the one handle
-//!   ([`runner::Steer`]) the manager pauses, resumes and stops it by;
+//! - [`run`]: one run of a job as the manager sees it, whatever its kind,
+//!   and the one handle ([`run::Steer`]) it pauses, resumes and stops it
+//!   by; [`runner`]: checks and makes the runs, by kind;
 //!   [`migrate_job`], [`find_job`], [`watch_job`]: one run on each engine.
 //! - `http`: the admin API on the Unix socket (peer checked by
 //!   [`ferry_control::socket`], exactly as the proxy's).
@@ -31,6 +32,7 @@ pub mod joblog;
 pub mod manager;
 pub mod metrics;
 pub mod migrate_job;
+pub mod run;
 pub mod runner;
 pub mod store;
 pub mod transition;

@@ -30,7 +30,8 @@ use super::{
     Config, LiveInfo, Refusal, RunEnd, describe, joblog, migrate_job, now_rfc3339, watch_job,
 };
 
-use crate::runner::{self, Common, Steer, runner};
+use crate::run::{Common, Steer};
+use crate::runner::{self, runner};
 use crate::transition::{Refused, Run, Step, Verb, transition};
 
 /// Lines `logs` returns unless asked, and at most.
@@ -583,14 +584,10 @@ impl Manager {
                 }
                 RunEnd::Stopped if stop == Some(Stop::Shutdown) && !job.rec.cancel_requested => {
                     let at = last_key(&job.rec.folder);
-                    let next = if job.rec.state == JobState::Paused {
-                        "it stays paused"
-                    } else {
-                        "it resumes by itself when the agent starts"
-                    };
                     let note = format!(
-                        "the agent stopped at {}: checkpointed{at}; {next}",
-                        now_rfc3339()
+                        "the agent stopped at {}: checkpointed{at}; {}",
+                        now_rfc3339(),
+                        after_stop(job.rec.state)
                     );
                     job.log(&note);
                     job.rec.interrupted = Some(note);
@@ -654,14 +651,10 @@ impl Manager {
             // A scan, or a copy that did not checkpoint in time: its
             // watermark is safe whatever the moment; it runs again.
             let at = last_key(&job.rec.folder);
-            let next = if job.rec.state == JobState::Paused {
-                "it stays paused"
-            } else {
-                "it resumes by itself when the agent starts"
-            };
             let note = format!(
-                "the agent stopped ({signal}) at {} before this run finished; cut{at}; {next}",
-                now_rfc3339()
+                "the agent stopped ({signal}) at {} before this run finished; cut{at}; {}",
+                now_rfc3339(),
+                after_stop(job.rec.state)
             );
             job.log(&note);
             tracing::warn!(job = job.rec.id, "run cut at shutdown");
@@ -698,6 +691,15 @@ fn parts(job: &Job) -> ViewParts {
         rec: job.rec.clone(),
         spec: job.spec.clone(),
         progress: job.live.as_ref().and_then(|l| l.info.progress()),
+    }
+}
+
+/// What becomes of a job whose run an agent stop ended.
+fn after_stop(state: JobState) -> &'static str {
+    if state == JobState::Paused {
+        "it stays paused"
+    } else {
+        "it resumes by itself when the agent starts"
     }
 }
 

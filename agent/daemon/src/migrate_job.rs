@@ -17,7 +17,7 @@ use ferry_control::{JobSecrets, MigrateOptions, PassSummaryView};
 
 use super::metrics::{self, Rates};
 use super::{RunEnd, joblog, parse_rfc3339};
-use crate::runner::{Common, JobRunner, Steer};
+use crate::run::{Common, JobRunner, Steer};
 use ferry_control::keylist;
 use ferry_s3::durable;
 use futures::future::BoxFuture;
@@ -106,14 +106,11 @@ pub fn engine_args(
     job.passes = resume.passes.max(1);
     job.verify_only = o.verify_only || (resume.passes_done && o.verify);
     job.progress_interval_secs = ENGINE_PROGRESS_SECS;
-    Ok(Args {
+    Ok(Args::for_job(
         job,
-        src_secret: Some(secret(&secrets.src_secret, "source")?),
-        src_secret_file: None,
-        dest_secret: Some(secret(&secrets.dest_secret, "destination")?),
-        dest_secret_file: None,
-        metrics_addr: None,
-    })
+        secret(&secrets.src_secret, "source")?,
+        secret(&secrets.dest_secret, "destination")?,
+    ))
 }
 
 /// The pass summaries in `folder` that a job created at `created_at`
@@ -253,7 +250,7 @@ impl JobRunner for RunInput {
 
 /// One run of a copy job, to its end.
 pub async fn run(input: RunInput) -> RunEnd {
-    let log = input.common.job_dir.join(super::store::LOG_FILE);
+    let log = input.common.log();
     let prepared = {
         let (o, dir, folder, created) = (
             input.opts.clone(),
@@ -261,7 +258,7 @@ pub async fn run(input: RunInput) -> RunEnd {
             input.common.folder.clone(),
             input.common.created_at.clone(),
         );
-        let first = input.common.earlier_runs == 0;
+        let first = !input.common.rerun();
         tokio::task::spawn_blocking(move || prepare(&o, &dir, &folder, &created, first)).await
     };
     let (args, resume) = match prepared {
@@ -276,7 +273,7 @@ pub async fn run(input: RunInput) -> RunEnd {
     joblog::append(
         &log,
         &match &resume.start_after {
-            Some(s) if input.common.earlier_runs > 0 => format!(
+            Some(s) if input.common.rerun() => format!(
                 "resuming: {} pass(es) to go, starting after {s:?} (the watermark)",
                 resume.passes
             ),

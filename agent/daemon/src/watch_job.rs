@@ -15,7 +15,7 @@ use ferry_control::jobs::{WatchOptions, WatchSummaryView};
 
 use super::metrics::{self, JobLabels};
 use super::{LiveInfo, RunEnd, joblog};
-use crate::runner::{Common, JobRunner, Steer};
+use crate::run::{Common, JobRunner, Steer};
 use futures::future::BoxFuture;
 use s3find::{self, Notice, Report, WatchStats, stats::Progress};
 
@@ -78,12 +78,12 @@ impl JobRunner for RunInput {
 
 /// One run of a watch, until it is stopped or fails.
 pub async fn run(input: RunInput) -> RunEnd {
-    let log = input.common.job_dir.join(super::store::LOG_FILE);
-    let opts = match options(&input.opts, input.common.earlier_runs > 0) {
+    let log = input.common.log();
+    let opts = match options(&input.opts, input.common.rerun()) {
         Ok(o) => o,
         Err(e) => return RunEnd::Failed(e),
     };
-    if input.common.earlier_runs > 0 {
+    if input.common.rerun() {
         joblog::append(
             &log,
             "watching again: the new scan is compared with the state the last run saved",

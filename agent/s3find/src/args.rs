@@ -12,12 +12,8 @@ use super::watch::{
 };
 use super::{FindError, Options, filter};
 
-/// The defaults of `--memory-mb` and `--progress-interval-secs`, which a
-/// find job's options share.
-pub use ferry_control::jobs::{
-    DEFAULT_FIND_MEMORY_MB as DEFAULT_MEMORY_MB,
-    DEFAULT_FIND_PROGRESS_SECS as DEFAULT_PROGRESS_SECS,
-};
+/// The default of `--memory-mb`, which a find job's options share.
+pub use ferry_control::jobs::DEFAULT_FIND_MEMORY_MB as DEFAULT_MEMORY_MB;
 
 /// List every file below a directory (a mounted bucket) as sorted key-list
 /// chunks of at most 100,000 keys, for `s3migrate --src-folder`.
@@ -45,7 +41,12 @@ pub use ferry_control::jobs::{
     version,
     max_term_width = 100,
     args_override_self = true,
-    override_usage = "s3find <DIRECTORY> <OUTPUT_DIR> [-later-than <N_DAYS>] [OPTIONS]"
+    override_usage = "s3find <DIRECTORY> <OUTPUT_DIR> [-later-than <N_DAYS>] [OPTIONS]",
+    // What only s3find's --later-than is: WEKA's spelling, and not a watch.
+    mut_arg("later_than", |a| a.help(
+        "Keep only files changed (max of mtime and ctime) within the last N days; fractions \
+         allowed. WEKA's spelling `-later-than` works too. Not with --watch."
+    ))
 )]
 pub struct Args {
     /// What to scan and how: the same schema as an agent's find job.

@@ -55,4 +55,30 @@ pub struct Args {
     /// Serve Prometheus metrics on this address.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+
+    /// TEST ONLY, in builds with the `test-hooks` feature: the s3migrate
+    /// binary fills it from FERRY_TEST_PAUSE_BEFORE_PUT so that the
+    /// end-to-end tests can hold a copy between its source GET and its
+    /// destination PUT (see `copy::test_pause`). Not a flag, so no operator
+    /// can trip on it; never set for the agent's jobs.
+    #[cfg(feature = "test-hooks")]
+    #[arg(skip)]
+    pub test_pause_before_put: Option<PathBuf>,
+}
+
+impl Args {
+    /// A run of `job` with its two secrets given, as the agent starts one:
+    /// no secret files, no metrics listener (the agent serves its own).
+    pub fn for_job(job: MigrateOptions, src_secret: String, dest_secret: String) -> Args {
+        Args {
+            job,
+            src_secret: Some(src_secret),
+            src_secret_file: None,
+            dest_secret: Some(dest_secret),
+            dest_secret_file: None,
+            metrics_addr: None,
+            #[cfg(feature = "test-hooks")]
+            test_pause_before_put: None,
+        }
+    }
 }

@@ -108,7 +108,7 @@ pub struct Copier {
     pub part_size: u64,
     pub part_threads: usize,
     pub dest_tagging: bool,
-    /// TEST ONLY (FERRY_TEST_PAUSE_BEFORE_PUT): see [`test_pause`].
+    /// TEST ONLY (`Args::test_pause_before_put`): see [`test_pause`].
     #[cfg(feature = "test-hooks")]
     pub test_pause: Option<Arc<std::path::PathBuf>>,
     /// With a delete journal: each destination write is logged here, on
@@ -591,8 +591,9 @@ impl Copier {
 /// its destination PUT, so that an end-to-end test can land a client's
 /// delete in exactly that window (the race the delete journal exists for).
 /// Writes `<dir>/<hex(key)>.paused`, then waits until `<dir>/<hex(key)>.go`
-/// exists, polling every 20 ms. Only in builds with the `test-hooks` feature,
-/// which only the tests turn on; multipart copies do not pause.
+/// exists, polling every 20 ms. Set only through the s3migrate binary's
+/// FERRY_TEST_PAUSE_BEFORE_PUT, in builds with the `test-hooks` feature
+/// (only the tests turn it on); multipart copies do not pause.
 #[cfg(feature = "test-hooks")]
 async fn test_pause(dir: &std::path::Path, key: &str) {
     let name = hex::encode(key.as_bytes());

@@ -403,10 +403,7 @@ pub async fn run_with(args: Args, control: Arc<Control>) -> Result<RunReport, Ru
         part_threads: job.part_threads,
         dest_tagging: caps.tagging,
         #[cfg(feature = "test-hooks")]
-        // TEST ONLY: the end-to-end tests hold copies between GET and PUT
-        // with this (see `copy::test_pause`); an environment variable, not
-        // a flag, so that it never shows in --help or in a job's options.
-        test_pause: std::env::var_os("FERRY_TEST_PAUSE_BEFORE_PUT").map(|d| Arc::new(d.into())),
+        test_pause: args.test_pause_before_put.clone().map(Arc::new),
         intents: None,
     });
     let plan = Plan {

@@ -9,7 +9,16 @@ fn parse_args() -> Args {
 }
 
 fn main() {
-    let args = parse_args();
+    #[allow(unused_mut)] // mutated only with the test-hooks feature
+    let mut args = parse_args();
+    // TEST ONLY: the end-to-end tests hold copies between GET and PUT with
+    // this (see `copy::test_pause`); an environment variable, not a flag, so
+    // that it never shows in --help or in an agent job's options.
+    #[cfg(feature = "test-hooks")]
+    {
+        args.test_pause_before_put =
+            std::env::var_os("FERRY_TEST_PAUSE_BEFORE_PUT").map(Into::into);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("S3MIGRATE_LOG")
@@ -22,7 +31,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let dest_folder = args.job.dest_folder.clone().unwrap_or_default();
+    let dest_folder = args
+        .job
+        .dest_folder
+        .clone()
+        .expect("clap requires --dest-folder");
     let control = s3migrate::Control::new();
     // TERM and INT stop handing out keys; keys in flight finish, and
     // migrate.log ends at a clean checkpoint.

@@ -408,8 +408,7 @@ pub struct FindOptions {
     #[arg(value_name = "OUTPUT_DIR")]
     pub output_dir: PathBuf,
     /// Keep only files changed (max of mtime and ctime) within the last
-    /// N days; fractions allowed. WEKA's spelling `-later-than` works too.
-    /// Not with --watch.
+    /// N days; fractions allowed.
     #[arg(long, value_name = "N_DAYS")]
     #[serde(default)]
     pub later_than: Option<f64>,

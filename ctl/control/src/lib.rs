@@ -1,7 +1,9 @@
-//! Types shared by `ferryctl`, `ferry-proxy` and `ferry-agent`: the control
-//! API lives here so that both daemons and the CLI agree on one schema, with
-//! the small blocking client `ferryctl` uses to speak it, and the admin
-//! socket both daemons serve ([`socket`]).
+//! What Ferry's programs share: the control API (so that both daemons and
+//! `ferryctl` agree on one schema) with the small blocking client
+//! `ferryctl` speaks it with; the job options, which are also s3migrate's
+//! and s3find's command lines ([`jobs`], [`cli`]); the admin socket both
+//! daemons serve ([`socket`]); and the formats both engines read: key
+//! lists ([`keylist`]) and the proxy's delete journal ([`journal`]).
 
 pub mod api;
 pub mod cli;

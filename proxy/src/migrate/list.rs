@@ -11,7 +11,7 @@ use super::{Call, Services};
 use crate::listing::{self, Kind, Lister};
 use crate::resign::canonical_target;
 use crate::s3error::{Code, S3Error};
-use crate::upstream::fetch::{Body, Request, Side, error_class, error_code};
+use crate::upstream::fetch::{Side, error_class, error_code};
 use ferry_s3::ErrorClass;
 use ferry_s3::percent::uri_encode;
 
@@ -41,22 +41,7 @@ impl Lister for SideLister<'_> {
             &format!("/{}", uri_encode(self.side.bucket.as_bytes(), false)),
             &q.join("&"),
         )?;
-        let mut r = self
-            .svc
-            .fetcher
-            .send(
-                self.side,
-                Request {
-                    method: "GET",
-                    target: &target,
-                    headers: Vec::new(),
-                    body: Body::Empty,
-                },
-            )
-            .await?;
-        let status = r.status;
-        let body = r.body(MAX_PAGE).await?;
-        self.svc.fetcher.release(r).await;
+        let (status, body) = self.svc.fetcher.get(self.side, &target, MAX_PAGE).await?;
         if status == 200 {
             return Ok(body);
         }

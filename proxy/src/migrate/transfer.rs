@@ -192,21 +192,8 @@ impl<'a> Transfer<'a> {
     /// has none, or its store has no tagging (Garage answers
     /// NotImplemented). Any other failure fails the transfer.
     async fn source_tags(&self, svc: &Services) -> Result<Option<String>, S3Error> {
-        let mut r = svc
-            .fetcher
-            .send(
-                self.from,
-                Request {
-                    method: "GET",
-                    target: &format!("{}?tagging=", self.from_object),
-                    headers: Vec::new(),
-                    body: Body::Empty,
-                },
-            )
-            .await?;
-        let status = r.status;
-        let body = r.body(1 << 20).await?;
-        svc.fetcher.release(r).await;
+        let target = format!("{}?tagging=", self.from_object);
+        let (status, body) = svc.fetcher.get(self.from, &target, 1 << 20).await?;
         match (status, crate::upstream::fetch::error_class(status, &body)) {
             (200, _) => Ok(tags_header(&body)),
             (_, ferry_s3::ErrorClass::NotImplemented) => Ok(None),

@@ -87,21 +87,7 @@ async fn probe(
         ferry_s3::percent::uri_encode(id.as_bytes(), false)
     );
     let target = canonical_target(object, &query)?;
-    let mut r = svc
-        .fetcher
-        .send(
-            side,
-            Request {
-                method: "GET",
-                target: &target,
-                headers: Vec::new(),
-                body: Body::Empty,
-            },
-        )
-        .await?;
-    let status = r.status;
-    let body = r.body(1 << 20).await?;
-    svc.fetcher.release(r).await;
+    let (status, body) = svc.fetcher.get(side, &target, 1 << 20).await?;
     Ok(match status {
         200 => Some(true),
         404 if error_class(404, &body) == ErrorClass::NoSuchUpload => Some(false),

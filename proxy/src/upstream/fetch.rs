@@ -174,6 +174,27 @@ impl Fetcher {
         self.start(side, req).await?.response().await
     }
 
+    /// A GET of `target` on `side`, read whole (at most `limit` bytes):
+    /// its status and body, the connection back in the pool.
+    pub async fn get(
+        &self,
+        side: &Side,
+        target: &str,
+        limit: usize,
+    ) -> Result<(u16, Bytes), S3Error> {
+        let req = Request {
+            method: "GET",
+            target,
+            headers: Vec::new(),
+            body: Body::Empty,
+        };
+        let mut r = self.send(side, req).await?;
+        let status = r.status;
+        let body = r.body(limit).await?;
+        self.release(r).await;
+        Ok((status, body))
+    }
+
     /// Returns a fully read response's connection to the pool.
     pub async fn release(&self, r: Response) {
         self.connector
