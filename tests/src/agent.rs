@@ -12,43 +12,11 @@ use crate::Store;
 pub use crate::{agent_bin, ferryctl_bin};
 use tempfile::TempDir;
 
-/// What one `ferryctl` run did.
-#[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
+pub use crate::ferryctl::Run;
 
-impl Run {
-    #[track_caller]
-    pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "ferryctl failed: {self:?}");
-        self
-    }
-
-    #[track_caller]
-    pub fn refused(self) -> Run {
-        assert_eq!(
-            self.code, 1,
-            "ferryctl should be refused (exit 1): {self:?}"
-        );
-        self
-    }
-
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
-    }
-}
-
-pub fn run(mut cmd: Command) -> Run {
-    let out = cmd.stdin(Stdio::null()).output().expect("run ferryctl");
-    Run {
-        code: out.status.code().expect("ferryctl exited, not killed"),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
+/// Runs `cmd` (a `ferryctl` command) with nothing on its stdin.
+pub fn run(cmd: Command) -> Run {
+    crate::ferryctl::run(cmd, "")
 }
 
 /// One agent process and its folder. Dropping it kills the agent and

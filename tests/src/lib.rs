@@ -31,6 +31,8 @@ mod capabilities;
 mod client;
 mod env;
 #[cfg(feature = "stores")]
+pub mod ferryctl;
+#[cfg(feature = "stores")]
 mod garage;
 #[cfg(feature = "stores")]
 mod http;

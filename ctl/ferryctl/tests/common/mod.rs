@@ -3,15 +3,16 @@
 
 #![allow(dead_code)] // each test file uses part of this
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 
 use ferry_proxy::admin::{self, Admin, NoCheck};
 use ferry_proxy::state::{BucketTable, FileStore};
 use tempfile::TempDir;
+
+pub use ferry_harness::ferryctl::{Run, run};
 
 pub const FERRYCTL: &str = env!("CARGO_BIN_EXE_ferryctl");
 pub const SECRET: &str = "source-secret-Zq8vX2";
@@ -25,14 +26,6 @@ pub struct Proxy {
     pub secret_file: PathBuf,
     rt: tokio::runtime::Runtime,
     pub dir: TempDir,
-}
-
-/// What one `ferryctl` run did.
-#[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
 }
 
 impl Proxy {
@@ -133,56 +126,4 @@ pub fn reload(state_file: &Path) -> BucketTable {
     )
     .expect("the state file loads");
     BucketTable::clone(&again.table())
-}
-
-pub fn run(mut cmd: Command, input: &str) -> Run {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run ferryctl");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().expect("ferryctl exited, not killed"),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
-}
-
-impl Run {
-    #[track_caller]
-    pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "ferryctl failed: {self:?}");
-        self
-    }
-
-    #[track_caller]
-    pub fn refused(self) -> Run {
-        assert_eq!(
-            self.code, 1,
-            "ferryctl should be refused (exit 1): {self:?}"
-        );
-        assert_eq!(
-            self.stderr
-                .lines()
-                .next()
-                .map(|l| l.starts_with("ferryctl: ")),
-            Some(true),
-            "{self:?}"
-        );
-        self
-    }
-
-    #[track_caller]
-    pub fn usage_error(self) -> Run {
-        assert_eq!(self.code, 2, "ferryctl should fail with exit 2: {self:?}");
-        self
-    }
 }

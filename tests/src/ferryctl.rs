@@ -1,0 +1,74 @@
+//! One `ferryctl` run and what the tests expect of it, for every crate's
+//! tests that drive a daemon through the real `ferryctl`.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+pub use crate::ferryctl_bin;
+
+/// What one `ferryctl` run did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "ferryctl failed: {self:?}");
+        self
+    }
+
+    /// Exit 1, and the reason on stderr's first line, after `ferryctl: `.
+    #[track_caller]
+    pub fn refused(self) -> Run {
+        assert_eq!(
+            self.code, 1,
+            "ferryctl should be refused (exit 1): {self:?}"
+        );
+        assert_eq!(
+            self.stderr
+                .lines()
+                .next()
+                .map(|l| l.starts_with("ferryctl: ")),
+            Some(true),
+            "{self:?}"
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn usage_error(self) -> Run {
+        assert_eq!(self.code, 2, "ferryctl should fail with exit 2: {self:?}");
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+/// Runs `cmd` (a `ferryctl` command) with `input` on its stdin.
+pub fn run(mut cmd: Command, input: &str) -> Run {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ferryctl");
+    child
+        .stdin
+        .take()
+        .expect("a piped stdin")
+        .write_all(input.as_bytes())
+        .expect("write ferryctl's stdin");
+    let out = child.wait_with_output().expect("wait for ferryctl");
+    Run {
+        code: out.status.code().expect("ferryctl exited, not killed"),
+        stdout: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
+        stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
+    }
+}
