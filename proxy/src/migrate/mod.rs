@@ -170,9 +170,18 @@ fn journal(svc: &Services) -> Result<&Journal, S3Error> {
 /// `complete`: between a source upload's completion and its copy to the
 /// target) of `key` is held while `<dir>/<point>-<hex(key)>.hold` exists:
 /// it writes `<point>-<hex>.paused` and waits for `<point>-<hex>.go`. So an
-/// end-to-end test can land a client's write in exactly that window. Unset
-/// (every real deployment), nothing is checked.
+/// end-to-end test can land a client's write in exactly that window. Only
+/// in builds with the `test-hooks` feature, which only the tests turn on;
+/// a release build checks nothing.
 pub(crate) async fn test_pause(point: &str, key: &str) {
+    #[cfg(feature = "test-hooks")]
+    hold(point, key).await;
+    #[cfg(not(feature = "test-hooks"))]
+    let _ = (point, key);
+}
+
+#[cfg(feature = "test-hooks")]
+async fn hold(point: &str, key: &str) {
     static DIR: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
     let Some(dir) = DIR.get_or_init(|| std::env::var_os("FERRY_TEST_PAUSE").map(Into::into)) else {
         return;

@@ -423,13 +423,18 @@ impl Remainder {
     }
 }
 
-/// The largest PUT, unless a test lowers it (`FERRY_TEST_MAX_PUT_BYTES`)
-/// so that the multipart handover runs on small objects.
+/// The largest PUT, unless a test lowers it (`FERRY_TEST_MAX_PUT_BYTES`,
+/// in builds with the `test-hooks` feature only) so that the multipart
+/// handover runs on small objects.
 pub fn max_put() -> u64 {
-    std::env::var("FERRY_TEST_MAX_PUT_BYTES")
+    #[cfg(feature = "test-hooks")]
+    if let Some(n) = std::env::var("FERRY_TEST_MAX_PUT_BYTES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(MAX_PUT)
+    {
+        return n;
+    }
+    MAX_PUT
 }
 
 #[cfg(test)]
