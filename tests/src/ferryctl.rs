@@ -39,6 +39,25 @@ impl Run {
         self
     }
 
+    /// Refused by the admin socket's peer check (run as uid 65534, not in
+    /// `group`): the API's AccessDenied, naming the group and the caller.
+    #[track_caller]
+    pub fn refused_by_peer_check(&self, group: &str) {
+        assert_eq!(
+            self.code, 1,
+            "refused by the API, not a connection error: {self:?}"
+        );
+        assert!(self.stderr.contains("AccessDenied"), "{self:?}");
+        assert!(
+            self.stderr.contains(&format!("group {group}")),
+            "names the group: {self:?}"
+        );
+        assert!(
+            self.stderr.contains("65534") || self.stderr.contains("nobody"),
+            "{self:?}"
+        );
+    }
+
     #[track_caller]
     pub fn usage_error(self) -> Run {
         assert_eq!(self.code, 2, "ferryctl should fail with exit 2: {self:?}");
