@@ -18,6 +18,9 @@ pub struct Attached {
     pub source_creds: UpstreamCreds,
     /// Uploads in flight on the source when migrate mode was set.
     pub source_uploads: Arc<[String]>,
+    /// The bucket's routing generation (`fence::generation`): a write is
+    /// admitted only while its bucket's gate still has it.
+    pub generation: u64,
 }
 
 /// Where bucket state and users come from; swapped whole on change.

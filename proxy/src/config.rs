@@ -17,6 +17,17 @@
 //! secret_file = "/etc/ferry/target.secret"
 //! ```
 //!
+//! A fleet of proxies keeps its bucket state in etcd instead of
+//! `state_file`, with a `[state]` section (ferry_fleet::etcd::EtcdConfig):
+//!
+//! ```toml
+//! [state]
+//! etcd_endpoints = ["https://etcd1:2379", "https://etcd2:2379", "https://etcd3:2379"]
+//! etcd_ca_file = "/etc/ferry/etcd-ca.pem"
+//! lease_ttl_secs = 10
+//! fence_timeout_secs = 30
+//! ```
+//!
 //! Every error names the file, the field and the problem on one line.
 
 // Reads the config, its users file and TLS folder at start and on a reload, before the new
@@ -31,6 +42,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+/// Shared with the admin API's attach (ferry-fleet).
+pub use ferry_fleet::rules::check_endpoint_url;
 
 /// The proxy's configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -53,9 +67,15 @@ pub struct Config {
     /// The users file (client users and their bucket grants; see
     /// [`crate::users`]). Required; must not be group- or world-readable.
     pub users_file: PathBuf,
-    /// Where attached buckets and their modes are kept. Required; the folder
-    /// must exist. A missing file is an empty table.
-    pub state_file: PathBuf,
+    /// Where attached buckets and their modes are kept on a single host;
+    /// the folder must exist, and a missing file is an empty table.
+    /// Required unless `[state]` puts them in a fleet's etcd.
+    #[serde(default)]
+    pub state_file: Option<PathBuf>,
+    /// A fleet's bucket state in etcd (docs/proxy.md, "Fleet"). Default:
+    /// none (the single-host `state_file`).
+    #[serde(default)]
+    pub state: Option<ferry_fleet::etcd::EtcdConfig>,
     /// The admin API's Unix socket. Default: `/run/ferry/proxy.sock`.
     #[serde(default = "default_socket_path")]
     pub socket_path: PathBuf,
@@ -232,11 +252,11 @@ impl Config {
             }
         };
         abs(&mut self.users_file);
-        abs(&mut self.state_file);
         abs(&mut self.socket_path);
         abs(&mut self.target.secret_file);
         for p in [
             self.cert_dir.as_mut(),
+            self.state_file.as_mut(),
             self.listing_token_key_file.as_mut(),
             self.target.ca_file.as_mut(),
         ]
@@ -305,7 +325,25 @@ impl Config {
         fs::read(&self.users_file)
             .map_err(|e| ("users_file", format!("{}: {e}", self.users_file.display())))?;
 
-        check_state_path(&self.state_file).map_err(|p| ("state_file", p))?;
+        match (&self.state_file, &self.state) {
+            (Some(file), None) => check_state_path(file).map_err(|p| ("state_file", p))?,
+            (None, Some(etcd)) => etcd.check().map_err(|p| ("state", p))?,
+            (None, None) => {
+                return Err((
+                    "state_file",
+                    "set state_file (a single proxy) or a [state] section with etcd_endpoints \
+                     (a fleet)"
+                        .into(),
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return Err((
+                    "state_file",
+                    "set either state_file (a single proxy) or [state] (a fleet's etcd), not both"
+                        .into(),
+                ));
+            }
+        }
         if self.socket_path.file_name().is_none() {
             return Err((
                 "socket_path",
@@ -345,36 +383,6 @@ fn toml_problem(text: &str, e: &toml::de::Error) -> String {
         }
         None => message,
     }
-}
-
-/// Why `url` is not an `http://` or `https://` endpoint (scheme, host,
-/// optional port; no user info, path, query or fragment).
-pub fn check_endpoint_url(url: &str) -> Result<(), String> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
-    match uri.scheme_str() {
-        Some("http" | "https") => {}
-        Some(other) => {
-            return Err(format!("{url:?}: scheme {other:?} is not http or https"));
-        }
-        None => return Err(format!("{url:?}: no scheme (expected http:// or https://)")),
-    }
-    let authority = uri.authority().ok_or_else(|| format!("{url:?}: no host"))?;
-    if authority.as_str().contains('@') {
-        return Err(format!(
-            "{url:?}: user info in the URL is not allowed (credentials go in their own fields)"
-        ));
-    }
-    if authority.host().is_empty() {
-        return Err(format!("{url:?}: no host"));
-    }
-    if !matches!(uri.path(), "" | "/") || uri.query().is_some() || url.contains('#') {
-        return Err(format!(
-            "{url:?}: an S3 endpoint is scheme://host[:port] with no path or query"
-        ));
-    }
-    Ok(())
 }
 
 /// Refuse a secret-bearing file that group or others may access: it must be
@@ -528,7 +536,7 @@ secret_file = "target.secret"
         assert_eq!(c.target_secret(), "s3cr3t");
         // Relative paths are relative to the config file's folder.
         assert_eq!(c.users_file, f.path("users.toml"));
-        assert_eq!(c.state_file, f.path("state.json"));
+        assert_eq!(c.state_file, Some(f.path("state.json")));
     }
 
     #[test]

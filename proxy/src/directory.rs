@@ -70,6 +70,9 @@ impl Directory for LiveDirectory {
     fn attached(&self, bucket: &str) -> Option<Attached> {
         let table = self.admin.table();
         let b = table.get(bucket)?;
+        // While a fleet fences a change, requests keep the old mode's
+        // route; the write gate (fence.rs) holds the writes.
+        let mode = b.routing().mode;
         let source = match Upstream::from_url(&b.source_url) {
             Ok(mut u) => {
                 if let Some(pem) = &b.tls_cert_pem {
@@ -93,7 +96,8 @@ impl Directory for LiveDirectory {
             }
         };
         Some(Attached {
-            mode: b.mode,
+            mode,
+            generation: crate::fence::generation(b),
             source,
             source_bucket: b.source_bucket.clone(),
             source_creds: UpstreamCreds {
@@ -103,7 +107,7 @@ impl Directory for LiveDirectory {
             },
             // Only migrate mode routes by them: other modes skip the copy
             // on every request.
-            source_uploads: if b.mode == ferry_control::Mode::Migrate {
+            source_uploads: if mode == ferry_control::Mode::Migrate {
                 b.source_uploads
                     .iter()
                     .map(|u| u.upload_id.clone())

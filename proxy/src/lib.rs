@@ -11,9 +11,11 @@ pub mod attached;
 pub mod config;
 pub mod copy_from;
 pub mod directory;
+pub mod fence;
 pub mod headers;
 pub mod journal;
 pub mod listing;
+pub mod member;
 pub mod metrics;
 pub mod migrate;
 pub mod outbound;
@@ -27,7 +29,9 @@ pub mod route;
 pub mod s3error;
 pub mod server;
 pub mod sigv4;
-pub mod state;
 pub mod tls;
 pub mod upstream;
 pub mod users;
+
+/// The bucket table and its store live in ferry-fleet, shared with ferryctl.
+pub use ferry_fleet::state;

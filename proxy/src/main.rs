@@ -17,7 +17,9 @@ use pingora::services::background::{BackgroundService, background_service};
 use ferry_proxy::admin::{self, Admin};
 use ferry_proxy::config::Config;
 use ferry_proxy::directory::LiveDirectory;
+use ferry_proxy::fence::WriteGates;
 use ferry_proxy::journal::Journal;
+use ferry_proxy::member::FleetLocal;
 use ferry_proxy::migrate;
 use ferry_proxy::plan::Settings;
 use ferry_proxy::resign::UpstreamCreds;
@@ -241,6 +243,7 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     check("cert_dir", old.cert_dir != new.cert_dir);
     check("users_file", old.users_file != new.users_file);
     check("state_file", old.state_file != new.state_file);
+    check("state", old.state != new.state);
     check("socket_path", old.socket_path != new.socket_path);
     check("socket_group", old.socket_group != new.socket_group);
     check("metrics_addr", old.metrics_addr != new.metrics_addr);
@@ -310,6 +313,43 @@ fn migrate_services(
     }
 }
 
+/// Joins the fleet of `etcd`: the member loads the fleet's table and puts
+/// it in force before this returns, so the proxy never serves from an empty
+/// table (which would pass attached buckets through). The member and the
+/// etcd client run on a runtime of their own, alive for the process.
+fn join_fleet(
+    etcd: &ferry_fleet::etcd::EtcdConfig,
+    config: &Config,
+    migrate: Arc<migrate::Services>,
+) -> (Arc<Admin>, Arc<WriteGates>) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("ferry-fleet")
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(format!("fleet runtime: {e}")));
+    let client = rt.block_on(etcd.connect()).unwrap_or_else(|e| fail(e));
+    let fleet = ferry_fleet::etcd::Fleet::new(client, etcd, Box::new(admin::S3SourceCheck));
+    let admin = Arc::new(
+        Admin::fleet(fleet, Box::new(admin::S3SourceCheck), &config.socket_group)
+            .with_migrate(migrate),
+    );
+    let gates = Arc::new(WriteGates::default());
+    let local = Arc::new(FleetLocal {
+        admin: admin.clone(),
+        gates: gates.clone(),
+    });
+    let member = rt
+        .block_on(ferry_fleet::etcd::member::join(etcd, local))
+        .unwrap_or_else(|e| fail(format!("cannot join the fleet: {e}")));
+    tracing::info!(member = member.id(), endpoints = ?etcd.etcd_endpoints, "fleet member");
+    std::thread::Builder::new()
+        .name("ferry-fleet".into())
+        .spawn(move || rt.block_on(std::future::pending::<()>()))
+        .unwrap_or_else(|e| fail(format!("fleet thread: {e}")));
+    (admin, gates)
+}
+
 fn main() {
     let args = Args::parse();
     tracing_subscriber::fmt()
@@ -340,16 +380,23 @@ fn main() {
     let migrate = Arc::new(migrate_services(&config, &settings, fetcher.clone()));
     let migrate_for_reload = migrate.clone();
     let settings = Arc::new(ArcSwap::from_pointee(settings));
-    let store = FileStore::new(config.state_file.clone());
-    let admin = Arc::new(
-        Admin::new(
-            Box::new(store),
-            Box::new(admin::S3SourceCheck),
-            &config.socket_group,
-        )
-        .unwrap_or_else(|e| fail(e))
-        .with_migrate(migrate.clone()),
-    );
+    let (admin, gates) = match (&config.state_file, &config.state) {
+        (Some(file), _) => {
+            let admin = Admin::new(
+                Box::new(FileStore::new(file.clone())),
+                Box::new(admin::S3SourceCheck),
+                &config.socket_group,
+            )
+            .unwrap_or_else(|e| fail(e))
+            .with_migrate(migrate.clone());
+            (Arc::new(admin), None)
+        }
+        (None, Some(etcd)) => {
+            let (admin, gates) = join_fleet(etcd, &config, migrate.clone());
+            (admin, Some(gates))
+        }
+        (None, None) => fail("no state_file and no [state]: Config::load refuses this"),
+    };
     let directory = Arc::new(
         LiveDirectory::new(admin.clone(), config.users_file.clone()).unwrap_or_else(|e| fail(e)),
     );
@@ -384,6 +431,7 @@ fn main() {
         directory: directory.clone(),
         fetcher,
         migrate,
+        gates,
     };
     let mut svc = pingora::proxy::http_proxy_service(&server.configuration, proxy);
     if let Some(addr) = config.http_addr {

@@ -27,6 +27,9 @@ pub enum Code {
     NotImplemented,
     PreconditionFailed,
     ServiceUnavailable,
+    /// 503 that every S3 SDK retries with backoff: a fleet is switching
+    /// the bucket's mode, or this proxy lost its fleet's etcd.
+    SlowDown,
     InternalError,
 }
 
@@ -52,6 +55,7 @@ impl Code {
             Self::NotImplemented => "NotImplemented",
             Self::PreconditionFailed => "PreconditionFailed",
             Self::ServiceUnavailable => "ServiceUnavailable",
+            Self::SlowDown => "SlowDown",
             Self::InternalError => "InternalError",
         }
     }
@@ -74,7 +78,7 @@ impl Code {
             Self::NoSuchBucket | Self::NoSuchKey | Self::NoSuchUpload => 404,
             Self::NotImplemented => 501,
             Self::PreconditionFailed => 412,
-            Self::ServiceUnavailable => 503,
+            Self::ServiceUnavailable | Self::SlowDown => 503,
             Self::InternalError => 500,
         }
     }

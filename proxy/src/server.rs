@@ -23,12 +23,13 @@ use tracing::field::display;
 use crate::access_log::access_log;
 use crate::admit::{self, Admitted, Proxying};
 use crate::attached::Directory;
+use crate::fence::{Fenced, WriteGates, WriteGuard};
 use crate::metrics;
 use crate::migrate;
 use crate::plan::{self, Env, Settings};
 use crate::reply::{self, respond};
 use crate::request_body;
-use crate::s3error::S3Error;
+use crate::s3error::{Code, S3Error};
 use crate::sigv4::chunked::ChunkedDecoder;
 use crate::upstream::{self, fetch::Fetcher};
 
@@ -57,10 +58,15 @@ pub struct FerryProxy {
     /// The client of the requests the proxy sends itself.
     pub fetcher: Arc<Fetcher>,
     pub migrate: Arc<migrate::Services>,
+    /// In a fleet, the write gates of the attached buckets; `None` on a
+    /// single host, where mode changes need no fence.
+    pub gates: Option<Arc<WriteGates>>,
 }
 
 pub struct Ctx {
     _in_flight: InFlight,
+    /// Held while a write to an attached bucket is in flight, in a fleet.
+    _write: Option<WriteGuard>,
     /// Metric labels: the S3 operation, and the bucket if attached (a
     /// bounded set the operator controls).
     operation: &'static str,
@@ -127,6 +133,7 @@ impl ProxyHttp for FerryProxy {
             id,
             span,
             _in_flight: InFlight::new(&self.in_flight),
+            _write: None,
             operation: "unknown",
             bucket: None,
             proxying: None,
@@ -145,8 +152,23 @@ impl ProxyHttp for FerryProxy {
         let span = ctx.span.clone();
         span.record("method", display(session.req_header().method.as_str()))
             .record("path", display(&ctx.resource));
-        let planned = self.plan(session.req_header());
+        let mut planned = self.plan(session.req_header());
         ctx.operation = planned.operation.unwrap_or(ctx.operation);
+        if planned.result.is_ok()
+            && let (Some(gates), Some(bucket), Some(generation)) =
+                (&self.gates, &planned.bucket, planned.write_generation)
+        {
+            match gates.enter(bucket, generation) {
+                Ok(guard) => ctx._write = Some(guard),
+                Err(Fenced) => {
+                    planned.result = Err(S3Error::new(
+                        Code::SlowDown,
+                        "the bucket's migration mode is changing across the proxy fleet, or this \
+                         proxy lost contact with the fleet; retry shortly",
+                    ));
+                }
+            }
+        }
         ctx.bucket = planned.bucket;
         span.record("bucket", display(ctx.bucket.as_deref().unwrap_or("-")))
             .record("op", display(ctx.operation));

@@ -5,7 +5,7 @@
 use ferry_control::Mode;
 use ferry_harness::Store;
 use ferry_proxy::admin::{S3SourceCheck, SourceCheck};
-use ferry_proxy::state::Bucket;
+use ferry_proxy::state::{Bucket, Phase};
 use time::OffsetDateTime;
 
 fn bucket(store: &Store, source_bucket: &str, secret: &str) -> Bucket {
@@ -22,6 +22,9 @@ fn bucket(store: &Store, source_bucket: &str, secret: &str) -> Bucket {
         attached_at: now,
         updated_at: now,
         source_uploads: vec![],
+        epoch: 0,
+        phase: Phase::Active,
+        leaving: None,
     }
 }
 
@@ -71,6 +74,9 @@ fn an_unreachable_source_is_refused() {
         attached_at: now,
         updated_at: now,
         source_uploads: vec![],
+        epoch: 0,
+        phase: Phase::Active,
+        leaving: None,
     };
     let e = check(&b).unwrap_err();
     assert!(e.contains("cannot reach the source"), "{e}");

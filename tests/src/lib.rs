@@ -30,6 +30,8 @@ mod capabilities;
 #[cfg(feature = "stores")]
 mod client;
 mod env;
+/// A real etcd cluster on loopback: members killed, restarted, paused at will.
+pub mod etcd;
 #[cfg(feature = "stores")]
 pub mod ferryctl;
 #[cfg(feature = "stores")]

@@ -81,6 +81,32 @@ pub struct BucketView {
     /// Source multipart uploads snapshotted when migrate mode was set and
     /// still routed to the source.
     pub source_uploads_open: usize,
+    /// The epoch of the bucket's last mode change in a fleet (0 on a single
+    /// host's file store).
+    #[serde(default)]
+    pub epoch: u64,
+    /// `active`, or `fencing` while a fleet drains writes to the side being
+    /// left.
+    #[serde(default = "active")]
+    pub phase: String,
+    /// In a fleet: each live proxy and the epoch it applies (`show` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberView>,
+}
+
+fn active() -> String {
+    "active".to_owned()
+}
+
+/// A proxy of the fleet, as `show` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberView {
+    /// The proxy's member id (its host name unless configured).
+    pub id: String,
+    /// The epoch of this bucket it applies, and in which phase; `None`: it
+    /// has not acknowledged any.
+    pub epoch: Option<u64>,
+    pub phase: Option<String>,
 }
 
 /// `GET /v1/buckets`.
@@ -157,6 +183,12 @@ pub struct ModeChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpdateResponse {
     pub changes: Vec<ModeChange>,
+    /// In a fleet: when every live proxy had acknowledged the fence (RFC
+    /// 3339, nanoseconds), just before the new mode was put in force. No
+    /// proxy routes by the new mode before it, and no write to the old side
+    /// is acknowledged after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fenced_at: Option<String>,
 }
 
 /// The body of every refusal.
@@ -197,6 +229,14 @@ pub mod codes {
     pub const INVALID_TRANSITION: &str = "InvalidTransition";
     /// 409: leaving migrate mode needs a reverse copy first, then `--force`.
     pub const REVERSE_COPY_REQUIRED: &str = "ReverseCopyRequired";
+    /// 409: the bucket changed under this request, or another mode change
+    /// of it is under way (two `ferryctl` runs at once); nothing changed.
+    pub const CONFLICT: &str = "Conflict";
+    /// 504: some live proxies did not acknowledge the fence in time; the
+    /// change was rolled back.
+    pub const FENCE_TIMEOUT: &str = "FenceTimeout";
+    /// 503: the fleet's etcd could not be reached; nothing changed.
+    pub const FLEET_UNAVAILABLE: &str = "FleetUnavailable";
     /// 409: detach is not allowed in this mode (or not without `--force`).
     pub const DETACH_REFUSED: &str = "DetachRefused";
     /// 422: attach refused because the source bucket could not be checked.

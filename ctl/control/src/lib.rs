@@ -15,8 +15,8 @@ pub mod keylist;
 pub mod socket;
 
 pub use api::{
-    ApiError, AttachRequest, BucketList, BucketView, Mode, ModeChange, Selector, UpdateRequest,
-    UpdateResponse, check_bucket_name, codes,
+    ApiError, AttachRequest, BucketList, BucketView, MemberView, Mode, ModeChange, Selector,
+    UpdateRequest, UpdateResponse, check_bucket_name, codes,
 };
 pub use client::{Client, ClientError, DEFAULT_AGENT_SOCKET, DEFAULT_PROXY_SOCKET, RawResponse};
 pub use jobs::{

@@ -2,8 +2,13 @@
 //! daemon's admin socket through `ferry_control::Client` (the proxy's for the
 //! bucket verbs, the agent's for `job`), and prints the answer.
 //!
-//! Exit codes: 0 done; 1 the daemon refused (its message on one line);
-//! 2 usage or connection error.
+//! With `--etcd` (or a `[state]` section in its config file), the bucket
+//! verbs go to the fleet's etcd instead of one proxy's socket, and a mode
+//! change is fenced across every proxy of the fleet (`fleet.rs`).
+//!
+//! Exit codes: 0 done; 1 refused (the message on one line); 2 usage or
+//! connection error; 4 conflict: another change of the bucket was made or
+//! is under way (look at `show`, then run it again).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -16,6 +21,7 @@ use ferry_control::{
     Mode, Selector, UpdateRequest, UpdateResponse, codes,
 };
 
+mod fleet;
 mod job;
 
 /// Drive Ferry's proxies and agents over their Unix sockets.
@@ -40,6 +46,26 @@ struct Cli {
         value_name = "PATH"
     )]
     agent_socket: PathBuf,
+    /// The fleet's etcd (comma-separated client URLs): the bucket verbs go
+    /// there, to every proxy of the fleet, instead of to --socket.
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_ETCD_ENDPOINTS",
+        value_name = "URLS",
+        value_delimiter = ','
+    )]
+    etcd: Vec<String>,
+    /// ferryctl's config file; its `[state]` section (as the proxy's)
+    /// names the fleet's etcd, with TLS and auth. Read if it exists.
+    #[arg(
+        long,
+        global = true,
+        env = "FERRYCTL_CONFIG",
+        default_value = fleet::DEFAULT_CONFIG,
+        value_name = "FILE"
+    )]
+    config: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -154,11 +180,14 @@ struct UpdateArgs {
     /// Allow leaving migrate mode (after the reverse copy).
     #[arg(long)]
     force: bool,
+    /// Print the answer as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// What went wrong, by exit code.
 enum Failure {
-    /// Exit 1: the daemon refused.
+    /// Exit 1 (4 for a conflict): refused.
     Refused(ferry_control::ApiError),
     /// Exit 2: bad usage, unreadable input, or no proper answer.
     Usage(String),
@@ -211,7 +240,11 @@ fn main() -> ExitCode {
             if e.code == codes::REVERSE_COPY_REQUIRED {
                 eprint!("{REVERSE_COPY_HELP}");
             }
-            ExitCode::from(1)
+            if e.code == codes::CONFLICT {
+                ExitCode::from(EXIT_CONFLICT)
+            } else {
+                ExitCode::from(1)
+            }
         }
         Err(Failure::Usage(msg)) => {
             eprintln!("ferryctl: {}", one_line(&msg));
@@ -219,6 +252,9 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Another change of the bucket was made or is under way.
+const EXIT_CONFLICT: u8 = 4;
 
 const REVERSE_COPY_HELP: &str = "\
 Rolling back from migrate mode is a reverse copy: since migrate mode was set,
@@ -245,11 +281,58 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 S3Command::Bucket {
                     command: BucketCommand::Migrate { command },
                 },
-        } => migrate(&Client::new(&cli.socket), command),
+        } => {
+            let backend = match fleet::config(&cli.etcd, &cli.config)? {
+                Some(etcd) => Backend::Fleet(Box::new(fleet::Fleet::connect(&etcd)?)),
+                None => Backend::Socket(Client::new(&cli.socket)),
+            };
+            migrate(&backend, command)
+        }
     }
 }
 
-fn migrate(client: &Client, command: MigrateCommand) -> Result<(), Failure> {
+/// Where the bucket verbs go.
+enum Backend {
+    /// One proxy's admin socket.
+    Socket(Client),
+    /// The fleet's etcd.
+    Fleet(Box<fleet::Fleet>),
+}
+
+impl Backend {
+    fn attach(&self, req: &AttachRequest) -> Result<BucketView, Failure> {
+        match self {
+            Backend::Socket(c) => Ok(c.attach(req)?),
+            Backend::Fleet(f) => f.attach(req.clone()),
+        }
+    }
+    fn update(&self, req: &UpdateRequest) -> Result<UpdateResponse, Failure> {
+        match self {
+            Backend::Socket(c) => Ok(c.update(req)?),
+            Backend::Fleet(f) => f.update(req.clone()),
+        }
+    }
+    fn detach(&self, bucket: &str, force: bool) -> Result<BucketView, Failure> {
+        match self {
+            Backend::Socket(c) => Ok(c.detach(bucket, force)?),
+            Backend::Fleet(f) => f.detach(bucket, force),
+        }
+    }
+    fn show(&self, bucket: &str) -> Result<BucketView, Failure> {
+        match self {
+            Backend::Socket(c) => Ok(c.show(bucket)?),
+            Backend::Fleet(f) => f.show(bucket),
+        }
+    }
+    fn list(&self) -> Result<Vec<BucketView>, Failure> {
+        match self {
+            Backend::Socket(c) => Ok(c.list()?),
+            Backend::Fleet(f) => f.list(),
+        }
+    }
+}
+
+fn migrate(client: &Backend, command: MigrateCommand) -> Result<(), Failure> {
     match command {
         MigrateCommand::Attach(args) => {
             let req = attach_request(args)?;
@@ -270,7 +353,11 @@ fn migrate(client: &Client, command: MigrateCommand) -> Result<(), Failure> {
                 selector,
                 force: args.force,
             })?;
-            print_update(&resp);
+            if args.json {
+                print_json(&resp);
+            } else {
+                print_update(&resp);
+            }
         }
         MigrateCommand::Detach { bucket, force } => {
             let view = client.detach(&bucket, force)?;
@@ -363,6 +450,25 @@ fn print_update(resp: &UpdateResponse) {
 }
 
 fn print_show(v: &BucketView) {
+    print_rows(v);
+    if !v.members.is_empty() {
+        println!("members:");
+        let rows: Vec<[String; 3]> = v
+            .members
+            .iter()
+            .map(|m| {
+                [
+                    format!("  {}", m.id),
+                    m.epoch.map_or("-".into(), |e| e.to_string()),
+                    m.phase.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        print_table(["  PROXY", "EPOCH", "PHASE"], &rows);
+    }
+}
+
+fn print_rows(v: &BucketView) {
     let rows = [
         ("bucket", v.bucket.clone()),
         ("mode", v.mode.to_string()),
@@ -374,6 +480,8 @@ fn print_show(v: &BucketView) {
         ("attached at", v.attached_at.clone()),
         ("updated at", v.updated_at.clone()),
         ("source uploads open", v.source_uploads_open.to_string()),
+        ("epoch", v.epoch.to_string()),
+        ("phase", v.phase.clone()),
     ];
     for (name, value) in rows {
         println!("{:<20} {value}", format!("{name}:"));

@@ -84,6 +84,9 @@ pub struct Planned {
     pub operation: Option<&'static str>,
     /// The bucket, if attached (a bounded set the operator controls).
     pub bucket: Option<String>,
+    /// A write to an attached bucket: the bucket's routing generation it
+    /// was planned at, for its write gate (`fence`).
+    pub write_generation: Option<u64>,
     /// The plan, and the decoder of an aws-chunked body that Pingora
     /// proxies; or the refusal.
     pub result: Result<(Plan, Option<ChunkedDecoder>), S3Error>,
@@ -94,6 +97,7 @@ pub fn plan(env: &Env<'_>, req: &RequestHeader) -> Planned {
     let mut planned = Planned {
         operation: None,
         bucket: None,
+        write_generation: None,
         result: Ok((Plan::PassThrough, None)),
     };
     planned.result = steps(env, req, &mut planned);
@@ -124,6 +128,9 @@ fn steps(
     let names = header_pairs(&req.headers, false);
     let verified = auth::authenticate(env, req, &names)?;
     auth::authorize(env, &verified, op, bucket)?;
+    if op.grant() == ferry_s3::Grant::Write {
+        labels.write_generation = Some(att.generation);
+    }
     auth::check_region(env, &verified, &att)?;
     let sides = Sides::of(env, bucket, &att);
     let copy_source = copy_source(env, req, &verified.access_key, &att, &sides.target)?;

@@ -62,6 +62,7 @@ fn table(mode: Mode) -> Table {
         source_bucket: "photos-src".into(),
         source_creds: creds("AKIDSOURCE", "source-secret"),
         source_uploads: Arc::from([]),
+        generation: 1,
     };
     Table {
         buckets: HashMap::from([("photos".to_owned(), att)]),

@@ -159,30 +159,35 @@ impl Setup {
 
     /// `s3migrate` from the source to the target, listing the source.
     pub fn s3migrate(&self, folder: &Path) -> Command {
-        let mut c = Command::new(crate::s3migrate_bin());
-        c.args(["--src-url", &self.source.endpoint, "--src-bucket", BUCKET])
-            .args([
-                "--src-key",
-                &self.source.access_key,
-                "--src-region",
-                &self.source.region,
-            ])
-            .env("S3MIGRATE_SRC_SECRET", &self.source.secret_key)
-            .arg("--src-list")
-            .args(["--dest-url", &self.target.endpoint, "--dest-bucket", BUCKET])
-            .args([
-                "--dest-key",
-                &self.target.access_key,
-                "--dest-region",
-                &self.target.region,
-            ])
-            .env("S3MIGRATE_DEST_SECRET", &self.target.secret_key)
-            .arg("--dest-folder")
-            .arg(folder)
-            .args(["--threads", "8", "--progress-interval-secs", "1"]);
-        crate::apply_loopback_env(&mut c);
-        c
+        copy_pass(&self.source, &self.target, folder)
     }
+}
+
+/// `s3migrate` of the bucket from `source` to `target`, listing the source.
+pub fn copy_pass(source: &Store, target: &Store, folder: &Path) -> Command {
+    let mut c = Command::new(crate::s3migrate_bin());
+    c.args(["--src-url", &source.endpoint, "--src-bucket", BUCKET])
+        .args([
+            "--src-key",
+            &source.access_key,
+            "--src-region",
+            &source.region,
+        ])
+        .env("S3MIGRATE_SRC_SECRET", &source.secret_key)
+        .arg("--src-list")
+        .args(["--dest-url", &target.endpoint, "--dest-bucket", BUCKET])
+        .args([
+            "--dest-key",
+            &target.access_key,
+            "--dest-region",
+            &target.region,
+        ])
+        .env("S3MIGRATE_DEST_SECRET", &target.secret_key)
+        .arg("--dest-folder")
+        .arg(folder)
+        .args(["--threads", "8", "--progress-interval-secs", "1"]);
+    crate::apply_loopback_env(&mut c);
+    c
 }
 
 /// Runs a command to its end, printing its output for the test log.

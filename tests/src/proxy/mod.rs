@@ -81,6 +81,23 @@ impl Proxy {
 
     /// As `start_with`, with `FERRY_LOG` set to `filter`.
     pub fn start_logging(target: &Store, bucket: &str, extra: &str, filter: &str) -> Proxy {
+        Self::start_configured(target, bucket, extra, filter, None)
+    }
+
+    /// A member of the fleet whose `[state]` section is `state` (no
+    /// `state_file`), logging at info so that a failure shows the fleet's
+    /// steps.
+    pub fn start_in_fleet(target: &Store, bucket: &str, extra: &str, state: &str) -> Proxy {
+        Self::start_configured(target, bucket, extra, "info", Some(state))
+    }
+
+    fn start_configured(
+        target: &Store,
+        bucket: &str,
+        extra: &str,
+        filter: &str,
+        state: Option<&str>,
+    ) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         write_private(
@@ -97,6 +114,15 @@ impl Proxy {
             &format!("{extra}s3_domains = [\"s3.ferry.test\"]\n"),
         )
         .unwrap();
+        if let Some(state) = state {
+            let text = std::fs::read_to_string(&layout.config).unwrap();
+            let text: String = text
+                .lines()
+                .filter(|l| !l.starts_with("state_file ="))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            std::fs::write(&layout.config, format!("{text}\n[state]\n{state}\n")).unwrap();
+        }
         let mut p = Proxy {
             dir,
             config: layout.config,

@@ -1,6 +1,6 @@
-//! Durable bucket state: the table of attached buckets, read and written
-//! through one small interface, [`StateStore`]. Today there is one store, a
-//! local file ([`FileStore`]); a fleet of proxies will get an etcd one, so
+//! Durable bucket state: the table of attached buckets. A single proxy
+//! reads and writes it through [`StateStore`] ([`FileStore`], one local
+//! file); a fleet keeps one key per bucket in etcd (`crate::etcd`), so
 //! nothing else opens the state file.
 //!
 //! The mode rules (which transitions and detaches are allowed) are one pure
@@ -87,6 +87,49 @@ pub struct Bucket {
     /// their parts and completion still go to the source.
     #[serde(default)]
     pub source_uploads: Vec<SourceUpload>,
+    /// Counts the bucket's mode changes in a fleet: each fenced transition
+    /// (and each roll-back of one) takes the next epoch, and every proxy
+    /// acknowledges the epoch it applies. Always 0 in the file store.
+    #[serde(default)]
+    pub epoch: u64,
+    /// `Fencing` while a fleet drains the writes that go to the side being
+    /// left; see [`Bucket::routing`].
+    #[serde(default)]
+    pub phase: Phase,
+    /// While fencing: the mode being left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaving: Option<Mode>,
+}
+
+/// Where a fenced transition stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The mode is in force.
+    #[default]
+    Active,
+    /// The mode is decided but not yet in force: requests are still routed
+    /// by the mode being left, and writes are refused (503 SlowDown) until
+    /// every live proxy has drained its writes to the old side.
+    Fencing,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Active => "active",
+            Phase::Fencing => "fencing",
+        }
+    }
+}
+
+/// How a proxy routes a bucket's requests now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Routing {
+    /// The mode requests are routed by.
+    pub mode: Mode,
+    /// Writes are refused: a fenced transition is under way.
+    pub fenced: bool,
 }
 
 impl fmt::Debug for Bucket {
@@ -103,11 +146,35 @@ impl fmt::Debug for Bucket {
             .field("attached_at", &self.attached_at)
             .field("updated_at", &self.updated_at)
             .field("source_uploads", &self.source_uploads.len())
+            .field("epoch", &self.epoch)
+            .field("phase", &self.phase)
+            .field("leaving", &self.leaving)
             .finish_non_exhaustive()
     }
 }
 
 impl Bucket {
+    /// While fencing, reads keep the old mode's route (the side that is
+    /// complete) and writes wait; otherwise the mode is in force.
+    pub fn routing(&self) -> Routing {
+        match (self.phase, self.leaving) {
+            (Phase::Fencing, Some(old)) => Routing {
+                mode: old,
+                fenced: true,
+            },
+            // A fencing record without the old mode is not one this build
+            // wrote; holding writes is the safe reading of it.
+            (Phase::Fencing, None) => Routing {
+                mode: self.mode,
+                fenced: true,
+            },
+            (Phase::Active, _) => Routing {
+                mode: self.mode,
+                fenced: false,
+            },
+        }
+    }
+
     /// What `show` and `list` return: everything but the secret.
     pub fn view(&self) -> BucketView {
         BucketView {
@@ -126,6 +193,9 @@ impl Bucket {
             }
             .to_owned(),
             source_uploads_open: self.source_uploads.len(),
+            epoch: self.epoch,
+            phase: self.phase.as_str().to_owned(),
+            members: Vec::new(),
         }
     }
 }
@@ -179,6 +249,9 @@ mod tests {
             attached_at: t,
             updated_at: t,
             source_uploads: vec![],
+            epoch: 0,
+            phase: Phase::Active,
+            leaving: None,
         }
     }
 
@@ -191,5 +264,33 @@ mod tests {
         assert!(!json.contains("secret"), "no secret field at all: {json}");
         assert_eq!(b.view().attached_at, "2023-11-14T22:13:20Z");
         assert_eq!(b.view().tls_cert, "none");
+    }
+
+    #[test]
+    fn fencing_routes_by_the_old_mode_and_holds_writes() {
+        let mut b = bucket("photos", Mode::Migrate);
+        let active = Routing {
+            mode: Mode::Migrate,
+            fenced: false,
+        };
+        assert_eq!(b.routing(), active);
+        b.phase = Phase::Fencing;
+        b.leaving = Some(Mode::Forward);
+        assert_eq!(
+            b.routing(),
+            Routing {
+                mode: Mode::Forward,
+                fenced: true
+            }
+        );
+        b.leaving = None;
+        assert!(b.routing().fenced, "a fencing record always holds writes");
+        // Records written before fleets existed read as active, epoch 0.
+        let mut json = serde_json::to_value(bucket("photos", Mode::Migrate)).unwrap();
+        for field in ["epoch", "phase", "leaving"] {
+            json.as_object_mut().unwrap().remove(field);
+        }
+        let old: Bucket = serde_json::from_value(json).unwrap();
+        assert_eq!((old.epoch, old.routing()), (0, active));
     }
 }

@@ -1,0 +1,128 @@
+//! The bucket verbs against a fleet's etcd (`--etcd`, or `[state]` in
+//! ferryctl's config file): the same rules as a proxy's socket, and each
+//! mode change fenced across every live proxy, with its steps printed.
+
+use std::path::Path;
+
+use ferry_control::socket::server::Refusal;
+use ferry_control::{AttachRequest, BucketView, UpdateRequest, UpdateResponse};
+use ferry_fleet::etcd::{self, EtcdConfig, Progress};
+use ferry_fleet::source_check::S3SourceCheck;
+
+use crate::Failure;
+
+/// Where ferryctl looks for its config file.
+pub const DEFAULT_CONFIG: &str = "/etc/ferry/ferryctl.toml";
+
+/// ferryctl's config file.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    state: Option<EtcdConfig>,
+}
+
+/// The fleet's etcd, from `--etcd` (first) or the config file; `None`:
+/// the verbs go to the proxy's socket.
+pub fn config(endpoints: &[String], file: &Path) -> Result<Option<EtcdConfig>, Failure> {
+    if !endpoints.is_empty() {
+        return Ok(Some(EtcdConfig::new(endpoints.to_vec())));
+    }
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Failure::Usage(format!("{}: {e}", file.display()))),
+    };
+    let c: FileConfig = toml::from_str(&text)
+        .map_err(|e| Failure::Usage(format!("{}: {}", file.display(), one_line(&e.to_string()))))?;
+    Ok(c.state)
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+pub struct Fleet {
+    rt: tokio::runtime::Runtime,
+    fleet: etcd::Fleet,
+}
+
+impl Fleet {
+    pub fn connect(config: &EtcdConfig) -> Result<Fleet, Failure> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::Usage(format!("cannot start a runtime: {e}")))?;
+        let fleet = rt
+            .block_on(etcd::Fleet::connect(config, Box::new(S3SourceCheck)))
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+        Ok(Fleet { rt, fleet })
+    }
+
+    pub fn attach(&self, req: AttachRequest) -> Result<BucketView, Failure> {
+        self.rt.block_on(self.fleet.attach(req)).map_err(refused)
+    }
+
+    pub fn update(&self, req: UpdateRequest) -> Result<UpdateResponse, Failure> {
+        self.rt
+            .block_on(self.fleet.update(req, &print_progress))
+            .map_err(refused)
+    }
+
+    pub fn detach(&self, bucket: &str, force: bool) -> Result<BucketView, Failure> {
+        let view = self
+            .rt
+            .block_on(self.fleet.detach(bucket, force))
+            .map_err(refused)?;
+        eprintln!(
+            "ferryctl: note: the delete journal's entries of {bucket} stay on the target; a \
+             proxy's own `detach` (over its socket) clears them"
+        );
+        Ok(view)
+    }
+
+    pub fn show(&self, bucket: &str) -> Result<BucketView, Failure> {
+        self.rt.block_on(self.fleet.show(bucket)).map_err(refused)
+    }
+
+    pub fn list(&self) -> Result<Vec<BucketView>, Failure> {
+        self.rt.block_on(self.fleet.list()).map_err(refused)
+    }
+}
+
+fn refused(r: Refusal) -> Failure {
+    Failure::Refused(r.error)
+}
+
+/// The fence's steps, on stderr (stdout holds the answer).
+fn print_progress(p: Progress) {
+    match p {
+        Progress::Fencing { buckets, members } => {
+            let buckets: Vec<String> = buckets
+                .iter()
+                .map(|(b, epoch)| format!("{b} (epoch {epoch})"))
+                .collect();
+            if members.is_empty() {
+                eprintln!(
+                    "fencing {}: no proxy is registered in the fleet; nothing to wait for",
+                    buckets.join(", ")
+                );
+            } else {
+                eprintln!(
+                    "fencing {}: waiting for {} proxies to drain their writes: {}",
+                    buckets.join(", "),
+                    members.len(),
+                    members.join(", ")
+                );
+            }
+        }
+        Progress::Waiting { members } => {
+            eprintln!("still waiting for: {}", members.join(", "));
+        }
+        Progress::Fenced { members } => {
+            eprintln!(
+                "all {} proxies acknowledged; putting the new mode in force",
+                members.len()
+            );
+        }
+    }
+}
