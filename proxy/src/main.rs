@@ -14,6 +14,7 @@ use pingora::server::ShutdownWatch;
 use pingora::server::configuration::ServerConf;
 use pingora::services::background::{BackgroundService, background_service};
 
+use ferry_fleet::etcd::member::MemberHandle;
 use ferry_proxy::admin::{self, Admin};
 use ferry_proxy::config::Config;
 use ferry_proxy::directory::LiveDirectory;
@@ -152,9 +153,11 @@ impl BackgroundService for Reloader {
 }
 
 /// On TERM (Pingora has stopped accepting), exits once no request is left
-/// in flight; Pingora's grace period is the deadline.
+/// in flight; Pingora's grace period is the deadline. A fleet member then
+/// leaves the fleet, so that no mode change waits for its lease to expire.
 struct Drainer {
     in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    member: Option<MemberHandle>,
 }
 
 #[async_trait]
@@ -166,6 +169,9 @@ impl BackgroundService for Drainer {
             let n = self.in_flight.load(std::sync::atomic::Ordering::SeqCst);
             if n == 0 {
                 tracing::info!(after = ?started.elapsed(), "drained; exiting");
+                if let Some(m) = &self.member {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), m.leave()).await;
+                }
                 std::process::exit(0);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -321,7 +327,7 @@ fn join_fleet(
     etcd: &ferry_fleet::etcd::EtcdConfig,
     config: &Config,
     migrate: Arc<migrate::Services>,
-) -> (Arc<Admin>, Arc<WriteGates>) {
+) -> (Arc<Admin>, Arc<WriteGates>, MemberHandle) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("ferry-fleet")
@@ -347,7 +353,7 @@ fn join_fleet(
         .name("ferry-fleet".into())
         .spawn(move || rt.block_on(std::future::pending::<()>()))
         .unwrap_or_else(|e| fail(format!("fleet thread: {e}")));
-    (admin, gates)
+    (admin, gates, member)
 }
 
 fn main() {
@@ -380,7 +386,7 @@ fn main() {
     let migrate = Arc::new(migrate_services(&config, &settings, fetcher.clone()));
     let migrate_for_reload = migrate.clone();
     let settings = Arc::new(ArcSwap::from_pointee(settings));
-    let (admin, gates) = match (&config.state_file, &config.state) {
+    let (admin, gates, member) = match (&config.state_file, &config.state) {
         (Some(file), _) => {
             let admin = Admin::new(
                 Box::new(FileStore::new(file.clone())),
@@ -389,11 +395,11 @@ fn main() {
             )
             .unwrap_or_else(|e| fail(e))
             .with_migrate(migrate.clone());
-            (Arc::new(admin), None)
+            (Arc::new(admin), None, None)
         }
         (None, Some(etcd)) => {
-            let (admin, gates) = join_fleet(etcd, &config, migrate.clone());
-            (admin, Some(gates))
+            let (admin, gates, member) = join_fleet(etcd, &config, migrate.clone());
+            (admin, Some(gates), Some(member))
         }
         (None, None) => fail("no state_file and no [state]: Config::load refuses this"),
     };
@@ -423,6 +429,7 @@ fn main() {
         "drain",
         Drainer {
             in_flight: in_flight.clone(),
+            member,
         },
     ));
     let proxy = FerryProxy {

@@ -555,13 +555,38 @@ fn switches_do_not_interleave_and_survive_a_dead_etcd_member_and_a_dead_proxy() 
             .block_on(contents(&f.source))
             .contains_key("after-migrate")
     );
+
+    // A proxy stopped with TERM leaves the fleet at once: the next switch
+    // does not wait for its lease.
+    f.proxies[1].term();
+    assert!(
+        f.proxies[1].wait(Duration::from_secs(20)).is_some(),
+        "p1 exits on TERM"
+    );
+    let mut back = update("forward").to_vec();
+    back.push("--force");
+    let out = f.ferryctl(&back);
+    assert!(out.status.success());
+    assert!(
+        stderr(&out).contains("waiting for 2 proxies"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("p1"), "p1 left: {}", stderr(&out));
 }
 
 #[test]
 fn a_proxy_cut_off_from_etcd_refuses_writes_until_it_is_back() {
     // p0 reaches etcd member 2 only; the fleet's other members keep quorum.
     let f = Fleet::start(1, 30, |_| vec![2]);
-    f.set_mode("forward");
+    // Through the proxy's own socket: a fleet member's admin API makes the
+    // same fenced change, and `show` there lists the members.
+    let out = f.proxies[0].ferryctl_ok(&launch::set_mode_args(BUCKET, "forward"));
+    assert!(out.contains("ready -> forward"), "{out}");
+    let shown = f.proxies[0].ferryctl_ok(&["s3", "bucket", "migrate", "show", BUCKET, "--json"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["mode"], "forward");
+    assert_eq!(shown["members"][0]["id"], "p0", "{shown}");
     let c = f.proxies[0].client(&f.target.region);
     // The refusal's status and S3 code, or the failure.
     let put = |key: &str| -> Result<(), (Option<u16>, String)> {

@@ -24,9 +24,17 @@ use ferry_control::{
 mod fleet;
 mod job;
 
-/// Drive Ferry's proxies and agents over their Unix sockets.
+/// Drive Ferry's proxies and agents over their Unix sockets, or a fleet of
+/// proxies through its etcd.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit codes: 0 done; 1 refused (the reason on stderr); 2 usage, input or \
+                  connection error; 4 conflict: another change of the bucket was made or is \
+                  under way, and this one changed nothing (see `show`, then run it again)."
+)]
 struct Cli {
     /// The proxy's admin socket.
     #[arg(
