@@ -120,6 +120,15 @@ pub fn refuse_if_fencing(b: &Bucket) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// 422: the source bucket did not check out at attach.
+pub fn source_check_failed(bucket: &str, why: &str) -> Refusal {
+    Refusal::new(
+        422,
+        codes::SOURCE_CHECK_FAILED,
+        format!("attach {bucket}: {why}"),
+    )
+}
+
 /// 503: the source's uploads could not be listed for migrate mode.
 pub fn uploads_unlisted(bucket: &str, why: &str) -> Refusal {
     Refusal::new(

@@ -109,14 +109,8 @@ impl Fleet {
     }
 
     fn ferryctl(&self, args: &[&str]) -> Output {
-        let out = self.ferryctl_cmd(args).output().unwrap();
-        eprintln!(
-            "ferryctl {args:?} -> {:?}\n{}{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        eprintln!("ferryctl {args:?}");
+        run(&mut self.ferryctl_cmd(args))
     }
 
     fn ferryctl_ok(&self, args: &[&str]) -> String {
@@ -632,6 +626,46 @@ fn a_proxy_cut_off_from_etcd_refuses_writes_until_it_is_back() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(f.rt.block_on(contents(&f.source)).contains_key("after"));
+
+    // A fence whose ferryctl died an hour ago holds the bucket's writes
+    // until the next update takes it over.
+    f.rt.block_on(async {
+        let mut c = etcd_client::Client::connect(f.etcd.endpoints(), None)
+            .await
+            .unwrap();
+        let key = format!("/ferry/v1/buckets/{BUCKET}");
+        let got = c.get(key.as_str(), None).await.unwrap();
+        let mut b: serde_json::Value = serde_json::from_slice(got.kvs()[0].value()).unwrap();
+        b["phase"] = "fencing".into();
+        b["leaving"] = "forward".into();
+        b["mode"] = "migrate".into();
+        b["epoch"] = (b["epoch"].as_u64().unwrap() + 1).into();
+        b["updated_at"] = "2026-01-01T00:00:00Z".into();
+        c.put(key, serde_json::to_vec(&b).unwrap(), None)
+            .await
+            .unwrap();
+    });
+    let fenced = Instant::now();
+    loop {
+        match put("held") {
+            Err((Some(503), _)) => break,
+            r => assert!(
+                fenced.elapsed() < Duration::from_secs(10),
+                "not fenced: {r:?}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = f.ferryctl(&launch::set_mode_args(BUCKET, "forward"));
+    assert!(out.status.success());
+    assert!(
+        stderr(&out).contains("taking over the change of epoch"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(f.show()["phase"], "active");
+    put("released").unwrap();
+    assert!(f.rt.block_on(contents(&f.source)).contains_key("released"));
     eprintln!(
         "cut off: writes refused after {} ms (lease TTL {LEASE_TTL_SECS} s); taken again {} ms \
          after etcd was back",

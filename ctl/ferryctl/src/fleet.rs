@@ -108,9 +108,9 @@ fn print_progress(p: Progress) {
                 );
             } else {
                 eprintln!(
-                    "fencing {}: waiting for {} proxies to drain their writes: {}",
+                    "fencing {}: waiting for {} to drain their writes: {}",
                     buckets.join(", "),
-                    members.len(),
+                    proxies(members.len()),
                     members.join(", ")
                 );
             }
@@ -118,11 +118,28 @@ fn print_progress(p: Progress) {
         Progress::Waiting { members } => {
             eprintln!("still waiting for: {}", members.join(", "));
         }
-        Progress::Fenced { members } => {
+        Progress::TakingOver {
+            bucket,
+            epoch,
+            since,
+        } => {
             eprintln!(
-                "all {} proxies acknowledged; putting the new mode in force",
-                members.len()
+                "{bucket}: taking over the change of epoch {epoch}, begun at {since} and never \
+                 finished (its ferryctl died?)"
             );
         }
+        Progress::Fenced { members } => {
+            eprintln!(
+                "all {} acknowledged; putting the new mode in force",
+                proxies(members.len())
+            );
+        }
+    }
+}
+
+fn proxies(n: usize) -> String {
+    match n {
+        1 => "1 proxy".to_owned(),
+        n => format!("{n} proxies"),
     }
 }

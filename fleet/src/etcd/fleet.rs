@@ -25,8 +25,8 @@ use time::OffsetDateTime;
 
 use super::{Ack, EtcdConfig, FleetError, Keys, MemberInfo, unsent_retried};
 use crate::rules::{
-    already_attached, check_update, not_attached, now, refuse_if_fencing, uploads_unlisted,
-    validate_attach,
+    already_attached, check_update, not_attached, now, refuse_if_fencing, source_check_failed,
+    uploads_unlisted, validate_attach,
 };
 use crate::source_check::SourceCheck;
 use crate::state::{Bucket, BucketTable, Phase, Transition, check_detach};
@@ -46,6 +46,12 @@ pub enum Progress {
     Waiting { members: Vec<String> },
     /// Every live proxy acknowledged; the new mode is being put in force.
     Fenced { members: Vec<String> },
+    /// A fence begun long ago by an update that died is taken over.
+    TakingOver {
+        bucket: String,
+        epoch: u64,
+        since: String,
+    },
 }
 
 /// The fleet's buckets in etcd, and the verbs that change them.
@@ -190,13 +196,10 @@ impl Fleet {
     /// Attach a bucket in ready mode, if no record of it exists.
     pub async fn attach(&self, req: AttachRequest) -> Result<BucketView, Refusal> {
         let bucket = validate_attach(req, now())?;
-        self.source_check.check(&bucket).await.map_err(|why| {
-            Refusal::new(
-                422,
-                codes::SOURCE_CHECK_FAILED,
-                format!("attach {}: {why}", bucket.bucket),
-            )
-        })?;
+        self.source_check
+            .check(&bucket)
+            .await
+            .map_err(|why| source_check_failed(&bucket.bucket, &why))?;
         let key = self.keys.bucket(&bucket.bucket);
         let txn = Txn::new()
             .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
@@ -246,15 +249,18 @@ impl Fleet {
         req: UpdateRequest,
         progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> Result<UpdateResponse, Refusal> {
-        let (reads, _) = self.read_all().await.map_err(unavailable)?;
+        let (mut reads, _) = self.read_all().await.map_err(unavailable)?;
+        let abandoned = self.take_over_abandoned(&mut reads, progress);
         let mut table = BucketTable::default();
         for (name, r) in &reads {
             table.buckets.insert(name.clone(), r.bucket.clone());
         }
         let changes = check_update(&table, &req)?;
+        // A bucket taken over is fenced again even into the mode it is
+        // in, so that its record leaves the abandoned fence.
         let moving: Vec<&Read> = changes
             .iter()
-            .filter(|(_, t)| *t == Transition::Change)
+            .filter(|(c, t)| *t == Transition::Change || abandoned.contains(&c.bucket))
             .map(|(c, _)| &reads[&c.bucket])
             .collect();
         let changes: Vec<ModeChange> = changes.into_iter().map(|(c, _)| c).collect();
@@ -332,6 +338,36 @@ impl Fleet {
             changes,
             fenced_at: Some(rfc3339_nanos(fenced_at)),
         })
+    }
+
+    /// A fence whose update died (ferryctl killed, its host lost) would hold
+    /// the bucket's writes forever. One begun more than twice the fence
+    /// timeout ago is abandoned: the bucket is read as active in the mode
+    /// it was leaving (the mode every proxy still routes by), so that this
+    /// update proceeds from there. The compare-and-swap on the revision
+    /// keeps two takers from both proceeding. Returns the buckets taken.
+    fn take_over_abandoned(
+        &self,
+        reads: &mut BTreeMap<String, Read>,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> BTreeSet<String> {
+        let limit = time::Duration::try_from(self.fence_timeout * 2).unwrap_or(time::Duration::MAX);
+        let mut taken = BTreeSet::new();
+        for r in reads.values_mut() {
+            let b = &mut r.bucket;
+            if b.phase != Phase::Fencing || now() - b.updated_at <= limit {
+                continue;
+            }
+            progress(Progress::TakingOver {
+                bucket: b.bucket.clone(),
+                epoch: b.epoch,
+                since: rfc3339_nanos(b.updated_at),
+            });
+            b.mode = b.leaving.take().unwrap_or(b.mode);
+            b.phase = Phase::Active;
+            taken.insert(b.bucket.clone());
+        }
+        taken
     }
 
     /// Writes `buckets` if each key is still at its revision in `revs`;

@@ -25,7 +25,8 @@ use ferry_control::{
 use crate::state::{Bucket, BucketTable, StateError, StateStore, Transition, check_detach};
 use ferry_fleet::etcd::{Fleet, Progress};
 use ferry_fleet::rules::{
-    already_attached, check_update, not_attached, now, uploads_unlisted, validate_attach,
+    already_attached, check_update, not_attached, now, source_check_failed, uploads_unlisted,
+    validate_attach,
 };
 
 // The socket and its peer check are shared with ferry-agent.
@@ -151,13 +152,10 @@ impl Admin {
             return Err(already_attached(&bucket.bucket));
         }
         // Outside the write lock: the source may be slow to answer.
-        self.source_check.check(&bucket).await.map_err(|why| {
-            Refusal::new(
-                422,
-                codes::SOURCE_CHECK_FAILED,
-                format!("attach {}: {why}", bucket.bucket),
-            )
-        })?;
+        self.source_check
+            .check(&bucket)
+            .await
+            .map_err(|why| source_check_failed(&bucket.bucket, &why))?;
 
         let _guard = self.write.lock().await;
         let mut next = BucketTable::clone(&self.table());
@@ -178,26 +176,32 @@ impl Admin {
 
     /// Change the mode of the selected buckets, all or nothing.
     pub async fn update(&self, req: UpdateRequest) -> Result<UpdateResponse, Refusal> {
-        let _guard = self.write.lock().await;
-        let mut next = BucketTable::clone(&self.table());
-        let changes = check_update(&next, &req)?;
-        if req.mode == Mode::Migrate
-            && let Some(svc) = &self.migrate
-            && svc.journal.is_none()
-            && changes.iter().any(|(c, _)| c.from != Mode::Migrate)
-        {
-            return Err(Refusal::new(
+        let needs_journal = req.mode == Mode::Migrate
+            && self
+                .migrate
+                .as_ref()
+                .is_some_and(|svc| svc.journal.is_none());
+        let no_journal = || {
+            Refusal::new(
                 409,
                 codes::INTERNAL,
                 "migrate mode needs a delete journal: set journal_bucket in the proxy config \
-                 (a bucket on the target that clients do not use), then restart the proxy"
-                    .to_owned(),
-            ));
-        }
+                 (a bucket on the target that clients do not use), then restart the proxy",
+            )
+        };
+        let _guard = self.write.lock().await;
         let store = match &self.store {
+            // The fleet checks the change against etcd's state, not this
+            // proxy's copy of it.
+            Store::Fleet(_) if needs_journal => return Err(no_journal()),
             Store::Fleet(fleet) => return fleet.update(req, &log_progress).await,
             Store::File(store) => store,
         };
+        let mut next = BucketTable::clone(&self.table());
+        let changes = check_update(&next, &req)?;
+        if needs_journal && changes.iter().any(|(c, _)| c.from != Mode::Migrate) {
+            return Err(no_journal());
+        }
         let now = now();
         let mut changed = false;
         for (c, _) in changes.iter().filter(|(_, t)| *t == Transition::Change) {
@@ -306,5 +310,10 @@ fn log_progress(p: Progress) {
         Progress::Fenced { members } => {
             tracing::info!(?members, "fenced: putting the new mode in force")
         }
+        Progress::TakingOver {
+            bucket,
+            epoch,
+            since,
+        } => tracing::warn!(bucket, epoch, since, "taking over an abandoned fence"),
     }
 }
