@@ -118,24 +118,43 @@ impl std::fmt::Display for S3Error {
 
 impl std::error::Error for S3Error {}
 
-pub fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+/// Appends `bytes` as XML text. Control characters cannot be written as
+/// XML 1.0 text at all; they go out as character references, as S3 does,
+/// and a client that wants them intact asks for `encoding-type=url`.
+pub fn push_xml_text(out: &mut String, bytes: &[u8]) {
+    for c in String::from_utf8_lossy(bytes).chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("&#x{:X};", c as u32));
+            }
             c => out.push(c),
         }
     }
+}
+
+/// `s` as XML text ([`push_xml_text`]).
+pub fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    push_xml_text(&mut out, s.as_bytes());
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xml_text_escapes_markup_and_controls() {
+        let mut s = String::new();
+        push_xml_text(&mut s, b"a&<>\x01");
+        assert_eq!(s, "a&amp;&lt;&gt;&#x1;");
+        assert_eq!(xml_escape("k\x7f'\""), "k&#x7F;&apos;&quot;");
+    }
 
     #[test]
     fn xml_names_code_and_escapes() {

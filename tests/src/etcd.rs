@@ -12,11 +12,16 @@
 //! etcd.restart(0);
 //! ```
 //!
+//! [`EtcdCluster::start_tls`] serves the members' client URLs over https
+//! with a given certificate (optionally asking clients for one of theirs);
+//! the members still speak plain http to each other, on loopback.
+//!
 //! The binary is `$ETCD_BIN`, else `etcd` on `PATH` (`scripts/setup`
 //! installs Debian's etcd-server).
 //!
 //! This module needs neither an S3 client nor the `stores` feature, so it
-//! has its own small health probe instead of the stores' HTTP helper.
+//! has its own small health probe instead of the stores' HTTP helper; over
+//! TLS the probe is `curl`.
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
@@ -44,8 +49,49 @@ pub struct EtcdCluster {
     initial_cluster: String,
     token: String,
     bin: PathBuf,
+    /// Client TLS, if the members serve https.
+    tls: Option<EtcdTls>,
     // Declared last so that it is removed after the members are dead.
     dir: tempfile::TempDir,
+}
+
+/// Client TLS of a cluster's members ([`EtcdCluster::start_tls`]): each
+/// serves its client URL over https with `cert` and `key` (a certificate
+/// for `127.0.0.1`), which `ca` signed. With `client_cert_auth`, a member
+/// also refuses a client without a certificate that `ca` signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdTls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_cert_auth: bool,
+}
+
+impl EtcdTls {
+    /// Server TLS only: clients need `ca`, no certificate of their own.
+    pub fn new(ca: impl Into<PathBuf>, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        EtcdTls {
+            ca: ca.into(),
+            cert: cert.into(),
+            key: key.into(),
+            client_cert_auth: false,
+        }
+    }
+
+    /// The members ask every client for a certificate `ca` signed
+    /// (`--client-cert-auth --trusted-ca-file`).
+    pub fn with_client_cert_auth(mut self) -> Self {
+        self.client_cert_auth = true;
+        self
+    }
+}
+
+/// The harness's test CA and its leaf for `127.0.0.1`, server TLS only.
+#[cfg(feature = "stores")]
+impl From<&crate::tls::TestCa> for EtcdTls {
+    fn from(ca: &crate::tls::TestCa) -> Self {
+        EtcdTls::new(&ca.ca, &ca.cert, &ca.key)
+    }
 }
 
 struct Member {
@@ -65,15 +111,24 @@ impl EtcdCluster {
     /// healthy within 30 s (with the tail of its log).
     pub fn start(n: usize) -> EtcdCluster {
         let bin = etcd_bin().unwrap_or_else(|why| panic!("{why}"));
-        Self::start_with(bin, n)
+        Self::start_with(bin, n, None)
     }
 
-    /// [`EtcdCluster::start`], or `None` after reporting the test skipped
-    /// (see [`crate::skip`]; a failure under `FERRY_REQUIRE_ALL=1`) when
-    /// etcd is not installed. The caller then returns.
-    pub fn start_or_skip(test: &str, n: usize) -> Option<EtcdCluster> {
+    /// [`EtcdCluster::start`] with the members' client URLs served over
+    /// https with `tls` ([`EtcdCluster::endpoints`] are then
+    /// `https://127.0.0.1:PORT`); the health checks go over TLS too, with
+    /// `curl`.
+    pub fn start_tls(n: usize, tls: EtcdTls) -> EtcdCluster {
+        let bin = etcd_bin().unwrap_or_else(|why| panic!("{why}"));
+        Self::start_with(bin, n, Some(tls))
+    }
+
+    /// [`EtcdCluster::start_tls`], or `None` after reporting the test
+    /// skipped when etcd is not installed (as
+    /// [`EtcdCluster::start_or_skip`]).
+    pub fn start_tls_or_skip(test: &str, n: usize, tls: EtcdTls) -> Option<EtcdCluster> {
         match etcd_bin() {
-            Ok(bin) => Some(Self::start_with(bin, n)),
+            Ok(bin) => Some(Self::start_with(bin, n, Some(tls))),
             Err(why) => {
                 crate::skip(test, &why);
                 None
@@ -81,7 +136,20 @@ impl EtcdCluster {
         }
     }
 
-    fn start_with(bin: PathBuf, n: usize) -> EtcdCluster {
+    /// [`EtcdCluster::start`], or `None` after reporting the test skipped
+    /// (see [`crate::skip`]; a failure under `FERRY_REQUIRE_ALL=1`) when
+    /// etcd is not installed. The caller then returns.
+    pub fn start_or_skip(test: &str, n: usize) -> Option<EtcdCluster> {
+        match etcd_bin() {
+            Ok(bin) => Some(Self::start_with(bin, n, None)),
+            Err(why) => {
+                crate::skip(test, &why);
+                None
+            }
+        }
+    }
+
+    fn start_with(bin: PathBuf, n: usize, tls: Option<EtcdTls>) -> EtcdCluster {
         assert!(n >= 1, "an etcd cluster needs at least one member");
         let dir = tempfile::Builder::new()
             .prefix("ferry-etcd-")
@@ -111,6 +179,7 @@ impl EtcdCluster {
             initial_cluster,
             token: unique_token(),
             bin,
+            tls,
             dir,
         };
         // All members before any wait: none is healthy until a quorum runs.
@@ -132,15 +201,25 @@ impl EtcdCluster {
         self.members.is_empty()
     }
 
-    /// The client URLs, `http://127.0.0.1:PORT`, of all members (killed and
-    /// paused ones too), in member order.
+    /// The client URLs, `http://127.0.0.1:PORT` (`https://` with TLS), of
+    /// all members (killed and paused ones too), in member order.
     pub fn endpoints(&self) -> Vec<String> {
         (0..self.len()).map(|i| self.endpoint(i)).collect()
     }
 
     /// The client URL of member `i`.
     pub fn endpoint(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.member(i).client_port)
+        self.client_url(self.member(i))
+    }
+
+    /// The client TLS the members serve with, if any.
+    pub fn tls(&self) -> Option<&EtcdTls> {
+        self.tls.as_ref()
+    }
+
+    fn client_url(&self, m: &Member) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", m.client_port)
     }
 
     /// The process id of member `i`, if it is running (or paused).
@@ -191,7 +270,40 @@ impl EtcdCluster {
     /// Whether member `i` answers `GET /health` with `"health":"true"` now
     /// (false for a killed or paused member).
     pub fn is_healthy(&self, i: usize) -> bool {
-        health(self.member(i).client_port).unwrap_or(false)
+        self.health(i).unwrap_or(false)
+    }
+
+    /// `GET /health` on member `i`: whether the body says
+    /// `"health":"true"`. Over TLS with `curl`, which verifies the member
+    /// with the CA (and shows the member's certificate as its own when the
+    /// member asks for one).
+    fn health(&self, i: usize) -> Result<bool, String> {
+        let port = self.member(i).client_port;
+        let Some(tls) = &self.tls else {
+            return health(port);
+        };
+        let url = format!("https://127.0.0.1:{port}/health");
+        let mut cmd = Command::new("curl");
+        // Short timeouts, as the plain probe's: a paused member accepts
+        // the connection but never answers.
+        cmd.args(["--silent", "--show-error", "--connect-timeout", "1"])
+            .args(["--max-time", "3", "--cacert"])
+            .arg(&tls.ca);
+        if tls.client_cert_auth {
+            cmd.arg("--cert").arg(&tls.cert).arg("--key").arg(&tls.key);
+        }
+        cmd.arg(&url).stdin(Stdio::null());
+        apply_loopback_env(&mut cmd);
+        let out = cmd
+            .output()
+            .map_err(|e| format!("run curl (needed for an etcd over TLS): {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "curl {url}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).contains("\"health\":\"true\""))
     }
 
     /// The last lines of member `i`'s log (all its runs), labelled, for
@@ -245,10 +357,10 @@ impl EtcdCluster {
 
     fn args(&self, i: usize, state: &str) -> Vec<String> {
         let m = self.member(i);
-        let client = format!("http://127.0.0.1:{}", m.client_port);
+        let client = self.client_url(m);
         let peer = format!("http://127.0.0.1:{}", m.peer_port);
         let data_dir = m.data_dir.to_string_lossy().into_owned();
-        [
+        let mut args = [
             "--name",
             &m.name,
             "--data-dir",
@@ -278,7 +390,24 @@ impl EtcdCluster {
             "stderr",
         ]
         .map(str::to_owned)
-        .to_vec()
+        .to_vec();
+        if let Some(tls) = &self.tls {
+            let path = |p: &Path| p.to_string_lossy().into_owned();
+            args.extend([
+                "--cert-file".to_owned(),
+                path(&tls.cert),
+                "--key-file".to_owned(),
+                path(&tls.key),
+            ]);
+            if tls.client_cert_auth {
+                args.extend([
+                    "--client-cert-auth".to_owned(),
+                    "--trusted-ca-file".to_owned(),
+                    path(&tls.ca),
+                ]);
+            }
+        }
+        args
     }
 
     /// Waits until each of `which` is healthy, panicking with the member's
@@ -299,7 +428,7 @@ impl EtcdCluster {
                     self.log_tail(i)
                 );
             }
-            let last = match health(self.member(i).client_port) {
+            let last = match self.health(i) {
                 Ok(true) => {
                     pending.remove(0);
                     continue;
@@ -558,6 +687,49 @@ mod tests {
         drop(etcd);
         assert!(!Path::new(&format!("/proc/{pid}")).exists());
         assert!(!dir.exists());
+    }
+
+    #[cfg(feature = "stores")]
+    #[test]
+    fn a_tls_cluster_serves_https_only_and_a_restarted_member_keeps_it() {
+        let test = "etcd::a_tls_cluster_serves_https_only_and_a_restarted_member_keeps_it";
+        let dir = tempfile::tempdir().unwrap();
+        let ca = crate::tls::test_ca(dir.path(), "etcd").unwrap();
+        let tls = EtcdTls::from(&ca).with_client_cert_auth();
+        let Some(mut etcd) = EtcdCluster::start_tls_or_skip(test, 1, tls.clone()) else {
+            return;
+        };
+        assert_eq!(etcd.tls(), Some(&tls));
+        let port = etcd.member(0).client_port;
+        assert_eq!(etcd.endpoints(), [format!("https://127.0.0.1:{port}")]);
+        assert!(etcd.is_healthy(0), "{}", etcd.log_tail(0));
+        // Neither plain http nor a client without a certificate is served.
+        let plain = health(port);
+        assert!(!matches!(plain, Ok(true)), "plain http: {plain:?}");
+        let no_cert = Command::new("curl")
+            .args(["--silent", "--show-error", "--max-time", "3", "--cacert"])
+            .arg(&ca.ca)
+            .arg(format!("https://127.0.0.1:{port}/health"))
+            .output()
+            .unwrap();
+        assert!(
+            !no_cert.status.success(),
+            "no client certificate: {}",
+            String::from_utf8_lossy(&no_cert.stdout)
+        );
+
+        // A restart keeps the flags, TLS among them.
+        etcd.kill(0);
+        assert!(!etcd.is_healthy(0));
+        etcd.restart(0);
+        assert!(etcd.is_healthy(0), "{}", etcd.log_tail(0));
+        let log = std::fs::read_to_string(&etcd.member(0).log).unwrap();
+        assert_eq!(
+            log.matches("--client-cert-auth --trusted-ca-file").count(),
+            2,
+            "{}",
+            etcd.log_tail(0)
+        );
     }
 
     #[test]

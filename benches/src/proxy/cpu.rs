@@ -43,20 +43,28 @@ impl CpuUse {
     }
 }
 
-/// The processes to watch.
+/// The processes to watch: the proxies (their CPU is summed), and the
+/// Garage servers of the stores.
 #[derive(Clone)]
 pub struct Watched {
-    pub proxy: u32,
+    pub proxies: Vec<u32>,
     pub stores: Vec<u32>,
 }
 
 impl Watched {
-    pub fn new(proxy: u32, stores: &[&Store]) -> Watched {
+    pub fn new(proxies: &[u32], stores: &[&Store]) -> Watched {
         Watched {
-            proxy,
+            proxies: proxies.to_vec(),
             stores: stores.iter().flat_map(|s| garage_pids(s)).collect(),
         }
     }
+}
+
+/// CPU ticks of `pids` now, each.
+fn ticks_of(pids: &[u32]) -> Vec<(u32, u64)> {
+    pids.iter()
+        .map(|&p| (p, process_ticks(p).unwrap_or(0)))
+        .collect()
 }
 
 /// Counters at the start of a run.
@@ -64,9 +72,8 @@ pub struct CpuWatch {
     started: std::time::Instant,
     machine: (u64, u64),
     client: u64,
-    proxy: u64,
+    proxies: Vec<(u32, u64)>,
     stores: Vec<(u32, u64)>,
-    proxy_pid: u32,
 }
 
 impl CpuWatch {
@@ -75,13 +82,8 @@ impl CpuWatch {
             started: std::time::Instant::now(),
             machine: machine_ticks().unwrap_or_default(),
             client: process_ticks(std::process::id()).unwrap_or(0),
-            proxy: process_ticks(w.proxy).unwrap_or(0),
-            stores: w
-                .stores
-                .iter()
-                .map(|&p| (p, process_ticks(p).unwrap_or(0)))
-                .collect(),
-            proxy_pid: w.proxy,
+            proxies: ticks_of(&w.proxies),
+            stores: ticks_of(&w.stores),
         }
     }
 
@@ -91,6 +93,7 @@ impl CpuWatch {
         let (b0, t0) = self.machine;
         let secs = |t: u64| t as f64 / TICKS_PER_SEC;
         let delta = |pid: u32, t0: u64| process_ticks(pid).map_or(0, |t| t.saturating_sub(t0));
+        let used = |v: &[(u32, u64)]| secs(v.iter().map(|&(p, t)| delta(p, t)).sum());
         CpuUse {
             wall_secs: wall,
             machine_secs: secs(b1.saturating_sub(b0)),
@@ -100,8 +103,8 @@ impl CpuWatch {
                 0.0
             },
             client_secs: secs(delta(std::process::id(), self.client)),
-            proxy_secs: secs(delta(self.proxy_pid, self.proxy)),
-            stores_secs: secs(self.stores.iter().map(|&(p, t)| delta(p, t)).sum()),
+            proxy_secs: used(&self.proxies),
+            stores_secs: used(&self.stores),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The stores, the running `ferry-proxy` in front of the target, and the
-//! `ferryctl` calls that attach the benchmark's buckets.
+//! The stores, the running `ferry-proxy` in front of the target (alone,
+//! with a state file, or one of a fleet on etcd), and the `ferryctl` calls
+//! that attach the benchmark's buckets.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -33,15 +34,31 @@ pub struct Proxy {
     pub http: String,
     pub socket: PathBuf,
     pub user: ClientUser,
-    ferryctl: PathBuf,
+    ctl: Ferryctl,
     child: Child,
 }
 
+/// The buckets of the mode runs, which [`Proxy::start`]'s user may write.
+pub const MODE_BUCKETS: [&str; 3] = [READY_BUCKET, FORWARD_BUCKET, MIGRATE_BUCKET];
+
 impl Proxy {
-    /// Writes the config, users file (one user with write on the attached
-    /// benchmark buckets) and target secret, starts the proxy with `FERRY_LOG=warn`
-    /// and waits until it listens.
+    /// A proxy whose bucket table is its state file, its user with write
+    /// on the mode runs' buckets.
     pub fn start(bin: &Path, ferryctl: &Path, target: &Store) -> anyhow::Result<Proxy> {
+        Self::start_with(bin, ferryctl, target, &MODE_BUCKETS, None)
+    }
+
+    /// Writes the config, users file (one user with write on `buckets`)
+    /// and target secret, starts the proxy with `FERRY_LOG=warn` and waits
+    /// until it listens. With `state`, the config's `[state]` section and
+    /// no `state_file`: the proxy is a member of that fleet.
+    pub fn start_with(
+        bin: &Path,
+        ferryctl: &Path,
+        target: &Store,
+        buckets: &[&str],
+        state: Option<&str>,
+    ) -> anyhow::Result<Proxy> {
         let dir = tempfile::Builder::new()
             .prefix("ferry-bench-proxy-")
             .tempdir()
@@ -51,12 +68,11 @@ impl Proxy {
             access_key: format!("GKbench{}", random_hex(8)),
             secret: random_hex(20),
         };
+        let grants: String = buckets.iter().map(|b| format!("{b} = \"write\"\n")).collect();
         write_private(
             &d.join("users.toml"),
             &format!(
-                "[[user]]\nname = \"bench\"\naccess_key = \"{}\"\nsecret = \"{}\"\n[user.buckets]\n\
-                 {READY_BUCKET} = \"write\"\n{FORWARD_BUCKET} = \"write\"\n\
-                 {MIGRATE_BUCKET} = \"write\"\n",
+                "[[user]]\nname = \"bench\"\naccess_key = \"{}\"\nsecret = \"{}\"\n[user.buckets]\n{grants}",
                 user.access_key, user.secret
             ),
         )?;
@@ -66,6 +82,17 @@ impl Proxy {
             target,
             &format!("journal_bucket = \"{JOURNAL_BUCKET}\"\n"),
         )?;
+        if let Some(state) = state {
+            // As ferry_harness::proxy::Proxy::start_in_fleet does.
+            let text = std::fs::read_to_string(&layout.config).context("read proxy.toml")?;
+            let text: String = text
+                .lines()
+                .filter(|l| !l.starts_with("state_file ="))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            std::fs::write(&layout.config, format!("{text}\n[state]\n{state}\n"))
+                .context("write proxy.toml")?;
+        }
         let log = std::fs::File::create(d.join("proxy.log")).context("create proxy.log")?;
         let mut cmd = Command::new(bin);
         cmd.arg("--config")
@@ -81,9 +108,9 @@ impl Proxy {
         let mut p = Proxy {
             dir,
             http: layout.http,
+            ctl: Ferryctl::socket(ferryctl, &layout.socket),
             socket: layout.socket,
             user,
-            ferryctl: ferryctl.to_owned(),
             child,
         };
         launch::wait_listening(&mut p.child, &p.http, &p.socket, p.dir.path())?;
@@ -98,40 +125,10 @@ impl Proxy {
         launch::read_log(self.dir.path())
     }
 
-    fn ferryctl(&self, args: &[&str]) -> anyhow::Result<String> {
-        let mut cmd = launch::ferryctl(&self.ferryctl, &self.socket, args);
-        ferry_harness::apply_loopback_env(&mut cmd);
-        let out = cmd
-            .output()
-            .with_context(|| format!("run {}", self.ferryctl.display()))?;
-        ensure!(
-            out.status.success(),
-            "ferryctl {} failed ({}): {}{}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stdout).trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    /// Attaches `bucket` with the source's own credentials (plain http),
-    /// then sets each of `modes` in turn (the proxy takes migrate only from
-    /// forward).
+    /// Attaches `bucket` through this proxy's socket, then sets `modes`
+    /// in turn (see [`Ferryctl::attach`]).
     pub fn attach(&self, bucket: &str, source: &Store, modes: &[&str]) -> anyhow::Result<()> {
-        let attach = launch::attach_args(self.dir.path(), bucket, source)?;
-        self.ferryctl(&attach.iter().map(String::as_str).collect::<Vec<_>>())?;
-        for mode in modes {
-            self.ferryctl(&launch::set_mode_args(bucket, mode))?;
-        }
-        let mode = modes.last().context("no mode to set")?;
-        let show = self.ferryctl(&["s3", "bucket", "migrate", "show", bucket, "--json"])?;
-        ensure!(
-            show.contains(&format!("\"mode\":\"{mode}\""))
-                || show.contains(&format!("\"mode\": \"{mode}\"")),
-            "{bucket} is not in {mode} mode after the update: {show}"
-        );
-        Ok(())
+        self.ctl.attach(self.dir.path(), bucket, source, modes)
     }
 
     /// Whether the proxy is still running (it should be, all along).
@@ -156,5 +153,84 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `ferryctl`, and where its bucket verbs go: one proxy's socket, or a
+/// fleet's etcd (`--etcd`).
+pub struct Ferryctl {
+    bin: PathBuf,
+    to: Reach,
+}
+
+enum Reach {
+    Socket(PathBuf),
+    /// Comma-separated client URLs.
+    Etcd(String),
+}
+
+impl Ferryctl {
+    pub fn socket(bin: &Path, socket: &Path) -> Ferryctl {
+        Ferryctl {
+            bin: bin.to_owned(),
+            to: Reach::Socket(socket.to_owned()),
+        }
+    }
+
+    pub fn etcd(bin: &Path, endpoints: &[String]) -> Ferryctl {
+        Ferryctl {
+            bin: bin.to_owned(),
+            to: Reach::Etcd(endpoints.join(",")),
+        }
+    }
+
+    /// Runs `ferryctl ARGS`; its stdout, or an error with its output.
+    pub fn run(&self, args: &[&str]) -> anyhow::Result<String> {
+        let mut cmd = match &self.to {
+            Reach::Socket(socket) => launch::ferryctl(&self.bin, socket, args),
+            Reach::Etcd(urls) => {
+                let mut c = Command::new(&self.bin);
+                c.arg("--etcd").arg(urls).args(args);
+                c
+            }
+        };
+        ferry_harness::apply_loopback_env(&mut cmd);
+        let out = cmd
+            .output()
+            .with_context(|| format!("run {}", self.bin.display()))?;
+        ensure!(
+            out.status.success(),
+            "ferryctl {} failed ({}): {}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Attaches `bucket` with the source's own credentials (plain http;
+    /// the secret file goes to `dir`), then sets each of `modes` in turn
+    /// (the proxy takes migrate only from forward), and checks the last.
+    pub fn attach(
+        &self,
+        dir: &Path,
+        bucket: &str,
+        source: &Store,
+        modes: &[&str],
+    ) -> anyhow::Result<()> {
+        let attach = launch::attach_args(dir, bucket, source)?;
+        self.run(&attach.iter().map(String::as_str).collect::<Vec<_>>())?;
+        for mode in modes {
+            self.run(&launch::set_mode_args(bucket, mode))?;
+        }
+        let mode = modes.last().context("no mode to set")?;
+        let show = self.run(&["s3", "bucket", "migrate", "show", bucket, "--json"])?;
+        ensure!(
+            show.contains(&format!("\"mode\":\"{mode}\""))
+                || show.contains(&format!("\"mode\": \"{mode}\"")),
+            "{bucket} is not in {mode} mode after the update: {show}"
+        );
+        Ok(())
     }
 }

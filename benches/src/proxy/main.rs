@@ -77,7 +77,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         source: &source,
         proxy_http: &proxy.http,
         user: &proxy.user,
-        watched: Watched::new(proxy.pid(), &[&target, &source]),
+        watched: Watched::new(&[proxy.pid()], &[&target, &source]),
         large_data: workload::random_bytes((args.large_mib * 1024 * 1024) as usize, 2),
     };
     let mut modes = Vec::new();

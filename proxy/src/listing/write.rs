@@ -1,8 +1,9 @@
 //! Writes the merged page as S3 does: the same elements in the same order,
 //! all keys (or uploads) before all CommonPrefixes.
 
-use super::codec::{push_key, push_xml_text};
+use super::codec::push_key;
 use super::entry::Entry;
+use crate::s3error::push_xml_text;
 
 const HEAD: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
 const XMLNS: &str = "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"";
