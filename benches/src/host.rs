@@ -42,3 +42,22 @@ pub fn garage_version() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default()
 }
+
+/// The first line of `etcd --version` (`$ETCD_BIN`, else `etcd` on PATH,
+/// as the harness runs it), empty when it cannot run.
+pub fn etcd_version() -> String {
+    let bin = std::env::var_os("ETCD_BIN")
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "etcd".into());
+    std::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(|l| l.trim().to_owned())
+        })
+        .unwrap_or_default()
+}

@@ -67,16 +67,9 @@ fn input(msg: impl Into<String>) -> RunError {
     RunError::Input(msg.into())
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct Counts {
-    pub obj: u64,
-    pub ign: u64,
-    pub exist: u64,
-    pub copied: u64,
-    pub fail: u64,
-    pub skip_dn: u64,
-    pub skip_up: u64,
-}
+/// One pass's object counts: the job API's type, so that the summary a
+/// pass writes is the one the agent reads.
+pub use ferry_control::PassCounts as Counts;
 
 /// The per-pass summary, written as JSON into the dest folder.
 #[derive(Debug, Clone, Serialize)]

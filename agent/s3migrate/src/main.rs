@@ -63,20 +63,14 @@ fn main() {
             for p in &report.passes {
                 let o = &p.objects;
                 println!(
-                    "pass {}{}: obj={} ign={} exist={} copied={} fail={} skip(dn={} up={}) in {:.1}s",
+                    "pass {}{}: {} in {:.1}s",
                     p.pass,
                     if p.dry_run {
                         " (dry run: copied = would copy)"
                     } else {
                         ""
                     },
-                    o.obj,
-                    o.ign,
-                    o.exist,
-                    o.copied,
-                    o.fail,
-                    o.skip_dn,
-                    o.skip_up,
+                    o.line(),
                     p.elapsed_secs
                 );
                 for (class, n) in &p.errors_by_class {

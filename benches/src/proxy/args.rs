@@ -85,7 +85,24 @@ pub struct Args {
     /// $CARGO_TARGET_DIR/release/ferryctl).
     #[arg(long, env = "FERRYCTL_BIN", value_name = "PATH")]
     pub ferryctl_bin: Option<PathBuf>,
-    /// Keep the proxy's work dir (config, state, log) instead of deleting it.
+    /// Instead of the modes: a fleet of 3 proxies on a 3-member etcd. Writers
+    /// (`--concurrency`, `--small-kib` PUTs through the 3 proxies in turn)
+    /// while `ferryctl --etcd` switches the bucket between forward and
+    /// ready `--transitions` times, each fenced; then the small GET, HEAD
+    /// and PUT runs through a proxy with a state file against one of the
+    /// fleet, both in forward mode.
+    #[arg(long)]
+    pub fleet: bool,
+    /// Fenced mode changes under load in `--fleet` (forward -> ready ->
+    /// forward …).
+    #[arg(long, default_value_t = 6, value_name = "N")]
+    pub transitions: usize,
+    /// Seconds of writes before the first change, between two and after
+    /// the last, in `--fleet`.
+    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+    pub transition_gap_secs: f64,
+    /// Keep the proxies' work dirs (config, state, log) instead of deleting
+    /// them.
     #[arg(long)]
     pub keep_work: bool,
     /// Also write the report to this file.

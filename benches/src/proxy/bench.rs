@@ -23,6 +23,9 @@ pub struct Bench<'a> {
     pub user: &'a ClientUser,
     pub watched: Watched,
     pub large_data: Bytes,
+    /// The names of a case's two paths: the reference, then the one
+    /// measured against it ("direct", "proxy").
+    pub paths: [&'static str; 2],
 }
 
 /// The direct and proxy clients of one body variant.
@@ -190,8 +193,8 @@ impl Bench<'_> {
         stop: Stop,
     ) -> Case {
         let label = format!("{} {}", mode.as_str(), case_title(size, op, body, variant));
-        let mut d = Series::new("direct");
-        let mut x = Series::new("proxy");
+        let mut d = Series::new(self.paths[0]);
+        let mut x = Series::new(self.paths[1]);
         let mut direct_refused: Option<String> = None;
         for round in 0..self.args.rounds.max(1) {
             let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };

@@ -18,11 +18,15 @@ pub const MIGRATE_BUCKET: &str = "bench-migrate";
 /// On the target only, never attached: the migrate bucket's listing keys
 /// all in one store, the direct reference for a merged page.
 pub const UNION_BUCKET: &str = "bench-union";
+/// `--fleet`'s bucket, attached to the fleet and to a proxy with a state
+/// file, switched between forward and ready mode.
+pub const FLEET_BUCKET: &str = "bench-fleet";
 /// The proxy's delete journal on the target; migrate mode is refused
 /// without one.
 pub const JOURNAL_BUCKET: &str = "bench-journal";
 
-/// The client user of the users file, with write on both buckets.
+/// The client user of the users file, with write on the benchmark's
+/// buckets.
 pub struct ClientUser {
     pub access_key: String,
     pub secret: String,
@@ -68,7 +72,10 @@ impl Proxy {
             access_key: format!("GKbench{}", random_hex(8)),
             secret: random_hex(20),
         };
-        let grants: String = buckets.iter().map(|b| format!("{b} = \"write\"\n")).collect();
+        let grants: String = buckets
+            .iter()
+            .map(|b| format!("{b} = \"write\"\n"))
+            .collect();
         write_private(
             &d.join("users.toml"),
             &format!(

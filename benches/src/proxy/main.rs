@@ -1,6 +1,7 @@
 //! `bench-proxy`: the same S3 workload against Garage directly and through
 //! `ferry-proxy`, side by side in one run on the same stores: ready mode
-//! (the target), forward mode (the source) and migrate mode (both). See
+//! (the target), forward mode (the source) and migrate mode (both); or,
+//! with `--fleet`, a fleet of proxies on etcd (`fleet.rs`). See
 //! docs/benchmarks.md.
 
 mod args;
@@ -9,17 +10,21 @@ mod case;
 mod clients;
 mod cpu;
 mod env;
+mod fleet;
+mod fleet_report;
 mod migrate;
 mod relay;
 mod report;
 mod stats;
 mod workload;
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
+use ferry_benches::host::etcd_version;
 use ferry_benches::procstat::loadavg;
 use ferry_harness::Store;
 
@@ -28,8 +33,9 @@ use crate::bench::Bench;
 use crate::case::ModeResult;
 use crate::cpu::Watched;
 use crate::env::{
-    FORWARD_BUCKET, JOURNAL_BUCKET, MIGRATE_BUCKET, Proxy, READY_BUCKET, UNION_BUCKET,
+    FORWARD_BUCKET, JOURNAL_BUCKET, MIGRATE_BUCKET, MODE_BUCKETS, Proxy, READY_BUCKET, UNION_BUCKET,
 };
+use crate::fleet_report::FleetReport;
 use crate::report::{Machine, Report};
 
 fn main() -> ExitCode {
@@ -50,7 +56,52 @@ fn run(args: Args) -> anyhow::Result<()> {
     );
     let target = Store::garage().context("start the target Garage")?;
     let source = Store::garage().context("start the source Garage")?;
-    for b in [READY_BUCKET, FORWARD_BUCKET, MIGRATE_BUCKET] {
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let text = if args.fleet {
+        let result = fleet::run(&args, &proxy_bin, &ferryctl, &target, &source)?;
+        FleetReport {
+            machine: &Machine::describe(),
+            etcd: etcd_version(),
+            args: &args,
+            command,
+            result: &result,
+            load_start,
+            load_end: loadavg(),
+            total_secs: started.elapsed().as_secs_f64(),
+        }
+        .render()
+    } else {
+        let (modes, proxy_log_lines) = run_modes(&args, &proxy_bin, &ferryctl, &target, &source)?;
+        Report {
+            machine: &Machine::describe(),
+            args: &args,
+            command,
+            modes: &modes,
+            load_start,
+            load_end: loadavg(),
+            total_secs: started.elapsed().as_secs_f64(),
+            proxy_log_lines,
+        }
+        .render()
+    };
+    print!("{text}");
+    if let Some(out) = &args.out {
+        std::fs::write(out, &text).with_context(|| format!("write {}", out.display()))?;
+        eprintln!("bench-proxy: report written to {}", out.display());
+    }
+    Ok(())
+}
+
+/// The modes' runs, through one proxy with a state file; their results
+/// and the lines the proxy logged.
+fn run_modes(
+    args: &Args,
+    proxy_bin: &Path,
+    ferryctl: &Path,
+    target: &Store,
+    source: &Store,
+) -> anyhow::Result<(Vec<ModeResult>, usize)> {
+    for b in MODE_BUCKETS {
         // The forward bucket lives on the source; attach checks that the
         // source has the bucket, so all exist on both stores.
         target.create_bucket(b)?;
@@ -58,10 +109,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     target.create_bucket(JOURNAL_BUCKET)?;
     target.create_bucket(UNION_BUCKET)?;
-    let mut proxy = Proxy::start(&proxy_bin, &ferryctl, &target)?;
-    proxy.attach(READY_BUCKET, &source, &["ready"])?;
-    proxy.attach(FORWARD_BUCKET, &source, &["forward"])?;
-    proxy.attach(MIGRATE_BUCKET, &source, &["forward", "migrate"])?;
+    let mut proxy = Proxy::start(proxy_bin, ferryctl, target)?;
+    proxy.attach(READY_BUCKET, source, &["ready"])?;
+    proxy.attach(FORWARD_BUCKET, source, &["forward"])?;
+    proxy.attach(MIGRATE_BUCKET, source, &["forward", "migrate"])?;
     eprintln!(
         "bench-proxy: proxy at {}, {READY_BUCKET} ready, {FORWARD_BUCKET} forward, \
          {MIGRATE_BUCKET} migrate",
@@ -72,13 +123,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("tokio runtime")?;
     let bench = Bench {
-        args: &args,
-        target: &target,
-        source: &source,
+        args,
+        target,
+        source,
         proxy_http: &proxy.http,
         user: &proxy.user,
-        watched: Watched::new(&[proxy.pid()], &[&target, &source]),
+        watched: Watched::new(&[proxy.pid()], &[target, source]),
         large_data: workload::random_bytes((args.large_mib * 1024 * 1024) as usize, 2),
+        paths: ["direct", "proxy"],
     };
     let mut modes = Vec::new();
     for &mode in &args.modes {
@@ -87,30 +139,13 @@ fn run(args: Args) -> anyhow::Result<()> {
     drop(bench);
     proxy.check_alive()?;
     let proxy_log_lines = proxy.log().lines().filter(|l| !l.trim().is_empty()).count();
-    let machine = Machine::describe();
-    let text = Report {
-        machine: &machine,
-        args: &args,
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        modes: &modes,
-        load_start,
-        load_end: loadavg(),
-        total_secs: started.elapsed().as_secs_f64(),
-        proxy_log_lines,
-    }
-    .render();
-    print!("{text}");
-    if let Some(out) = &args.out {
-        std::fs::write(out, &text).with_context(|| format!("write {}", out.display()))?;
-        eprintln!("bench-proxy: report written to {}", out.display());
-    }
     if args.keep_work {
         eprintln!(
             "bench-proxy: proxy work dir kept at {}",
             proxy.keep().display()
         );
     }
-    Ok(())
+    Ok((modes, proxy_log_lines))
 }
 
 /// Ready mode runs against the target, forward mode against the source,

@@ -38,25 +38,25 @@ pub struct Report<'a> {
     pub proxy_log_lines: usize,
 }
 
-fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
+pub fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map_or_else(|| "—".to_owned(), f)
 }
 
-fn load_text(l: Option<(f64, f64, f64)>) -> String {
+pub fn load_text(l: Option<(f64, f64, f64)>) -> String {
     l.map_or_else(
         || "?".to_owned(),
         |(a, b, c)| format!("{a:.1} / {b:.1} / {c:.1}"),
     )
 }
 
-fn rounds_text(v: &[Option<f64>], decimals: usize) -> String {
+pub fn rounds_text(v: &[Option<f64>], decimals: usize) -> String {
     v.iter()
         .map(|x| opt(*x, |x| format!("{x:.decimals$}")))
         .collect::<Vec<_>>()
         .join(" · ")
 }
 
-fn case_name(c: &Case) -> String {
+pub fn case_name(c: &Case) -> String {
     case_title(c.size, c.op, c.body, c.variant)
 }
 
@@ -69,7 +69,7 @@ fn store_name(mode: BenchMode) -> &'static str {
 }
 
 /// "+0.12 ms (+9.8%)"
-fn added(p: Option<f64>, d: Option<f64>) -> String {
+pub fn added(p: Option<f64>, d: Option<f64>) -> String {
     match (p, d) {
         (Some(p), Some(d)) if d > 0.0 => {
             format!("{:+.2} ms ({:+.1}%)", p - d, (p / d - 1.0) * 100.0)
@@ -78,18 +78,18 @@ fn added(p: Option<f64>, d: Option<f64>) -> String {
     }
 }
 
-fn ratio(p: Option<f64>, d: Option<f64>) -> Option<f64> {
+pub fn ratio(p: Option<f64>, d: Option<f64>) -> Option<f64> {
     match (p, d) {
         (Some(p), Some(d)) if d > 0.0 => Some(p / d),
         _ => None,
     }
 }
 
-fn times(r: Option<f64>) -> String {
+pub fn times(r: Option<f64>) -> String {
     opt(r, |r| format!("{r:.2}×"))
 }
 
-fn cpu_cells(s: &Series, per: f64, unit_scale: f64, decimals: usize) -> (String, String) {
+pub fn cpu_cells(s: &Series, per: f64, unit_scale: f64, decimals: usize) -> (String, String) {
     let c = s.cpu();
     let f = |secs: f64| {
         if per > 0.0 {
@@ -125,19 +125,12 @@ impl Report<'_> {
         let m = self.machine;
         let a = self.args;
         let _ = writeln!(s, "### bench-proxy, {}\n", m.host.date);
-        let _ = writeln!(
-            s,
-            "- Machine: {} cores ({}), Linux {}; the two Garage stores ({}), \
-             ferry-proxy (Pingora, 2 worker threads) and the client all share these cores.",
-            m.host.cores, m.host.cpu, m.host.kernel, m.garage
-        );
-        let _ = writeln!(
-            s,
-            "- Load average (1/5/15 min): {} at the start, {} at the end; \
-             per mode below. Other people's builds and tests ran on the machine too \
-             (column *others*: busy cores that were neither the client, the proxy nor the stores).",
-            load_text(self.load_start),
-            load_text(self.load_end)
+        machine_lines(
+            &mut s,
+            m,
+            "ferry-proxy (Pingora, 2 worker threads)",
+            "the proxy",
+            (self.load_start, self.load_end),
         );
         let _ = writeln!(
             s,
@@ -146,15 +139,7 @@ impl Report<'_> {
              except the *aws-chunked* rows (the SDK's default: `STREAMING-UNSIGNED-PAYLOAD-TRAILER` \
              with a CRC32 trailer). Direct: the store's own key. Proxy: the users-file client."
         );
-        let _ = writeln!(
-            s,
-            "- Client HTTP stack: {}.",
-            if a.quick_ack_client {
-                "s3migrate's (`--quick-ack-client`): every read acknowledged at once (TCP_QUICKACK)"
-            } else {
-                "the SDK's default: ACKs delayed, as with awscli or rclone"
-            }
-        );
+        client_stack_line(&mut s, a);
         let _ = writeln!(
             s,
             "- Small: {} objects, {} in flight, {} s per run; large: {} objects of {} per run, {} at a time. \
@@ -173,33 +158,14 @@ impl Report<'_> {
             "- CPU columns: CPU time of the client · the proxy · the Garage stores, per request \
              (µs) or per GB moved (s); *busy*: share of all cores busy during the runs.",
         );
-        let _ = writeln!(
-            s,
-            "- Command: `{}`; total {:.0} s.\n",
-            self.command, self.total_secs
-        );
+        command_line(&mut s, &self.command, self.total_secs);
         for mr in self.modes {
             self.mode_section(&mut s, mr);
         }
         self.goals_section(&mut s);
         let mut notes = Vec::new();
         for mr in self.modes {
-            for c in &mr.cases {
-                if let Some(n) = &c.note {
-                    notes.push(format!("{} {}: {n}", mr.mode.as_str(), case_name(c)));
-                }
-                for ser in c.direct.iter().chain([&c.proxy]) {
-                    if let Some(e) = ser.first_error() {
-                        notes.push(format!(
-                            "{} {} {}: {} errors, the first: {e}",
-                            mr.mode.as_str(),
-                            case_name(c),
-                            ser.path,
-                            ser.errors()
-                        ));
-                    }
-                }
-            }
+            case_notes(mr, &mut notes);
         }
         let stalled = self.modes.iter().any(|mr| {
             mr.case(false, Op::Get, Body::Plain)
@@ -229,19 +195,8 @@ impl Report<'_> {
                     .to_owned(),
             );
         }
-        if self.proxy_log_lines > 0 {
-            notes.push(format!(
-                "the proxy logged {} lines at warn or above (see its log with --keep-work)",
-                self.proxy_log_lines
-            ));
-        }
-        if !notes.is_empty() {
-            let _ = writeln!(s, "#### Notes\n");
-            for n in notes {
-                let _ = writeln!(s, "- {n}");
-            }
-            s.push('\n');
-        }
+        log_note(self.proxy_log_lines, &mut notes);
+        notes_section(&mut s, notes);
         s
     }
 
@@ -280,50 +235,7 @@ impl Report<'_> {
         let small: Vec<&Case> = mr.cases.iter().filter(|c| !c.large).collect();
         let large: Vec<&Case> = mr.cases.iter().filter(|c| c.large).collect();
         if !small.is_empty() {
-            let _ = writeln!(
-                s,
-                "| case | path | requests | req/s | p50 ms | p90 ms | p99 ms | p50 by round, ms | errors | CPU µs/req: client · proxy · Garage | busy · others (cores) |"
-            );
-            let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
-            for c in &small {
-                for ser in c.direct.iter().chain([&c.proxy]) {
-                    let (cpu, busy) = cpu_cells(ser, ser.ok() as f64, 1e6, 0);
-                    let _ = writeln!(
-                        s,
-                        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {cpu} | {busy} |",
-                        case_name(c),
-                        ser.path,
-                        ser.ok(),
-                        opt(ser.rate(), |v| format!("{v:.0}")),
-                        opt(ser.p50_ms(), |v| format!("{v:.2}")),
-                        opt(ser.quantile_ms(0.90), |v| format!("{v:.2}")),
-                        opt(ser.p99_ms(), |v| format!("{v:.2}")),
-                        rounds_text(&ser.p50_by_round_ms(), 2),
-                        ser.errors()
-                    );
-                }
-            }
-            s.push('\n');
-            let _ = writeln!(
-                s,
-                "| case | added p50 (proxy − direct) | added p99 | p50 ratio | p99 ratio | req/s ratio |"
-            );
-            let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|");
-            for c in &small {
-                let Some(d) = &c.direct else { continue };
-                let p = &c.proxy;
-                let _ = writeln!(
-                    s,
-                    "| {} | {} | {} | {} | {} | {} |",
-                    case_name(c),
-                    added(p.p50_ms(), d.p50_ms()),
-                    added(p.p99_ms(), d.p99_ms()),
-                    times(ratio(p.p50_ms(), d.p50_ms())),
-                    times(ratio(p.p99_ms(), d.p99_ms())),
-                    times(ratio(p.rate(), d.rate()))
-                );
-            }
-            s.push('\n');
+            small_tables(s, &small);
         }
         if !large.is_empty() {
             let _ = writeln!(
@@ -507,7 +419,140 @@ impl Report<'_> {
     }
 }
 
-fn capitalize(w: &str) -> String {
+/// The small-object tables of `small`: each path's figures, then the
+/// second path against the first (the reference).
+pub fn small_tables(s: &mut String, small: &[&Case]) {
+    let Some(first) = small.first() else { return };
+    let a = first.direct.as_ref().map_or("direct", |d| d.path.as_str());
+    let b = first.proxy.path.as_str();
+    let _ = writeln!(
+        s,
+        "| case | path | requests | req/s | p50 ms | p90 ms | p99 ms | p50 by round, ms | errors | CPU µs/req: client · proxy · Garage | busy · others (cores) |"
+    );
+    let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for c in small {
+        for ser in c.direct.iter().chain([&c.proxy]) {
+            let (cpu, busy) = cpu_cells(ser, ser.ok() as f64, 1e6, 0);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {cpu} | {busy} |",
+                case_name(c),
+                ser.path,
+                ser.ok(),
+                opt(ser.rate(), |v| format!("{v:.0}")),
+                opt(ser.p50_ms(), |v| format!("{v:.2}")),
+                opt(ser.quantile_ms(0.90), |v| format!("{v:.2}")),
+                opt(ser.p99_ms(), |v| format!("{v:.2}")),
+                rounds_text(&ser.p50_by_round_ms(), 2),
+                ser.errors()
+            );
+        }
+    }
+    s.push('\n');
+    let _ = writeln!(
+        s,
+        "| case | added p50 ({b} − {a}) | added p99 | p50 ratio | p99 ratio | req/s ratio |"
+    );
+    let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|");
+    for c in small {
+        let Some(d) = &c.direct else { continue };
+        let p = &c.proxy;
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} |",
+            case_name(c),
+            added(p.p50_ms(), d.p50_ms()),
+            added(p.p99_ms(), d.p99_ms()),
+            times(ratio(p.p50_ms(), d.p50_ms())),
+            times(ratio(p.p99_ms(), d.p99_ms())),
+            times(ratio(p.rate(), d.rate()))
+        );
+    }
+    s.push('\n');
+}
+
+/// The machine, and what shares it: `sharing` runs besides the stores and
+/// the client; `proxy` names it in the *others* column's meaning.
+pub fn machine_lines(
+    s: &mut String,
+    m: &Machine,
+    sharing: &str,
+    proxy: &str,
+    (start, end): (Option<(f64, f64, f64)>, Option<(f64, f64, f64)>),
+) {
+    let _ = writeln!(
+        s,
+        "- Machine: {} cores ({}), Linux {}; the two Garage stores ({}), \
+         {sharing} and the client all share these cores.",
+        m.host.cores, m.host.cpu, m.host.kernel, m.garage
+    );
+    let _ = writeln!(
+        s,
+        "- Load average (1/5/15 min): {} at the start, {} at the end; \
+         per section below. Other people's builds and tests ran on the machine too \
+         (column *others*: busy cores that were neither the client, {proxy} nor the stores).",
+        load_text(start),
+        load_text(end)
+    );
+}
+
+pub fn client_stack_line(s: &mut String, a: &Args) {
+    let _ = writeln!(
+        s,
+        "- Client HTTP stack: {}.",
+        if a.quick_ack_client {
+            "s3migrate's (`--quick-ack-client`): every read acknowledged at once (TCP_QUICKACK)"
+        } else {
+            "the SDK's default: ACKs delayed, as with awscli or rclone"
+        }
+    );
+}
+
+pub fn command_line(s: &mut String, command: &str, total_secs: f64) {
+    let _ = writeln!(s, "- Command: `{command}`; total {total_secs:.0} s.\n");
+}
+
+/// A note for each case of `mr` the store refused, and for each path that
+/// had errors.
+pub fn case_notes(mr: &ModeResult, notes: &mut Vec<String>) {
+    for c in &mr.cases {
+        if let Some(n) = &c.note {
+            notes.push(format!("{} {}: {n}", mr.mode.as_str(), case_name(c)));
+        }
+        for ser in c.direct.iter().chain([&c.proxy]) {
+            if let Some(e) = ser.first_error() {
+                notes.push(format!(
+                    "{} {} {}: {} errors, the first: {e}",
+                    mr.mode.as_str(),
+                    case_name(c),
+                    ser.path,
+                    ser.errors()
+                ));
+            }
+        }
+    }
+}
+
+pub fn log_note(proxy_log_lines: usize, notes: &mut Vec<String>) {
+    if proxy_log_lines > 0 {
+        notes.push(format!(
+            "ferry-proxy logged {proxy_log_lines} lines at warn or above (see its work dir \
+             with --keep-work)"
+        ));
+    }
+}
+
+pub fn notes_section(s: &mut String, notes: Vec<String>) {
+    if !notes.is_empty() {
+        let _ = writeln!(s, "#### Notes\n");
+        for n in notes {
+            let _ = writeln!(s, "- {n}");
+        }
+        s.push('\n');
+    }
+}
+
+pub fn capitalize(w: &str) -> String {
     let mut c = w.chars();
     c.next()
         .map(|f| f.to_uppercase().chain(c).collect())

@@ -54,6 +54,18 @@ impl Series {
         }
     }
 
+    /// A series of one run whose only figures are `lat_us` (durations of
+    /// anything, µs), for their quantiles.
+    pub fn of_latencies(path: impl Into<String>, lat_us: Vec<u64>) -> Series {
+        Series {
+            path: path.into(),
+            runs: vec![Run {
+                lat_us,
+                ..Run::default()
+            }],
+        }
+    }
+
     pub fn ok(&self) -> u64 {
         self.runs.iter().map(Run::ok).sum()
     }
@@ -82,6 +94,10 @@ impl Series {
 
     pub fn p99_ms(&self) -> Option<f64> {
         self.quantile_ms(0.99)
+    }
+
+    pub fn max_ms(&self) -> Option<f64> {
+        self.quantile_ms(1.0)
     }
 
     /// The p50 of each round, ms.

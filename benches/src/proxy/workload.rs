@@ -60,7 +60,7 @@ pub struct Work {
 
 /// An SDK error on one line, cut short: the code and message, not the
 /// whole raw response.
-fn short(what: String, e: impl std::error::Error) -> String {
+pub fn short(what: String, e: impl std::error::Error) -> String {
     let full = format!("{what}: {}", DisplayErrorContext(e));
     match full.char_indices().nth(300) {
         Some((i, _)) => format!("{}…", &full[..i]),

@@ -605,6 +605,17 @@ pub struct PassCounts {
     pub skip_up: u64,
 }
 
+impl PassCounts {
+    /// The counts as the WEKA summary prints them:
+    /// `obj=… ign=… exist=… copied=… fail=… skip(dn=… up=…)`.
+    pub fn line(&self) -> String {
+        format!(
+            "obj={} ign={} exist={} copied={} fail={} skip(dn={} up={})",
+            self.obj, self.ign, self.exist, self.copied, self.fail, self.skip_dn, self.skip_up
+        )
+    }
+}
+
 /// One pass's summary, as s3migrate writes it into the dest folder
 /// (`summary-<run>-p<pass>.json`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

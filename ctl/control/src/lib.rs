@@ -21,5 +21,5 @@ pub use api::{
 pub use client::{Client, ClientError, DEFAULT_AGENT_SOCKET, DEFAULT_PROXY_SOCKET, RawResponse};
 pub use jobs::{
     FindOptions, JobKind, JobList, JobLogs, JobSecrets, JobSpec, JobState, JobView, MigrateOptions,
-    PassSummaryView, StartJobRequest,
+    PassCounts, PassSummaryView, StartJobRequest,
 };

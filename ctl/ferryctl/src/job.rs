@@ -286,18 +286,12 @@ fn print_show(v: &JobView) {
     for p in &v.passes {
         let o = &p.objects;
         println!(
-            "  pass {} (run {}{}{}): obj={} ign={} exist={} copied={} fail={} skip(dn={} up={}) in {:.1}s",
+            "  pass {} (run {}{}{}): {} in {:.1}s",
             p.pass,
             p.run_id,
             if p.complete { "" } else { ", stopped early" },
             if p.dry_run { ", dry run" } else { "" },
-            o.obj,
-            o.ign,
-            o.exist,
-            o.copied,
-            o.fail,
-            o.skip_dn,
-            o.skip_up,
+            o.line(),
             p.elapsed_secs
         );
         for (class, n) in &p.errors_by_class {
