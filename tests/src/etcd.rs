@@ -383,6 +383,11 @@ impl EtcdCluster {
             "100",
             "--election-timeout",
             "1000",
+            // A login token lives 2 s, not 300: a client that does not
+            // renew its token fails in a test as it would after 5 idle
+            // minutes in production.
+            "--auth-token-ttl",
+            "2",
             // 3.4's default logger is the deprecated capnslog, which warns so.
             "--logger",
             "zap",

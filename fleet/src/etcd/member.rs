@@ -57,8 +57,18 @@ impl MemberHandle {
     /// does not wait for this proxy's lease to expire.
     pub async fn leave(&self) {
         let lease = self.shared.lease.load(Ordering::SeqCst) as i64;
-        if lease != 0 {
-            let _ = self.shared.client.clone().lease_revoke(lease).await;
+        if lease == 0 {
+            return;
+        }
+        let revoked = unsent_retried(|| {
+            let mut c = self.shared.client.clone();
+            async move { c.lease_revoke(lease).await }
+        });
+        match revoked.await {
+            Ok(_) => tracing::info!(member = %self.shared.id, "left the fleet"),
+            Err(e) => {
+                tracing::warn!(member = %self.shared.id, error = %e, "cannot leave the fleet; its lease will expire")
+            }
         }
     }
 }

@@ -147,7 +147,11 @@ impl EtcdConfig {
             .with_connect_timeout(Duration::from_secs(3))
             .with_timeout(Duration::from_secs(5))
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
-            .with_keep_alive_while_idle(true);
+            .with_keep_alive_while_idle(true)
+            // etcd's login token expires (--auth-token-ttl, 5 minutes by
+            // default) and lease renewals do not refresh it: without a new
+            // login, an idle proxy could no longer acknowledge a fence.
+            .with_auto_token_refresh(true);
         if let (Some(user), Some(file)) = (&self.etcd_user, &self.etcd_password_file) {
             let password = read_private(file)?;
             let password = password.lines().next().unwrap_or_default().to_owned();
@@ -166,7 +170,18 @@ impl EtcdConfig {
         }
         etcd_client::Client::connect(&self.etcd_endpoints, Some(opts))
             .await
-            .map_err(|e| FleetError::Unreachable(format!("{}: {e}", self.etcd_endpoints.join(","))))
+            .map_err(|e| match &e {
+                etcd_client::Error::GRpcStatus(s)
+                    if s.message().contains("authentication failed") =>
+                {
+                    FleetError::Credentials(format!(
+                        "etcd refused user {:?}: {}",
+                        self.etcd_user.as_deref().unwrap_or(""),
+                        s.message()
+                    ))
+                }
+                _ => FleetError::Unreachable(format!("{}: {e}", self.etcd_endpoints.join(","))),
+            })
     }
 }
 
@@ -294,6 +309,8 @@ pub enum FleetError {
     Config(String),
     #[error("etcd unreachable: {0}")]
     Unreachable(String),
+    #[error("{0} (etcd_user, etcd_password_file)")]
+    Credentials(String),
     #[error("etcd key {key}: {detail}")]
     Invalid { key: String, detail: String },
 }
