@@ -23,9 +23,10 @@
 //! has its own small health probe instead of the stores' HTTP helper; over
 //! TLS the probe is `curl`.
 
+use crate::log_tail::tail;
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -563,26 +564,6 @@ fn request(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, Stri
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("{method} {addr}{path}: no HTTP status in {head:?}"))?;
     Ok((status, body.to_owned()))
-}
-
-/// The last `lines` lines of a (possibly large) file, lossily decoded.
-fn tail(path: &Path, lines: usize) -> String {
-    const MAX: u64 = 16 * 1024;
-    let read = || -> std::io::Result<String> {
-        let mut f = File::open(path)?;
-        let len = f.metadata()?.len();
-        f.seek(SeekFrom::Start(len.saturating_sub(MAX)))?;
-        let mut buf = Vec::new();
-        f.read_to_end(&mut buf)?;
-        Ok(String::from_utf8_lossy(&buf).into_owned())
-    };
-    match read() {
-        Ok(text) => {
-            let all: Vec<&str> = text.lines().collect();
-            all[all.len().saturating_sub(lines)..].join("\n")
-        }
-        Err(e) => format!("(cannot read log: {e})"),
-    }
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ pub mod ferryctl;
 mod garage;
 #[cfg(feature = "stores")]
 mod http;
+mod log_tail;
 #[cfg(feature = "stores")]
 mod moto;
 mod outcome;

@@ -1,9 +1,9 @@
 //! One server child process: started with its output in a log file, killed
 //! on stop and on drop.
 
+use crate::log_tail::tail;
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom};
+use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -148,26 +148,6 @@ pub fn missing_binary_error(name: &str, program: &Path, e: std::io::Error) -> an
         )
     } else {
         anyhow::anyhow!("cannot run {name} ({}): {e}", program.display())
-    }
-}
-
-/// Last `lines` lines of a (possibly large) file, lossily decoded.
-fn tail(path: &Path, lines: usize) -> String {
-    const MAX: u64 = 16 * 1024;
-    let read = || -> std::io::Result<String> {
-        let mut f = File::open(path)?;
-        let len = f.metadata()?.len();
-        f.seek(SeekFrom::Start(len.saturating_sub(MAX)))?;
-        let mut buf = Vec::new();
-        f.read_to_end(&mut buf)?;
-        Ok(String::from_utf8_lossy(&buf).into_owned())
-    };
-    match read() {
-        Ok(text) => {
-            let all: Vec<&str> = text.lines().collect();
-            all[all.len().saturating_sub(lines)..].join("\n")
-        }
-        Err(e) => format!("(cannot read log: {e})"),
     }
 }
 
