@@ -254,51 +254,44 @@ fn a_fleet_on_etcd_with_tls_and_auth() {
         .collect();
     assert_eq!(members, ["p0"], "{v}");
 
-    // A wrong password: ferryctl and a proxy each refused, saying so.
+    // What ferryctl and a proxy each say when their password is the one in
+    // `password_file`: both must be refused.
+    let refused_by_both = |name: &str, password_file: &Path| -> [String; 2] {
+        let config = d.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!("[state]\n{}", state_lines(&etcd, &ca, password_file)),
+        )
+        .unwrap();
+        let out = ferryctl(
+            &config,
+            &["s3", "bucket", "migrate", "show", BUCKET, "--json"],
+        );
+        assert!(!out.status.success(), "ferryctl with the {name} password");
+        [
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            proxy_refused(&proxy.config, d, name, password_file),
+        ]
+    };
+
+    // A wrong password.
     let wrong = d.join("wrong.password");
     write_private(&wrong, "not-the-password\n");
-    let wrong_ctl = d.join("wrong.toml");
-    std::fs::write(
-        &wrong_ctl,
-        format!("[state]\n{}", state_lines(&etcd, &ca, &wrong)),
-    )
-    .unwrap();
-    let out = ferryctl(
-        &wrong_ctl,
-        &["s3", "bucket", "migrate", "show", BUCKET, "--json"],
-    );
-    assert!(!out.status.success());
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        said.contains("authentication failed, invalid user ID or password"),
-        "{said}"
-    );
-    let said = proxy_refused(&proxy.config, d, "wrong", &wrong);
-    assert!(
-        said.contains("authentication failed, invalid user ID or password"),
-        "{said}"
-    );
+    for said in refused_by_both("wrong", &wrong) {
+        assert!(
+            said.contains("authentication failed, invalid user ID or password"),
+            "{said}"
+        );
+    }
 
     // A password file others can read: refused before it is read.
     let open = d.join("open.password");
     std::fs::write(&open, format!("{PASSWORD}\n")).unwrap();
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let open_ctl = d.join("open.toml");
-    std::fs::write(
-        &open_ctl,
-        format!("[state]\n{}", state_lines(&etcd, &ca, &open)),
-    )
-    .unwrap();
-    let out = ferryctl(
-        &open_ctl,
-        &["s3", "bucket", "migrate", "show", BUCKET, "--json"],
-    );
-    assert!(!out.status.success());
-    let said = String::from_utf8_lossy(&out.stderr);
     let want = format!("chmod 600 {}", open.display());
-    assert!(said.contains("mode 0644") && said.contains(&want), "{said}");
-    let said = proxy_refused(&proxy.config, d, "open", &open);
-    assert!(said.contains("mode 0644") && said.contains(&want), "{said}");
+    for said in refused_by_both("open", &open) {
+        assert!(said.contains("mode 0644") && said.contains(&want), "{said}");
+    }
 
     // Neither joined: the fleet is still p0 alone.
     let v = show(&ctl);
