@@ -90,15 +90,7 @@ impl Proxy {
             &format!("journal_bucket = \"{JOURNAL_BUCKET}\"\n"),
         )?;
         if let Some(state) = state {
-            // As ferry_harness::proxy::Proxy::start_in_fleet does.
-            let text = std::fs::read_to_string(&layout.config).context("read proxy.toml")?;
-            let text: String = text
-                .lines()
-                .filter(|l| !l.starts_with("state_file ="))
-                .map(|l| format!("{l}\n"))
-                .collect();
-            std::fs::write(&layout.config, format!("{text}\n[state]\n{state}\n"))
-                .context("write proxy.toml")?;
+            launch::join_fleet_config(&layout.config, state)?;
         }
         let log = std::fs::File::create(d.join("proxy.log")).context("create proxy.log")?;
         let mut cmd = Command::new(bin);

@@ -42,6 +42,9 @@ pub fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map_or_else(|| "—".to_owned(), f)
 }
 
+/// The 1, 5 and 15 minute load averages, if /proc had them.
+pub type Load = Option<(f64, f64, f64)>;
+
 pub fn load_text(l: Option<(f64, f64, f64)>) -> String {
     l.map_or_else(
         || "?".to_owned(),
@@ -478,7 +481,7 @@ pub fn machine_lines(
     m: &Machine,
     sharing: &str,
     proxy: &str,
-    (start, end): (Option<(f64, f64, f64)>, Option<(f64, f64, f64)>),
+    (start, end): (Load, Load),
 ) {
     let _ = writeln!(
         s,

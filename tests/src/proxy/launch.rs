@@ -68,6 +68,18 @@ pub fn write_config(dir: &Path, target: &Store, extra: &str) -> anyhow::Result<L
     })
 }
 
+/// Makes the proxy of `config` a fleet member: its `state_file` line
+/// gives way to a `[state]` section holding `state`.
+pub fn join_fleet_config(config: &Path, state: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(config).context("read proxy.toml")?;
+    let text: String = text
+        .lines()
+        .filter(|l| !l.starts_with("state_file ="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(config, format!("{text}\n[state]\n{state}\n")).context("write proxy.toml")
+}
+
 /// Waits until the proxy `child`, whose work dir is `dir`, listens on
 /// `http` and on `socket`.
 pub fn wait_listening(

@@ -115,13 +115,7 @@ impl Proxy {
         )
         .unwrap();
         if let Some(state) = state {
-            let text = std::fs::read_to_string(&layout.config).unwrap();
-            let text: String = text
-                .lines()
-                .filter(|l| !l.starts_with("state_file ="))
-                .map(|l| format!("{l}\n"))
-                .collect();
-            std::fs::write(&layout.config, format!("{text}\n[state]\n{state}\n")).unwrap();
+            launch::join_fleet_config(&layout.config, state).unwrap();
         }
         let mut p = Proxy {
             dir,
