@@ -454,10 +454,10 @@ fn switches_do_not_interleave_and_survive_a_dead_etcd_member_and_a_dead_proxy() 
         ]
     };
 
-    // Two updates at once: the first holds its fence (a member never
-    // acknowledges), the second is refused as a conflict (exit 4), and the
-    // first rolls back at its timeout, naming the member.
-    let lease = silent_member(&f, 60);
+    // Two updates at once: the first holds its fence until a member that
+    // never acknowledges leaves (its 3 s lease runs out), and wins; the
+    // second, meanwhile, is refused as a conflict (exit 4).
+    silent_member(&f, 3);
     let first = f.ferryctl_cmd(&update("forward")).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(700));
     let second = f.ferryctl(&update("forward"));
@@ -469,22 +469,26 @@ fn switches_do_not_interleave_and_survive_a_dead_etcd_member_and_a_dead_proxy() 
     assert!(stderr(&second).contains("Conflict"), "{}", stderr(&second));
     let first = first.wait_with_output().unwrap();
     eprintln!("first update:\n{}", stderr(&first));
-    assert_eq!(first.status.code(), Some(1));
-    for want in ["FenceTimeout", "silent", "rolled back"] {
-        assert!(
-            stderr(&first).contains(want),
-            "{want:?} in {}",
-            stderr(&first)
-        );
-    }
+    assert!(first.status.success(), "the first update wins");
     assert!(
         stderr(&first).contains("p0, p1, p2, silent"),
         "it named who it waited for"
     );
+    let v = f.wait_members_applied(&["p0", "p1", "p2"]);
+    assert_eq!(v["mode"], "forward");
+
+    // A fence that a live member never acknowledges: rolled back at the
+    // timeout, naming the member.
+    let lease = silent_member(&f, 60);
+    let out = f.ferryctl(&update("ready"));
+    assert_eq!(out.status.code(), Some(1));
+    for want in ["FenceTimeout", "silent", "rolled back"] {
+        assert!(stderr(&out).contains(want), "{want:?} in {}", stderr(&out));
+    }
     let v = f.show();
     assert_eq!(
         (v["mode"].as_str(), v["phase"].as_str()),
-        (Some("ready"), Some("active"))
+        (Some("forward"), Some("active"))
     );
     f.rt.block_on(async {
         let mut c = etcd_client::Client::connect(f.etcd.endpoints(), None)
@@ -496,7 +500,7 @@ fn switches_do_not_interleave_and_survive_a_dead_etcd_member_and_a_dead_proxy() 
     // An etcd member killed mid-fence (the fence waits for a member whose
     // lease runs out by itself): the switch completes.
     silent_member(&f, 3);
-    let switch = f.ferryctl_cmd(&update("forward")).spawn().unwrap();
+    let switch = f.ferryctl_cmd(&update("ready")).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(700));
     f.etcd.kill(0);
     let switch = switch.wait_with_output().unwrap();
@@ -506,23 +510,19 @@ fn switches_do_not_interleave_and_survive_a_dead_etcd_member_and_a_dead_proxy() 
         "the switch completes without etcd member 0"
     );
     f.wait_members_applied(&["p0", "p1", "p2"]);
-    // Forward mode is in force everywhere: a write lands on the source.
+    // Ready mode is in force everywhere: a write lands on the target.
     let c = f.proxies[2].client(&f.target.region);
-    f.rt.block_on(put_through_fences(
-        &c,
-        "after-forward",
-        "x",
-        &AtomicUsize::new(0),
-    ));
+    let none = AtomicUsize::new(0);
+    f.rt.block_on(put_through_fences(&c, "after-ready", "x", &none));
     assert!(
-        f.rt.block_on(contents(&f.source))
-            .contains_key("after-forward")
+        f.rt.block_on(contents(&f.target))
+            .contains_key("after-ready")
     );
 
     // A proxy killed mid-switch: the switch waits for its lease to expire,
     // then completes; restarted, it comes up in the new mode.
     f.proxies[2].kill9();
-    let out = f.ferryctl(&update("migrate"));
+    let out = f.ferryctl(&update("forward"));
     assert!(out.status.success(), "the switch completes without p2");
     assert!(
         stderr(&out).contains("still waiting for: p2"),
@@ -532,22 +532,17 @@ fn switches_do_not_interleave_and_survive_a_dead_etcd_member_and_a_dead_proxy() 
     f.wait_members_applied(&["p0", "p1"]);
     f.proxies[2].spawn();
     let v = f.wait_members_applied(&["p0", "p1", "p2"]);
-    assert_eq!(v["mode"], "migrate");
+    assert_eq!(v["mode"], "forward");
     let c = f.proxies[2].client(&f.target.region);
-    f.rt.block_on(put_through_fences(
-        &c,
-        "after-migrate",
-        "y",
-        &AtomicUsize::new(0),
-    ));
+    f.rt.block_on(put_through_fences(&c, "after-forward", "y", &none));
     assert!(
-        f.rt.block_on(contents(&f.target))
-            .contains_key("after-migrate")
+        f.rt.block_on(contents(&f.source))
+            .contains_key("after-forward")
     );
     assert!(
         !f.rt
-            .block_on(contents(&f.source))
-            .contains_key("after-migrate")
+            .block_on(contents(&f.target))
+            .contains_key("after-forward")
     );
 
     // A proxy stopped with TERM leaves the fleet at once: the next switch
@@ -557,9 +552,7 @@ fn switches_do_not_interleave_and_survive_a_dead_etcd_member_and_a_dead_proxy() 
         f.proxies[1].wait(Duration::from_secs(20)).is_some(),
         "p1 exits on TERM"
     );
-    let mut back = update("forward").to_vec();
-    back.push("--force");
-    let out = f.ferryctl(&back);
+    let out = f.ferryctl(&update("migrate"));
     assert!(out.status.success());
     assert!(
         stderr(&out).contains("waiting for 2 proxies"),
