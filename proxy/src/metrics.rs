@@ -101,11 +101,24 @@ pub fn bucket_mode(bucket: &str, mode: ferry_control::Mode) {
     gauge!(BUCKET_MODE, "bucket" => bucket.to_owned()).set(v);
 }
 
+/// The request latency's histogram buckets, in seconds: from a cached HEAD
+/// on loopback (under a millisecond) to a large upload (a minute). Buckets,
+/// not a summary, so that a fleet's p99 can be computed across proxies.
+const DURATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+
 /// Installs the recorder and returns the HTTP exporter to run; call inside
 /// a Tokio runtime.
 pub fn install(addr: SocketAddr) -> Result<metrics_exporter_prometheus::ExporterFuture, String> {
     let (recorder, exporter) = metrics_exporter_prometheus::PrometheusBuilder::new()
         .with_http_listener(addr)
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(DURATION.to_owned()),
+            DURATION_BUCKETS,
+        )
+        .map_err(|e| format!("metrics buckets: {e}"))?
         .build()
         .map_err(|e| format!("metrics on {addr}: {e}"))?;
     metrics::set_global_recorder(recorder).map_err(|e| format!("metrics recorder: {e}"))?;

@@ -91,8 +91,12 @@ fn metrics_count_requests_refusals_and_modes() {
         value(&text, "ferry_proxy_sent_bytes_total{upstream=\"source\"}") > 10_000_000.0,
         "{text}"
     );
+    // A histogram (summable across proxies for a fleet's p99), not a
+    // summary.
     assert!(
-        text.contains("ferry_proxy_request_duration_seconds"),
+        text.contains("ferry_proxy_request_duration_seconds_bucket{")
+            && text.contains("le=\"0.005\"")
+            && !text.contains("quantile="),
         "{text}"
     );
 }
