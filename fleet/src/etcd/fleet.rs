@@ -23,7 +23,7 @@ use ferry_control::{
 };
 use time::OffsetDateTime;
 
-use super::{Ack, EtcdConfig, FleetError, Keys, MemberInfo, unsent_retried};
+use super::{Ack, EtcdConfig, FleetError, Keys, MemberInfo, Resend, resent};
 use crate::rules::{
     already_attached, check_update, not_attached, now, refuse_if_fencing, source_check_failed,
     uploads_unlisted, validate_attach,
@@ -88,7 +88,7 @@ impl Fleet {
     /// Every key under `prefix`.
     async fn get_prefix(&self, prefix: &str) -> Result<etcd_client::GetResponse, FleetError> {
         let opts = GetOptions::new().with_prefix();
-        Ok(unsent_retried(|| {
+        Ok(resent(Resend::Idempotent, || {
             let (mut c, opts) = (self.client.clone(), opts.clone());
             async move { c.get(prefix, Some(opts)).await }
         })
@@ -96,7 +96,7 @@ impl Fleet {
     }
 
     async fn txn(&self, txn: Txn) -> Result<etcd_client::TxnResponse, etcd_client::Error> {
-        unsent_retried(|| {
+        resent(Resend::CompareAndSwap, || {
             let (mut c, txn) = (self.client.clone(), txn.clone());
             async move { c.txn(txn).await }
         })
@@ -204,7 +204,7 @@ impl Fleet {
         let txn = Txn::new()
             .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key.as_str(), encode(&bucket), None)]);
-        let resp = self.txn(txn).await.map_err(etcd_unavailable)?;
+        let resp = self.txn(txn).await.map_err(unconfirmed)?;
         if !resp.succeeded() {
             return Err(already_attached(&bucket.bucket));
         }
@@ -234,7 +234,7 @@ impl Fleet {
                     Some(etcd_client::DeleteOptions::new().with_prefix()),
                 ),
             ]);
-        let resp = self.txn(txn).await.map_err(etcd_unavailable)?;
+        let resp = self.txn(txn).await.map_err(unconfirmed)?;
         if !resp.succeeded() {
             return Err(conflict(bucket));
         }
@@ -387,7 +387,7 @@ impl Fleet {
         let resp = self
             .txn(Txn::new().when(compares).and_then(puts))
             .await
-            .map_err(etcd_unavailable)?;
+            .map_err(unconfirmed)?;
         if !resp.succeeded() {
             let names: Vec<&str> = buckets.iter().map(|b| b.bucket.as_str()).collect();
             return Err(conflict(&names.join(", ")));
@@ -497,8 +497,20 @@ fn unavailable(e: FleetError) -> Refusal {
     )
 }
 
-fn etcd_unavailable(e: etcd_client::Error) -> Refusal {
-    unavailable(e.into())
+/// A compare-and-swap that etcd did not confirm. If it cannot have been
+/// applied, nothing changed; after a leader change in flight it may have.
+fn unconfirmed(e: etcd_client::Error) -> Refusal {
+    if super::may_resend(&e, Resend::CompareAndSwap) {
+        return unavailable(e.into());
+    }
+    Refusal::new(
+        503,
+        codes::FLEET_UNAVAILABLE,
+        format!(
+            "etcd did not confirm the change ({e}); it may or may not have been made: look at \
+             `show` (a mode change left fencing is taken over by the next update)"
+        ),
+    )
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use etcd_client::{Client, EventType, GetOptions, PutOptions, WatchOptions};
 
 use super::fleet::decode_bucket;
-use super::{Ack, EtcdConfig, FleetError, Keys, MemberInfo, unsent_retried};
+use super::{Ack, EtcdConfig, FleetError, Keys, MemberInfo, Resend, resent};
 use crate::state::{BucketTable, Phase};
 
 /// What the member drives in the proxy.
@@ -60,7 +60,7 @@ impl MemberHandle {
         if lease == 0 {
             return;
         }
-        let revoked = unsent_retried(|| {
+        let revoked = resent(Resend::Idempotent, || {
             let mut c = self.shared.client.clone();
             async move { c.lease_revoke(lease).await }
         });
@@ -170,7 +170,7 @@ impl Shared {
     async fn establish(self: &Arc<Self>) -> Result<Session, FleetError> {
         let sent = Instant::now();
         let ttl = self.ttl.as_secs() as i64;
-        let lease = unsent_retried(|| {
+        let lease = resent(Resend::Idempotent, || {
             let mut c = self.client.clone();
             async move { c.lease_grant(ttl, None).await }
         })
@@ -188,7 +188,7 @@ impl Shared {
             self.keys.member(&self.id),
             serde_json::to_vec(&info).expect("member info serializes"),
         );
-        unsent_retried(|| {
+        resent(Resend::Idempotent, || {
             let (mut c, key, value) = (self.client.clone(), key.clone(), value.clone());
             async move {
                 c.put(key, value, Some(PutOptions::new().with_lease(lease)))
@@ -211,7 +211,7 @@ impl Shared {
     async fn load(self: &Arc<Self>) -> Result<i64, FleetError> {
         let prefix = self.keys.buckets();
         let opts = GetOptions::new().with_prefix();
-        let resp = unsent_retried(|| {
+        let resp = resent(Resend::Idempotent, || {
             let (mut c, opts, prefix) = (self.client.clone(), opts.clone(), prefix.as_str());
             async move { c.get(prefix, Some(opts)).await }
         })
@@ -366,7 +366,7 @@ impl Shared {
                     .with_prefix()
                     .with_start_revision(s.revision + 1);
                 let prefix = self.keys.buckets();
-                let watched = unsent_retried(|| {
+                let watched = resent(Resend::Idempotent, || {
                     let (mut c, opts, prefix) =
                         (self.client.clone(), opts.clone(), prefix.as_str());
                     async move { c.watch(prefix, Some(opts)).await }
@@ -381,7 +381,7 @@ impl Shared {
             tokio::select! {
                 _ = renew.tick() => {
                     if keepalive.is_none() {
-                        let opened = unsent_retried(|| {
+                        let opened = resent(Resend::Idempotent, || {
                             let (mut c, lease) = (self.client.clone(), s.lease);
                             async move { c.lease_keep_alive(lease).await }
                         });

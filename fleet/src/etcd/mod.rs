@@ -209,21 +209,36 @@ fn read_private(path: &std::path::Path) -> Result<String, FleetError> {
     read_file(path)
 }
 
-/// Runs an etcd request again, up to 5 times 100 ms apart, while it fails
-/// before reaching any member. The client spreads requests over the
+/// Which failed etcd requests may be sent again as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resend {
+    /// Requests that change nothing, or change it the same way twice (a
+    /// get, a watch, a put of the same value, a lease): again after any
+    /// unavailability (a member down, a leader election).
+    Idempotent,
+    /// A compare-and-swap: again only if it cannot have been applied (it
+    /// never left, or no member was leader). After a leader change in
+    /// flight it may have been, so that is the caller's to judge.
+    CompareAndSwap,
+}
+
+/// How long a request is tried again: longer than an etcd election (the
+/// election timeout is 1 s by default).
+const RESEND_FOR: Duration = Duration::from_secs(5);
+
+/// Runs an etcd request again, 100 ms apart for up to 5 s, while it fails
+/// in a way `resend` allows. The client spreads requests over the
 /// endpoints, and one that is down fails the requests sent its way instead
-/// of being skipped; a request that never left is safe to send again, even
-/// a compare-and-swap.
-pub(crate) async fn unsent_retried<T, F, Fut>(mut op: F) -> Result<T, etcd_client::Error>
+/// of being skipped; a leader election fails them for a second or two.
+pub(crate) async fn resent<T, F, Fut>(resend: Resend, mut op: F) -> Result<T, etcd_client::Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
 {
-    let mut attempt = 1;
+    let deadline = std::time::Instant::now() + RESEND_FOR;
     loop {
         match op().await {
-            Err(e) if attempt < 5 && never_sent(&e) => {
-                attempt += 1;
+            Err(e) if std::time::Instant::now() < deadline && may_resend(&e, resend) => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             r => return r,
@@ -231,10 +246,14 @@ where
     }
 }
 
-fn never_sent(e: &etcd_client::Error) -> bool {
+pub(crate) fn may_resend(e: &etcd_client::Error, resend: Resend) -> bool {
     match e {
         etcd_client::Error::TransportError(_) => true,
-        etcd_client::Error::GRpcStatus(s) => s.message() == "tcp connect error",
+        etcd_client::Error::GRpcStatus(s) => {
+            s.message() == "tcp connect error"
+                || s.message().contains("no leader")
+                || (resend == Resend::Idempotent && s.code() == tonic::Code::Unavailable)
+        }
         _ => false,
     }
 }
