@@ -9,7 +9,7 @@ use ferry_control::{AttachRequest, BucketView, UpdateRequest, UpdateResponse};
 use ferry_fleet::etcd::{self, EtcdConfig, Progress};
 use ferry_fleet::source_check::S3SourceCheck;
 
-use crate::Failure;
+use crate::{Failure, one_line};
 
 /// Where ferryctl looks for its config file.
 pub const DEFAULT_CONFIG: &str = "/etc/ferry/ferryctl.toml";
@@ -35,10 +35,6 @@ pub fn config(endpoints: &[String], file: &Path) -> Result<Option<EtcdConfig>, F
     let c: FileConfig = toml::from_str(&text)
         .map_err(|e| Failure::Usage(format!("{}: {}", file.display(), one_line(&e.to_string()))))?;
     Ok(c.state)
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 pub struct Fleet {

@@ -29,7 +29,7 @@ use crate::rules::{
     uploads_unlisted, validate_attach,
 };
 use crate::source_check::SourceCheck;
-use crate::state::{Bucket, BucketTable, Phase, Transition, check_detach};
+use crate::state::{Bucket, BucketTable, Phase, Transition, check_detach, rfc3339};
 
 /// How often the fence's acknowledgements are polled.
 const ACK_POLL: Duration = Duration::from_millis(25);
@@ -103,16 +103,6 @@ impl Fleet {
         .await
     }
 
-    /// Every bucket record, and the store revision it was read at.
-    pub async fn load(&self) -> Result<(BucketTable, i64), FleetError> {
-        let (reads, revision) = self.read_all().await?;
-        let mut table = BucketTable::default();
-        for (name, r) in reads {
-            table.buckets.insert(name, r.bucket);
-        }
-        Ok((table, revision))
-    }
-
     async fn read_all(&self) -> Result<(BTreeMap<String, Read>, i64), FleetError> {
         let prefix = self.keys.buckets();
         let resp = self.get_prefix(&prefix).await?;
@@ -132,8 +122,8 @@ impl Fleet {
     }
 
     pub async fn list(&self) -> Result<Vec<BucketView>, Refusal> {
-        let (table, _) = self.load().await.map_err(unavailable)?;
-        Ok(table.buckets.values().map(Bucket::view).collect())
+        let (reads, _) = self.read_all().await.map_err(unavailable)?;
+        Ok(reads.values().map(|r| r.bucket.view()).collect())
     }
 
     /// One bucket, with each live proxy and the epoch it applies.
@@ -336,7 +326,7 @@ impl Fleet {
         }
         Ok(UpdateResponse {
             changes,
-            fenced_at: Some(rfc3339_nanos(fenced_at)),
+            fenced_at: Some(rfc3339(fenced_at)),
         })
     }
 
@@ -361,7 +351,7 @@ impl Fleet {
             progress(Progress::TakingOver {
                 bucket: b.bucket.clone(),
                 epoch: b.epoch,
-                since: rfc3339_nanos(b.updated_at),
+                since: rfc3339(b.updated_at),
             });
             b.mode = b.leaving.take().unwrap_or(b.mode);
             b.phase = Phase::Active;
@@ -547,9 +537,4 @@ pub(super) fn decode_bucket(
         });
     }
     Ok(b)
-}
-
-fn rfc3339_nanos(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
 }

@@ -48,11 +48,6 @@ impl MemberHandle {
         &self.shared.id
     }
 
-    /// Whether the lease was renewed recently enough to take writes.
-    pub fn in_contact(&self) -> bool {
-        self.shared.in_contact.load(Ordering::SeqCst)
-    }
-
     /// Leaves the fleet at once (revokes the lease), so that a mode change
     /// does not wait for this proxy's lease to expire.
     pub async fn leave(&self) {
@@ -180,7 +175,7 @@ impl Shared {
         let info = MemberInfo {
             id: self.id.clone(),
             pid: std::process::id(),
-            registered_at: crate::rules::now().to_string(),
+            registered_at: crate::state::rfc3339(crate::rules::now()),
         };
         // Registered before loading: a fence written before this load is
         // seen by it; one written after it waits for this member's ack.

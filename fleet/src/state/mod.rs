@@ -200,7 +200,8 @@ impl Bucket {
     }
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
+/// RFC 3339, with the fraction of a second when there is one.
+pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
 }
