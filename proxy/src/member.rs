@@ -25,7 +25,7 @@ impl Local for FleetLocal {
             self.gates
                 .set(&b.bucket, generation(b), b.routing().fenced || !in_contact);
         }
-        metrics::gauge!("ferry_fleet_in_contact").set(f64::from(u8::from(in_contact)));
+        crate::metrics::fleet_in_contact(in_contact);
     }
 
     async fn drained(&self, bucket: &str) {

@@ -14,6 +14,7 @@ pub const BYTES_OUT: &str = "ferry_proxy_sent_bytes_total";
 pub const REFUSED: &str = "ferry_proxy_refused_requests_total";
 pub const UPSTREAM_ERRORS: &str = "ferry_proxy_upstream_errors_total";
 pub const BUCKET_MODE: &str = "ferry_proxy_bucket_mode";
+pub const FLEET_IN_CONTACT: &str = "ferry_fleet_in_contact";
 
 /// One finished request.
 pub struct RequestRecord<'a> {
@@ -108,6 +109,11 @@ const DURATION_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     60.0,
 ];
+
+/// In a fleet: whether this proxy's lease is renewed and it takes writes.
+pub fn fleet_in_contact(in_contact: bool) {
+    gauge!(FLEET_IN_CONTACT).set(f64::from(u8::from(in_contact)));
+}
 
 /// Installs the recorder and returns the HTTP exporter to run; call inside
 /// a Tokio runtime.

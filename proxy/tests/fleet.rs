@@ -19,7 +19,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use ferry_harness::Store;
 use ferry_harness::etcd::EtcdCluster;
 use ferry_harness::proxy::migrate::{BUCKET, JOURNAL, contents, copy_pass, run, status};
-use ferry_harness::proxy::{Proxy, launch};
+use ferry_harness::proxy::{Proxy, free_port, launch, scrape};
 
 /// Short, so that the tests of a dead proxy wait seconds, not tens.
 const LEASE_TTL_SECS: u64 = 3;
@@ -29,6 +29,8 @@ struct Fleet {
     source: Store,
     target: Store,
     proxies: Vec<Proxy>,
+    /// Each proxy's `metrics_addr` port.
+    metrics: Vec<u16>,
     /// ferryctl's config file (`[state]`), and a work folder.
     ctl_config: std::path::PathBuf,
     dir: tempfile::TempDir,
@@ -55,6 +57,7 @@ impl Fleet {
         let target = Store::moto().unwrap();
         target.create_bucket(BUCKET).unwrap();
         target.create_bucket(JOURNAL).unwrap();
+        let metrics: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let proxies = (0..n)
             .map(|i| {
                 let endpoints: Vec<String> =
@@ -62,7 +65,10 @@ impl Fleet {
                 Proxy::start_in_fleet(
                     &target,
                     BUCKET,
-                    &format!("journal_bucket = \"{JOURNAL}\"\n"),
+                    &format!(
+                        "journal_bucket = \"{JOURNAL}\"\nmetrics_addr = \"127.0.0.1:{}\"\n",
+                        metrics[i]
+                    ),
                     &state_section(&endpoints, &format!("p{i}")),
                 )
             })
@@ -89,6 +95,7 @@ impl Fleet {
             source,
             target,
             proxies,
+            metrics,
             ctl_config,
             dir,
             rt,
@@ -630,6 +637,14 @@ fn a_proxy_cut_off_from_etcd_refuses_writes_until_it_is_back() {
     };
     let (_, e) = put("during").unwrap_err();
     assert!(e.contains("SlowDown"), "{e}");
+    let in_contact = || {
+        let text = scrape(f.metrics[0]);
+        text.lines()
+            .find_map(|l| l.strip_prefix("ferry_fleet_in_contact "))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no ferry_fleet_in_contact in:\n{text}"))
+    };
+    assert_eq!(in_contact(), "0", "the metric says it fails closed");
     // Reads go on, from the side that is complete.
     f.rt.block_on(c.get_object().bucket(BUCKET).key("before").send())
         .unwrap();
@@ -644,6 +659,7 @@ fn a_proxy_cut_off_from_etcd_refuses_writes_until_it_is_back() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(f.rt.block_on(contents(&f.source)).contains_key("after"));
+    assert_eq!(in_contact(), "1");
 
     // A fence whose ferryctl died an hour ago holds the bucket's writes
     // until the next update takes it over.
