@@ -64,6 +64,19 @@ impl Run {
         self
     }
 
+    /// Exit 3: the daemon could not be reached, said in one sentence on
+    /// stderr with a hint, never a backtrace.
+    #[track_caller]
+    pub fn unreachable(self) -> Run {
+        assert_eq!(
+            self.code, 3,
+            "ferryctl should exit 3 (unreachable): {self:?}"
+        );
+        assert_eq!(self.stderr.lines().count(), 1, "one line: {self:?}");
+        assert!(self.stderr.starts_with("ferryctl: "), "{self:?}");
+        self
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))

@@ -29,6 +29,8 @@ mod boto3;
 mod capabilities;
 #[cfg(feature = "stores")]
 mod client;
+/// A small DNS server on loopback whose records a test sets.
+pub mod dns;
 mod env;
 /// A real etcd cluster on loopback: members killed, restarted, paused at will.
 pub mod etcd;

@@ -117,3 +117,44 @@ impl Drop for HttpsMoto {
         let _ = self.child.wait();
     }
 }
+
+/// A throwaway CA (made with rcgen) that signs leaves with any names and
+/// any validity window, expired ones included.
+pub struct TestIssuer {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    /// The CA certificate (PEM), for `--ca-file` or `--cacert`.
+    pub ca: PathBuf,
+}
+
+impl TestIssuer {
+    /// A CA named `name`; its certificate is written to `dir/NAME.ca.crt`.
+    pub fn new(dir: &Path, name: &str) -> anyhow::Result<TestIssuer> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("{name} test CA"));
+        let issuer = rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate()?)?;
+        let ca = dir.join(format!("{name}.ca.crt"));
+        std::fs::write(&ca, issuer.pem())?;
+        Ok(TestIssuer { issuer, ca })
+    }
+
+    /// A leaf for `names` (DNS names or IP addresses), valid from `days`
+    /// (relative to now; negative is past) start to end: its certificate
+    /// then its key, in one PEM string (as the proxy's `cert_dir` wants).
+    pub fn leaf_pem(&self, names: &[&str], days: std::ops::Range<i64>) -> anyhow::Result<String> {
+        let now = time::OffsetDateTime::now_utc();
+        let mut params =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+        params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            names.first().copied().unwrap_or("leaf"),
+        );
+        params.not_before = now + time::Duration::days(days.start);
+        params.not_after = now + time::Duration::days(days.end);
+        let key = rcgen::KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(format!("{}{}", cert.pem(), key.serialize_pem()))
+    }
+}

@@ -38,10 +38,13 @@ pub enum ClientError {
 fn connect_hint(e: &io::Error) -> &'static str {
     match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
-            " (is the daemon running? check the socket path: --socket for ferry-proxy, \
-             --agent-socket for ferry-agent)"
+            " (is the service running? `systemctl status ferry-proxy` or `ferry-agent`; check \
+             the socket path: --socket for ferry-proxy, --agent-socket for ferry-agent)"
         }
-        io::ErrorKind::PermissionDenied => " (are you root or in the socket's group?)",
+        io::ErrorKind::PermissionDenied => {
+            " (is your user in group `ferry`? `sudo usermod -aG ferry $USER`, then log in \
+             again; or run as root)"
+        }
         _ => "",
     }
 }

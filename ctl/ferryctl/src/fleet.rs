@@ -9,7 +9,8 @@ use ferry_control::{AttachRequest, BucketView, UpdateRequest, UpdateResponse};
 use ferry_fleet::etcd::{self, EtcdConfig, Progress};
 use ferry_fleet::source_check::S3SourceCheck;
 
-use crate::{Failure, one_line};
+use crate::failure::Failure;
+use crate::output::one_line;
 
 /// Where ferryctl looks for its config file.
 pub const DEFAULT_CONFIG: &str = "/etc/ferry/ferryctl.toml";
@@ -50,7 +51,10 @@ impl Fleet {
             .map_err(|e| Failure::Usage(format!("cannot start a runtime: {e}")))?;
         let fleet = rt
             .block_on(etcd::Fleet::connect(config, Box::new(S3SourceCheck)))
-            .map_err(|e| Failure::Usage(e.to_string()))?;
+            .map_err(|e| match e {
+                etcd::FleetError::Unreachable(_) => Failure::Unreachable(e.to_string()),
+                _ => Failure::Usage(e.to_string()),
+            })?;
         Ok(Fleet { rt, fleet })
     }
 

@@ -9,7 +9,8 @@ use ferry_control::{
     Client, FindOptions, JobSecrets, JobSpec, JobView, MigrateOptions, StartJobRequest,
 };
 
-use super::{Failure, print_json};
+use crate::failure::Failure;
+use crate::output::{Output, print_rows, print_table};
 
 #[derive(Subcommand, Debug)]
 pub enum JobCommand {
@@ -19,19 +20,10 @@ pub enum JobCommand {
         kind: StartKind,
     },
     /// Every job, by id.
-    List {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// One job: its state, its progress line (the WEKA format for a copy)
     /// and its pass summaries.
-    Show {
-        id: u64,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Show { id: u64 },
     /// Pause a queued or running copy: no new keys are handed out; the
     /// ones in flight finish.
     Pause { id: u64 },
@@ -59,9 +51,6 @@ pub enum StartKind {
         opts: Box<MigrateOptions>,
         #[command(flatten)]
         secrets: SecretFiles,
-        /// Print the new job as JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// An s3find scan of DIRECTORY into key-list chunks in OUTPUT_DIR.
     Find {
@@ -71,9 +60,6 @@ pub enum StartKind {
         /// labels. Default: the directory's name.
         #[arg(long, value_name = "BUCKET")]
         bucket: Option<String>,
-        /// Print the new job as JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// An s3find watch of DIRECTORY: the full list in OUTPUT_DIR, then
     /// every --interval seconds an incremental set in OUTPUT_DIR/incr/.
@@ -81,9 +67,6 @@ pub enum StartKind {
     Watch {
         #[command(flatten)]
         opts: WatchOptions,
-        /// Print the new job as JSON.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -102,15 +85,11 @@ pub struct SecretFiles {
 /// Flags refused before parsing: secrets on the command line.
 pub const REFUSED_SECRET_FLAGS: [&str; 2] = ["--src-secret", "--dest-secret"];
 
-pub fn run(client: &Client, command: JobCommand) -> Result<(), Failure> {
+pub fn run(client: &Client, out: Output, command: JobCommand) -> Result<(), Failure> {
     match command {
         JobCommand::Start { kind } => {
-            let (req, json) = match kind {
-                StartKind::Migrate {
-                    mut opts,
-                    secrets,
-                    json,
-                } => {
+            let req = match kind {
+                StartKind::Migrate { mut opts, secrets } => {
                     for p in [
                         &mut opts.src_folder,
                         &mut opts.dest_folder,
@@ -134,63 +113,41 @@ pub fn run(client: &Client, command: JobCommand) -> Result<(), Failure> {
                         )?),
                     };
                     let spec = JobSpec::Migrate(*opts);
-                    (StartJobRequest { spec, secrets }, json)
+                    StartJobRequest { spec, secrets }
                 }
-                StartKind::Find {
-                    mut opts,
-                    bucket,
-                    json,
-                } => {
+                StartKind::Find { mut opts, bucket } => {
                     opts.bucket = bucket;
                     opts.directory = absolute(&opts.directory)?;
                     opts.output_dir = absolute(&opts.output_dir)?;
                     let spec = JobSpec::Find(opts);
                     let secrets = JobSecrets::default();
-                    (StartJobRequest { spec, secrets }, json)
+                    StartJobRequest { spec, secrets }
                 }
-                StartKind::Watch { mut opts, json } => {
+                StartKind::Watch { mut opts } => {
                     opts.directory = absolute(&opts.directory)?;
                     opts.output_dir = absolute(&opts.output_dir)?;
                     let spec = JobSpec::Watch(opts);
                     let secrets = JobSecrets::default();
-                    (StartJobRequest { spec, secrets }, json)
+                    StartJobRequest { spec, secrets }
                 }
             };
-            let view = client.start_job(&req)?;
-            if json {
-                print_json(&view);
-            } else {
+            out.emit(&client.start_job(&req)?, |v| {
                 println!(
                     "job {} {} ({} {}); folder {}",
-                    view.id, view.state, view.kind, view.bucket, view.folder
-                );
-            }
+                    v.id, v.state, v.kind, v.bucket, v.folder
+                )
+            });
         }
-        JobCommand::List { json } => {
-            let jobs = client.jobs()?;
-            if json {
-                print_json(&jobs);
-            } else {
-                print_list(&jobs);
-            }
-        }
-        JobCommand::Show { id, json } => {
-            let view = client.job(id)?;
-            if json {
-                print_json(&view);
-            } else {
-                print_show(&view);
-            }
-        }
-        JobCommand::Pause { id } => said(&client.pause_job(id)?),
-        JobCommand::Resume { id } => said(&client.resume_job(id)?),
-        JobCommand::Cancel { id } => said(&client.cancel_job(id)?),
-        JobCommand::Logs { id, lines } => {
-            let logs = client.job_logs(id, lines)?;
+        JobCommand::List => out.emit(&client.jobs()?, |j| print_list(j)),
+        JobCommand::Show { id } => out.emit(&client.job(id)?, print_show),
+        JobCommand::Pause { id } => out.emit(&client.pause_job(id)?, said),
+        JobCommand::Resume { id } => out.emit(&client.resume_job(id)?, said),
+        JobCommand::Cancel { id } => out.emit(&client.cancel_job(id)?, said),
+        JobCommand::Logs { id, lines } => out.emit(&client.job_logs(id, lines)?, |logs| {
             for l in &logs.lines {
                 println!("{l}");
             }
-        }
+        }),
     }
     Ok(())
 }
@@ -276,9 +233,7 @@ fn print_show(v: &JobView) {
         ));
     }
     rows.push(("progress", or_dash(&v.progress)));
-    for (name, value) in rows {
-        println!("{:<13} {value}", format!("{name}:"));
-    }
+    print_rows(13, &rows);
     if v.passes.is_empty() {
         return;
     }
@@ -318,5 +273,5 @@ fn print_list(jobs: &[JobView]) {
             ]
         })
         .collect();
-    crate::print_table(header, &rows);
+    print_table(header, &rows);
 }

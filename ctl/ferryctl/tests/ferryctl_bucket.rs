@@ -199,6 +199,22 @@ fn ready_to_migrate_must_pass_through_forward() {
         assert!(out.stderr.contains("forward mode first"), "{out:?}");
         assert!(out.stderr.contains("InvalidTransition"), "{out:?}");
     }
+    // For scripts: the refusal as JSON on stdout, with the same exit code.
+    let out = p
+        .ferryctl(&[
+            "--output", "json", "s3", "bucket", "migrate", "update", "--bucket", "photos",
+            "--mode", "migrate",
+        ])
+        .refused();
+    let json = out.json();
+    assert_eq!(json["error"]["code"], "InvalidTransition", "{out:?}");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("forward mode first")),
+        "{out:?}"
+    );
+    assert_eq!(json["exit_code"], 1, "{out:?}");
     assert_eq!(show_json(&p, "photos").mode, Mode::Ready);
     p.assert_persisted();
 }
@@ -392,7 +408,7 @@ fn failed_save_answers_an_error_and_changes_nothing() {
 }
 
 #[test]
-fn usage_and_connection_errors_exit_2() {
+fn usage_errors_exit_2_and_an_unreachable_daemon_3() {
     let p = Proxy::start();
     // No selector; two selectors; a bad mode.
     update(&p, &["--mode", "forward"]).usage_error();
@@ -441,22 +457,31 @@ fn usage_and_connection_errors_exit_2() {
     assert!(out.stderr.contains("empty"), "{out:?}");
     assert!(p.admin.table().buckets.is_empty());
 
-    // Nothing listening.
+    // Nothing listening: exit 3, the socket named, and a hint.
+    for args in [
+        &["s3", "bucket", "migrate", "list"][..],
+        &["job", "list"][..],
+    ] {
+        let mut cmd = std::process::Command::new(FERRYCTL);
+        cmd.args(["--socket", "/nonexistent/ferry.sock"])
+            .args(["--agent-socket", "/nonexistent/ferry.sock"])
+            .args(args);
+        let out = run(cmd, "").unreachable();
+        assert!(
+            out.stderr
+                .contains("cannot connect to /nonexistent/ferry.sock"),
+            "{out:?}"
+        );
+        assert!(out.stderr.contains("is the service running?"), "{out:?}");
+    }
+    // With --output json the failure is also JSON on stdout.
     let mut cmd = std::process::Command::new(FERRYCTL);
-    cmd.args([
-        "--socket",
-        "/nonexistent/ferry.sock",
-        "s3",
-        "bucket",
-        "migrate",
-        "list",
-    ]);
-    let out = run(cmd, "").usage_error();
-    assert!(
-        out.stderr
-            .contains("cannot connect to /nonexistent/ferry.sock"),
-        "{out:?}"
-    );
+    cmd.args(["--socket", "/nonexistent/ferry.sock", "--output", "json"])
+        .args(["s3", "bucket", "migrate", "show", "photos"]);
+    let out = run(cmd, "").unreachable();
+    let json = out.json();
+    assert_eq!(json["error"]["code"], "Unreachable", "{out:?}");
+    assert_eq!(json["exit_code"], 3, "{out:?}");
 
     // Job control needs a verb.
     p.ferryctl(&["job"]).usage_error();

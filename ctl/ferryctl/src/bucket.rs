@@ -1,0 +1,306 @@
+//! `ferryctl s3 bucket migrate …`: the WEKA verbs, against one proxy's
+//! admin socket or the fleet's etcd.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{ArgGroup, Args, Subcommand};
+use ferry_control::{
+    AttachRequest, BucketView, Client, Mode, Selector, UpdateRequest, UpdateResponse,
+};
+
+use crate::failure::Failure;
+use crate::fleet;
+use crate::output::{Output, print_rows, print_table};
+
+#[derive(Subcommand, Debug)]
+pub enum MigrateCommand {
+    /// Attach a target bucket to its source bucket (in ready mode).
+    Attach(AttachArgs),
+    /// Change the migration mode of one bucket, of all buckets of a source
+    /// URL, or of all buckets.
+    Update(UpdateArgs),
+    /// Detach a bucket (ready mode; migrate mode with --force).
+    Detach {
+        bucket: String,
+        /// Detach in migrate mode without a passing `verify`.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show one bucket's migration configuration.
+    Show { bucket: String },
+    /// List every attached bucket.
+    List,
+}
+
+#[derive(Args, Debug)]
+#[command(group(ArgGroup::new("secret").required(true).multiple(false)))]
+pub struct AttachArgs {
+    /// Name of the target bucket.
+    bucket: String,
+    /// URL of the source S3 endpoint (http:// or https://).
+    url: String,
+    /// The source's TLS certificate or CA (PEM file); `-` or `none` for a
+    /// plain-http source or for https checked against the system roots.
+    tls_cert: String,
+    /// Name of the source bucket, if it differs from the target's.
+    #[arg(long, value_name = "SOURCE_BUCKET")]
+    source: Option<String>,
+    /// SigV4 region of the source [default: us-east-1].
+    #[arg(long, value_name = "R")]
+    region: Option<String>,
+    /// Source access key (the migration user, e.g. s3_rw_migrate).
+    #[arg(long, value_name = "KEY")]
+    s3_key: String,
+    /// File holding the source secret (its first line).
+    #[arg(long, value_name = "FILE", group = "secret")]
+    s3_secret_file: Option<PathBuf>,
+    /// Read the source secret from standard input (its first line).
+    #[arg(long, group = "secret")]
+    s3_secret_stdin: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(group(ArgGroup::new("selector").required(true).multiple(false)))]
+pub struct UpdateArgs {
+    /// The new mode.
+    #[arg(
+        long,
+        value_parser = PossibleValuesParser::new(["ready", "forward", "migrate"])
+            .map(|s| s.parse::<Mode>().expect("restricted to the three modes")),
+    )]
+    mode: Mode,
+    /// Update this bucket.
+    #[arg(long, group = "selector")]
+    bucket: Option<String>,
+    /// Update every bucket whose source is this URL.
+    #[arg(long, group = "selector")]
+    url: Option<String>,
+    /// Update every attached bucket.
+    #[arg(long, group = "selector")]
+    all: bool,
+    /// Allow leaving migrate mode (after the reverse copy).
+    #[arg(long)]
+    force: bool,
+}
+
+pub const REVERSE_COPY_HELP: &str = "\
+Rolling back from migrate mode is a reverse copy: since migrate mode was set,
+client writes have gone to the target only, so the source lacks them.
+  1. Copy target -> source with s3migrate (the target as --src-*, the source
+     as --dest-*); deletes made in migrate mode already reached both sides.
+  2. Check its summary: keys rewritten on the target come out as `skip up`
+     and need a decision by hand.
+  3. ferryctl s3 bucket migrate update --bucket BUCKET --mode ready --force
+     (or --mode forward --force, to serve clients from the source through
+     the proxy while DNS moves back).
+See docs/ferryctl.md, \"Rollback\".
+";
+
+/// Runs a bucket verb against the fleet's etcd (`--etcd`, or `[state]` in
+/// the config file), else against the proxy's socket.
+pub fn run(
+    socket: &Path,
+    etcd: &[String],
+    config: &Path,
+    out: Output,
+    command: MigrateCommand,
+) -> Result<(), Failure> {
+    let backend = match fleet::config(etcd, config)? {
+        Some(etcd) => Backend::Fleet(Box::new(fleet::Fleet::connect(&etcd)?)),
+        None => Backend::Socket(Client::new(socket)),
+    };
+    migrate(&backend, out, command)
+}
+
+/// Where the bucket verbs go.
+enum Backend {
+    /// One proxy's admin socket.
+    Socket(Client),
+    /// The fleet's etcd.
+    Fleet(Box<fleet::Fleet>),
+}
+
+impl Backend {
+    fn attach(&self, req: &AttachRequest) -> Result<BucketView, Failure> {
+        match self {
+            Backend::Socket(c) => Ok(c.attach(req)?),
+            Backend::Fleet(f) => f.attach(req.clone()),
+        }
+    }
+    fn update(&self, req: &UpdateRequest) -> Result<UpdateResponse, Failure> {
+        match self {
+            Backend::Socket(c) => Ok(c.update(req)?),
+            Backend::Fleet(f) => f.update(req.clone()),
+        }
+    }
+    fn detach(&self, bucket: &str, force: bool) -> Result<BucketView, Failure> {
+        match self {
+            Backend::Socket(c) => Ok(c.detach(bucket, force)?),
+            Backend::Fleet(f) => f.detach(bucket, force),
+        }
+    }
+    fn show(&self, bucket: &str) -> Result<BucketView, Failure> {
+        match self {
+            Backend::Socket(c) => Ok(c.show(bucket)?),
+            Backend::Fleet(f) => f.show(bucket),
+        }
+    }
+    fn list(&self) -> Result<Vec<BucketView>, Failure> {
+        match self {
+            Backend::Socket(c) => Ok(c.list()?),
+            Backend::Fleet(f) => f.list(),
+        }
+    }
+}
+
+fn migrate(client: &Backend, out: Output, command: MigrateCommand) -> Result<(), Failure> {
+    match command {
+        MigrateCommand::Attach(args) => {
+            let req = attach_request(args)?;
+            let view = client.attach(&req)?;
+            out.emit(&view, |v| {
+                println!(
+                    "attached {} (source {} at {}), mode {}",
+                    v.bucket, v.source_bucket, v.source_url, v.mode
+                )
+            });
+        }
+        MigrateCommand::Update(args) => {
+            let selector = match (args.bucket, args.url, args.all) {
+                (Some(b), _, _) => Selector::Bucket(b),
+                (_, Some(u), _) => Selector::Url(u),
+                _ => Selector::All,
+            };
+            let resp = client.update(&UpdateRequest {
+                mode: args.mode,
+                selector,
+                force: args.force,
+            })?;
+            out.emit(&resp, print_update);
+        }
+        MigrateCommand::Detach { bucket, force } => {
+            let view = client.detach(&bucket, force)?;
+            out.emit(&view, |v| {
+                println!("detached {} (was in {} mode)", v.bucket, v.mode)
+            });
+        }
+        MigrateCommand::Show { bucket } => out.emit(&client.show(&bucket)?, print_show),
+        MigrateCommand::List => out.emit(&client.list()?, |v| print_list(v)),
+    }
+    Ok(())
+}
+
+fn attach_request(args: AttachArgs) -> Result<AttachRequest, Failure> {
+    let secret = match &args.s3_secret_file {
+        Some(path) => first_line(
+            std::fs::read_to_string(path)
+                .map_err(|e| Failure::Usage(format!("--s3-secret-file {}: {e}", path.display())))?,
+        ),
+        None => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| Failure::Usage(format!("--s3-secret-stdin: {e}")))?;
+            first_line(s)
+        }
+    };
+    if secret.is_empty() {
+        return Err(Failure::Usage("the source secret is empty".into()));
+    }
+    let tls_cert_pem = match args.tls_cert.as_str() {
+        "-" | "none" => None,
+        path => Some(read_pem(Path::new(path))?),
+    };
+    Ok(AttachRequest {
+        bucket: args.bucket,
+        source_url: args.url,
+        source_bucket: args.source,
+        source_region: args.region,
+        access_key: args.s3_key,
+        secret,
+        tls_cert_pem,
+    })
+}
+
+fn first_line(s: String) -> String {
+    s.lines().next().unwrap_or_default().trim().to_owned()
+}
+
+fn read_pem(path: &Path) -> Result<String, Failure> {
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| Failure::Usage(format!("tls-cert {}: {e}", path.display())))?;
+    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(Failure::Usage(format!(
+            "tls-cert {}: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----; \
+             give `none` for a plain-http source)",
+            path.display()
+        )));
+    }
+    Ok(pem)
+}
+
+fn print_update(resp: &UpdateResponse) {
+    for c in &resp.changes {
+        if c.from == c.to {
+            println!("{}: already in {} mode (no change)", c.bucket, c.to);
+        } else {
+            println!("{}: {} -> {}", c.bucket, c.from, c.to);
+        }
+    }
+}
+
+fn print_show(v: &BucketView) {
+    print_bucket_rows(v);
+    if !v.members.is_empty() {
+        println!("members:");
+        let rows: Vec<[String; 3]> = v
+            .members
+            .iter()
+            .map(|m| {
+                [
+                    format!("  {}", m.id),
+                    m.epoch.map_or("-".into(), |e| e.to_string()),
+                    m.phase.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        print_table(["  PROXY", "EPOCH", "PHASE"], &rows);
+    }
+}
+
+fn print_bucket_rows(v: &BucketView) {
+    let rows = [
+        ("bucket", v.bucket.clone()),
+        ("mode", v.mode.to_string()),
+        ("source url", v.source_url.clone()),
+        ("source bucket", v.source_bucket.clone()),
+        ("source region", v.source_region.clone()),
+        ("source access key", v.source_access_key.clone()),
+        ("tls cert", v.tls_cert.clone()),
+        ("attached at", v.attached_at.clone()),
+        ("updated at", v.updated_at.clone()),
+        ("source uploads open", v.source_uploads_open.to_string()),
+        ("epoch", v.epoch.to_string()),
+        ("phase", v.phase.clone()),
+    ];
+    print_rows(20, &rows);
+}
+
+fn print_list(views: &[BucketView]) {
+    let header = ["BUCKET", "MODE", "SOURCE URL", "SOURCE BUCKET", "UPDATED"];
+    let rows: Vec<[String; 5]> = views
+        .iter()
+        .map(|v| {
+            [
+                v.bucket.clone(),
+                v.mode.to_string(),
+                v.source_url.clone(),
+                v.source_bucket.clone(),
+                v.updated_at.clone(),
+            ]
+        })
+        .collect();
+    print_table(header, &rows);
+}

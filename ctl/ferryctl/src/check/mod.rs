@@ -1,0 +1,132 @@
+//! `ferryctl check …`: the runbook's checks. Each check is a list of items
+//! that pass, warn or fail with a reason; the command exits 1 when any item
+//! fails, so a script can stop before an unsafe step.
+
+use clap::Subcommand;
+use serde::Serialize;
+
+use crate::failure::Failure;
+use crate::output::{Output, print_table};
+
+mod dns;
+mod tls;
+
+#[derive(Subcommand, Debug)]
+pub enum CheckCommand {
+    /// A bucket hostname's DNS at cutover: it resolves only to the target's
+    /// IPs with a short TTL, and the persistent source and target records
+    /// still point where they should.
+    Dns(dns::DnsArgs),
+    /// The certificate a TLS endpoint serves for each name (SNI): its
+    /// chain, that its SAN covers the name, and its validity window.
+    Tls(tls::TlsArgs),
+}
+
+pub fn run(out: Output, command: CheckCommand) -> Result<(), Failure> {
+    let report = match command {
+        CheckCommand::Dns(args) => dns::run(&args, out)?,
+        CheckCommand::Tls(args) => tls::run(&args)?,
+    };
+    out.emit(&report, Report::print);
+    report.verdict()
+}
+
+/// One check's outcome.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// `dns`, `tls`, …
+    pub check: &'static str,
+    /// What was checked (a hostname, an endpoint, a bucket).
+    pub subject: String,
+    /// No item failed.
+    pub ok: bool,
+    pub items: Vec<Item>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    pub name: String,
+    pub status: Status,
+    /// Why, in one sentence.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl Item {
+    pub fn new(name: impl Into<String>, status: Status, detail: impl Into<String>) -> Item {
+        Item {
+            name: name.into(),
+            status,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl Report {
+    pub fn new(check: &'static str, subject: impl Into<String>, items: Vec<Item>) -> Report {
+        Report {
+            check,
+            subject: subject.into(),
+            ok: items.iter().all(|i| i.status != Status::Fail),
+            items,
+        }
+    }
+
+    fn failed(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|i| i.status == Status::Fail)
+            .count()
+    }
+
+    fn print(&self) {
+        println!("check {} {}", self.check, self.subject);
+        let rows: Vec<[String; 3]> = self
+            .items
+            .iter()
+            .map(|i| {
+                let status = match i.status {
+                    Status::Pass => "pass",
+                    Status::Warn => "WARN",
+                    Status::Fail => "FAIL",
+                };
+                [status.to_owned(), i.name.clone(), i.detail.clone()]
+            })
+            .collect();
+        print_table(["STATUS", "ITEM", "DETAIL"], &rows);
+        if self.ok {
+            println!("result: pass");
+        } else {
+            println!(
+                "result: FAIL ({} of {} items)",
+                self.failed(),
+                self.items.len()
+            );
+        }
+    }
+
+    fn verdict(&self) -> Result<(), Failure> {
+        if self.ok {
+            return Ok(());
+        }
+        let failed: Vec<String> = self
+            .items
+            .iter()
+            .filter(|i| i.status == Status::Fail)
+            .map(|i| format!("{}: {}", i.name, i.detail))
+            .collect();
+        Err(Failure::CheckFailed(format!(
+            "check {} {} failed: {}",
+            self.check,
+            self.subject,
+            failed.join("; ")
+        )))
+    }
+}

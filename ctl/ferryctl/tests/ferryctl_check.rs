@@ -1,0 +1,284 @@
+//! `ferryctl check tls` against a real ferry-proxy serving certificates by
+//! SNI, and `ferryctl check dns` against a DNS server on loopback whose
+//! records the test sets and flips.
+
+use std::net::IpAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use ferry_harness::dns::DnsServer;
+use ferry_harness::ferryctl::{Run, run};
+use ferry_harness::proxy::Proxy;
+use ferry_harness::tls::TestIssuer;
+use ferry_harness::{Store, free_port};
+
+const FERRYCTL: &str = env!("CARGO_BIN_EXE_ferryctl");
+
+fn ferryctl(args: &[&str]) -> Run {
+    let mut cmd = Command::new(FERRYCTL);
+    cmd.args(args);
+    run(cmd, "")
+}
+
+/// The item named `name` in a `--output json` report.
+fn item(report: &serde_json::Value, name: &str) -> serde_json::Value {
+    report["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("no item {name:?} in {report:#}"))
+}
+
+#[track_caller]
+fn assert_item(report: &serde_json::Value, name: &str, status: &str, detail: &str) {
+    let i = item(report, name);
+    assert_eq!(i["status"], status, "{name}: {report:#}");
+    assert!(
+        i["detail"].as_str().is_some_and(|d| d.contains(detail)),
+        "{name}: {detail:?} in {report:#}"
+    );
+}
+
+#[test]
+fn check_tls_passes_a_covering_certificate_and_fails_a_missing_san_or_an_expired_one() {
+    let target = Store::moto().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let ca = TestIssuer::new(dir.path(), "check").unwrap();
+    // The proxy serves, by SNI, the first certificate covering the name,
+    // else the first one (by file name): `a-good.pem`.
+    let install = |file: &str, names: &[&str], days: std::ops::Range<i64>| {
+        std::fs::write(certs.join(file), ca.leaf_pem(names, days).unwrap()).unwrap();
+    };
+    install(
+        "a-good.pem",
+        &["photos.s3.ferry.test", "s3.ferry.test"],
+        -1..90,
+    );
+    install("b-expired.pem", &["old.s3.ferry.test"], -30..-2);
+    install("c-soon.pem", &["soon.s3.ferry.test"], -80..5);
+    let port = free_port().unwrap();
+    let _proxy = Proxy::start_with(
+        &target,
+        "photos",
+        &format!(
+            "https_addr = \"127.0.0.1:{port}\"\ncert_dir = \"{}\"\n",
+            certs.display()
+        ),
+    );
+    let endpoint = format!("127.0.0.1:{port}");
+    let ca_file = ca.ca.to_str().unwrap();
+    let check = |names: &str, ca_file: &str| {
+        ferryctl(&[
+            "--output",
+            "json",
+            "check",
+            "tls",
+            &endpoint,
+            "--names",
+            names,
+            "--ca-file",
+            ca_file,
+        ])
+    };
+
+    // Covering, trusted, valid: every item passes, exit 0.
+    let out = check("photos.s3.ferry.test,s3.ferry.test", ca_file).ok();
+    let report = out.json();
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert_eq!(report["items"].as_array().unwrap().len(), 6, "{report:#}");
+    for name in ["photos.s3.ferry.test", "s3.ferry.test"] {
+        assert_item(&report, &format!("{name}: chain"), "pass", "trusted");
+        assert_item(&report, &format!("{name}: san"), "pass", name);
+        assert_item(&report, &format!("{name}: validity"), "pass", "valid until");
+    }
+
+    // A name no certificate covers: the SAN item fails and says what the
+    // served certificate does cover; exit 1.
+    let out = check("photos.s3.ferry.test,videos.s3.ferry.test", ca_file).refused();
+    let report = out.json();
+    assert_eq!(report["ok"], false, "{report:#}");
+    assert_item(&report, "photos.s3.ferry.test: san", "pass", "covers");
+    assert_item(
+        &report,
+        "videos.s3.ferry.test: san",
+        "fail",
+        "does not cover videos.s3.ferry.test; its SAN holds: DNS:photos.s3.ferry.test, DNS:s3.ferry.test",
+    );
+    assert!(out.stderr.contains("videos.s3.ferry.test: san"), "{out:?}");
+
+    // Expired: the validity item fails (the chain itself is still trusted).
+    let report = check("old.s3.ferry.test", ca_file).refused().json();
+    assert_item(&report, "old.s3.ferry.test: validity", "fail", "expired at");
+    assert_item(&report, "old.s3.ferry.test: chain", "pass", "trusted");
+
+    // Five days left: a warning, not a failure (exit 0).
+    let report = check("soon.s3.ferry.test", ca_file).ok().json();
+    assert_item(
+        &report,
+        "soon.s3.ferry.test: validity",
+        "warn",
+        "renew it before then",
+    );
+
+    // Another CA: the chain fails.
+    let other = TestIssuer::new(dir.path(), "other").unwrap();
+    let report = check("photos.s3.ferry.test", other.ca.to_str().unwrap())
+        .refused()
+        .json();
+    assert_item(
+        &report,
+        "photos.s3.ferry.test: chain",
+        "fail",
+        "not trusted by",
+    );
+
+    // Nothing listening: the handshake item fails with the reason.
+    let closed = format!("127.0.0.1:{}", free_port().unwrap());
+    let out = ferryctl(&["check", "tls", &closed, "--names", "s3.ferry.test"]).refused();
+    assert!(out.stdout.contains("s3.ferry.test: handshake"), "{out:?}");
+    assert!(out.stdout.contains("result: FAIL"), "{out:?}");
+}
+
+const HOST: &str = "photos.s3.ferry.test";
+const SOURCE_RECORD: &str = "photos-src.s3.ferry.test";
+const TARGET_RECORD: &str = "photos-dst.s3.ferry.test";
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// The records as they should be after the cutover's DNS step.
+fn cut_over(dns: &DnsServer) {
+    dns.set(HOST, &[ip("127.0.0.21"), ip("127.0.0.22")], 30);
+    dns.set(SOURCE_RECORD, &[ip("127.0.0.11")], 300);
+    dns.set(TARGET_RECORD, &[ip("127.0.0.21"), ip("127.0.0.22")], 300);
+}
+
+fn check_dns(dns: &DnsServer, extra: &[&str]) -> Run {
+    let ns = dns.addr().to_string();
+    let mut args = vec![
+        "--output",
+        "json",
+        "check",
+        "dns",
+        HOST,
+        "--target-ips",
+        "127.0.0.21,127.0.0.22",
+        "--source-record",
+        SOURCE_RECORD,
+        "--source-ips",
+        "127.0.0.11",
+        "--target-record",
+        TARGET_RECORD,
+        "--nameserver",
+        &ns,
+    ];
+    args.extend_from_slice(extra);
+    ferryctl(&args)
+}
+
+#[test]
+fn check_dns_passes_correct_records_and_names_each_fault() {
+    let dns = DnsServer::start().unwrap();
+    cut_over(&dns);
+    let report = check_dns(&dns, &[]).ok().json();
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert_item(
+        &report,
+        &format!("{HOST}: answers"),
+        "pass",
+        "127.0.0.21, 127.0.0.22",
+    );
+    assert_item(&report, &format!("{HOST}: ttl"), "pass", "TTL 30 s");
+    assert_item(
+        &report,
+        &format!("{SOURCE_RECORD}: persistent record"),
+        "pass",
+        "127.0.0.11",
+    );
+    assert_item(
+        &report,
+        &format!("{TARGET_RECORD}: persistent record"),
+        "pass",
+        "127.0.0.21",
+    );
+
+    // A stale A record: one answer still on the source.
+    dns.set(HOST, &[ip("127.0.0.21"), ip("127.0.0.11")], 30);
+    let report = check_dns(&dns, &[]).refused().json();
+    assert_item(
+        &report,
+        &format!("{HOST}: answers"),
+        "fail",
+        "127.0.0.11 not a target IP",
+    );
+    cut_over(&dns);
+
+    // A high TTL.
+    dns.set(HOST, &[ip("127.0.0.21")], 3600);
+    let report = check_dns(&dns, &[]).refused().json();
+    assert_item(
+        &report,
+        &format!("{HOST}: ttl"),
+        "fail",
+        "TTL 3600 s is above 30 s",
+    );
+    assert_item(&report, &format!("{HOST}: answers"), "pass", "127.0.0.21");
+    // …which a higher limit accepts.
+    check_dns(&dns, &["--max-ttl", "3600"]).ok();
+    cut_over(&dns);
+
+    // A persistent record moved: the source's now points at the target.
+    dns.set(SOURCE_RECORD, &[ip("127.0.0.21")], 300);
+    let report = check_dns(&dns, &[]).refused().json();
+    assert_item(
+        &report,
+        &format!("{SOURCE_RECORD}: persistent record"),
+        "fail",
+        "127.0.0.21 not a source IP",
+    );
+    cut_over(&dns);
+
+    // A name that does not resolve at all.
+    let ns = dns.addr().to_string();
+    let out = ferryctl(&[
+        "check",
+        "dns",
+        "nothing.s3.ferry.test",
+        "--target-ips",
+        "127.0.0.21",
+        "--nameserver",
+        &ns,
+    ])
+    .refused();
+    assert!(out.stdout.contains("does not resolve"), "{out:?}");
+}
+
+#[test]
+fn check_dns_watch_passes_once_the_record_flips() {
+    let dns = DnsServer::start().unwrap();
+    cut_over(&dns);
+    dns.set(HOST, &[ip("127.0.0.11")], 30);
+
+    // Without the flip, --watch gives up at its timeout, failing.
+    let out = check_dns(&dns, &["--watch", "--interval", "1", "--timeout", "2"]).refused();
+    assert_item(
+        &out.json(),
+        &format!("{HOST}: answers"),
+        "fail",
+        "127.0.0.11",
+    );
+
+    let watcher = std::thread::scope(|s| {
+        let watcher =
+            s.spawn(|| check_dns(&dns, &["--watch", "--interval", "1", "--timeout", "60"]));
+        std::thread::sleep(Duration::from_secs(3));
+        assert!(!watcher.is_finished(), "--watch returned before the flip");
+        dns.set(HOST, &[ip("127.0.0.21"), ip("127.0.0.22")], 30);
+        watcher.join().unwrap()
+    });
+    let report = watcher.ok().json();
+    assert_eq!(report["ok"], true, "{report:#}");
+}
