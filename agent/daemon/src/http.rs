@@ -50,7 +50,15 @@ async fn route(manager: &Arc<Manager>, req: Request<Incoming>) -> Answer {
         ([id, "pause"], &Method::POST) => ok(&manager.pause(parse_id(id)?)?),
         ([id, "resume"], &Method::POST) => ok(&manager.resume(parse_id(id)?)?),
         ([id, "cancel"], &Method::POST) => ok(&manager.cancel(parse_id(id)?).await?),
-        ([] | [_] | [_, "logs" | "pause" | "resume" | "cancel"], _) => {
+        ([id, "retry"], &Method::POST) => {
+            let (id, manager) = (parse_id(id)?, manager.clone());
+            // Like a start: the new job's files are written and fsynced.
+            let view = tokio::task::spawn_blocking(move || manager.retry(id))
+                .await
+                .map_err(|e| Refusal::internal(format!("the retry task failed: {e}")))??;
+            created(&view)
+        }
+        ([] | [_] | [_, "logs" | "pause" | "resume" | "cancel" | "retry"], _) => {
             Err(Refusal::method_not_allowed(&method, &path))
         }
         _ => Err(Refusal::not_found(&path)),

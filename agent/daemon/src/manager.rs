@@ -330,6 +330,59 @@ impl Manager {
         self.show(id)
     }
 
+    /// A new copy of the failed keys of copy job `id`: the same options and
+    /// secrets, in the same folder, with `--failed-to-folder` turning its
+    /// failed.log into the key list (in the old job's folder, so that it
+    /// stays with what it came from).
+    pub fn retry(self: &Arc<Self>, id: u64) -> Result<JobView, Refusal> {
+        self.refuse_if_stopping()?;
+        let (spec, dir, folder, state, next_id) = {
+            let inner = self.lock();
+            let job = inner.jobs.get(&id).ok_or_else(|| no_such_job(id))?;
+            (
+                job.spec.clone(),
+                job.dir.clone(),
+                job.rec.folder.clone(),
+                job.rec.state,
+                inner.last_id + 1,
+            )
+        };
+        let JobSpec::Migrate(mut o) = spec else {
+            return Err(conflict(format!(
+                "job {id} is a {}: only a copy has failed keys to retry",
+                spec.kind()
+            )));
+        };
+        if !state.is_final() {
+            return Err(conflict(format!(
+                "job {id} is {state}: retry its failed keys once it has stopped (or cancel it)"
+            )));
+        }
+        let failed_log = folder.join(s3migrate::ledger::FAILED_LOG);
+        if std::fs::metadata(&failed_log).map_or(true, |m| m.len() == 0) {
+            return Err(conflict(format!(
+                "job {id} has no failed keys to retry ({} is empty or absent)",
+                failed_log.display()
+            )));
+        }
+        let secrets = store::load_secrets(&dir)
+            .map_err(|e| Refusal::internal(format!("job {id}'s secrets: {e}")))?;
+        o.dest_folder = Some(folder);
+        o.failed_to_folder = Some(dir.join(format!("retry-{next_id}")));
+        o.src_folder = None;
+        o.src_list = false;
+        o.start_after = None;
+        o.first = None;
+        let view = self.start(StartJobRequest {
+            spec: JobSpec::Migrate(o),
+            secrets,
+        })?;
+        if let Some(job) = self.lock().jobs.get(&id) {
+            job.log(&format!("retry: its failed keys are job {}", view.id));
+        }
+        Ok(view)
+    }
+
     /// Every job, by id.
     pub fn list(&self) -> Vec<JobView> {
         let parts: Vec<ViewParts> = self.lock().jobs.values().map(parts).collect();

@@ -298,3 +298,111 @@ fn cancel_checkpoints_and_stops_for_good() {
     assert_eq!(agent.migrate_log(id).len(), log.len());
     let _ = src;
 }
+
+/// The keys of a failed.log (first field, unescaped).
+fn failed_keys(path: &std::path::Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| ferry_control::keylist::unescape(l.split('\t').next().unwrap()).unwrap())
+        .collect()
+}
+
+/// `ferryctl job retry ID`: a copy whose source went down part way fails
+/// with failed keys; once the source is back, one command copies exactly
+/// those keys, in the failed job's own folder, with its secrets.
+#[test]
+fn job_retry_copies_exactly_the_failed_keys() {
+    // Garage keeps its data across the restart; moto enforces conditional
+    // writes on the destination. Fewer keys than a listing page, so that the
+    // listing is done before the outage and the keys after it fail.
+    const KEYS: u64 = 400;
+    let (mut src, dest) = pair(StoreKind::Garage, StoreKind::Moto);
+    let rt = rt();
+    rt.block_on(put_objects(
+        &src.client(),
+        "src-bucket",
+        (0..KEYS).map(|i| (format!("r/{i:05}"), data(i, 1024))),
+        16,
+    ))
+    .unwrap();
+    let source = etags(&rt, &src.client(), "src-bucket");
+    let tmp = tempfile::tempdir().unwrap();
+    let agent = Agent::start("");
+    let secret = secret_file(tmp.path(), "dest.secret", &dest.secret_key);
+    let mut args = migrate_args(&src, &dest, &secret);
+    args.extend(
+        [
+            "--max-requests-per-sec",
+            "100",
+            "--threads",
+            "8",
+            "--retries",
+            "2",
+        ]
+        .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let first = agent
+        .ferryctl_env(&args, &[("S3MIGRATE_SRC_SECRET", &src.secret_key)])
+        .ok()
+        .json();
+    let id = first["id"].as_u64().unwrap();
+
+    agent.wait_log_lines(id, 60);
+    src.stop();
+    let v = agent.wait_state(id, "failed", Duration::from_secs(180));
+    let folder = agent.job_dir(id).join("dest");
+    let failed = failed_keys(&folder.join("failed.log"));
+    assert!(!failed.is_empty(), "the outage failed no key: {v:#}");
+    eprintln!("{} of {KEYS} keys failed in the outage", failed.len());
+
+    // Refusals name the reason: an unknown job, and (below) a job with no
+    // failed keys left.
+    let out = agent.ferryctl(&["job", "retry", "999"]).refused();
+    assert!(out.stderr.contains("NoSuchJob"), "{out:?}");
+
+    src.restart().unwrap();
+    let out = agent
+        .ferryctl(&["job", "retry", &id.to_string(), "--json"])
+        .ok();
+    let retry = out.json();
+    let retry_id = retry["id"].as_u64().unwrap();
+    assert_ne!(retry_id, id);
+    assert_eq!(retry["folder"], v["folder"], "the failed job's folder");
+    let done = agent.wait_state(retry_id, "completed", Duration::from_secs(120));
+
+    // Exactly the failed keys: the retry handled that many, and its
+    // migrate.log (the old one was set aside) holds just them.
+    let passes = done["passes"].as_array().unwrap();
+    assert_eq!(passes.len(), 1, "{done:#}");
+    assert_eq!(
+        passes[0]["objects"]["obj"].as_u64(),
+        Some(failed.len() as u64),
+        "{done:#}"
+    );
+    let handled: std::collections::BTreeSet<String> =
+        std::fs::read_to_string(folder.join("migrate.log"))
+            .unwrap()
+            .lines()
+            .map(|l| ferry_control::keylist::unescape(l).unwrap())
+            .collect();
+    assert_eq!(handled, failed, "the retry handled exactly the failed keys");
+    // Each is on the destination now, equal to its source; nothing on the
+    // destination differs from the source.
+    let on_dest = etags(&rt, &dest.client(), "dest-bucket");
+    for k in &failed {
+        assert_eq!(on_dest.get(k), source.get(k), "{k} after the retry");
+    }
+    for (k, v) in &on_dest {
+        assert_eq!(Some(v), source.get(k), "{k} differs from the source");
+    }
+
+    // Nothing failed in the retry: a second retry of either job is refused.
+    for job in [id, retry_id] {
+        let out = agent
+            .ferryctl(&["job", "retry", &job.to_string()])
+            .refused();
+        assert!(out.stderr.contains("no failed keys"), "{out:?}");
+    }
+}

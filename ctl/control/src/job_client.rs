@@ -34,6 +34,12 @@ impl Client {
         self.call("POST", &format!("/v1/jobs/{id}/cancel"), None::<&()>)
     }
 
+    /// `POST /v1/jobs/{id}/retry`: a new copy of the failed keys of copy
+    /// job `id`; answers the new job.
+    pub fn retry_job(&self, id: u64) -> Result<JobView, ClientError> {
+        self.call("POST", &format!("/v1/jobs/{id}/retry"), None::<&()>)
+    }
+
     /// `GET /v1/jobs/{id}/logs?lines=N`: the last `lines` lines of its log.
     pub fn job_logs(&self, id: u64, lines: usize) -> Result<JobLogs, ClientError> {
         self.call(

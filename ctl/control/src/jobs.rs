@@ -10,6 +10,7 @@
 //! | `POST /v1/jobs/{id}/pause` | | [`JobView`] |
 //! | `POST /v1/jobs/{id}/resume` | | [`JobView`] |
 //! | `POST /v1/jobs/{id}/cancel` | | [`JobView`] |
+//! | `POST /v1/jobs/{id}/retry` | | [`JobView`] of the new job, 201 |
 //! | `GET /v1/jobs/{id}/logs?lines=N` | | [`JobLogs`]: the last N lines of the job's log (default 100, at most 10,000) |
 //!
 //! Every refusal is a non-2xx status with an [`crate::ApiError`] body (codes

@@ -32,6 +32,9 @@ pub enum JobCommand {
     /// Cancel a job: a copy checkpoints migrate.log, a watch finishes its
     /// current set; then it stops for good.
     Cancel { id: u64 },
+    /// Copy again just the keys a stopped copy job failed (its failed.log),
+    /// as a new job with the same options and secrets, in the same folder.
+    Retry { id: u64 },
     /// The last lines of the job's log.
     Logs {
         id: u64,
@@ -143,6 +146,12 @@ pub fn run(client: &Client, out: Output, command: JobCommand) -> Result<(), Fail
         JobCommand::Pause { id } => out.emit(&client.pause_job(id)?, said),
         JobCommand::Resume { id } => out.emit(&client.resume_job(id)?, said),
         JobCommand::Cancel { id } => out.emit(&client.cancel_job(id)?, said),
+        JobCommand::Retry { id } => out.emit(&client.retry_job(id)?, |v| {
+            println!(
+                "job {}: retrying the failed keys of job {id}; {} in {}",
+                v.id, v.state, v.folder
+            )
+        }),
         JobCommand::Logs { id, lines } => out.emit(&client.job_logs(id, lines)?, |logs| {
             for l in &logs.lines {
                 println!("{l}");
