@@ -20,6 +20,7 @@ mod bucket;
 mod check;
 mod failure;
 mod fleet;
+mod generate;
 mod job;
 mod output;
 
@@ -111,6 +112,11 @@ enum Command {
         #[command(subcommand)]
         command: check::CheckCommand,
     },
+    /// Shell completions and man pages, from these very definitions.
+    Generate {
+        #[command(subcommand)]
+        command: generate::GenerateCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -196,5 +202,6 @@ fn run(cli: Cli, out: Output) -> Result<(), Failure> {
                 },
         } => bucket::run(&cli.socket, &cli.etcd, &cli.config, out, command),
         Command::Check { command } => check::run(out, command),
+        Command::Generate { command } => generate::run(command),
     }
 }

@@ -282,3 +282,33 @@ fn check_dns_watch_passes_once_the_record_flips() {
     let report = watcher.ok().json();
     assert_eq!(report["ok"], true, "{report:#}");
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_definitions() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = ferryctl(&["generate", "completions", shell]).ok();
+        for word in ["retry", "check", "dns", "--target-ips", "--output"] {
+            assert!(out.stdout.contains(word), "{shell}: {word:?} missing");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let man = dir.path().join("man1");
+    ferryctl(&["generate", "man", man.to_str().unwrap()]).ok();
+    let page = |name: &str| {
+        std::fs::read_to_string(man.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    assert!(page("ferryctl.1").contains("Exit codes"));
+    for (name, flag) in [
+        ("ferryctl-check-tls.1", "\\-\\-names"),
+        ("ferryctl-check-dns.1", "\\-\\-watch"),
+        ("ferryctl-job-retry.1", "failed"),
+        ("ferryctl-s3-bucket-migrate-update.1", "\\-\\-mode"),
+    ] {
+        let text = page(name);
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH"),
+            "{name}: not roff"
+        );
+        assert!(text.contains(flag), "{name}: {flag:?} missing:\n{text}");
+    }
+}
