@@ -38,7 +38,7 @@ use std::fmt;
 use std::fs;
 use std::io;
 use std::net::SocketAddr;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -385,36 +385,8 @@ fn toml_problem(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
-/// Refuse a secret-bearing file that group or others may access: it must be
-/// a regular file with mode 0600 or stricter.
-pub fn check_private_file(path: &Path) -> Result<(), String> {
-    let meta = fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if !meta.is_file() {
-        return Err(format!("{} is not a regular file", path.display()));
-    }
-    let mode = meta.mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "{} holds secrets but has mode {mode:04o}, which lets group or others read or \
-             change it; run `chmod 600 {}`",
-            path.display(),
-            path.display()
-        ));
-    }
-    Ok(())
-}
-
-/// Read a secret file: private (see [`check_private_file`]), first line,
-/// surrounding whitespace trimmed, not empty.
-pub fn read_secret_file(path: &Path) -> Result<String, String> {
-    check_private_file(path)?;
-    let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let secret = text.lines().next().unwrap_or_default().trim();
-    if secret.is_empty() {
-        return Err(format!("{} is empty", path.display()));
-    }
-    Ok(secret.to_owned())
-}
+// Secret files are checked as every program of Ferry checks them.
+pub use ferry_control::private_file::{check_private_file, read_secret_file};
 
 fn check_pem_file(path: &Path) -> Result<(), String> {
     let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;

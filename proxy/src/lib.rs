@@ -31,7 +31,7 @@ pub mod server;
 pub mod sigv4;
 pub mod tls;
 pub mod upstream;
-pub mod users;
+pub use ferry_control::users;
 
 /// The bucket table and its store live in ferry-fleet, shared with ferryctl.
 pub use ferry_fleet::state;

@@ -3,7 +3,9 @@
 //! `ferryctl` speaks it with; the job options, which are also s3migrate's
 //! and s3find's command lines ([`jobs`], [`cli`]); the admin socket both
 //! daemons serve ([`socket`]); and the formats both engines read: key
-//! lists ([`keylist`]) and the proxy's delete journal ([`journal`]).
+//! lists ([`keylist`]) and the proxy's delete journal ([`journal`]); the
+//! users file ([`users`]) and the rule for files that hold secrets
+//! ([`private_file`]).
 
 pub mod api;
 pub mod cli;
@@ -12,7 +14,9 @@ mod job_client;
 pub mod jobs;
 pub mod journal;
 pub mod keylist;
+pub mod private_file;
 pub mod socket;
+pub mod users;
 
 pub use api::{
     ApiError, AttachRequest, BucketList, BucketView, MemberView, Mode, ModeChange, Selector,

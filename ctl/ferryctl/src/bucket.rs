@@ -10,6 +10,7 @@ use ferry_control::{
     AttachRequest, BucketView, Client, Mode, Selector, UpdateRequest, UpdateResponse,
 };
 
+use crate::check;
 use crate::failure::Failure;
 use crate::fleet;
 use crate::output::{Output, print_rows, print_table};
@@ -80,9 +81,22 @@ pub struct UpdateArgs {
     /// Update every attached bucket.
     #[arg(long, group = "selector")]
     all: bool,
-    /// Allow leaving migrate mode (after the reverse copy).
+    /// Allow leaving migrate mode (after the reverse copy); with `--mode
+    /// migrate`, switch even though `check restricted` failed.
     #[arg(long)]
     force: bool,
+    /// With `--mode migrate`: the users file whose client user `check
+    /// restricted` acts as first [default: /etc/ferry/users.toml; when
+    /// that does not exist, the check is skipped with a warning].
+    #[arg(long, value_name = "FILE")]
+    users_file: Option<PathBuf>,
+    /// With `--mode migrate`: the client user to act as (default: the first
+    /// with a write grant on the bucket).
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// With `--mode migrate`: CA certificates (PEM) for an https source.
+    #[arg(long, value_name = "FILE")]
+    source_ca_file: Option<PathBuf>,
 }
 
 pub const REVERSE_COPY_HELP: &str = "\
@@ -98,20 +112,30 @@ client writes have gone to the target only, so the source lacks them.
 See docs/ferryctl.md, \"Rollback\".
 ";
 
-/// Runs a bucket verb against the fleet's etcd (`--etcd`, or `[state]` in
-/// the config file), else against the proxy's socket.
-pub fn run(
-    socket: &Path,
-    etcd: &[String],
-    config: &Path,
-    out: Output,
-    command: MigrateCommand,
-) -> Result<(), Failure> {
-    let backend = match fleet::config(etcd, config)? {
-        Some(etcd) => Backend::Fleet(Box::new(fleet::Fleet::connect(&etcd)?)),
-        None => Backend::Socket(Client::new(socket)),
-    };
-    migrate(&backend, out, command)
+/// Where the bucket verbs go: the fleet's etcd (`--etcd`, or `[state]` in
+/// the config file), else the proxy's socket.
+pub struct Daemon<'a> {
+    pub socket: &'a Path,
+    pub etcd: &'a [String],
+    pub config: &'a Path,
+}
+
+impl Daemon<'_> {
+    fn backend(&self) -> Result<Backend, Failure> {
+        Ok(match fleet::config(self.etcd, self.config)? {
+            Some(etcd) => Backend::Fleet(Box::new(fleet::Fleet::connect(&etcd)?)),
+            None => Backend::Socket(Client::new(self.socket)),
+        })
+    }
+
+    /// One bucket's view (for the checks).
+    pub fn show(&self, bucket: &str) -> Result<BucketView, Failure> {
+        self.backend()?.show(bucket)
+    }
+}
+
+pub fn run(daemon: &Daemon<'_>, out: Output, command: MigrateCommand) -> Result<(), Failure> {
+    migrate(&daemon.backend()?, out, command)
 }
 
 /// Where the bucket verbs go.
@@ -168,11 +192,14 @@ fn migrate(client: &Backend, out: Output, command: MigrateCommand) -> Result<(),
             });
         }
         MigrateCommand::Update(args) => {
-            let selector = match (args.bucket, args.url, args.all) {
+            let selector = match (args.bucket.clone(), args.url.clone(), args.all) {
                 (Some(b), _, _) => Selector::Bucket(b),
                 (_, Some(u), _) => Selector::Url(u),
                 _ => Selector::All,
             };
+            if args.mode == Mode::Migrate && !args.force {
+                source_restricted(client, &selector, &args)?;
+            }
             let resp = client.update(&UpdateRequest {
                 mode: args.mode,
                 selector,
@@ -190,6 +217,65 @@ fn migrate(client: &Backend, out: Output, command: MigrateCommand) -> Result<(),
         MigrateCommand::List => out.emit(&client.list()?, |v| print_list(v)),
     }
     Ok(())
+}
+
+/// Before migrate mode: a client user's write straight to the source of
+/// each selected bucket in forward mode must be refused (`check
+/// restricted`'s first item), else the switch is refused.
+fn source_restricted(
+    client: &Backend,
+    selector: &Selector,
+    args: &UpdateArgs,
+) -> Result<(), Failure> {
+    let users_file = match &args.users_file {
+        Some(f) => f.clone(),
+        None => {
+            let default = PathBuf::from(check::s3::DEFAULT_USERS_FILE);
+            if !default.exists() {
+                eprintln!(
+                    "ferryctl: warning: not checked that the source refuses client writes: {} \
+                     does not exist (give --users-file, or run `ferryctl check restricted` first)",
+                    default.display()
+                );
+                return Ok(());
+            }
+            default
+        }
+    };
+    let user = check::s3::ClientUser {
+        users_file,
+        user: args.user.clone(),
+    };
+    let source_ca = check::restricted::read_opt(&args.source_ca_file)?;
+    let rt = crate::runtime()?;
+    let mut open = Vec::new();
+    for view in client.list()? {
+        let selected = match selector {
+            Selector::Bucket(b) => view.bucket == *b,
+            Selector::Url(u) => view.source_url.trim_end_matches('/') == u.trim_end_matches('/'),
+            Selector::All => true,
+        };
+        if !selected || view.mode != Mode::Forward {
+            continue;
+        }
+        let cred = user.credential(&view.bucket)?;
+        let item = rt.block_on(check::restricted::client_write_refused(
+            &view,
+            &cred,
+            source_ca.as_deref(),
+        ))?;
+        if item.status != check::Status::Pass {
+            open.push(format!("{}: {}", view.bucket, item.detail));
+        }
+    }
+    if open.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::CheckFailed(format!(
+        "not switching to migrate mode: {} (see `ferryctl check restricted BUCKET`; --force \
+         switches anyway)",
+        open.join("; ")
+    )))
 }
 
 fn attach_request(args: AttachArgs) -> Result<AttachRequest, Failure> {

@@ -45,10 +45,7 @@ pub struct Fleet {
 
 impl Fleet {
     pub fn connect(config: &EtcdConfig) -> Result<Fleet, Failure> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Failure::Usage(format!("cannot start a runtime: {e}")))?;
+        let rt = crate::runtime()?;
         let fleet = rt
             .block_on(etcd::Fleet::connect(config, Box::new(S3SourceCheck)))
             .map_err(|e| match e {

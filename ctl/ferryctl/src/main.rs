@@ -192,7 +192,20 @@ fn refused_secret_flag() -> Option<String> {
     ))
 }
 
+/// A runtime for the async clients (etcd, DNS, S3) on this one thread.
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Usage(format!("cannot start a runtime: {e}")))
+}
+
 fn run(cli: Cli, out: Output) -> Result<(), Failure> {
+    let daemon = bucket::Daemon {
+        socket: &cli.socket,
+        etcd: &cli.etcd,
+        config: &cli.config,
+    };
     match cli.command {
         Command::Job { command } => job::run(&Client::new(&cli.agent_socket), out, command),
         Command::S3 {
@@ -200,8 +213,8 @@ fn run(cli: Cli, out: Output) -> Result<(), Failure> {
                 S3Command::Bucket {
                     command: BucketCommand::Migrate { command },
                 },
-        } => bucket::run(&cli.socket, &cli.etcd, &cli.config, out, command),
-        Command::Check { command } => check::run(out, command),
+        } => bucket::run(&daemon, out, command),
+        Command::Check { command } => check::run(&daemon, out, command),
         Command::Generate { command } => generate::run(command),
     }
 }

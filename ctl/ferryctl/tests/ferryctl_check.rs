@@ -312,3 +312,229 @@ fn completions_and_man_pages_come_from_the_definitions() {
         assert!(text.contains(flag), "{name}: {flag:?} missing:\n{text}");
     }
 }
+
+/// `ferryctl --socket PROXY --output json ARGS…`.
+fn via(proxy: &Proxy, args: &[&str]) -> Run {
+    let mut cmd = Command::new(FERRYCTL);
+    cmd.arg("--socket")
+        .arg(&proxy.socket)
+        .args(["--output", "json"])
+        .args(args);
+    run(cmd, "")
+}
+
+fn users_file(proxy: &Proxy) -> String {
+    proxy
+        .dir
+        .path()
+        .join("users.toml")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn keys(store: &Store, bucket: &str) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(ferry_harness::list_keys(&store.client(), bucket))
+        .unwrap()
+}
+
+#[test]
+fn check_forward_passes_in_forward_mode_and_names_the_failing_step_in_ready_mode() {
+    // moto as the source takes the client user's own key, as a source does
+    // until access is restricted.
+    let source = Store::moto().unwrap();
+    source.create_bucket("photos").unwrap();
+    let target = Store::moto().unwrap();
+    target.create_bucket("photos").unwrap();
+    let proxy = Proxy::start(&target, "photos");
+    proxy.attach("photos", &source);
+    let users = users_file(&proxy);
+    let check = || {
+        via(
+            &proxy,
+            &[
+                "check",
+                "forward",
+                "photos",
+                "--proxy",
+                &proxy.http,
+                "--hostnames",
+                "photos.s3.ferry.test,s3.ferry.test",
+                "--users-file",
+                &users,
+            ],
+        )
+    };
+
+    // Ready mode: the probe lands on the target, not the source.
+    let report = check().refused().json();
+    assert_item(&report, "mode", "fail", "ready mode");
+    assert_item(
+        &report,
+        "photos.s3.ferry.test: on source",
+        "fail",
+        "did not reach the source",
+    );
+    assert!(
+        keys(&target, "photos").is_empty(),
+        "probe left on the target"
+    );
+
+    proxy.set_mode("photos", "forward");
+    let report = check().ok().json();
+    for host in ["photos.s3.ferry.test", "s3.ferry.test"] {
+        for step in [
+            "write",
+            "read",
+            "list",
+            "on source",
+            "delete",
+            "deleted on source",
+        ] {
+            assert_eq!(
+                item(&report, &format!("{host}: {step}"))["status"],
+                "pass",
+                "{report:#}"
+            );
+        }
+    }
+    assert!(
+        keys(&source, "photos").is_empty(),
+        "probe left on the source"
+    );
+    assert!(
+        keys(&target, "photos").is_empty(),
+        "probe left on the target"
+    );
+}
+
+#[test]
+fn check_restricted_fails_while_the_source_takes_client_writes_and_then_migrate_needs_force() {
+    // moto takes any key: clients can still write the source.
+    let open = Store::moto().unwrap();
+    open.create_bucket("photos").unwrap();
+    let target = Store::moto().unwrap();
+    target.create_bucket("photos").unwrap();
+    // Migrate mode needs the delete journal's bucket on the target.
+    target.create_bucket("ferry-journal").unwrap();
+    let journal = "journal_bucket = \"ferry-journal\"\n";
+    let proxy = Proxy::start_with(&target, "photos", journal);
+    proxy.attach("photos", &open);
+    proxy.set_mode("photos", "forward");
+    let users = users_file(&proxy);
+    let report = via(
+        &proxy,
+        &[
+            "check",
+            "restricted",
+            "photos",
+            "--proxy",
+            &proxy.http,
+            "--users-file",
+            &users,
+        ],
+    )
+    .refused()
+    .json();
+    assert_item(
+        &report,
+        "client write to source",
+        "fail",
+        "the source accepted client user alice's write",
+    );
+    assert_item(
+        &report,
+        "migration credentials",
+        "pass",
+        "reaches the source",
+    );
+    assert!(
+        keys(&open, "photos").is_empty(),
+        "the probe was deleted again"
+    );
+
+    // update --mode migrate runs the check and refuses; --force switches.
+    let update = |force: bool| {
+        let mut args = vec![
+            "s3",
+            "bucket",
+            "migrate",
+            "update",
+            "--bucket",
+            "photos",
+            "--mode",
+            "migrate",
+            "--users-file",
+            &users,
+        ];
+        if force {
+            args.push("--force");
+        }
+        via(&proxy, &args)
+    };
+    let out = update(false).refused();
+    assert!(
+        out.stderr.contains("not switching to migrate mode"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("accepted client user alice's write"),
+        "{out:?}"
+    );
+    let show = via(&proxy, &["s3", "bucket", "migrate", "show", "photos"])
+        .ok()
+        .json();
+    assert_eq!(show["mode"], "forward", "a refused update changes nothing");
+    update(true).ok();
+
+    // Garage knows no key of alice's: her write is refused (403), while
+    // the proxy's migration key still works. The check passes, and so
+    // does update --mode migrate.
+    let closed = Store::garage().unwrap();
+    closed.create_bucket("photos").unwrap();
+    let proxy = Proxy::start_with(&target, "photos", journal);
+    proxy.attach("photos", &closed);
+    proxy.set_mode("photos", "forward");
+    let users = users_file(&proxy);
+    let report = via(
+        &proxy,
+        &[
+            "check",
+            "restricted",
+            "photos",
+            "--proxy",
+            &proxy.http,
+            "--users-file",
+            &users,
+        ],
+    )
+    .ok()
+    .json();
+    assert_item(&report, "client write to source", "pass", "(403)");
+    assert_item(
+        &report,
+        "migration credentials",
+        "pass",
+        "reaches the source",
+    );
+    via(
+        &proxy,
+        &[
+            "s3",
+            "bucket",
+            "migrate",
+            "update",
+            "--bucket",
+            "photos",
+            "--mode",
+            "migrate",
+            "--users-file",
+            &users,
+        ],
+    )
+    .ok();
+}

@@ -66,10 +66,7 @@ pub struct DnsArgs {
 
 pub fn run(args: &DnsArgs, out: Output) -> Result<Report, Failure> {
     let nameserver = args.nameserver.as_deref().map(nameserver).transpose()?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Usage(format!("cannot start a runtime: {e}")))?;
+    let rt = crate::runtime()?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     loop {
         let resolver = resolver(nameserver)?;

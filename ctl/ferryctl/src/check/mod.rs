@@ -5,10 +5,14 @@
 use clap::Subcommand;
 use serde::Serialize;
 
+use crate::bucket::Daemon;
 use crate::failure::Failure;
 use crate::output::{Output, print_table};
 
 mod dns;
+mod forward;
+pub mod restricted;
+pub mod s3;
 mod tls;
 
 #[derive(Subcommand, Debug)]
@@ -20,12 +24,22 @@ pub enum CheckCommand {
     /// The certificate a TLS endpoint serves for each name (SNI): its
     /// chain, that its SAN covers the name, and its validity window.
     Tls(tls::TlsArgs),
+    /// Forward mode, end to end: through the proxy, pinned to each bucket
+    /// hostname, a probe object is written, read, listed and deleted, and
+    /// seen on the source itself.
+    Forward(forward::ForwardArgs),
+    /// The source is closed to clients: a client user's write straight to
+    /// the source is refused, while the proxy still reaches the source
+    /// with the migration credentials.
+    Restricted(restricted::RestrictedArgs),
 }
 
-pub fn run(out: Output, command: CheckCommand) -> Result<(), Failure> {
+pub fn run(daemon: &Daemon<'_>, out: Output, command: CheckCommand) -> Result<(), Failure> {
     let report = match command {
         CheckCommand::Dns(args) => dns::run(&args, out)?,
         CheckCommand::Tls(args) => tls::run(&args)?,
+        CheckCommand::Forward(args) => forward::run(daemon, &args)?,
+        CheckCommand::Restricted(args) => restricted::run(daemon, &args)?,
     };
     out.emit(&report, Report::print);
     report.verdict()

@@ -1,6 +1,8 @@
 //! The users file: the client users replicated from the source, with their
 //! secrets and bucket grants. The proxy authenticates requests for attached
-//! buckets (forward and migrate mode) against it.
+//! buckets (forward and migrate mode) against it (reading it at start and
+//! on a reload, never on the request path); `ferryctl check restricted`
+//! takes a client's credential from it.
 //!
 //! ```toml
 //! [[user]]
@@ -15,10 +17,6 @@
 //! The file holds secrets: it must have no group or other permission bits.
 //! Secrets are never logged and `Debug` never prints them.
 
-// The users file is read at start and on a reload; never on the request
-// path.
-#![allow(clippy::disallowed_methods)]
-
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs;
@@ -26,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::check_private_file;
+use crate::private_file::check_private_file;
 
 /// What a user may do in one bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -169,6 +167,11 @@ impl Users {
             Some(Grant::Read) => !write,
             None => false,
         }
+    }
+
+    /// Every user, in no order.
+    pub fn iter(&self) -> impl Iterator<Item = &User> {
+        self.by_key.values()
     }
 
     pub fn len(&self) -> usize {

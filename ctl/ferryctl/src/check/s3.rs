@@ -1,0 +1,220 @@
+//! The S3 side of the checks: a client user's credential from the users
+//! file, and S3 clients to a proxy pinned to a bucket hostname (the name in
+//! the URL, the Host header and SNI; the address the proxy's) or straight
+//! to the source.
+
+use std::net::{IpAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aws_credential_types::Credentials;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::tls;
+use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns};
+use clap::Args;
+use ferry_control::users::{Grant, Users};
+
+use crate::failure::Failure;
+
+/// The proxy's users file, where package installs put it.
+pub const DEFAULT_USERS_FILE: &str = "/etc/ferry/users.toml";
+
+/// Which client user a check acts as.
+#[derive(Args, Debug, Clone)]
+pub struct ClientUser {
+    /// The proxy's users file (the client users replicated from the
+    /// source): the check acts as one of them.
+    #[arg(long, default_value = DEFAULT_USERS_FILE, value_name = "FILE")]
+    pub users_file: PathBuf,
+    /// The user to act as. Default: the first (by name) with a write grant
+    /// on the bucket.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+}
+
+/// A client user's name and credential.
+pub struct Credential {
+    pub name: String,
+    pub access_key: String,
+    pub secret: String,
+}
+
+impl ClientUser {
+    pub fn credential(&self, bucket: &str) -> Result<Credential, Failure> {
+        let users = Users::load(&self.users_file).map_err(|e| {
+            Failure::Usage(format!(
+                "{e} (the check acts as a client user from the proxy's users file: run as root, \
+                 or give --users-file)"
+            ))
+        })?;
+        credential_in(&users, &self.users_file, bucket, self.user.as_deref())
+    }
+}
+
+fn credential_in(
+    users: &Users,
+    file: &Path,
+    bucket: &str,
+    name: Option<&str>,
+) -> Result<Credential, Failure> {
+    let mut all: Vec<_> = users.iter().collect();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    let user = match name {
+        Some(n) => all
+            .into_iter()
+            .find(|u| u.name == n)
+            .ok_or_else(|| Failure::Usage(format!("{}: no user named {n:?}", file.display())))?,
+        None => all
+            .into_iter()
+            .find(|u| u.buckets.get(bucket) == Some(&Grant::Write))
+            .ok_or_else(|| {
+                Failure::Usage(format!(
+                    "{}: no user may write {bucket}; give --user",
+                    file.display()
+                ))
+            })?,
+    };
+    Ok(Credential {
+        name: user.name.clone(),
+        access_key: user.access_key.clone(),
+        secret: user.secret().to_owned(),
+    })
+}
+
+/// Where one S3 client sends its requests.
+pub struct Target<'a> {
+    /// `http(s)://HOST:PORT`; HOST is the name clients use.
+    pub url: String,
+    pub path_style: bool,
+    pub region: &'a str,
+    /// Connect here whatever HOST resolves to.
+    pub pin: Option<IpAddr>,
+    /// Trust exactly these CA certificates (PEM) for https; else the
+    /// system's roots.
+    pub ca_pem: Option<&'a [u8]>,
+}
+
+/// Answers one address for every name: the proxy's, for a bucket
+/// hostname that DNS may not yet (or no longer) give.
+#[derive(Debug, Clone)]
+struct Pinned(IpAddr);
+
+impl ResolveDns for Pinned {
+    fn resolve_dns<'a>(&'a self, _name: &'a str) -> DnsFuture<'a> {
+        DnsFuture::ready(Ok(vec![self.0]))
+    }
+}
+
+pub fn client(target: &Target<'_>, cred: &Credential) -> Result<aws_sdk_s3::Client, Failure> {
+    let creds = Credentials::new(&cred.access_key, &cred.secret, None, None, "ferryctl");
+    let mut conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(&target.url)
+        .region(Region::new(target.region.to_owned()))
+        .credentials_provider(creds)
+        .force_path_style(target.path_style)
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .retry_config(RetryConfig::standard().with_max_attempts(2))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_timeout(Duration::from_secs(30))
+                .build(),
+        );
+    let mut ctx = tls::TlsContext::builder();
+    if let Some(pem) = target.ca_pem {
+        ctx = ctx.with_trust_store(tls::TrustStore::empty().with_pem_certificate(pem));
+    }
+    let ctx = ctx
+        .build()
+        .map_err(|e| Failure::Usage(format!("the CA file cannot be used: {e}")))?;
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(ctx);
+    conf = conf.http_client(match target.pin {
+        Some(ip) => http.build_with_resolver(Pinned(ip)),
+        None => http.build_https(),
+    });
+    Ok(aws_sdk_s3::Client::from_conf(conf.build()))
+}
+
+/// `http(s)://HOST:PORT` split, HOST resolved once.
+pub struct ProxyAddr {
+    pub scheme: String,
+    pub port: u16,
+    pub ip: IpAddr,
+    pub host: String,
+}
+
+pub fn proxy_addr(url: &str) -> Result<ProxyAddr, Failure> {
+    let bad = |why: &str| Failure::Usage(format!("--proxy {url}: {why}"));
+    let (scheme, rest) = url
+        .split_once("://")
+        .filter(|(s, _)| *s == "http" || *s == "https")
+        .ok_or_else(|| bad("expected http://HOST:PORT or https://HOST:PORT"))?;
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = rest
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+        .unwrap_or((rest, if scheme == "https" { 443 } else { 80 }));
+    let ip = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| bad(&e.to_string()))?
+        .next()
+        .ok_or_else(|| bad("resolves to no address"))?
+        .ip();
+    Ok(ProxyAddr {
+        scheme: scheme.to_owned(),
+        port,
+        ip,
+        host: host.to_owned(),
+    })
+}
+
+/// One line for an SDK error: the S3 code and status, else the cause.
+pub fn why<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> String {
+    match e {
+        SdkError::ServiceError(se) => {
+            let status = se.raw().status().as_u16();
+            match se.err().code() {
+                Some(code) => format!("{code} ({status})"),
+                None => format!("HTTP {status}"),
+            }
+        }
+        other => {
+            let mut s = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(cause) = source {
+                s = format!("{s}: {cause}");
+                source = cause.source();
+            }
+            s
+        }
+    }
+}
+
+/// The HTTP status of a service error.
+pub fn status<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Option<u16> {
+    match e {
+        SdkError::ServiceError(se) => Some(se.raw().status().as_u16()),
+        _ => None,
+    }
+}
+
+/// A probe key no client uses.
+pub fn probe_key(check: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("ferry-check/{check}-{nanos:x}-{}", std::process::id())
+}
