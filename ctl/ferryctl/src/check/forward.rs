@@ -35,6 +35,14 @@ pub struct ForwardArgs {
     /// roots.
     #[arg(long, value_name = "FILE")]
     source_ca_file: Option<PathBuf>,
+    /// The key that asks the source whether the probe landed (e.g. the
+    /// copier's read-only user). Default: the client user's own, which the
+    /// source takes until access to it is restricted.
+    #[arg(long, requires = "source_secret_file", value_name = "KEY")]
+    source_key: Option<String>,
+    /// File holding --source-key's secret (its first line; mode 0600).
+    #[arg(long, requires = "source_key", value_name = "FILE")]
+    source_secret_file: Option<PathBuf>,
     #[command(flatten)]
     user: ClientUser,
 }
@@ -45,6 +53,15 @@ pub fn run(daemon: &Daemon<'_>, args: &ForwardArgs) -> Result<Report, Failure> {
     let proxy = s3::proxy_addr(&args.proxy)?;
     let ca = read_opt(&args.ca_file)?;
     let source_ca = read_opt(&args.source_ca_file)?;
+    let source_cred = match (&args.source_key, &args.source_secret_file) {
+        (Some(key), Some(file)) => Credential {
+            name: key.clone(),
+            access_key: key.clone(),
+            secret: ferry_control::private_file::read_secret_file(file)
+                .map_err(|e| Failure::Usage(format!("--source-secret-file: {e}")))?,
+        },
+        _ => cred.clone(),
+    };
     let source = s3::client(
         &Target {
             url: view.source_url.clone(),
@@ -53,7 +70,7 @@ pub fn run(daemon: &Daemon<'_>, args: &ForwardArgs) -> Result<Report, Failure> {
             pin: None,
             ca_pem: source_ca.as_deref(),
         },
-        &cred,
+        &source_cred,
     )?;
     let hostnames = if args.hostnames.is_empty() {
         vec![proxy.host.clone()]
@@ -63,18 +80,8 @@ pub fn run(daemon: &Daemon<'_>, args: &ForwardArgs) -> Result<Report, Failure> {
     let mut items = vec![mode_item(&view)];
     let rt = crate::runtime()?;
     for host in &hostnames {
-        let (endpoint_host, path_style) = match host.strip_prefix(&format!("{}.", args.bucket)) {
-            Some(rest) => (rest, false),
-            None => (host.as_str(), true),
-        };
         let client = s3::client(
-            &Target {
-                url: format!("{}://{endpoint_host}:{}", proxy.scheme, proxy.port),
-                path_style,
-                region: &view.source_region,
-                pin: Some(proxy.ip),
-                ca_pem: ca.as_deref(),
-            },
+            &proxy.as_named(host, &args.bucket, &view.source_region, ca.as_deref()),
             &cred,
         )?;
         items.extend(rt.block_on(probe(host, &client, &source, &view, &cred, &args.bucket)));

@@ -25,6 +25,10 @@ pub struct RestrictedArgs {
     /// migration credentials.
     #[arg(long, value_name = "URL")]
     proxy: Option<String>,
+    /// The bucket hostname to reach the proxy under (URL, Host and SNI).
+    /// Default: the --proxy host.
+    #[arg(long, requires = "proxy", value_name = "NAME")]
+    hostname: Option<String>,
     /// CA certificates (PEM) for an https proxy. Default: the system's roots.
     #[arg(long, value_name = "FILE")]
     ca_file: Option<PathBuf>,
@@ -50,7 +54,13 @@ pub fn run(daemon: &Daemon<'_>, args: &RestrictedArgs) -> Result<Report, Failure
         ),
         Some(url) => {
             let ca = read_opt(&args.ca_file)?;
-            rt.block_on(proxy_reaches_source(&view, &cred, url, ca.as_deref()))?
+            let proxy = s3::proxy_addr(url)?;
+            let hostname = args.hostname.as_deref().unwrap_or(&proxy.host);
+            let client = s3::client(
+                &proxy.as_named(hostname, &view.bucket, &view.source_region, ca.as_deref()),
+                &cred,
+            )?;
+            rt.block_on(proxy_reaches_source(&view, &client))
         }
     });
     Ok(Report::new("restricted", &args.bucket, items))
@@ -135,31 +145,15 @@ pub async fn client_write_refused(
 /// A GET of a key no one has, through the proxy: in forward and migrate
 /// mode it reaches the source signed with the migration credentials, so a
 /// 404 from the source shows they still work.
-async fn proxy_reaches_source(
-    view: &BucketView,
-    cred: &Credential,
-    url: &str,
-    ca: Option<&[u8]>,
-) -> Result<Item, Failure> {
+async fn proxy_reaches_source(view: &BucketView, client: &aws_sdk_s3::Client) -> Item {
     let name = "migration credentials";
     if view.mode == Mode::Ready {
-        return Ok(Item::new(
+        return Item::new(
             name,
             Status::Warn,
             "not checked: in ready mode the proxy does not use the source",
-        ));
+        );
     }
-    let proxy = s3::proxy_addr(url)?;
-    let client = s3::client(
-        &Target {
-            url: format!("{}://{}:{}", proxy.scheme, proxy.host, proxy.port),
-            path_style: true,
-            region: &view.source_region,
-            pin: Some(proxy.ip),
-            ca_pem: ca,
-        },
-        cred,
-    )?;
     let key = s3::probe_key("restricted-absent");
     let got = client
         .get_object()
@@ -167,7 +161,7 @@ async fn proxy_reaches_source(
         .key(&key)
         .send()
         .await;
-    Ok(match got {
+    match got {
         Err(e) if s3::status(&e) == Some(404) => Item::new(
             name,
             Status::Pass,
@@ -186,5 +180,5 @@ async fn proxy_reaches_source(
             Status::Fail,
             format!("through the proxy, the absent probe {key} was found"),
         ),
-    })
+    }
 }

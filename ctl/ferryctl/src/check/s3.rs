@@ -38,6 +38,7 @@ pub struct ClientUser {
 }
 
 /// A client user's name and credential.
+#[derive(Clone)]
 pub struct Credential {
     pub name: String,
     pub access_key: String,
@@ -177,6 +178,32 @@ pub fn proxy_addr(url: &str) -> Result<ProxyAddr, Failure> {
         ip,
         host: host.to_owned(),
     })
+}
+
+impl ProxyAddr {
+    /// The proxy, as clients reach it under `hostname`: in the URL, the
+    /// Host header and SNI, while connecting to the proxy's address. A
+    /// name that starts with `BUCKET.` is used virtual-hosted style, any
+    /// other path style.
+    pub fn as_named<'a>(
+        &self,
+        hostname: &str,
+        bucket: &str,
+        region: &'a str,
+        ca_pem: Option<&'a [u8]>,
+    ) -> Target<'a> {
+        let (host, path_style) = match hostname.strip_prefix(&format!("{bucket}.")) {
+            Some(rest) => (rest, false),
+            None => (hostname, true),
+        };
+        Target {
+            url: format!("{}://{host}:{}", self.scheme, self.port),
+            path_style,
+            region,
+            pin: Some(self.ip),
+            ca_pem,
+        }
+    }
 }
 
 /// One line for an SDK error: the S3 code and status, else the cause.

@@ -1,0 +1,297 @@
+//! docs/runbook.md, walked: one bucket's whole migration with the real
+//! ferry-proxy (https by SNI, with a delete journal), the real ferry-agent,
+//! a Garage source and a moto target, a DNS server on loopback, and every
+//! step through `ferryctl --output json`, its answer parsed.
+
+use std::net::IpAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use ferry_harness::agent::{Agent, secret_file};
+use ferry_harness::dns::DnsServer;
+use ferry_harness::ferryctl::{Run, run};
+use ferry_harness::proxy::Proxy;
+use ferry_harness::s3migrate::{data, etags, rt};
+use ferry_harness::tls::TestIssuer;
+use ferry_harness::{Store, free_port, put_objects};
+
+const BUCKET: &str = "photos";
+const JOURNAL: &str = "ferry-journal";
+const HOST: &str = "photos.s3.ferry.test";
+const KEYS: u64 = 120;
+
+/// `ferryctl --socket PROXY --agent-socket AGENT --output json ARGS…`,
+/// parsed; exit 0 asserted.
+fn step(proxy: &Proxy, agent: &Agent, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferryctl"));
+    cmd.arg("--socket")
+        .arg(&proxy.socket)
+        .arg("--agent-socket")
+        .arg(&agent.socket)
+        .args(["--output", "json"])
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out: Run = run(cmd, "");
+    eprintln!("ferryctl {args:?}: {}\n{}", out.code, out.stderr);
+    out.ok().json()
+}
+
+#[track_caller]
+fn passed(report: &serde_json::Value) {
+    assert_eq!(report["ok"], true, "{report:#}");
+    let items = report["items"].as_array().expect("a check's items");
+    assert!(!items.is_empty(), "{report:#}");
+    assert!(items.iter().all(|i| i["status"] == "pass"), "{report:#}");
+}
+
+#[test]
+fn the_runbook_end_to_end() {
+    let rt = rt();
+    // Garage as the source: it knows no key of the client users', which is
+    // how access to it is "restricted" here; moto as the target enforces
+    // conditional writes.
+    let source = Store::garage().unwrap();
+    source.create_bucket(BUCKET).unwrap();
+    rt.block_on(put_objects(
+        &source.client(),
+        BUCKET,
+        (0..KEYS).map(|i| (format!("p/{i:04}"), data(i, 2048))),
+        16,
+    ))
+    .unwrap();
+    let target = Store::moto().unwrap();
+    target.create_bucket(BUCKET).unwrap();
+    target.create_bucket(JOURNAL).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let ca = TestIssuer::new(dir.path(), "runbook").unwrap();
+    std::fs::write(
+        certs.join("s3.pem"),
+        ca.leaf_pem(&[HOST, "s3.ferry.test"], -1..90).unwrap(),
+    )
+    .unwrap();
+    let https = free_port().unwrap();
+    let proxy = Proxy::start_with(
+        &target,
+        BUCKET,
+        &format!(
+            "https_addr = \"127.0.0.1:{https}\"\ncert_dir = \"{}\"\njournal_bucket = \"{JOURNAL}\"\n",
+            certs.display()
+        ),
+    );
+    let agent = Agent::start("");
+    let users = proxy.dir.path().join("users.toml");
+    let users = users.to_str().unwrap();
+    let ca_file = ca.ca.to_str().unwrap();
+    let endpoint = format!("127.0.0.1:{https}");
+    let proxy_url = format!("https://{endpoint}");
+    let source_secret = secret_file(dir.path(), "source.secret", &source.secret_key);
+    let target_secret = secret_file(dir.path(), "target.secret", &target.secret_key);
+    let ctl = |args: &[&str]| step(&proxy, &agent, args, &[]);
+
+    // Phase 1: attach, certificate, DNS records.
+    proxy.attach(BUCKET, &source);
+    let view = ctl(&["s3", "bucket", "migrate", "show", BUCKET]);
+    assert_eq!(view["mode"], "ready");
+    passed(&ctl(&[
+        "check",
+        "tls",
+        &endpoint,
+        "--names",
+        "photos.s3.ferry.test,s3.ferry.test",
+        "--ca-file",
+        ca_file,
+    ]));
+
+    // Phase 2: forward mode, checked through the proxy by hostname, then
+    // DNS moved to the target (the proxy's loopback address).
+    let changes = ctl(&[
+        "s3", "bucket", "migrate", "update", "--bucket", BUCKET, "--mode", "forward",
+    ]);
+    assert_eq!(changes["changes"][0]["to"], "forward", "{changes:#}");
+    passed(&ctl(&[
+        "check",
+        "forward",
+        BUCKET,
+        "--proxy",
+        &proxy_url,
+        "--hostnames",
+        &format!("{HOST},s3.ferry.test"),
+        "--ca-file",
+        ca_file,
+        "--users-file",
+        users,
+        "--source-key",
+        &source.access_key,
+        "--source-secret-file",
+        source_secret.to_str().unwrap(),
+    ]));
+    let dns = DnsServer::start().unwrap();
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    dns.set(HOST, &[ip("127.0.0.1")], 30);
+    dns.set("photos-src.s3.ferry.test", &[ip("127.0.0.2")], 300);
+    dns.set("photos-dst.s3.ferry.test", &[ip("127.0.0.1")], 300);
+    let ns = dns.addr().to_string();
+    passed(&ctl(&[
+        "check",
+        "dns",
+        HOST,
+        "--target-ips",
+        "127.0.0.1",
+        "--source-record",
+        "photos-src.s3.ferry.test",
+        "--source-ips",
+        "127.0.0.2",
+        "--target-record",
+        "photos-dst.s3.ferry.test",
+        "--nameserver",
+        &ns,
+        "--watch",
+        "--interval",
+        "1",
+        "--timeout",
+        "30",
+    ]));
+
+    // Phase 3: restriction checked, migrate mode (which checks it again),
+    // clients write, the copy runs on the agent.
+    let restricted = ctl(&[
+        "check",
+        "restricted",
+        BUCKET,
+        "--proxy",
+        &proxy_url,
+        "--hostname",
+        HOST,
+        "--ca-file",
+        ca_file,
+        "--users-file",
+        users,
+    ]);
+    passed(&restricted);
+    let changes = ctl(&[
+        "s3",
+        "bucket",
+        "migrate",
+        "update",
+        "--bucket",
+        BUCKET,
+        "--mode",
+        "migrate",
+        "--users-file",
+        users,
+    ]);
+    assert_eq!(changes["changes"][0]["to"], "migrate", "{changes:#}");
+    let client = proxy.client(&source.region);
+    let rewritten = b"written by a client in migrate mode".to_vec();
+    rt.block_on(async {
+        client
+            .put_object()
+            .bucket(BUCKET)
+            .key("p/0007")
+            .body(ByteStream::from(rewritten.clone()))
+            .send()
+            .await
+            .unwrap();
+        client
+            .put_object()
+            .bucket(BUCKET)
+            .key("new/one")
+            .body(ByteStream::from_static(b"new"))
+            .send()
+            .await
+            .unwrap();
+        client
+            .delete_object()
+            .bucket(BUCKET)
+            .key("p/0011")
+            .send()
+            .await
+            .unwrap();
+    });
+
+    let copy_args = |extra: &[&str]| -> Vec<String> {
+        [
+            "job",
+            "start",
+            "migrate",
+            "--src-url",
+            &source.endpoint,
+            "--src-bucket",
+            BUCKET,
+            "--src-key",
+            &source.access_key,
+            "--src-region",
+            &source.region,
+            "--src-secret-file",
+            source_secret.to_str().unwrap(),
+            "--src-list",
+            "--dest-url",
+            &target.endpoint,
+            "--dest-bucket",
+            BUCKET,
+            "--dest-key",
+            &target.access_key,
+            "--dest-region",
+            &target.region,
+            "--dest-secret-file",
+            target_secret.to_str().unwrap(),
+            "--delete-journal",
+            JOURNAL,
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let run_job = |extra: &[&str]| {
+        let args = copy_args(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let job = ctl(&args);
+        let id = job["id"].as_u64().unwrap();
+        let done = agent.wait_state(id, "completed", Duration::from_secs(180));
+        let shown = ctl(&["job", "show", &id.to_string()]);
+        assert_eq!(shown["state"], "completed", "{shown:#}");
+        done
+    };
+    let copy = run_job(&["--passes", "2"]);
+    let copied = &copy["passes"][0]["objects"];
+    assert_eq!(copied["fail"], 0, "{copy:#}");
+
+    // Phase 4: verify (a verify-only job), then detach.
+    let verify = run_job(&["--verify", "--verify-only"]);
+    assert_eq!(verify["state"], "completed", "{verify:#}");
+    let view = ctl(&["s3", "bucket", "migrate", "show", BUCKET]);
+    assert_eq!(view["source_uploads_open"], 0, "{view:#}");
+    let detached = ctl(&["s3", "bucket", "migrate", "detach", BUCKET, "--force"]);
+    assert_eq!(detached["bucket"], BUCKET);
+    let list = ctl(&["s3", "bucket", "migrate", "list"]);
+    assert_eq!(list, serde_json::json!([]));
+
+    // What clients see on the target alone: every source key, but the one
+    // a client deleted; the client's rewrite and new key.
+    let on_target = etags(&rt, &target.client(), BUCKET);
+    let on_source = etags(&rt, &source.client(), BUCKET);
+    assert!(
+        !on_target.contains_key("p/0011"),
+        "a client's delete came back"
+    );
+    assert!(on_target.contains_key("new/one"));
+    for (k, v) in &on_source {
+        if k == "p/0007" || k == "p/0011" {
+            continue;
+        }
+        assert_eq!(on_target.get(k), Some(v), "{k}");
+    }
+    let got = rt.block_on(ferry_harness::get_bytes(&target.client(), BUCKET, "p/0007"));
+    assert_eq!(
+        got.unwrap(),
+        rewritten,
+        "the copy overwrote a client's write"
+    );
+}
