@@ -39,8 +39,23 @@ pub fn normalize_url(url: &str) -> &str {
     url.trim_end_matches('/')
 }
 
-pub fn select(table: &BucketTable, selector: &Selector) -> Result<Vec<String>, Refusal> {
+/// The buckets `selector` names. A URL selects the buckets attached with
+/// that source URL; a URL of the target itself (one of `target_urls`: a
+/// proxy's own, as in the seed's rollback step `update --url
+/// <target-cluster-url> --mode ready`) selects every attached bucket.
+pub fn select(
+    table: &BucketTable,
+    selector: &Selector,
+    target_urls: &[String],
+) -> Result<Vec<String>, Refusal> {
     let names: Vec<String> = match selector {
+        Selector::Url(u)
+            if target_urls
+                .iter()
+                .any(|t| normalize_url(t) == normalize_url(u)) =>
+        {
+            table.buckets.keys().cloned().collect()
+        }
         Selector::Bucket(b) => {
             if !table.buckets.contains_key(b) {
                 return Err(not_attached(b));
@@ -65,14 +80,16 @@ pub fn select(table: &BucketTable, selector: &Selector) -> Result<Vec<String>, R
     Ok(names)
 }
 
-/// The buckets an update selects, each with its change, all allowed; or
+/// The buckets an update selects (see [`select`]), each with its change,
+/// all allowed; or
 /// the refusal of the first that is not (and how many more are refused).
 /// A bucket whose fenced change is under way refuses any other.
 pub fn check_update(
     table: &BucketTable,
     req: &UpdateRequest,
+    target_urls: &[String],
 ) -> Result<Vec<(ModeChange, Transition)>, Refusal> {
-    let selected = select(table, &req.selector)?;
+    let selected = select(table, &req.selector, target_urls)?;
     let mut refusals = Vec::new();
     let mut changes = Vec::with_capacity(selected.len());
     for name in &selected {
@@ -274,5 +291,30 @@ mod tests {
             assert_eq!(e.status, 400);
             assert!(e.error.message.contains(want), "{want:?} in {e}");
         }
+    }
+
+    #[test]
+    fn a_url_selects_its_sources_buckets_and_the_targets_url_selects_all() {
+        let now = now();
+        let mut table = BucketTable::default();
+        for (bucket, url) in [("aaa", "http://src1:9000"), ("bbb", "http://src2:9000/")] {
+            let mut r = req(bucket);
+            r.source_url = url.into();
+            table
+                .buckets
+                .insert(bucket.into(), validate_attach(r, now).unwrap());
+        }
+        let target = ["https://s3.target.example:443".to_owned()];
+        let url = |u: &str| Selector::Url(u.into());
+        assert_eq!(
+            select(&table, &url("http://src2:9000"), &target).unwrap(),
+            ["bbb"]
+        );
+        assert_eq!(
+            select(&table, &url("https://s3.target.example:443/"), &target).unwrap(),
+            ["aaa", "bbb"]
+        );
+        let e = select(&table, &url("https://s3.target.example:443"), &[]).unwrap_err();
+        assert_eq!(e.error.code, codes::NO_SUCH_BUCKET);
     }
 }

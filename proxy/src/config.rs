@@ -373,6 +373,20 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The target's URLs through this proxy: its own listeners (but a
+    /// wildcard address, which no client uses) and the target store's.
+    pub fn target_urls(&self) -> Vec<String> {
+        let own = [("https", self.https_addr), ("http", self.http_addr)]
+            .into_iter()
+            .filter_map(|(scheme, addr)| {
+                addr.filter(|a| !a.ip().is_unspecified())
+                    .map(|a| format!("{scheme}://{a}"))
+            });
+        own.chain([self.target.url.clone()]).collect()
+    }
+}
+
 /// `line N: message` from a TOML error, on one line.
 fn toml_problem(text: &str, e: &toml::de::Error) -> String {
     let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");

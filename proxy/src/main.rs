@@ -338,7 +338,8 @@ fn join_fleet(
     let fleet = ferry_fleet::etcd::Fleet::new(client, etcd, Box::new(admin::S3SourceCheck));
     let admin = Arc::new(
         Admin::fleet(fleet, Box::new(admin::S3SourceCheck), &config.socket_group)
-            .with_migrate(migrate),
+            .with_migrate(migrate)
+            .with_target_urls(config.target_urls()),
     );
     let gates = Arc::new(WriteGates::default());
     let local = Arc::new(FleetLocal {
@@ -394,7 +395,8 @@ fn main() {
                 &config.socket_group,
             )
             .unwrap_or_else(|e| fail(e))
-            .with_migrate(migrate.clone());
+            .with_migrate(migrate.clone())
+            .with_target_urls(config.target_urls());
             (Arc::new(admin), None, None)
         }
         (None, Some(etcd)) => {

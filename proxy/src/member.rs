@@ -31,4 +31,8 @@ impl Local for FleetLocal {
     async fn drained(&self, bucket: &str) {
         self.gates.drained(bucket).await;
     }
+
+    fn target_urls(&self) -> Vec<String> {
+        self.admin.target_urls().to_vec()
+    }
 }

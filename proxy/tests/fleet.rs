@@ -592,6 +592,15 @@ fn switches_do_not_interleave_and_survive_a_dead_etcd_member_and_a_dead_proxy() 
         stderr(&out)
     );
     assert!(!stderr(&out).contains("p1"), "p1 left: {}", stderr(&out));
+
+    // The seed's rollback step, `update --url <target-cluster-url>`: a
+    // proxy's own URL (registered with it) selects every bucket.
+    let url = f.proxies[0].http.clone();
+    let out = f.ferryctl(&[
+        "s3", "bucket", "migrate", "update", "--url", &url, "--mode", "ready", "--force",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(f.show()["mode"], "ready");
 }
 
 #[test]

@@ -5,7 +5,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::{FERRYCTL, Proxy, SECRET, run};
+use common::{FERRYCTL, Proxy, SECRET, TARGET_URL, run};
 use ferry_control::{BucketView, Mode};
 
 const SRC: &str = "http://127.0.0.1:9000";
@@ -363,6 +363,14 @@ fn list_and_update_by_url_and_all() {
         out.stderr.contains("no attached bucket has source URL"),
         "{out:?}"
     );
+
+    // The seed's rollback step: the target's own URL selects every bucket.
+    let out = update(&p, &["--url", &format!("{TARGET_URL}/"), "--mode", "ready"]).ok();
+    assert_eq!(
+        out.stdout,
+        "alpha: forward -> ready\nbeta: forward -> ready\ngamma: forward -> ready\n"
+    );
+    p.assert_persisted();
 }
 
 #[test]

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp};
 use ferry_control::socket::server::Refusal;
 use ferry_control::{
-    AttachRequest, BucketView, MemberView, Mode, ModeChange, UpdateRequest, UpdateResponse, codes,
+    AttachRequest, BucketView, MemberView, Mode, ModeChange, Selector, UpdateRequest,
+    UpdateResponse, codes,
 };
 use time::OffsetDateTime;
 
@@ -154,15 +155,18 @@ impl Fleet {
 
     /// The ids of the live proxies (their lease keys exist).
     pub async fn members(&self) -> Result<Vec<String>, FleetError> {
+        Ok(self
+            .member_infos()
+            .await?
+            .into_iter()
+            .map(|m| m.id)
+            .collect())
+    }
+
+    async fn member_infos(&self) -> Result<Vec<MemberInfo>, FleetError> {
         let prefix = self.keys.members();
         let resp = self.get_prefix(&prefix).await?;
-        resp.kvs()
-            .iter()
-            .map(|kv| {
-                let info: MemberInfo = decode(kv)?;
-                Ok(info.id)
-            })
-            .collect()
+        resp.kvs().iter().map(decode).collect()
     }
 
     /// Every acknowledgement, by (bucket, member).
@@ -245,7 +249,17 @@ impl Fleet {
         for (name, r) in &reads {
             table.buckets.insert(name.clone(), r.bucket.clone());
         }
-        let changes = check_update(&table, &req)?;
+        let target_urls: Vec<String> = match req.selector {
+            Selector::Url(_) => self
+                .member_infos()
+                .await
+                .map_err(unavailable)?
+                .into_iter()
+                .flat_map(|m| m.target_urls)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let changes = check_update(&table, &req, &target_urls)?;
         // A bucket taken over is fenced again even into the mode it is
         // in, so that its record leaves the abandoned fence.
         let moving: Vec<&Read> = changes

@@ -33,6 +33,9 @@ pub trait Local: Send + Sync + 'static {
     /// Returns once no write to `bucket` that was admitted before the last
     /// [`Local::apply`] is still in flight.
     async fn drained(&self, bucket: &str);
+    /// The target's URLs through this proxy, registered with it (see
+    /// [`MemberInfo::target_urls`]).
+    fn target_urls(&self) -> Vec<String>;
 }
 
 /// A running member; dropping it does not stop it, [`MemberHandle::leave`]
@@ -176,6 +179,7 @@ impl Shared {
             id: self.id.clone(),
             pid: std::process::id(),
             registered_at: crate::state::rfc3339(crate::rules::now()),
+            target_urls: self.local.target_urls(),
         };
         // Registered before loading: a fence written before this load is
         // seen by it; one written after it waits for this member's ack.

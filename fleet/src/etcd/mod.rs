@@ -310,6 +310,11 @@ pub struct MemberInfo {
     pub pid: u32,
     /// RFC 3339.
     pub registered_at: String,
+    /// The URLs of the target through this proxy (its own, and the
+    /// target store's): `update --url` with one of them selects every
+    /// bucket.
+    #[serde(default)]
+    pub target_urls: Vec<String>,
 }
 
 /// A proxy's acknowledgement: it applies `epoch` of a bucket, in `phase`.

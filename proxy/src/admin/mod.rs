@@ -52,6 +52,9 @@ pub struct Admin {
     /// The proxy's migrate-mode services: the delete journal that detach
     /// clears. `None` in tests of the table alone.
     migrate: Option<Arc<crate::migrate::Services>>,
+    /// The target's URLs through this proxy: `update --url` with one of
+    /// them selects every bucket (the seed's rollback step).
+    target_urls: Vec<String>,
 }
 
 impl Admin {
@@ -71,6 +74,7 @@ impl Admin {
             access: AccessPolicy::new(socket_group),
             write: tokio::sync::Mutex::new(()),
             migrate: None,
+            target_urls: Vec::new(),
         })
     }
 
@@ -85,6 +89,7 @@ impl Admin {
             access: AccessPolicy::new(socket_group),
             write: tokio::sync::Mutex::new(()),
             migrate: None,
+            target_urls: Vec::new(),
         }
     }
 
@@ -98,6 +103,15 @@ impl Admin {
     pub fn with_migrate(mut self, svc: Arc<crate::migrate::Services>) -> Admin {
         self.migrate = Some(svc);
         self
+    }
+
+    pub fn with_target_urls(mut self, urls: Vec<String>) -> Admin {
+        self.target_urls = urls;
+        self
+    }
+
+    pub fn target_urls(&self) -> &[String] {
+        &self.target_urls
     }
 
     /// The current table: read it once per request.
@@ -198,7 +212,7 @@ impl Admin {
             Store::File(store) => store,
         };
         let mut next = BucketTable::clone(&self.table());
-        let changes = check_update(&next, &req)?;
+        let changes = check_update(&next, &req, &self.target_urls)?;
         if needs_journal && changes.iter().any(|(c, _)| c.from != Mode::Migrate) {
             return Err(no_journal());
         }

@@ -16,6 +16,9 @@ pub use ferry_harness::ferryctl::{Run, run};
 
 pub const FERRYCTL: &str = env!("CARGO_BIN_EXE_ferryctl");
 pub const SECRET: &str = "source-secret-Zq8vX2";
+/// The target's URL through this proxy: `update --url` with it selects
+/// every bucket.
+pub const TARGET_URL: &str = "https://s3.target.test:443";
 
 /// One admin server. Dropping it stops the server (its runtime) and removes
 /// the temp dir.
@@ -56,7 +59,8 @@ impl Proxy {
                 Box::new(NoCheck),
                 group,
             )
-            .unwrap(),
+            .unwrap()
+            .with_target_urls(vec![TARGET_URL.to_owned()]),
         );
         let listener = {
             let _in_runtime = rt.enter();
