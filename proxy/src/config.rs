@@ -30,10 +30,6 @@
 //!
 //! Every error names the file, the field and the problem on one line.
 
-// Reads the config, its users file and TLS folder at start and on a reload, before the new
-// settings are swapped in; never on the request path.
-#![allow(clippy::disallowed_methods)]
-
 use std::fmt;
 use std::fs;
 use std::io;
@@ -201,6 +197,9 @@ impl Config {
     /// Read, parse and validate the config at `path`, and read the target
     /// secret. Referenced files must exist and be readable; secret files
     /// must have no group or other permission bits.
+    // Blocking file calls: the config is read at start and on a reload,
+    // before the new settings are swapped in; never on the request path.
+    #[allow(clippy::disallowed_methods)]
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_owned(),
@@ -267,6 +266,9 @@ impl Config {
         }
     }
 
+    // Blocking file calls: the config is read at start and on a reload,
+    // before the new settings are swapped in; never on the request path.
+    #[allow(clippy::disallowed_methods)]
     fn validate(&mut self) -> Result<(), (&'static str, String)> {
         if self.https_addr.is_none() && self.http_addr.is_none() {
             return Err((
@@ -387,6 +389,8 @@ fn toml_problem(text: &str, e: &toml::de::Error) -> String {
 
 /// Refuse a secret-bearing file that group or others may access: it must be
 /// a regular file with mode 0600 or stricter.
+// Blocking file calls: at start and on a reload only (see `Config::load`).
+#[allow(clippy::disallowed_methods)]
 pub fn check_private_file(path: &Path) -> Result<(), String> {
     let meta = fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if !meta.is_file() {
@@ -406,6 +410,8 @@ pub fn check_private_file(path: &Path) -> Result<(), String> {
 
 /// Read a secret file: private (see [`check_private_file`]), first line,
 /// surrounding whitespace trimmed, not empty.
+// Blocking file calls: at start and on a reload only (see `Config::load`).
+#[allow(clippy::disallowed_methods)]
 pub fn read_secret_file(path: &Path) -> Result<String, String> {
     check_private_file(path)?;
     let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -416,6 +422,8 @@ pub fn read_secret_file(path: &Path) -> Result<String, String> {
     Ok(secret.to_owned())
 }
 
+// Blocking file calls: at start and on a reload only (see `Config::load`).
+#[allow(clippy::disallowed_methods)]
 fn check_pem_file(path: &Path) -> Result<(), String> {
     let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if !text.contains("-----BEGIN CERTIFICATE-----") {
@@ -427,6 +435,8 @@ fn check_pem_file(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+// Blocking file calls: at start and on a reload only (see `Config::load`).
+#[allow(clippy::disallowed_methods)]
 fn check_state_path(path: &Path) -> Result<(), String> {
     let parent = path
         .parent()
@@ -469,6 +479,8 @@ fn check_domain(d: &str) -> Result<(), String> {
 }
 
 #[cfg(test)]
+// The tests write config files.
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
     use std::fs::File;
