@@ -214,11 +214,12 @@ impl Drop for SetWriter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use ferry_control::keylist::KeyListReader;
 
-    fn manifest() -> Manifest {
+    /// A manifest of zeros, for a set's commit to fill in.
+    pub(crate) fn manifest() -> Manifest {
         Manifest {
             version: 0,
             seq: 0,
@@ -239,7 +240,8 @@ mod tests {
         }
     }
 
-    fn keys(dir: &Path) -> Vec<String> {
+    /// The keys of the key list in `dir`, in order.
+    pub(crate) fn keys(dir: &Path) -> Vec<String> {
         let mut r = KeyListReader::open_optional(dir).unwrap();
         let mut v = Vec::new();
         while let Some(k) = r.next_key().unwrap() {
