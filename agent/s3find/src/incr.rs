@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::FindError;
 use super::output::CHUNK_PREFIX;
+use super::{FindError, io_err};
 use ferry_control::keylist::KeyListWriter;
 use ferry_s3::durable;
 
@@ -35,14 +35,6 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 /// Version of the manifest's layout.
 pub const MANIFEST_VERSION: u32 = 1;
 const TMP_PREFIX: &str = ".tmp-";
-
-fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FindError + 'a {
-    move |source| FindError::Io {
-        what,
-        path: path.to_owned(),
-        source,
-    }
-}
 
 /// A set's `manifest.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -87,6 +87,19 @@ impl FindError {
     }
 }
 
+/// What turns an I/O error on `path` into a [`FindError::Io`] saying what
+/// was being done: `.map_err(io_err("cannot write", &path))`.
+pub(crate) fn io_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> FindError + 'a {
+    move |source| FindError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    }
+}
+
 /// Everything a scan needs; see [`Args`] for the command-line form.
 #[derive(Debug, Clone)]
 pub struct Options {
