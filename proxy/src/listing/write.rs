@@ -37,33 +37,30 @@ fn key_el(out: &mut String, tag: &str, value: &[u8], encode: bool) {
     tagged(out, tag, |out| push_key(out, value, encode));
 }
 
+/// Every entry as `<Tag><Key/>[<Id/>]...</Tag>`, then the common prefixes.
 fn entries(out: &mut String, list: &[Entry], encode: bool) {
     for e in list {
-        match e {
-            Entry::Object { key, rest } => tagged(out, "Contents", |out| {
-                key_el(out, "Key", key, encode);
-                out.push_str(rest);
-            }),
+        let (tag, key, id, rest) = match e {
+            Entry::Object { key, rest } => ("Contents", key, None, rest),
             Entry::Upload {
                 key,
                 upload_id,
                 rest,
-            } => tagged(out, "Upload", |out| {
-                key_el(out, "Key", key, encode);
-                el(out, "UploadId", upload_id);
-                out.push_str(rest);
-            }),
+            } => ("Upload", key, Some(("UploadId", upload_id)), rest),
             Entry::Version {
                 key,
                 version_id,
                 rest,
-            } => tagged(out, "Version", |out| {
-                key_el(out, "Key", key, encode);
-                el(out, "VersionId", version_id);
-                out.push_str(rest);
-            }),
-            Entry::Prefix(_) => {}
-        }
+            } => ("Version", key, Some(("VersionId", version_id)), rest),
+            Entry::Prefix(_) => continue,
+        };
+        tagged(out, tag, |out| {
+            key_el(out, "Key", key, encode);
+            if let Some((id_tag, id)) = id {
+                el(out, id_tag, id);
+            }
+            out.push_str(rest);
+        });
     }
     for e in list {
         if let Entry::Prefix(p) = e {
