@@ -30,10 +30,6 @@
 //!
 //! Every error names the file, the field and the problem on one line.
 
-// Reads the config, its users file and TLS folder at start and on a reload, before the new
-// settings are swapped in; never on the request path.
-#![allow(clippy::disallowed_methods)]
-
 use std::fmt;
 use std::fs;
 use std::io;
@@ -176,50 +172,17 @@ impl fmt::Debug for Secret {
 }
 
 /// Why a config file was refused: `FILE: FIELD: PROBLEM`, one line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    /// The offending field as written in the file (`target.secret_file`), if
-    /// the problem is in one field.
-    pub field: Option<String>,
-    pub problem: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ", self.file.display())?;
-        if let Some(field) = &self.field {
-            write!(f, "{field}: ")?;
-        }
-        f.write_str(&self.problem)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use ferry_s3::program::ConfigError;
 
 impl Config {
     /// Read, parse and validate the config at `path`, and read the target
     /// secret. Referenced files must exist and be readable; secret files
     /// must have no group or other permission bits.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_owned(),
-            field: None,
-            problem: format!("cannot read: {e}"),
-        })?;
-        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError {
-            file: path.to_owned(),
-            field: None,
-            problem: toml_problem(&text, &e),
-        })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        config.resolve_paths(base);
-        config.validate().map_err(|(field, problem)| ConfigError {
-            file: path.to_owned(),
-            field: Some(field.to_owned()),
-            problem,
-        })?;
-        Ok(config)
+        ferry_s3::program::load_toml(path, |config: &mut Config, base| {
+            config.resolve_paths(base);
+            config.validate()
+        })
     }
 
     /// The secret for `target.access_key`, read from `target.secret_file` by
@@ -267,6 +230,9 @@ impl Config {
         }
     }
 
+    // Blocking file calls: the config is read at start and on a reload,
+    // before the new settings are swapped in; never on the request path.
+    #[allow(clippy::disallowed_methods)]
     fn validate(&mut self) -> Result<(), (&'static str, String)> {
         if self.https_addr.is_none() && self.http_addr.is_none() {
             return Err((
@@ -387,21 +353,11 @@ impl Config {
     }
 }
 
-/// `line N: message` from a TOML error, on one line.
-fn toml_problem(text: &str, e: &toml::de::Error) -> String {
-    let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
-    match e.span() {
-        Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            format!("line {line}: {message}")
-        }
-        None => message,
-    }
-}
-
 // Secret files are checked as every program of Ferry checks them.
 pub use ferry_control::private_file::{check_private_file, read_secret_file};
 
+// Blocking file calls: at start and on a reload only (see `Config::load`).
+#[allow(clippy::disallowed_methods)]
 fn check_pem_file(path: &Path) -> Result<(), String> {
     let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if !text.contains("-----BEGIN CERTIFICATE-----") {
@@ -413,6 +369,8 @@ fn check_pem_file(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+// Blocking file calls: at start and on a reload only (see `Config::load`).
+#[allow(clippy::disallowed_methods)]
 fn check_state_path(path: &Path) -> Result<(), String> {
     let parent = path
         .parent()
@@ -455,6 +413,8 @@ fn check_domain(d: &str) -> Result<(), String> {
 }
 
 #[cfg(test)]
+// The tests write config files.
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
     use std::fs::File;
@@ -565,7 +525,7 @@ secret_file = "target.secret"
             let e = f
                 .load(&MINIMAL.replace("http://127.0.0.1:9000", url))
                 .unwrap_err();
-            assert_eq!(e.field.as_deref(), Some("target.url"), "{url}: {e}");
+            assert_eq!(e.field, Some("target.url"), "{url}: {e}");
         }
         for url in ["https://s3.example.com", "http://[::1]:9000/", "http://h:1"] {
             assert_eq!(check_endpoint_url(url), Ok(()), "{url}");
@@ -578,23 +538,23 @@ secret_file = "target.secret"
         let e = f
             .load(&MINIMAL.replace("target.secret", "absent.secret"))
             .unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("target.secret_file"));
+        assert_eq!(e.field, Some("target.secret_file"));
         assert!(e.to_string().contains("absent.secret"), "{e}");
 
         let e = f
             .load(&MINIMAL.replace("\"users.toml\"", "\"nope.toml\""))
             .unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("users_file"));
+        assert_eq!(e.field, Some("users_file"));
 
         let e = f
             .load(&MINIMAL.replace("\"state.json\"", "\"no/such/dir/state.json\""))
             .unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("state_file"));
+        assert_eq!(e.field, Some("state_file"));
 
         let e = f
             .load(&format!("cert_dir = \"certs\"\n{MINIMAL}"))
             .unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("cert_dir"));
+        assert_eq!(e.field, Some("cert_dir"));
 
         let e = Config::load(&f.path("absent.toml")).unwrap_err();
         assert!(e.to_string().contains("cannot read"), "{e}");
@@ -606,7 +566,7 @@ secret_file = "target.secret"
             let f = Fixture::new();
             f.write("target.secret", "s3cr3t\n", mode);
             let e = f.load(MINIMAL).unwrap_err();
-            assert_eq!(e.field.as_deref(), Some("target.secret_file"), "{mode:o}");
+            assert_eq!(e.field, Some("target.secret_file"), "{mode:o}");
             assert!(e.problem.contains("chmod 600"), "{e}");
             assert!(e.problem.contains(&format!("{mode:04o}")), "{e}");
         }
@@ -620,7 +580,7 @@ secret_file = "target.secret"
         let f = Fixture::new();
         f.write("users.toml", "", 0o644);
         let e = f.load(MINIMAL).unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("users_file"));
+        assert_eq!(e.field, Some("users_file"));
     }
 
     #[test]
@@ -637,12 +597,12 @@ secret_file = "target.secret"
         let e = f
             .load(&MINIMAL.replace("http_addr = \"127.0.0.1:8080\"", ""))
             .unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("https_addr"));
+        assert_eq!(e.field, Some("https_addr"));
 
         let e = f
             .load(&MINIMAL.replace("http_addr", "https_addr"))
             .unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("cert_dir"));
+        assert_eq!(e.field, Some("cert_dir"));
 
         fs::create_dir(f.path("certs")).unwrap();
         let c = f
@@ -660,7 +620,7 @@ secret_file = "target.secret"
         let e = f
             .load(&format!("journal_bucket = \"Bad_Name\"\n{MINIMAL}"))
             .unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("journal_bucket"));
+        assert_eq!(e.field, Some("journal_bucket"));
 
         f.write("token.key", "0123456789abcdef0123456789abcdef\n", 0o644);
         let e = f
@@ -668,7 +628,7 @@ secret_file = "target.secret"
                 "listing_token_key_file = \"token.key\"\n{MINIMAL}"
             ))
             .unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("listing_token_key_file"));
+        assert_eq!(e.field, Some("listing_token_key_file"));
 
         f.write("token.key", "0123456789abcdef0123456789abcdef\n", 0o600);
         let c = f
@@ -695,7 +655,7 @@ secret_file = "target.secret"
             let e = f
                 .load(&format!("s3_domains = [\"{bad}\"]\n{MINIMAL}"))
                 .unwrap_err();
-            assert_eq!(e.field.as_deref(), Some("s3_domains"), "{bad}");
+            assert_eq!(e.field, Some("s3_domains"), "{bad}");
         }
     }
 
@@ -705,11 +665,11 @@ secret_file = "target.secret"
         let e = f
             .load(&format!("max_clock_skew_secs = 0\n{MINIMAL}"))
             .unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("max_clock_skew_secs"));
+        assert_eq!(e.field, Some("max_clock_skew_secs"));
         let e = f
             .load(&MINIMAL.replace("[target]", "[target]\nread_timeout_secs = 0"))
             .unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("target.read_timeout_secs"));
+        assert_eq!(e.field, Some("target.read_timeout_secs"));
     }
 
     #[test]

@@ -29,6 +29,7 @@ use ferry_proxy::state::FileStore;
 use ferry_proxy::tls::SniResolver;
 use ferry_proxy::upstream::Upstream;
 use ferry_proxy::upstream::fetch::Fetcher;
+use ferry_s3::program;
 
 /// S3 migration proxy. It sits in front of the target cluster's S3 endpoint
 /// and routes each attached bucket by its mode (ready, forward, migrate).
@@ -54,8 +55,7 @@ struct Args {
 }
 
 fn fail(msg: impl std::fmt::Display) -> ! {
-    eprintln!("ferry-proxy: {msg}");
-    std::process::exit(2);
+    program::fail("ferry-proxy", msg)
 }
 
 /// Reloads the config, users and certificates on HUP, and certificates as
@@ -359,24 +359,9 @@ fn join_fleet(
 
 fn main() {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, never into journald
-        // or a file.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    program::init_logging("FERRY_LOG", "info");
     if let Some(path) = &args.check_config {
-        match Config::load(path) {
-            Ok(_) => {
-                println!("{}: ok", path.display());
-                return;
-            }
-            Err(e) => fail(e),
-        }
+        program::check_config("ferry-proxy", path, Config::load);
     }
     let config = Config::load(&args.config).unwrap_or_else(|e| fail(e));
     let settings = settings_from(&config).unwrap_or_else(|e| fail(e));

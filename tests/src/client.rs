@@ -7,7 +7,7 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::EncodingType;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, EncodingType};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
@@ -60,6 +60,35 @@ pub async fn put_objects(
         .buffer_unordered(concurrency.max(1))
         .try_collect::<()>()
         .await
+}
+
+/// CompleteMultipartUpload of `bucket/key`, upload `id`, with `parts`.
+pub async fn complete_upload(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    parts: Vec<CompletedPart>,
+) -> anyhow::Result<()> {
+    client
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "CompleteMultipartUpload {bucket}/{key}: {}",
+                DisplayErrorContext(e)
+            )
+        })
+        .map(drop)
 }
 
 /// All keys in `bucket`, in listing order: ListObjectsV2, paginated, with

@@ -14,11 +14,11 @@
 //! Every field has a default, so an empty file is a valid config. Every
 //! error names the file, the field and the problem on one line.
 
-use std::fmt;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use ferry_s3::program;
 use serde::Deserialize;
 
 /// The agent's configuration.
@@ -82,58 +82,25 @@ impl Default for Config {
 }
 
 /// Why a config file was refused: `FILE: FIELD: PROBLEM`, one line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    pub field: Option<&'static str>,
-    pub problem: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ", self.file.display())?;
-        if let Some(field) = self.field {
-            write!(f, "{field}: ")?;
-        }
-        f.write_str(&self.problem)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use ferry_s3::program::ConfigError;
 
 impl Config {
     /// Read, parse and validate the config at `path`. Nothing is created
     /// or bound.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let err = |field, problem| ConfigError {
-            file: path.to_owned(),
-            field,
-            problem,
-        };
-        let text = fs::read_to_string(path).map_err(|e| err(None, format!("cannot read: {e}")))?;
-        let mut config = Config::parse(&text).map_err(|p| err(None, p))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut config.state_dir, &mut config.socket_path] {
-            if p.is_relative() {
-                *p = base.join(&*p);
+        program::load_toml(path, |config: &mut Config, base| {
+            for p in [&mut config.state_dir, &mut config.socket_path] {
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
             }
-        }
-        config.validate().map_err(|(f, p)| err(Some(f), p))?;
-        Ok(config)
+            config.validate()
+        })
     }
 
     /// Parse TOML text (no validation).
     pub fn parse(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| {
-            let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
-            match e.span() {
-                Some(span) => {
-                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                    format!("line {line}: {message}")
-                }
-                None => message,
-            }
-        })
+        program::parse_toml(text)
     }
 
     fn validate(&self) -> Result<(), (&'static str, String)> {

@@ -3,6 +3,7 @@
 //! and a scan cut by an agent stop runs again from the start (replacing
 //! its own partial output, which s3find never shows as a whole list).
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -55,13 +56,8 @@ pub async fn run(input: RunInput) -> RunEnd {
             "scanning again from the start (a scan has no checkpoint)",
         );
     }
-    let report = JobReport {
-        log: log.clone(),
-        live: input.common.live.clone(),
-        labels: input.common.labels.clone(),
-        every: Duration::from_secs(input.opts.progress_interval_secs),
-        logged: Mutex::new(None),
-    };
+    let every = Duration::from_secs(input.opts.progress_interval_secs);
+    let report = ScanReport::new(&input.common, every);
     let scan = tokio::task::spawn_blocking(move || s3find::run_with(&opts, &report)).await;
     match scan {
         Ok(Ok(stats)) => {
@@ -106,17 +102,30 @@ pub async fn run(input: RunInput) -> RunEnd {
 }
 
 /// Routes the engine's notices to the job's log and its progress to the
-/// job's view and metrics.
-struct JobReport {
-    log: std::path::PathBuf,
-    live: Arc<LiveInfo>,
-    labels: JobLabels,
+/// job's view and metrics: a scan job's report, and the scanning part of a
+/// watch job's.
+pub(crate) struct ScanReport {
+    log: PathBuf,
+    pub(crate) live: Arc<LiveInfo>,
+    pub(crate) labels: JobLabels,
     /// Progress lines in the log this often; zero: none.
     every: Duration,
     logged: Mutex<Option<Instant>>,
 }
 
-impl Report for JobReport {
+impl ScanReport {
+    pub(crate) fn new(common: &Common, every: Duration) -> ScanReport {
+        ScanReport {
+            log: common.log(),
+            live: common.live.clone(),
+            labels: common.labels.clone(),
+            every,
+            logged: Mutex::new(None),
+        }
+    }
+}
+
+impl Report for ScanReport {
     fn notice(&self, notice: &Notice) {
         joblog::append(&self.log, &format!("s3find: {notice}"));
     }

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use ferry_agent::Config;
+use ferry_s3::program;
 
 /// Ferry host agent: runs s3find scans and s3migrate copy jobs, steered by
 /// `ferryctl job …` over a Unix socket.
@@ -35,30 +36,15 @@ struct Args {
 }
 
 fn fail(msg: impl std::fmt::Display) -> ! {
-    eprintln!("ferry-agent: {msg}");
-    std::process::exit(2);
+    program::fail("ferry-agent", msg)
 }
 
 fn main() {
     let args = Args::parse();
     if let Some(path) = &args.check_config {
-        match Config::load(path) {
-            Ok(_) => {
-                println!("{}: ok", path.display());
-                return;
-            }
-            Err(e) => fail(e),
-        }
+        program::check_config("ferry-agent", path, Config::load);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // No colour codes into journald.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    program::init_logging("FERRY_LOG", "info");
     let config = Config::load(&args.config).unwrap_or_else(|e| fail(e));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

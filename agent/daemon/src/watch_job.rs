@@ -6,15 +6,16 @@
 //! `--overwrite`: the engine compares its new scan with the state the
 //! last run saved, so what changed meanwhile is a set of its own.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferry_control::jobs::{WatchOptions, WatchSummaryView};
 
-use super::metrics::{self, JobLabels};
-use super::{LiveInfo, RunEnd, joblog};
+use super::find_job::ScanReport;
+use super::metrics;
+use super::{RunEnd, joblog};
 use crate::run::{Common, JobRunner, Steer};
 use futures::future::BoxFuture;
 use s3find::{self, Notice, Report, WatchStats, stats::Progress};
@@ -90,10 +91,7 @@ pub async fn run(input: RunInput) -> RunEnd {
         );
     }
     let report = JobReport {
-        log: log.clone(),
-        live: input.common.live.clone(),
-        labels: input.common.labels.clone(),
-        logged: Mutex::new(None),
+        scan: ScanReport::new(&input.common, LOG_PROGRESS),
         sets: AtomicU64::new(0),
         changed: AtomicU64::new(0),
         deleted: AtomicU64::new(0),
@@ -125,10 +123,7 @@ pub async fn run(input: RunInput) -> RunEnd {
 /// Routes the engine's notices to the job's log, and its progress and
 /// sets to the job's view and metrics.
 struct JobReport {
-    log: PathBuf,
-    live: Arc<LiveInfo>,
-    labels: JobLabels,
-    logged: Mutex<Option<Instant>>,
+    scan: ScanReport,
     sets: AtomicU64,
     changed: AtomicU64,
     deleted: AtomicU64,
@@ -136,12 +131,12 @@ struct JobReport {
 
 impl Report for JobReport {
     fn notice(&self, notice: &Notice) {
-        joblog::append(&self.log, &format!("s3find: {notice}"));
+        self.scan.notice(notice);
+        let (live, labels) = (&self.scan.live, &self.scan.labels);
         match notice {
             Notice::Watching { keys, .. } => {
-                metrics::find_progress(&self.labels, *keys);
-                self.live
-                    .set_progress(format!("watching: {keys} files; no set yet"));
+                metrics::find_progress(labels, *keys);
+                live.set_progress(format!("watching: {keys} files; no set yet"));
             }
             Notice::SetWritten {
                 path,
@@ -158,27 +153,20 @@ impl Report for JobReport {
                     deleted: d,
                     ..Default::default()
                 };
-                metrics::watch_sets(&self.labels, &v);
+                metrics::watch_sets(labels, &v);
                 let name = path.file_name().unwrap_or(path.as_os_str());
-                self.live.set_progress(format!(
+                live.set_progress(format!(
                     "watching: sets={sets} (last {}) changed={c} deleted={d}",
                     name.to_string_lossy()
                 ));
             }
-            Notice::Rescanned { files, .. } => metrics::find_progress(&self.labels, *files),
+            Notice::Rescanned { files, .. } => metrics::find_progress(labels, *files),
             _ => {}
         }
     }
 
     fn progress(&self, p: &Progress) {
-        let line = p.to_string();
-        metrics::find_progress(&self.labels, p.files);
-        self.live.set_progress(line.clone());
-        let mut logged = self.logged.lock().expect("report lock");
-        if logged.is_none_or(|t| t.elapsed() >= LOG_PROGRESS) {
-            *logged = Some(Instant::now());
-            joblog::append(&self.log, &line);
-        }
+        self.scan.progress(p);
     }
 }
 

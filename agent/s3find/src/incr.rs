@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::FindError;
 use super::output::CHUNK_PREFIX;
+use super::{FindError, io_err};
 use ferry_control::keylist::KeyListWriter;
 use ferry_s3::durable;
 
@@ -35,14 +35,6 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 /// Version of the manifest's layout.
 pub const MANIFEST_VERSION: u32 = 1;
 const TMP_PREFIX: &str = ".tmp-";
-
-fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FindError + 'a {
-    move |source| FindError::Io {
-        what,
-        path: path.to_owned(),
-        source,
-    }
-}
 
 /// A set's `manifest.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -214,11 +206,12 @@ impl Drop for SetWriter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use ferry_control::keylist::KeyListReader;
 
-    fn manifest() -> Manifest {
+    /// A manifest of zeros, for a set's commit to fill in.
+    pub(crate) fn manifest() -> Manifest {
         Manifest {
             version: 0,
             seq: 0,
@@ -239,7 +232,8 @@ mod tests {
         }
     }
 
-    fn keys(dir: &Path) -> Vec<String> {
+    /// The keys of the key list in `dir`, in order.
+    pub(crate) fn keys(dir: &Path) -> Vec<String> {
         let mut r = KeyListReader::open_optional(dir).unwrap();
         let mut v = Vec::new();
         while let Some(k) = r.next_key().unwrap() {

@@ -87,6 +87,19 @@ impl FindError {
     }
 }
 
+/// What turns an I/O error on `path` into a [`FindError::Io`] saying what
+/// was being done: `.map_err(io_err("cannot write", &path))`.
+pub(crate) fn io_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> FindError + 'a {
+    move |source| FindError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    }
+}
+
 /// Everything a scan needs; see [`Args`] for the command-line form.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -263,7 +276,10 @@ pub(crate) fn walk_and_sort(
     let started = Instant::now();
     let mut sorter = ExternalSorter::new(runs_dir, SortConfig::with_memory(opts.memory_bytes));
     let (tx, rx) = mpsc::sync_channel::<walk::Batch>(walk::CHANNEL_BATCHES);
-    let (stop_progress, progress_rx) = mpsc::channel::<()>();
+    // Nothing is ever sent on this channel: dropping `stop_progress` is the
+    // signal (the receiver sees it disconnected). A rendezvous channel is
+    // bound enough, and nothing can pile up in it.
+    let (stop_progress, progress_rx) = mpsc::sync_channel::<()>(0);
     let runs_spilled = AtomicU64::new(0);
     std::thread::scope(|s| {
         // The sorter takes batches until every walker is done (or fails,

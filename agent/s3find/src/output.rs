@@ -15,10 +15,9 @@
 //! crash during it leaves the marker, and `s3find --overwrite` starts over.
 
 use std::fs::{self, File, TryLockError};
-use std::io;
 use std::path::{Path, PathBuf};
 
-use super::FindError;
+use super::{FindError, io_err};
 use ferry_control::keylist;
 use ferry_s3::durable;
 
@@ -32,14 +31,6 @@ const MARKER_LINE: &[u8] =
     b"%%s3find: this key list is being replaced or was interrupted; run s3find --overwrite again\n";
 const LOCK_FILE: &str = ".s3find.lock";
 const TMP_PREFIX: &str = ".s3find-tmp-";
-
-fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FindError + 'a {
-    move |source| FindError::Io {
-        what,
-        path: path.to_owned(),
-        source,
-    }
-}
 
 /// An output folder held for one scan.
 pub struct Output {

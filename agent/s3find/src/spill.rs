@@ -6,10 +6,10 @@
 //! they are not synced, and a crashed scan is simply run again.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::FindError;
+use super::{FindError, io_err};
 
 /// Longest key a run can hold.
 pub const MAX_RUN_KEY: usize = u16::MAX as usize;
@@ -127,14 +127,6 @@ impl RunBuffer {
     pub fn clear(&mut self) {
         self.arena.clear();
         self.spans.clear();
-    }
-}
-
-fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FindError + 'a {
-    move |source| FindError::Io {
-        what,
-        path: path.to_owned(),
-        source,
     }
 }
 

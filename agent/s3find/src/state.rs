@@ -24,8 +24,8 @@ use std::ops::Bound;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::FindError;
 use super::filter::to_nanos;
+use super::{FindError, io_err};
 use ferry_s3::durable;
 
 /// The first line of a state file.
@@ -95,14 +95,6 @@ pub fn decode_record(rec: &[u8]) -> Option<(&[u8], Meta)> {
             mtime: i64::from_be_bytes(num(2)),
         },
     ))
-}
-
-fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FindError + 'a {
-    move |source| FindError::Io {
-        what,
-        path: path.to_owned(),
-        source,
-    }
 }
 
 /// A half-open range of keys, `[lo, hi)`.

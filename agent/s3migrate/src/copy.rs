@@ -10,11 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::primitives::{ByteStream, DateTime, DateTimeFormat};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
+use super::entries::{Entry, head_entry};
 use super::intents::IntentLog;
 use super::progress::Stats;
 use super::records::Record;
@@ -189,10 +192,57 @@ pub fn is_multipart_etag(etag: &str) -> bool {
 }
 
 impl Copier {
-    async fn gate(&self) {
+    /// Waits for the request rate limit (`--max-requests-per-sec`), if any.
+    pub(crate) async fn gate(&self) {
         if let Some(l) = &self.requests {
             l.acquire(1).await;
         }
+    }
+
+    /// HEAD of `key` on `side`, once the rate limit allows, retried as the
+    /// policy says; `None` when there is no such key.
+    pub(crate) async fn head_entry(&self, side: Side, key: &str) -> Result<Option<Entry>, S3Error> {
+        let (client, bucket) = match side {
+            Side::Source => (&self.src, &self.src_bucket),
+            Side::Dest => (&self.dest, &self.dest_bucket),
+        };
+        self.retry
+            .run(|| async {
+                self.gate().await;
+                head_entry(client, bucket, key).await
+            })
+            .await
+    }
+
+    /// One source HEAD (of part `part`, if given), once the rate limit
+    /// allows.
+    async fn head_src(&self, key: &str, part: Option<i32>) -> Result<HeadObjectOutput, SideError> {
+        self.gate().await;
+        self.src
+            .head_object()
+            .bucket(&self.src_bucket)
+            .key(key)
+            .set_part_number(part)
+            .send()
+            .await
+            .map_err(|e| SideError::src(S3Error::from_sdk(e)))
+    }
+
+    /// One source GET (of `range`, if given), once the rate limit allows.
+    async fn get_src(
+        &self,
+        key: &str,
+        range: Option<String>,
+    ) -> Result<GetObjectOutput, SideError> {
+        self.gate().await;
+        self.src
+            .get_object()
+            .bucket(&self.src_bucket)
+            .key(key)
+            .set_range(range)
+            .send()
+            .await
+            .map_err(|e| SideError::src(S3Error::from_sdk(e)))
     }
 
     /// Logs, durably, that `key` is about to be written with `etag`.
@@ -240,15 +290,7 @@ impl Copier {
     /// GET streamed into PUT. Returns `None` when the object turns out to be
     /// a multipart one (or too large for one PUT), which goes part by part.
     async fn copy_single(&self, key: &str, cond: &Cond) -> Result<Option<Record>, SideError> {
-        self.gate().await;
-        let get = self
-            .src
-            .get_object()
-            .bucket(&self.src_bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| SideError::src(S3Error::from_sdk(e)))?;
+        let get = self.get_src(key, None).await?;
         let size = get.content_length().unwrap_or(0).max(0) as u64;
         let etag = s3::etag(get.e_tag()).unwrap_or_default();
         if (is_multipart_etag(&etag) && size > 0) || size > MAX_PUT {
@@ -328,16 +370,7 @@ impl Copier {
         etag: &str,
         size: u64,
     ) -> Result<Option<Vec<u64>>, SideError> {
-        self.gate().await;
-        let head1 = self
-            .src
-            .head_object()
-            .bucket(&self.src_bucket)
-            .key(key)
-            .part_number(1)
-            .send()
-            .await
-            .map_err(|e| SideError::src(S3Error::from_sdk(e)))?;
+        let head1 = self.head_src(key, Some(1)).await?;
         // The ETag's `-N` says how many parts there are; a store whose
         // partNumber answer disagrees has not told us the layout.
         let from_etag = etag
@@ -354,16 +387,7 @@ impl Copier {
         // round trips per object rather than one per part.
         let rest: Vec<u64> = futures::stream::iter(2..=parts)
             .map(|n| async move {
-                self.gate().await;
-                let h = self
-                    .src
-                    .head_object()
-                    .bucket(&self.src_bucket)
-                    .key(key)
-                    .part_number(n)
-                    .send()
-                    .await
-                    .map_err(|e| SideError::src(S3Error::from_sdk(e)))?;
+                let h = self.head_src(key, Some(n)).await?;
                 Ok::<u64, SideError>(h.content_length().unwrap_or(0).max(0) as u64)
             })
             .buffered(self.part_threads.max(1) * 2)
@@ -395,15 +419,7 @@ impl Copier {
     }
 
     async fn copy_multipart(&self, key: &str, cond: &Cond) -> Result<Record, SideError> {
-        self.gate().await;
-        let head = self
-            .src
-            .head_object()
-            .bucket(&self.src_bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| SideError::src(S3Error::from_sdk(e)))?;
+        let head = self.head_src(key, None).await?;
         let size = head.content_length().unwrap_or(0).max(0) as u64;
         let etag = s3::etag(head.e_tag()).unwrap_or_default();
         let meta = meta_from!(head);
@@ -550,15 +566,8 @@ impl Copier {
         len: u64,
         hash: Option<SharedHash>,
     ) -> Result<CompletedPart, SideError> {
-        self.gate().await;
-        let mut get = self.src.get_object().bucket(&self.src_bucket).key(key);
-        if len > 0 {
-            get = get.range(format!("bytes={}-{}", off, off + len - 1));
-        }
-        let get = get
-            .send()
-            .await
-            .map_err(|e| SideError::src(S3Error::from_sdk(e)))?;
+        let range = (len > 0).then(|| format!("bytes={}-{}", off, off + len - 1));
+        let get = self.get_src(key, range).await?;
         same_version(get.e_tag(), etag)?;
         let body = MeteredBody::new(
             get.body.into_inner(),

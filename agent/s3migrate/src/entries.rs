@@ -11,7 +11,7 @@ use std::path::Path;
 use tokio::sync::mpsc;
 
 use crate::retry::RetryPolicy;
-use crate::s3::S3Error;
+use crate::s3::{ErrorClass, S3Error};
 use ferry_control::keylist::{KeyListError, KeyListReader};
 
 /// One key as a side knows it. Size and ETag are known from a listing, not
@@ -21,6 +21,25 @@ pub struct Entry {
     pub key: String,
     pub size: Option<u64>,
     pub etag: Option<String>,
+}
+
+/// One key as a HEAD finds it, or `None` when there is no such key.
+pub async fn head_entry(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Entry>, S3Error> {
+    match client.head_object().bucket(bucket).key(key).send().await {
+        Ok(h) => Ok(Some(Entry {
+            key: key.to_owned(),
+            size: h.content_length().map(|s| s.max(0) as u64),
+            etag: crate::s3::etag(h.e_tag()),
+        })),
+        Err(e) => match S3Error::from_sdk(e) {
+            e if e.is(ErrorClass::NotFound) => Ok(None),
+            e => Err(e),
+        },
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

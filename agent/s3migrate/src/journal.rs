@@ -34,7 +34,7 @@ use aws_sdk_s3::Client;
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::copy::Copier;
+use super::copy::{Copier, Side};
 use super::intents;
 use super::partition::Partition;
 use super::records;
@@ -333,11 +333,6 @@ pub async fn reconcile(
 /// Settles one journalled key whose last write by the copier produced one
 /// of `etags`.
 async fn settle(copier: &Copier, mode: DeleteMode, key: &str, etags: &[String]) -> Fate {
-    let gate = || async {
-        if let Some(l) = &copier.requests {
-            l.acquire(1).await;
-        }
-    };
     let failed = |what: &str, e: S3Error| {
         Fate::Unsettled(
             format!("reconcile-dest-{}", e.class.as_str()),
@@ -348,23 +343,9 @@ async fn settle(copier: &Copier, mode: DeleteMode, key: &str, etags: &[String]) 
     // delete failed (the client was told so) or is still under way (it
     // will delete the target's copy after the source's). Either way the
     // copy is right, and removing it would hide a live key.
-    let on_source = copier
-        .retry
-        .run(|| async {
-            gate().await;
-            copier
-                .src
-                .head_object()
-                .bucket(&copier.src_bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(S3Error::from_sdk)
-        })
-        .await;
-    match on_source {
-        Ok(_) => return Fate::Live,
-        Err(e) if e.is(ErrorClass::NotFound) => {}
+    match copier.head_entry(Side::Source, key).await {
+        Ok(Some(_)) => return Fate::Live,
+        Ok(None) => {}
         Err(e) => {
             return Fate::Unsettled(
                 format!("reconcile-src-{}", e.class.as_str()),
@@ -374,23 +355,8 @@ async fn settle(copier: &Copier, mode: DeleteMode, key: &str, etags: &[String]) 
     }
     if mode == DeleteMode::IfMatch {
         for dest_etag in etags {
-            let r = copier
-                .retry
-                .run(|| async {
-                    gate().await;
-                    copier
-                        .dest
-                        .delete_object()
-                        .bucket(&copier.dest_bucket)
-                        .key(key)
-                        .if_match(format!("\"{dest_etag}\""))
-                        .send()
-                        .await
-                        .map_err(S3Error::from_sdk)
-                })
-                .await;
-            match r {
-                Ok(_) => return Fate::Removed,
+            match delete_dest(copier, key, Some(dest_etag)).await {
+                Ok(()) => return Fate::Removed,
                 Err(e) if e.is(ErrorClass::NotFound) => return Fate::Absent,
                 // Not this write of the copier's: try the next one.
                 Err(e) if e.is(ErrorClass::PreconditionFailed) => {}
@@ -400,23 +366,9 @@ async fn settle(copier: &Copier, mode: DeleteMode, key: &str, etags: &[String]) 
         // None of the copier's writes: a client wrote the key since.
         return Fate::Kept;
     }
-    let head = copier
-        .retry
-        .run(|| async {
-            gate().await;
-            copier
-                .dest
-                .head_object()
-                .bucket(&copier.dest_bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(S3Error::from_sdk)
-        })
-        .await;
-    let etag = match head {
-        Ok(h) => crate::s3::etag(h.e_tag()),
-        Err(e) if e.is(ErrorClass::NotFound) => return Fate::Absent,
+    let etag = match copier.head_entry(Side::Dest, key).await {
+        Ok(Some(h)) => h.etag,
+        Ok(None) => return Fate::Absent,
         Err(e) => return failed("the HEAD", e),
     };
     let Some(dest_etag) = etags.iter().find(|e| etag.as_deref() == Some(e.as_str())) else {
@@ -431,25 +383,32 @@ async fn settle(copier: &Copier, mode: DeleteMode, key: &str, etags: &[String]) 
             ),
         );
     }
-    let r = copier
+    match delete_dest(copier, key, None).await {
+        Ok(()) => Fate::Removed,
+        Err(e) if e.is(ErrorClass::NotFound) => Fate::Absent,
+        Err(e) => failed("the DELETE", e),
+    }
+}
+
+/// DELETE of `key` on the destination, if its ETag is `if_match` when
+/// given, once the rate limit allows, retried as the policy says.
+async fn delete_dest(copier: &Copier, key: &str, if_match: Option<&str>) -> Result<(), S3Error> {
+    copier
         .retry
         .run(|| async {
-            gate().await;
+            copier.gate().await;
             copier
                 .dest
                 .delete_object()
                 .bucket(&copier.dest_bucket)
                 .key(key)
+                .set_if_match(if_match.map(|etag| format!("\"{etag}\"")))
                 .send()
                 .await
+                .map(drop)
                 .map_err(S3Error::from_sdk)
         })
-        .await;
-    match r {
-        Ok(_) => Fate::Removed,
-        Err(e) if e.is(ErrorClass::NotFound) => Fate::Absent,
-        Err(e) => failed("the DELETE", e),
-    }
+        .await
 }
 
 /// Appends the unsettled keys to failed.log, synced, as the ledger writes

@@ -19,14 +19,7 @@ fn main() {
         args.test_pause_before_put =
             std::env::var_os("FERRY_TEST_PAUSE_BEFORE_PUT").map(Into::into);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("S3MIGRATE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    ferry_s3::program::init_logging("S3MIGRATE_LOG", "warn");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

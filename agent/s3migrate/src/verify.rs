@@ -24,7 +24,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::copy::is_multipart_etag;
-use super::entries::Entry;
+use super::entries::{Entry, head_entry};
 use super::journal::{self, DeleteMode, Journal};
 use super::records::{self, Record};
 use super::run_pass::{dest_listing, source_stream};
@@ -72,28 +72,6 @@ enum Verdict {
     Problem(&'static str, String),
 }
 
-async fn head(
-    client: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-) -> Result<Option<Entry>, S3Error> {
-    match client.head_object().bucket(bucket).key(key).send().await {
-        Ok(h) => Ok(Some(Entry {
-            key: key.to_owned(),
-            size: h.content_length().map(|s| s.max(0) as u64),
-            etag: crate::s3::etag(h.e_tag()),
-        })),
-        Err(e) => {
-            let e = S3Error::from_sdk(e);
-            if e.is(ErrorClass::NotFound) {
-                Ok(None)
-            } else {
-                Err(e)
-            }
-        }
-    }
-}
-
 async fn sha256_of(
     client: &aws_sdk_s3::Client,
     bucket: &str,
@@ -127,7 +105,7 @@ async fn check(
     let src = if src.etag.is_some() {
         Some(src)
     } else {
-        match head(&c.src, &c.src_bucket, &key).await {
+        match head_entry(&c.src, &c.src_bucket, &key).await {
             Ok(s) => s,
             Err(e) => return Verdict::Problem("source-error", e.to_string()),
         }

@@ -16,7 +16,7 @@ use super::entries::Entry;
 use super::ledger::Outcome;
 use super::probe::Caps;
 use super::records::Record;
-use crate::s3::{ErrorClass, S3Error};
+use crate::s3::ErrorClass;
 
 pub struct Policy {
     pub caps: Caps,
@@ -83,34 +83,10 @@ fn count(stats: &super::progress::Stats, o: &Outcome) {
 }
 
 async fn head(copier: &Copier, side: Side, key: &str) -> Result<Option<Entry>, SideError> {
-    let (client, bucket) = match side {
-        Side::Source => (&copier.src, &copier.src_bucket),
-        Side::Dest => (&copier.dest, &copier.dest_bucket),
-    };
-    let r = copier
-        .retry
-        .run(|| async {
-            if let Some(l) = &copier.requests {
-                l.acquire(1).await;
-            }
-            client
-                .head_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(S3Error::from_sdk)
-        })
-        .await;
-    match r {
-        Ok(h) => Ok(Some(Entry {
-            key: key.to_owned(),
-            size: h.content_length().map(|s| s.max(0) as u64),
-            etag: crate::s3::etag(h.e_tag()),
-        })),
-        Err(e) if e.is(ErrorClass::NotFound) => Ok(None),
-        Err(err) => Err(SideError { side, err }),
-    }
+    copier
+        .head_entry(side, key)
+        .await
+        .map_err(|err| SideError { side, err })
 }
 
 async fn plan(copier: &Copier, policy: &Policy, w: Work) -> Result<Plan, SideError> {

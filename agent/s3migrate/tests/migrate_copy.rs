@@ -8,9 +8,9 @@ use ferry_harness::s3migrate as common;
 use std::collections::HashMap;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::CompletedPart;
 use common::*;
-use ferry_harness::{Store, StoreKind, get_bytes, put_objects};
+use ferry_harness::{Store, StoreKind, complete_upload, get_bytes, put_objects};
 use sha2::{Digest, Sha256};
 
 const SMALL: u64 = 10_000;
@@ -146,18 +146,7 @@ async fn fill(store: &Store, bucket: &str) {
                     .build(),
             );
         }
-        c.complete_multipart_upload()
-            .bucket(bucket)
-            .key(&key)
-            .upload_id(&id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        complete_upload(&c, bucket, &key, &id, parts).await.unwrap();
     }
 }
 

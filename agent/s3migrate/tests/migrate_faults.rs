@@ -16,7 +16,7 @@ async fn put_multipart(
     key: &str,
     parts: &[bytes::Bytes],
 ) {
-    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    use aws_sdk_s3::types::CompletedPart;
     let up = client
         .create_multipart_upload()
         .bucket(bucket)
@@ -45,17 +45,7 @@ async fn put_multipart(
                 .build(),
         );
     }
-    client
-        .complete_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .upload_id(id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(done))
-                .build(),
-        )
-        .send()
+    ferry_harness::complete_upload(client, bucket, key, id, done)
         .await
         .unwrap();
 }

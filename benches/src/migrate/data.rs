@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::CompletedPart;
 use bytes::{Bytes, BytesMut};
 use ferry_benches::units::{KIB, MIB};
 use futures::{StreamExt, TryStreamExt};
@@ -216,25 +216,7 @@ async fn put_multipart(
         .buffered(4)
         .try_collect()
         .await?;
-    client
-        .complete_multipart_upload()
-        .bucket(bucket)
-        .key(&key)
-        .upload_id(&upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| {
-            err(
-                "CompleteMultipartUpload",
-                DisplayErrorContext(e).to_string(),
-            )
-        })?;
-    Ok(())
+    ferry_harness::complete_upload(client, bucket, &key, &upload_id, parts).await
 }
 
 /// What a bucket holds: object count and total bytes (ListObjectsV2).

@@ -17,7 +17,6 @@ mod s3migrate;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Context;
 use clap::Parser;
 use ferry_benches::units::MIB;
 
@@ -65,10 +64,5 @@ fn run(args: Args) -> anyhow::Result<()> {
         total: started.elapsed(),
     }
     .render();
-    print!("{text}");
-    if let Some(out) = &args.out {
-        std::fs::write(out, &text).with_context(|| format!("write {}", out.display()))?;
-        eprintln!("bench-migrate: report written to {}", out.display());
-    }
-    Ok(())
+    ferry_benches::cli::publish("bench-migrate", &text, args.out.as_deref())
 }

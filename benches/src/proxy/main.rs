@@ -84,12 +84,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         .render()
     };
-    print!("{text}");
-    if let Some(out) = &args.out {
-        std::fs::write(out, &text).with_context(|| format!("write {}", out.display()))?;
-        eprintln!("bench-proxy: report written to {}", out.display());
-    }
-    Ok(())
+    ferry_benches::cli::publish("bench-proxy", &text, args.out.as_deref())
 }
 
 /// The modes' runs, through one proxy with a state file; their results

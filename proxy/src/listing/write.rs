@@ -18,65 +18,55 @@ pub(crate) struct Echo<'a> {
     pub truncated: bool,
 }
 
-fn el(out: &mut String, tag: &str, value: &str) {
+/// `<tag>`, what `inner` writes, `</tag>`.
+fn tagged(out: &mut String, tag: &str, inner: impl FnOnce(&mut String)) {
     out.push('<');
     out.push_str(tag);
     out.push('>');
-    push_xml_text(out, value.as_bytes());
+    inner(out);
     out.push_str("</");
     out.push_str(tag);
     out.push('>');
+}
+
+fn el(out: &mut String, tag: &str, value: &str) {
+    tagged(out, tag, |out| push_xml_text(out, value.as_bytes()));
 }
 
 fn key_el(out: &mut String, tag: &str, value: &[u8], encode: bool) {
-    out.push('<');
-    out.push_str(tag);
-    out.push('>');
-    push_key(out, value, encode);
-    out.push_str("</");
-    out.push_str(tag);
-    out.push('>');
+    tagged(out, tag, |out| push_key(out, value, encode));
 }
 
+/// Every entry as `<Tag><Key/>[<Id/>]...</Tag>`, then the common prefixes.
 fn entries(out: &mut String, list: &[Entry], encode: bool) {
     for e in list {
-        match e {
-            Entry::Object { key, rest } => {
-                out.push_str("<Contents>");
-                key_el(out, "Key", key, encode);
-                out.push_str(rest);
-                out.push_str("</Contents>");
-            }
+        let (tag, key, id, rest) = match e {
+            Entry::Object { key, rest } => ("Contents", key, None, rest),
             Entry::Upload {
                 key,
                 upload_id,
                 rest,
-            } => {
-                out.push_str("<Upload>");
-                key_el(out, "Key", key, encode);
-                el(out, "UploadId", upload_id);
-                out.push_str(rest);
-                out.push_str("</Upload>");
-            }
+            } => ("Upload", key, Some(("UploadId", upload_id)), rest),
             Entry::Version {
                 key,
                 version_id,
                 rest,
-            } => {
-                out.push_str("<Version>");
-                key_el(out, "Key", key, encode);
-                el(out, "VersionId", version_id);
-                out.push_str(rest);
-                out.push_str("</Version>");
+            } => ("Version", key, Some(("VersionId", version_id)), rest),
+            Entry::Prefix(_) => continue,
+        };
+        tagged(out, tag, |out| {
+            key_el(out, "Key", key, encode);
+            if let Some((id_tag, id)) = id {
+                el(out, id_tag, id);
             }
-            Entry::Prefix(_) => {}
-        }
+            out.push_str(rest);
+        });
     }
     for e in list {
         if let Entry::Prefix(p) = e {
-            out.push_str("<CommonPrefixes>");
-            key_el(out, "Prefix", p, encode);
-            out.push_str("</CommonPrefixes>");
+            tagged(out, "CommonPrefixes", |out| {
+                key_el(out, "Prefix", p, encode)
+            });
         }
     }
 }
@@ -93,6 +83,40 @@ fn capacity(list: &[Entry]) -> usize {
         .sum::<usize>()
 }
 
+/// The XML declaration and the root element's opening tag, in a string
+/// sized for `list`.
+fn open(root: &str, list: &[Entry]) -> String {
+    let mut out = String::with_capacity(capacity(list));
+    out.push_str(HEAD);
+    out.push('<');
+    out.push_str(root);
+    out.push(' ');
+    out.push_str(XMLNS);
+    out.push('>');
+    out
+}
+
+/// EncodingType (when the keys are encoded) and IsTruncated, which every
+/// listing writes together, in this order.
+fn truncation(out: &mut String, e: &Echo<'_>) {
+    if e.encode {
+        el(out, "EncodingType", "url");
+    }
+    el(
+        out,
+        "IsTruncated",
+        if e.truncated { "true" } else { "false" },
+    );
+}
+
+/// What ends every listing: the entries, the closing tag.
+fn close(out: &mut String, e: &Echo<'_>, list: &[Entry], root: &str) {
+    entries(out, list, e.encode);
+    out.push_str("</");
+    out.push_str(root);
+    out.push('>');
+}
+
 pub(crate) struct V2<'a> {
     pub echo: Echo<'a>,
     pub start_after: Option<&'a [u8]>,
@@ -102,11 +126,7 @@ pub(crate) struct V2<'a> {
 
 pub(crate) fn v2(p: &V2<'_>, list: &[Entry]) -> String {
     let e = &p.echo;
-    let mut out = String::with_capacity(capacity(list));
-    out.push_str(HEAD);
-    out.push_str("<ListBucketResult ");
-    out.push_str(XMLNS);
-    out.push('>');
+    let mut out = open("ListBucketResult", list);
     el(&mut out, "Name", e.bucket);
     key_el(&mut out, "Prefix", e.prefix, e.encode);
     if let Some(t) = p.token {
@@ -120,19 +140,11 @@ pub(crate) fn v2(p: &V2<'_>, list: &[Entry]) -> String {
     if let Some(d) = e.delimiter {
         key_el(&mut out, "Delimiter", d, e.encode);
     }
-    if e.encode {
-        el(&mut out, "EncodingType", "url");
-    }
-    el(
-        &mut out,
-        "IsTruncated",
-        if e.truncated { "true" } else { "false" },
-    );
+    truncation(&mut out, e);
     if let Some(s) = p.start_after {
         key_el(&mut out, "StartAfter", s, e.encode);
     }
-    entries(&mut out, list, e.encode);
-    out.push_str("</ListBucketResult>");
+    close(&mut out, e, list, "ListBucketResult");
     out
 }
 
@@ -144,11 +156,7 @@ pub(crate) struct V1<'a> {
 
 pub(crate) fn v1(p: &V1<'_>, list: &[Entry]) -> String {
     let e = &p.echo;
-    let mut out = String::with_capacity(capacity(list));
-    out.push_str(HEAD);
-    out.push_str("<ListBucketResult ");
-    out.push_str(XMLNS);
-    out.push('>');
+    let mut out = open("ListBucketResult", list);
     el(&mut out, "Name", e.bucket);
     key_el(&mut out, "Prefix", e.prefix, e.encode);
     key_el(&mut out, "Marker", p.marker, e.encode);
@@ -159,16 +167,8 @@ pub(crate) fn v1(p: &V1<'_>, list: &[Entry]) -> String {
     if let Some(d) = e.delimiter {
         key_el(&mut out, "Delimiter", d, e.encode);
     }
-    if e.encode {
-        el(&mut out, "EncodingType", "url");
-    }
-    el(
-        &mut out,
-        "IsTruncated",
-        if e.truncated { "true" } else { "false" },
-    );
-    entries(&mut out, list, e.encode);
-    out.push_str("</ListBucketResult>");
+    truncation(&mut out, e);
+    close(&mut out, e, list, "ListBucketResult");
     out
 }
 
@@ -182,69 +182,49 @@ pub(crate) struct Uploads<'a> {
     pub next_upload_id_marker: Option<&'a str>,
 }
 
+impl Uploads<'_> {
+    /// The markers, echoed and next, in the order both listings write them;
+    /// the id's are named by the listing (`UploadIdMarker`,
+    /// `VersionIdMarker` and their `Next...`).
+    fn markers(&self, out: &mut String, id_marker: &str, next_id_marker: &str) {
+        let encode = self.echo.encode;
+        key_el(out, "KeyMarker", self.key_marker, encode);
+        el(out, id_marker, self.upload_id_marker);
+        if let Some(k) = self.next_key_marker {
+            key_el(out, "NextKeyMarker", k, encode);
+        }
+        if let Some(u) = self.next_upload_id_marker {
+            el(out, next_id_marker, u);
+        }
+    }
+}
+
 pub(crate) fn uploads(p: &Uploads<'_>, list: &[Entry]) -> String {
     let e = &p.echo;
-    let mut out = String::with_capacity(capacity(list));
-    out.push_str(HEAD);
-    out.push_str("<ListMultipartUploadsResult ");
-    out.push_str(XMLNS);
-    out.push('>');
+    let mut out = open("ListMultipartUploadsResult", list);
     el(&mut out, "Bucket", e.bucket);
-    key_el(&mut out, "KeyMarker", p.key_marker, e.encode);
-    el(&mut out, "UploadIdMarker", p.upload_id_marker);
-    if let Some(k) = p.next_key_marker {
-        key_el(&mut out, "NextKeyMarker", k, e.encode);
-    }
-    if let Some(u) = p.next_upload_id_marker {
-        el(&mut out, "NextUploadIdMarker", u);
-    }
+    p.markers(&mut out, "UploadIdMarker", "NextUploadIdMarker");
     key_el(&mut out, "Prefix", e.prefix, e.encode);
     if let Some(d) = e.delimiter {
         key_el(&mut out, "Delimiter", d, e.encode);
     }
     el(&mut out, "MaxUploads", &e.max.to_string());
-    finish(&mut out, e, list, "ListMultipartUploadsResult");
+    truncation(&mut out, e);
+    close(&mut out, e, list, "ListMultipartUploadsResult");
     out
-}
-
-/// What ends a listing by key and id marker: the encoding, IsTruncated,
-/// the entries, the closing tag.
-fn finish(out: &mut String, e: &Echo<'_>, list: &[Entry], root: &str) {
-    if e.encode {
-        el(out, "EncodingType", "url");
-    }
-    el(
-        out,
-        "IsTruncated",
-        if e.truncated { "true" } else { "false" },
-    );
-    entries(out, list, e.encode);
-    out.push_str("</");
-    out.push_str(root);
-    out.push('>');
 }
 
 pub(crate) fn versions(p: &Uploads<'_>, list: &[Entry]) -> String {
     let e = &p.echo;
-    let mut out = String::with_capacity(capacity(list));
-    out.push_str(HEAD);
-    out.push_str("<ListVersionsResult ");
-    out.push_str(XMLNS);
-    out.push('>');
+    let mut out = open("ListVersionsResult", list);
     el(&mut out, "Name", e.bucket);
     key_el(&mut out, "Prefix", e.prefix, e.encode);
-    key_el(&mut out, "KeyMarker", p.key_marker, e.encode);
-    el(&mut out, "VersionIdMarker", p.upload_id_marker);
-    if let Some(k) = p.next_key_marker {
-        key_el(&mut out, "NextKeyMarker", k, e.encode);
-    }
-    if let Some(v) = p.next_upload_id_marker {
-        el(&mut out, "NextVersionIdMarker", v);
-    }
+    p.markers(&mut out, "VersionIdMarker", "NextVersionIdMarker");
     el(&mut out, "MaxKeys", &e.max.to_string());
     if let Some(d) = e.delimiter {
         key_el(&mut out, "Delimiter", d, e.encode);
     }
-    finish(&mut out, e, list, "ListVersionsResult");
+    truncation(&mut out, e);
+    close(&mut out, e, list, "ListVersionsResult");
     out
 }

@@ -66,16 +66,7 @@ pub async fn complete(
     id: &str,
     parts: Vec<aws_sdk_s3::types::CompletedPart>,
 ) {
-    c.complete_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(id)
-        .multipart_upload(
-            aws_sdk_s3::types::CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
+    crate::complete_upload(c, BUCKET, key, id, parts)
         .await
         .unwrap();
 }

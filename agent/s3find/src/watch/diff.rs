@@ -131,8 +131,6 @@ impl<'v> Merger<'v> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::super::clock::tests::{S, meta};
     use super::*;
     use crate::filter;
@@ -197,32 +195,11 @@ mod tests {
         let set = merged.set.unwrap();
         assert_eq!(set.counts(), (2, 1));
         let mut manifest = Manifest {
-            version: 0,
-            seq: 0,
-            name: String::new(),
-            window_start: String::new(),
-            window_start_unix: 0.0,
-            window_end: String::new(),
-            window_end_unix: 0.0,
-            written_unix: 0.0,
-            changed: 0,
-            deleted: 0,
-            changed_chunks: 0,
-            deleted_chunks: 0,
             source: "rescan".into(),
-            changed_by_scan: 0,
-            deleted_by_scan: 0,
-            held_back: 0,
+            ..incr::tests::manifest()
         };
         let p = set.commit(&mut manifest).unwrap().unwrap();
-        let read = |d: &Path| {
-            let mut r = ferry_control::keylist::KeyListReader::open_optional(d).unwrap();
-            let mut v = Vec::new();
-            while let Some(k) = r.next_key().unwrap() {
-                v.push(k);
-            }
-            v
-        };
+        let read = incr::tests::keys;
         assert_eq!(read(&p), ["created", "modified"]);
         assert_eq!(read(&p.join(incr::DELETED_DIR)), ["gone"]);
         assert_eq!(
