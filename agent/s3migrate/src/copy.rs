@@ -10,10 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::primitives::{ByteStream, DateTime, DateTimeFormat};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
@@ -186,6 +188,20 @@ fn multipart_etag(parts: &[CompletedPart]) -> String {
     format!("{}-{}", hex::encode(md5.finalize()), parts.len())
 }
 
+/// One part of a multipart copy: its bytes of the source version `etag`,
+/// and where they go.
+#[derive(Debug, Clone, Copy)]
+struct Part<'a> {
+    key: &'a str,
+    etag: &'a str,
+    upload_id: &'a str,
+    /// Its part number, from 1.
+    n: i32,
+    /// Its offset and length in the object.
+    off: u64,
+    len: u64,
+}
+
 /// An ETag of the form `"<md5 of part md5s>-<parts>"`.
 pub fn is_multipart_etag(etag: &str) -> bool {
     etag.contains('-')
@@ -214,35 +230,38 @@ impl Copier {
             .await
     }
 
-    /// One source HEAD (of part `part`, if given), once the rate limit
-    /// allows.
-    async fn head_src(&self, key: &str, part: Option<i32>) -> Result<HeadObjectOutput, SideError> {
+    /// Sends one request to `side` once the rate limit allows; its error
+    /// is that side's.
+    async fn send<T, E>(
+        &self,
+        side: Side,
+        request: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    ) -> Result<T, SideError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
         self.gate().await;
-        self.src
-            .head_object()
-            .bucket(&self.src_bucket)
-            .key(key)
-            .set_part_number(part)
-            .send()
-            .await
-            .map_err(|e| SideError::src(S3Error::from_sdk(e)))
+        request.await.map_err(|e| SideError {
+            side,
+            err: S3Error::from_sdk(e),
+        })
     }
 
-    /// One source GET (of `range`, if given), once the rate limit allows.
+    /// One source HEAD (of part `part`, if given).
+    async fn head_src(&self, key: &str, part: Option<i32>) -> Result<HeadObjectOutput, SideError> {
+        let req = self.src.head_object().bucket(&self.src_bucket).key(key);
+        self.send(Side::Source, req.set_part_number(part).send())
+            .await
+    }
+
+    /// One source GET (of `range`, if given).
     async fn get_src(
         &self,
         key: &str,
         range: Option<String>,
     ) -> Result<GetObjectOutput, SideError> {
-        self.gate().await;
-        self.src
-            .get_object()
-            .bucket(&self.src_bucket)
-            .key(key)
-            .set_range(range)
-            .send()
-            .await
-            .map_err(|e| SideError::src(S3Error::from_sdk(e)))
+        let req = self.src.get_object().bucket(&self.src_bucket).key(key);
+        self.send(Side::Source, req.set_range(range).send()).await
     }
 
     /// Logs, durably, that `key` is about to be written with `etag`.
@@ -315,7 +334,6 @@ impl Copier {
         // A single PUT of a single-part object writes the source's ETag
         // (the MD5 of the bytes).
         self.intend(key, &etag).await?;
-        self.gate().await;
         let req = self
             .dest
             .put_object()
@@ -324,10 +342,7 @@ impl Copier {
             .content_length(size as i64)
             .body(ByteStream::from_body_1_x(body));
         let req = apply_meta!(req, meta, tagging);
-        let put = apply_cond!(req, cond)
-            .send()
-            .await
-            .map_err(|e| SideError::dest(S3Error::from_sdk(e)))?;
+        let put = self.send(Side::Dest, apply_cond!(req, cond).send()).await?;
         Ok(Some(Record {
             key: key.to_owned(),
             src_etag: etag,
@@ -345,15 +360,8 @@ impl Copier {
             self.stats.tags_dropped.fetch_add(1, Relaxed);
             return Ok(None);
         }
-        self.gate().await;
-        let out = self
-            .src
-            .get_object_tagging()
-            .bucket(&self.src_bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| SideError::src(S3Error::from_sdk(e)))?;
+        let req = self.src.get_object_tagging().bucket(&self.src_bucket);
+        let out = self.send(Side::Source, req.key(key).send()).await?;
         let enc: Vec<String> = out
             .tag_set()
             .iter()
@@ -438,16 +446,14 @@ impl Copier {
             ),
         };
         let tagging = self.tagging(key, &meta).await?;
-        self.gate().await;
         let req = self
             .dest
             .create_multipart_upload()
             .bucket(&self.dest_bucket)
             .key(key);
-        let create = apply_meta!(req, meta, tagging)
-            .send()
-            .await
-            .map_err(|e| SideError::dest(S3Error::from_sdk(e)))?;
+        let create = self
+            .send(Side::Dest, apply_meta!(req, meta, tagging).send())
+            .await?;
         let upload_id = create.upload_id().unwrap_or_default().to_owned();
         let result = self
             .upload_parts_and_complete(key, &etag, &upload_id, &sizes, hash.clone(), cond)
@@ -499,19 +505,22 @@ impl Copier {
         };
         let mut parts: Vec<CompletedPart> = futures::stream::iter(offsets)
             .map(|(n, off, len)| {
+                let part = Part {
+                    key,
+                    etag,
+                    upload_id,
+                    n,
+                    off,
+                    len,
+                };
                 let hash = hash.clone();
-                async move {
-                    self.retry
-                        .run(|| self.copy_part(key, etag, upload_id, n, off, len, hash.clone()))
-                        .await
-                }
+                async move { self.retry.run(|| self.copy_part(part, hash.clone())).await }
             })
             .buffered(concurrency)
             .try_collect()
             .await?;
         parts.sort_by_key(|p| p.part_number());
         self.intend(key, &multipart_etag(&parts)).await?;
-        self.gate().await;
         let req = self
             .dest
             .complete_multipart_upload()
@@ -523,30 +532,19 @@ impl Copier {
                     .set_parts(Some(parts))
                     .build(),
             );
-        let done = apply_cond!(req, cond)
-            .send()
-            .await
-            .map_err(|e| SideError::dest(S3Error::from_sdk(e)))?;
+        let done = self.send(Side::Dest, apply_cond!(req, cond).send()).await?;
         Ok(s3::etag(done.e_tag()).unwrap_or_default())
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn copy_part(
         &self,
-        key: &str,
-        etag: &str,
-        upload_id: &str,
-        n: i32,
-        off: u64,
-        len: u64,
+        part: Part<'_>,
         hash: Option<SharedHash>,
     ) -> Result<CompletedPart, SideError> {
         // A failed attempt may have hashed part of the part: put the hash
         // back as it was, so the retry does not feed those bytes twice.
         let before = hash.as_ref().map(|h| h.lock().expect("hash").clone());
-        let r = self
-            .copy_part_once(key, etag, upload_id, n, off, len, hash.clone())
-            .await;
+        let r = self.copy_part_once(part, hash.clone()).await;
         if r.is_err()
             && let (Some(h), Some(b)) = (hash, before)
         {
@@ -555,17 +553,19 @@ impl Copier {
         r
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn copy_part_once(
         &self,
-        key: &str,
-        etag: &str,
-        upload_id: &str,
-        n: i32,
-        off: u64,
-        len: u64,
+        part: Part<'_>,
         hash: Option<SharedHash>,
     ) -> Result<CompletedPart, SideError> {
+        let Part {
+            key,
+            etag,
+            upload_id,
+            n,
+            off,
+            len,
+        } = part;
         let range = (len > 0).then(|| format!("bytes={}-{}", off, off + len - 1));
         let get = self.get_src(key, range).await?;
         same_version(get.e_tag(), etag)?;
@@ -576,8 +576,7 @@ impl Copier {
             self.bytes.clone(),
             hash,
         );
-        self.gate().await;
-        let up = self
+        let req = self
             .dest
             .upload_part()
             .bucket(&self.dest_bucket)
@@ -585,10 +584,8 @@ impl Copier {
             .upload_id(upload_id)
             .part_number(n)
             .content_length(len as i64)
-            .body(ByteStream::from_body_1_x(body))
-            .send()
-            .await
-            .map_err(|e| SideError::dest(S3Error::from_sdk(e)))?;
+            .body(ByteStream::from_body_1_x(body));
+        let up = self.send(Side::Dest, req.send()).await?;
         Ok(CompletedPart::builder()
             .part_number(n)
             .set_e_tag(up.e_tag().map(str::to_owned))
