@@ -677,16 +677,36 @@ fn a_proxy_cut_off_from_etcd_refuses_writes_until_it_is_back() {
             .await
             .unwrap();
         let key = format!("/ferry/v1/buckets/{BUCKET}");
-        let got = c.get(key.as_str(), None).await.unwrap();
+        // etcd may still be electing a leader after member 2's pause
+        // ("leader changed"): a read and a plain put are safe to resend.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let got = loop {
+            match c.get(key.as_str(), None).await {
+                Ok(got) => break got,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("etcd get: {e}; again");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => panic!("etcd get: {e}"),
+            }
+        };
         let mut b: serde_json::Value = serde_json::from_slice(got.kvs()[0].value()).unwrap();
         b["phase"] = "fencing".into();
         b["leaving"] = "forward".into();
         b["mode"] = "migrate".into();
         b["epoch"] = (b["epoch"].as_u64().unwrap() + 1).into();
         b["updated_at"] = "2026-01-01T00:00:00Z".into();
-        c.put(key, serde_json::to_vec(&b).unwrap(), None)
-            .await
-            .unwrap();
+        let value = serde_json::to_vec(&b).unwrap();
+        loop {
+            match c.put(key.as_str(), value.clone(), None).await {
+                Ok(_) => break,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("etcd put: {e}; again");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => panic!("etcd put: {e}"),
+            }
+        }
     });
     let fenced = Instant::now();
     loop {

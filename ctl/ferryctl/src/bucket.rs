@@ -246,13 +246,21 @@ fn source_restricted(
         users_file,
         user: args.user.clone(),
     };
-    let source_ca = check::restricted::read_opt(&args.source_ca_file)?;
+    let source_ca = check::s3::read_opt(&args.source_ca_file)?;
     let rt = crate::runtime()?;
     let mut open = Vec::new();
-    for view in client.list()? {
+    let views = client.list()?;
+    let same_url = |v: &BucketView, u: &str| {
+        ferry_fleet::rules::normalize_url(&v.source_url) == ferry_fleet::rules::normalize_url(u)
+    };
+    // A URL that is no bucket's source is the target's own (every bucket)
+    // or nothing the update will accept: checking every bucket is right
+    // for both.
+    let by_source = |u: &str| views.iter().any(|v| same_url(v, u));
+    for view in &views {
         let selected = match selector {
             Selector::Bucket(b) => view.bucket == *b,
-            Selector::Url(u) => view.source_url.trim_end_matches('/') == u.trim_end_matches('/'),
+            Selector::Url(u) => !by_source(u) || same_url(view, u),
             Selector::All => true,
         };
         if !selected || view.mode != Mode::Forward {
@@ -260,7 +268,7 @@ fn source_restricted(
         }
         let cred = user.credential(&view.bucket)?;
         let item = rt.block_on(check::restricted::client_write_refused(
-            &view,
+            view,
             &cred,
             source_ca.as_deref(),
         ))?;

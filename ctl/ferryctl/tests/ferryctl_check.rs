@@ -412,6 +412,23 @@ fn check_forward_passes_in_forward_mode_and_names_the_failing_step_in_ready_mode
     );
 }
 
+/// `check restricted photos` through `proxy`, as its users file's alice.
+fn check_restricted(proxy: &Proxy) -> Run {
+    let users = users_file(proxy);
+    via(
+        proxy,
+        &[
+            "check",
+            "restricted",
+            "photos",
+            "--proxy",
+            &proxy.http,
+            "--users-file",
+            &users,
+        ],
+    )
+}
+
 #[test]
 fn check_restricted_fails_while_the_source_takes_client_writes_and_then_migrate_needs_force() {
     // moto takes any key: clients can still write the source.
@@ -426,20 +443,7 @@ fn check_restricted_fails_while_the_source_takes_client_writes_and_then_migrate_
     proxy.attach("photos", &open);
     proxy.set_mode("photos", "forward");
     let users = users_file(&proxy);
-    let report = via(
-        &proxy,
-        &[
-            "check",
-            "restricted",
-            "photos",
-            "--proxy",
-            &proxy.http,
-            "--users-file",
-            &users,
-        ],
-    )
-    .refused()
-    .json();
+    let report = check_restricted(&proxy).refused().json();
     assert_item(
         &report,
         "client write to source",
@@ -500,20 +504,7 @@ fn check_restricted_fails_while_the_source_takes_client_writes_and_then_migrate_
     proxy.attach("photos", &closed);
     proxy.set_mode("photos", "forward");
     let users = users_file(&proxy);
-    let report = via(
-        &proxy,
-        &[
-            "check",
-            "restricted",
-            "photos",
-            "--proxy",
-            &proxy.http,
-            "--users-file",
-            &users,
-        ],
-    )
-    .ok()
-    .json();
+    let report = check_restricted(&proxy).ok().json();
     assert_item(&report, "client write to source", "pass", "(403)");
     assert_item(
         &report,

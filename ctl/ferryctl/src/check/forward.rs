@@ -10,8 +10,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use clap::Args;
 use ferry_control::{BucketView, Mode};
 
-use super::restricted::read_opt;
-use super::s3::{self, ClientUser, Credential, Target};
+use super::s3::{self, CaFiles, ClientUser, Credential, Target};
 use super::{Item, Report, Status};
 use crate::bucket::Daemon;
 use crate::failure::Failure;
@@ -28,13 +27,8 @@ pub struct ForwardArgs {
     /// path style. Default: the --proxy host, path style.
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     hostnames: Vec<String>,
-    /// CA certificates (PEM) for an https proxy. Default: the system's roots.
-    #[arg(long, value_name = "FILE")]
-    ca_file: Option<PathBuf>,
-    /// CA certificates (PEM) for an https source. Default: the system's
-    /// roots.
-    #[arg(long, value_name = "FILE")]
-    source_ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    ca: CaFiles,
     /// The key that asks the source whether the probe landed (e.g. the
     /// copier's read-only user). Default: the client user's own, which the
     /// source takes until access to it is restricted.
@@ -51,8 +45,8 @@ pub fn run(daemon: &Daemon<'_>, args: &ForwardArgs) -> Result<Report, Failure> {
     let view = daemon.show(&args.bucket)?;
     let cred = args.user.credential(&args.bucket)?;
     let proxy = s3::proxy_addr(&args.proxy)?;
-    let ca = read_opt(&args.ca_file)?;
-    let source_ca = read_opt(&args.source_ca_file)?;
+    let ca = args.ca.proxy()?;
+    let source_ca = args.ca.source()?;
     let source_cred = match (&args.source_key, &args.source_secret_file) {
         (Some(key), Some(file)) => Credential {
             name: key.clone(),

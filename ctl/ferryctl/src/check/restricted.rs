@@ -5,13 +5,11 @@
 //! the proxy still reaches the source with the migration credentials.
 //! `update --mode migrate` runs the first item itself.
 
-use std::path::PathBuf;
-
 use aws_sdk_s3::primitives::ByteStream;
 use clap::Args;
 use ferry_control::{BucketView, Mode};
 
-use super::s3::{self, ClientUser, Credential, Target};
+use super::s3::{self, CaFiles, ClientUser, Credential, Target};
 use super::{Item, Report, Status};
 use crate::bucket::Daemon;
 use crate::failure::Failure;
@@ -29,13 +27,8 @@ pub struct RestrictedArgs {
     /// Default: the --proxy host.
     #[arg(long, requires = "proxy", value_name = "NAME")]
     hostname: Option<String>,
-    /// CA certificates (PEM) for an https proxy. Default: the system's roots.
-    #[arg(long, value_name = "FILE")]
-    ca_file: Option<PathBuf>,
-    /// CA certificates (PEM) for an https source. Default: the system's
-    /// roots.
-    #[arg(long, value_name = "FILE")]
-    source_ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    ca: CaFiles,
     #[command(flatten)]
     user: ClientUser,
 }
@@ -43,7 +36,7 @@ pub struct RestrictedArgs {
 pub fn run(daemon: &Daemon<'_>, args: &RestrictedArgs) -> Result<Report, Failure> {
     let view = daemon.show(&args.bucket)?;
     let cred = args.user.credential(&args.bucket)?;
-    let source_ca = read_opt(&args.source_ca_file)?;
+    let source_ca = args.ca.source()?;
     let rt = crate::runtime()?;
     let mut items = vec![rt.block_on(client_write_refused(&view, &cred, source_ca.as_deref()))?];
     items.push(match &args.proxy {
@@ -53,7 +46,7 @@ pub fn run(daemon: &Daemon<'_>, args: &RestrictedArgs) -> Result<Report, Failure
             "not checked: give --proxy to check that the proxy still reaches the source",
         ),
         Some(url) => {
-            let ca = read_opt(&args.ca_file)?;
+            let ca = args.ca.proxy()?;
             let proxy = s3::proxy_addr(url)?;
             let hostname = args.hostname.as_deref().unwrap_or(&proxy.host);
             let client = s3::client(
@@ -64,12 +57,6 @@ pub fn run(daemon: &Daemon<'_>, args: &RestrictedArgs) -> Result<Report, Failure
         }
     });
     Ok(Report::new("restricted", &args.bucket, items))
-}
-
-pub fn read_opt(path: &Option<PathBuf>) -> Result<Option<Vec<u8>>, Failure> {
-    path.as_ref()
-        .map(|p| std::fs::read(p).map_err(|e| Failure::Usage(format!("{}: {e}", p.display()))))
-        .transpose()
 }
 
 /// A probe PUT straight to the source as a client user: refused (403)

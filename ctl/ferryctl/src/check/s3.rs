@@ -37,6 +37,35 @@ pub struct ClientUser {
     pub user: Option<String>,
 }
 
+/// The CA files of a check that speaks TLS to a proxy and a source.
+#[derive(Args, Debug, Clone)]
+pub struct CaFiles {
+    /// CA certificates (PEM) for an https proxy. Default: the system's roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// CA certificates (PEM) for an https source. Default: the system's
+    /// roots.
+    #[arg(long, value_name = "FILE")]
+    pub source_ca_file: Option<PathBuf>,
+}
+
+impl CaFiles {
+    pub fn proxy(&self) -> Result<Option<Vec<u8>>, Failure> {
+        read_opt(&self.ca_file)
+    }
+
+    pub fn source(&self) -> Result<Option<Vec<u8>>, Failure> {
+        read_opt(&self.source_ca_file)
+    }
+}
+
+/// The bytes of an optional file (a CA bundle).
+pub fn read_opt(path: &Option<PathBuf>) -> Result<Option<Vec<u8>>, Failure> {
+    path.as_ref()
+        .map(|p| std::fs::read(p).map_err(|e| Failure::Usage(format!("{}: {e}", p.display()))))
+        .transpose()
+}
+
 /// A client user's name and credential.
 #[derive(Clone)]
 pub struct Credential {
