@@ -20,19 +20,21 @@ pub use ferry_control::jobs::DEFAULT_FIND_MEMORY_MB as DEFAULT_MEMORY_MB;
 ///
 /// Each regular file becomes one key: its path relative to DIRECTORY.
 /// Symlinks, FIFOs, sockets, devices, names that are not UTF-8 and keys
-/// over 1,024 bytes are skipped and counted. Unreadable directories are
-/// reported and counted; they never stop the scan.
+/// over 1,024 bytes are skipped and counted. An unreadable directory is
+/// reported and the scan goes on, but then fails at the end (no key list
+/// written) unless --allow-unreadable.
 ///
 /// With --watch, after that scan it keeps watching DIRECTORY and writes,
 /// every --interval seconds, an incremental set of the keys created or
 /// modified and of the keys deleted into OUTPUT_DIR/incr/ (see
 /// docs/s3find.md). TERM or INT ends the watch after the current set.
 ///
-/// Exit codes: 0 the key list was written (also when some directories
-/// could not be read: see the errors line and s3find-summary.json); with
-/// --watch, stopped by TERM/INT after the initial scan; 1 the scan could
-/// not finish (e.g. the disk is full; an earlier key list is left as it
-/// was; or stopped during the initial scan); 2 bad input (missing or
+/// Exit codes: 0 the key list was written (with --allow-unreadable, also
+/// when some directories could not be read: see the errors line and
+/// s3find-summary.json); with --watch, stopped by TERM/INT after the
+/// initial scan; 1 the scan could not finish or is incomplete (e.g. the
+/// disk is full, or a directory could not be read: an earlier key list is
+/// left as it was; or stopped during the initial scan); 2 bad input (missing or
 /// unreadable DIRECTORY, bad flags, an earlier scan's chunks without
 /// --overwrite).
 #[derive(Parser, Debug, Clone)]
@@ -126,6 +128,7 @@ pub fn scan_options(o: &FindOptions) -> Result<Options, FindError> {
         threads: o.threads,
         sizes: o.sizes,
         overwrite: o.overwrite,
+        allow_unreadable: o.allow_unreadable,
         progress_every: (o.progress_interval_secs > 0)
             .then(|| Duration::from_secs(o.progress_interval_secs)),
     })
@@ -143,6 +146,9 @@ pub fn watch_options(o: &ferry_control::jobs::WatchOptions) -> Result<WatchOptio
         threads: o.threads,
         sizes: false,
         overwrite: o.overwrite,
+        // A watch runs until cancelled: it reports and counts unreadable
+        // directories, and goes on.
+        allow_unreadable: true,
         progress_interval_secs: 0,
         bucket: None,
     };

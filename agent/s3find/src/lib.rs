@@ -76,6 +76,15 @@ pub enum FindError {
     /// (exit code 1).
     #[error("stopped before the scan finished: no key list written")]
     Stopped,
+    /// Some directories could not be read, so a key list would miss their
+    /// files: none was written (exit code 1); the summary names them.
+    #[error(
+        "{count} directories could not be read ({}), so the key list would miss their \
+         files: none was written (an earlier one is left as it was); make them readable to \
+         this user, or pass --allow-unreadable to write the list without them",
+        named.join(", ")
+    )]
+    Unreadable { count: u64, named: Vec<String> },
 }
 
 impl FindError {
@@ -120,6 +129,9 @@ pub struct Options {
     pub sizes: bool,
     /// Replace the chunks of an earlier scan in `output_dir`.
     pub overwrite: bool,
+    /// Write the key list even if some directories could not be read
+    /// (else the scan fails: [`FindError::Unreadable`]).
+    pub allow_unreadable: bool,
     /// How often to report progress; `None`: never.
     pub progress_every: Option<Duration>,
 }
@@ -135,6 +147,7 @@ impl Options {
             threads: 0,
             sizes: false,
             overwrite: false,
+            allow_unreadable: false,
             progress_every: None,
         }
     }
@@ -238,8 +251,11 @@ pub(crate) fn scan_into(
             "the key list does not hold one key per file found",
         ));
     }
-    out.commit()?;
-
+    let errors = counters.errors();
+    let refused = errors.unreadable_dirs > 0 && !opts.allow_unreadable;
+    if !refused {
+        out.commit()?;
+    }
     let stats = Stats {
         version: SUMMARY_VERSION,
         root: opts.root.to_string_lossy().into_owned(),
@@ -252,13 +268,19 @@ pub(crate) fn scan_into(
         bytes: opts.sizes.then(|| counters.bytes.load(Relaxed)),
         dirs: counters.dirs.load(Relaxed),
         skipped: counters.skipped(),
-        errors: counters.errors(),
-        chunks,
+        errors,
+        chunks: if refused { 0 } else { chunks },
         sort: sort_stats,
         peak_rss_bytes: stats::peak_rss_bytes(),
     };
     let json = serde_json::to_vec_pretty(&stats).expect("stats serialize");
     out.write_summary(&json)?;
+    if refused {
+        return Err(FindError::Unreadable {
+            count: stats.errors.unreadable_dirs,
+            named: stats.errors.unreadable,
+        });
+    }
     Ok(stats)
 }
 

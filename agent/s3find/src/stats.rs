@@ -2,6 +2,7 @@
 //! with (printed on stderr, and written as `s3find-summary.json`).
 
 use std::fmt;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use serde::{Deserialize, Serialize};
@@ -24,8 +25,13 @@ pub struct Counters {
     pub vanished: AtomicU64,
     pub filtered_by_time: AtomicU64,
     pub unreadable_dirs: AtomicU64,
+    /// The first [`NAMED_UNREADABLE`] of them, by path.
+    pub unreadable: Mutex<Vec<String>>,
     pub stat_failed: AtomicU64,
 }
+
+/// How many unreadable directories the summary names (all are counted).
+pub const NAMED_UNREADABLE: usize = 100;
 
 pub(crate) fn bump(c: &AtomicU64) {
     c.fetch_add(1, Relaxed);
@@ -43,9 +49,22 @@ impl Counters {
         }
     }
 
+    /// A directory that could not be listed: counted, and named while
+    /// fewer than [`NAMED_UNREADABLE`] are.
+    pub fn unreadable_dir(&self, path: &str) {
+        bump(&self.unreadable_dirs);
+        let mut named = self.unreadable.lock().expect("not poisoned");
+        if named.len() < NAMED_UNREADABLE {
+            named.push(path.to_owned());
+        }
+    }
+
     pub fn errors(&self) -> Errors {
+        let mut unreadable = self.unreadable.lock().expect("not poisoned").clone();
+        unreadable.sort();
         Errors {
             unreadable_dirs: self.unreadable_dirs.load(Relaxed),
+            unreadable,
             stat_failed: self.stat_failed.load(Relaxed),
         }
     }
@@ -80,13 +99,17 @@ impl Skipped {
     }
 }
 
-/// Problems that were reported and counted; none of them stops a scan.
+/// Problems that were reported and counted; none of them stops the walk
+/// (an unreadable directory fails the scan at its end, unless allowed).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Errors {
     /// Directories that could not be listed (their contents are missing
     /// from the key list).
     pub unreadable_dirs: u64,
+    /// The first 100 of them, by path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
     /// Files whose `lstat` failed for another reason than being gone.
     pub stat_failed: u64,
 }

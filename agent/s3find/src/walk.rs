@@ -265,8 +265,9 @@ impl ParallelVisitor for Visitor<'_, '_> {
         match entry {
             Ok(dent) => self.entry(dent),
             Err(err) => {
-                bump(&self.ctx.counters.unreadable_dirs);
                 let (path, error) = split_error(&err);
+                let shown = path.as_deref().unwrap_or(self.ctx.root);
+                self.ctx.counters.unreadable_dir(&shown.to_string_lossy());
                 // No path: nothing can be said about any key.
                 self.ctx
                     .extras

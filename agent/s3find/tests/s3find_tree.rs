@@ -1,7 +1,7 @@
 //! s3find on real trees, through the real binary: every regular file is
 //! exactly one key, in byte order across chunks of at most 100,000; what
-//! is not a key is counted; unreadable directories are reported and do not
-//! stop the scan. (`s3migrate/tests/migrate_from_s3find.rs` copies such a
+//! is not a key is counted; unreadable directories are reported and fail
+//! the scan, unless --allow-unreadable. (`s3migrate/tests/migrate_from_s3find.rs` copies such a
 //! tree with the keys s3find lists.)
 
 use ferry_harness::s3find as support;
@@ -108,9 +108,13 @@ fn tree_of_300k_files_lists_every_key_in_byte_order() {
     if unreadable {
         tree.expect_locked_missing();
     }
-    cmd.arg(&tree.root)
-        .arg(&out)
-        .args(["--progress-interval-secs", "1", "--sizes"]);
+    // The locked directory is accepted here; refusing it is the next test's.
+    cmd.arg(&tree.root).arg(&out).args([
+        "--progress-interval-secs",
+        "1",
+        "--sizes",
+        "--allow-unreadable",
+    ]);
     let o = run(&mut cmd);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(0), "exit code");
@@ -203,4 +207,70 @@ fn tree_of_300k_files_lists_every_key_in_byte_order() {
         );
     }
     eprintln!("whole test {:.1}s", t0.elapsed().as_secs_f64());
+}
+
+/// A directory s3find cannot read (a bucket mount read as user `ferry`)
+/// fails the scan: exit 1, no key list, the directory named on stderr and
+/// in the summary. With --allow-unreadable the list is written without it.
+#[test]
+fn an_unreadable_directory_fails_the_scan_unless_allowed() {
+    let tmp = Scratch::new("64m");
+    let mut tree = Tree::new(&tmp.path().join("tree"));
+    tree.locked_dir();
+    tree.bulk(3, 10, false);
+    let out = tmp.path().join("out");
+    let bin_dir = tempfile::tempdir().unwrap();
+    let mode = locked_mode(&tree, tmp.path());
+    tree.expect_locked_missing();
+    // Once: a second hard link over the first would truncate the binary.
+    let nobody_bin = matches!(mode, Locked::AsNobody).then(|| binary_for_nobody(bin_dir.path()));
+    let scan = |extra: &[&str]| {
+        let mut cmd = match &mode {
+            Locked::Direct => Command::new(s3find_bin()),
+            Locked::AsNobody => {
+                mkdir(&out);
+                std::os::unix::fs::chown(&out, Some(NOBODY), Some(NOBODY)).unwrap();
+                let mut c = Command::new(nobody_bin.as_ref().expect("made above"));
+                c.uid(NOBODY).gid(NOBODY);
+                c
+            }
+            Locked::Unavailable(why) => {
+                ferry_harness::skip("an_unreadable_directory_fails_the_scan_unless_allowed", why);
+                return None;
+            }
+        };
+        cmd.arg(&tree.root).arg(&out).args(extra);
+        Some(run(&mut cmd))
+    };
+    let Some(o) = scan(&[]) else { return };
+    let locked = tree.root.join("locked");
+    let err = stderr(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "an unreadable directory fails: {err}"
+    );
+    assert!(err.contains("1 directories could not be read"), "{err}");
+    assert!(err.contains("--allow-unreadable"), "{err}");
+    assert!(err.contains(locked.to_str().unwrap()), "{err}");
+    let s = summary(&out);
+    assert_eq!(s["errors"]["unreadable_dirs"], 1, "{s}");
+    assert_eq!(
+        s["errors"]["unreadable"][0],
+        locked.to_str().unwrap(),
+        "{s}"
+    );
+    assert_eq!(s["chunks"], 0, "{s}");
+    assert!(
+        ferry_control::keylist::chunk_files(&out)
+            .unwrap()
+            .is_empty(),
+        "no key list is written"
+    );
+
+    let o = scan(&["--allow-unreadable"]).unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let keys: Vec<String> = read_chunks(&out).concat();
+    assert_eq!(keys.len(), tree.files.len(), "every readable file");
+    assert_eq!(summary(&out)["errors"]["unreadable_dirs"], 1);
 }

@@ -443,6 +443,13 @@ pub struct FindOptions {
     #[arg(long)]
     #[serde(default)]
     pub overwrite: bool,
+    /// Write the key list even though some directories could not be read
+    /// (their files are then missing from it). Without it, an unreadable
+    /// directory fails the scan: exit 1, no key list written, the
+    /// directories named in the summary.
+    #[arg(long)]
+    #[serde(default)]
+    pub allow_unreadable: bool,
     /// Seconds between progress lines (s3find: on stderr; a job: in its
     /// log); 0 = none.
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_FIND_PROGRESS_SECS)]
