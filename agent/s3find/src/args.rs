@@ -94,7 +94,12 @@ impl Args {
     /// The watch mode's options (`--watch`).
     pub fn to_watch_options(&self) -> Result<WatchOptions, FindError> {
         Ok(WatchOptions {
-            scan: self.to_options()?,
+            scan: Options {
+                // A watch runs until cancelled: it reports and counts
+                // unreadable directories, and goes on.
+                allow_unreadable: true,
+                ..self.to_options()?
+            },
             interval: Duration::from_secs(self.interval),
             rescan_interval: Duration::from_secs(self.rescan_interval),
             quiet: Duration::from_secs(self.quiet_secs),
@@ -146,8 +151,7 @@ pub fn watch_options(o: &ferry_control::jobs::WatchOptions) -> Result<WatchOptio
         threads: o.threads,
         sizes: false,
         overwrite: o.overwrite,
-        // A watch runs until cancelled: it reports and counts unreadable
-        // directories, and goes on.
+        // As `Args::to_watch_options`.
         allow_unreadable: true,
         progress_interval_secs: 0,
         bucket: None,
@@ -234,6 +238,10 @@ mod tests {
         assert_eq!(w.rescan_interval, Duration::from_secs(3600));
         assert_eq!(w.quiet, Duration::from_secs(5));
         assert_eq!(w.max_watches, None);
+        // A scan refuses an unreadable directory by default; a watch,
+        // which runs until cancelled, reports it and goes on.
+        assert!(!a.to_options().unwrap().allow_unreadable);
+        assert!(w.scan.allow_unreadable);
         let a = parse(&[
             "--watch",
             "d",
