@@ -56,16 +56,7 @@ pub fn run(daemon: &Daemon<'_>, args: &ForwardArgs) -> Result<Report, Failure> {
         },
         _ => cred.clone(),
     };
-    let source = s3::client(
-        &Target {
-            url: view.source_url.clone(),
-            path_style: true,
-            region: &view.source_region,
-            pin: None,
-            ca_pem: source_ca.as_deref(),
-        },
-        &source_cred,
-    )?;
+    let source = s3::client(&Target::source(&view, source_ca.as_deref()), &source_cred)?;
     let hostnames = if args.hostnames.is_empty() {
         vec![proxy.host.clone()]
     } else {

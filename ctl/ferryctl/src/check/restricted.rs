@@ -66,16 +66,7 @@ pub async fn client_write_refused(
     cred: &Credential,
     source_ca: Option<&[u8]>,
 ) -> Result<Item, Failure> {
-    let source = s3::client(
-        &Target {
-            url: view.source_url.clone(),
-            path_style: true,
-            region: &view.source_region,
-            pin: None,
-            ca_pem: source_ca,
-        },
-        cred,
-    )?;
+    let source = s3::client(&Target::source(view, source_ca), cred)?;
     let key = s3::probe_key("restricted");
     let at = format!("bucket {} at {}", view.source_bucket, view.source_url);
     let name = "client write to source";

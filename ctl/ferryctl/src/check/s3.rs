@@ -129,6 +129,19 @@ pub struct Target<'a> {
     pub ca_pem: Option<&'a [u8]>,
 }
 
+impl<'a> Target<'a> {
+    /// Straight to an attached bucket's source (path style).
+    pub fn source(view: &'a ferry_control::BucketView, ca_pem: Option<&'a [u8]>) -> Target<'a> {
+        Target {
+            url: view.source_url.clone(),
+            path_style: true,
+            region: &view.source_region,
+            pin: None,
+            ca_pem,
+        }
+    }
+}
+
 /// Answers one address for every name: the proxy's, for a bucket
 /// hostname that DNS may not yet (or no longer) give.
 #[derive(Debug, Clone)]

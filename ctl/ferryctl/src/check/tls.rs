@@ -107,7 +107,8 @@ fn examine(
     );
     // The chain is judged at a moment the leaf is valid, so that an expired
     // leaf shows as expired, below, not as an untrusted chain too.
-    let at = now.clamp(not_before, not_after).max(0) as u64;
+    // (clamp panics on an inverted window, which a bad certificate may have)
+    let at = now.max(not_before).min(not_after).max(0) as u64;
     let trusted = ee.verify_for_usage(
         webpki::ALL_VERIFICATION_ALGS,
         anchors,
