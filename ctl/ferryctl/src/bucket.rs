@@ -246,6 +246,7 @@ fn source_restricted(
         users_file,
         user: args.user.clone(),
     };
+    let users = user.load()?;
     let source_ca = check::s3::read_opt(&args.source_ca_file)?;
     let rt = crate::runtime()?;
     let mut open = Vec::new();
@@ -266,7 +267,7 @@ fn source_restricted(
         if !selected || view.mode != Mode::Forward {
             continue;
         }
-        let cred = user.credential(&view.bucket)?;
+        let cred = users.credential(&view.bucket)?;
         let item = rt.block_on(check::restricted::client_write_refused(
             view,
             &cred,

@@ -4,7 +4,7 @@
 //! to the source.
 
 use std::net::{IpAddr, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
@@ -75,45 +75,58 @@ pub struct Credential {
 }
 
 impl ClientUser {
-    pub fn credential(&self, bucket: &str) -> Result<Credential, Failure> {
+    /// The users file, read once, to take credentials from.
+    pub fn load(&self) -> Result<ClientUsers<'_>, Failure> {
         let users = Users::load(&self.users_file).map_err(|e| {
             Failure::Usage(format!(
                 "{e} (the check acts as a client user from the proxy's users file: run as root, \
                  or give --users-file)"
             ))
         })?;
-        credential_in(&users, &self.users_file, bucket, self.user.as_deref())
+        Ok(ClientUsers { users, from: self })
+    }
+
+    pub fn credential(&self, bucket: &str) -> Result<Credential, Failure> {
+        self.load()?.credential(bucket)
     }
 }
 
-fn credential_in(
-    users: &Users,
-    file: &Path,
-    bucket: &str,
-    name: Option<&str>,
-) -> Result<Credential, Failure> {
-    let mut all: Vec<_> = users.iter().collect();
-    all.sort_by(|a, b| a.name.cmp(&b.name));
-    let user = match name {
-        Some(n) => all
-            .into_iter()
-            .find(|u| u.name == n)
-            .ok_or_else(|| Failure::Usage(format!("{}: no user named {n:?}", file.display())))?,
-        None => all
-            .into_iter()
-            .find(|u| u.buckets.get(bucket) == Some(&Grant::Write))
-            .ok_or_else(|| {
-                Failure::Usage(format!(
-                    "{}: no user may write {bucket}; give --user",
-                    file.display()
-                ))
+/// A loaded users file and the user asked for.
+pub struct ClientUsers<'a> {
+    users: Users,
+    from: &'a ClientUser,
+}
+
+impl ClientUsers<'_> {
+    /// `--user`, or the first user (by name) with a write grant on `bucket`.
+    pub fn credential(&self, bucket: &str) -> Result<Credential, Failure> {
+        let (users, file, name) = (
+            &self.users,
+            &self.from.users_file,
+            self.from.user.as_deref(),
+        );
+        let mut all: Vec<_> = users.iter().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        let user = match name {
+            Some(n) => all.into_iter().find(|u| u.name == n).ok_or_else(|| {
+                Failure::Usage(format!("{}: no user named {n:?}", file.display()))
             })?,
-    };
-    Ok(Credential {
-        name: user.name.clone(),
-        access_key: user.access_key.clone(),
-        secret: user.secret().to_owned(),
-    })
+            None => all
+                .into_iter()
+                .find(|u| u.buckets.get(bucket) == Some(&Grant::Write))
+                .ok_or_else(|| {
+                    Failure::Usage(format!(
+                        "{}: no user may write {bucket}; give --user",
+                        file.display()
+                    ))
+                })?,
+        };
+        Ok(Credential {
+            name: user.name.clone(),
+            access_key: user.access_key.clone(),
+            secret: user.secret().to_owned(),
+        })
+    }
 }
 
 /// Where one S3 client sends its requests.
