@@ -4,10 +4,10 @@
 //! the control API answers with.
 
 use ferry_control::socket::server::Refusal;
-use ferry_control::{AttachRequest, Mode, ModeChange, Selector, UpdateRequest, codes};
+use ferry_control::{AttachRequest, Mark, Mode, ModeChange, Selector, UpdateRequest, codes};
 use time::OffsetDateTime;
 
-use crate::state::{Bucket, BucketTable, Phase, Transition, check_transition};
+use crate::state::{Bucket, BucketTable, Phase, Transition, Verified, check_transition};
 
 /// Region of a source when attach names none.
 pub const DEFAULT_SOURCE_REGION: &str = "us-east-1";
@@ -32,6 +32,31 @@ pub fn already_attached(bucket: &str) -> Refusal {
 pub fn now() -> OffsetDateTime {
     let t = OffsetDateTime::now_utc();
     t.replace_nanosecond(0).unwrap_or(t)
+}
+
+/// Applies `mark` to `b`, or says why not. No fence: no route changes
+/// with a mark (a block refuses every request alike).
+pub fn mark(b: &mut Bucket, mark: Mark, now: OffsetDateTime) -> Result<(), Refusal> {
+    refuse_if_fencing(b)?;
+    match mark {
+        Mark::Verified(summary) => {
+            if b.mode != Mode::Migrate {
+                return Err(Refusal::new(
+                    409,
+                    codes::INVALID_TRANSITION,
+                    format!(
+                        "bucket {}: a verify is recorded only in migrate mode, and it is in {} \
+                         mode (detach from ready mode needs none)",
+                        b.bucket, b.mode
+                    ),
+                ));
+            }
+            b.verified = Some(Verified { at: now, summary });
+        }
+        Mark::Block => b.blocked = true,
+        Mark::Unblock => b.blocked = false,
+    }
+    Ok(())
 }
 
 /// `http://host:9000/` and `http://host:9000` are the same source.
@@ -206,6 +231,8 @@ pub fn validate_attach(req: AttachRequest, now: OffsetDateTime) -> Result<Bucket
         epoch: 0,
         phase: Phase::Active,
         leaving: None,
+        verified: None,
+        blocked: false,
     })
 }
 

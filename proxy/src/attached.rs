@@ -21,6 +21,9 @@ pub struct Attached {
     /// The bucket's routing generation (`fence::generation`): a write is
     /// admitted only while its bucket's gate still has it.
     pub generation: u64,
+    /// Every client request is refused (503): a rollback's reverse copy is
+    /// under way.
+    pub blocked: bool,
 }
 
 /// Where bucket state and users come from; swapped whole on change.

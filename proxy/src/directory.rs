@@ -98,6 +98,7 @@ impl Directory for LiveDirectory {
         Some(Attached {
             mode,
             generation: crate::fence::generation(b),
+            blocked: b.blocked,
             source,
             source_bucket: b.source_bucket.clone(),
             source_creds: UpstreamCreds {

@@ -200,7 +200,8 @@ impl Journal {
 
 /// The `<Key>`s of a listing of journal names, which are
 /// `bucket/hex` and so never need XML unescaping.
-fn keys(xml: &[u8]) -> Vec<String> {
+/// The `<Key>`s of a ListObjectsV2 answer, as written (XML-escaped).
+pub(crate) fn keys(xml: &[u8]) -> Vec<String> {
     let s = String::from_utf8_lossy(xml);
     s.split("<Key>")
         .skip(1)

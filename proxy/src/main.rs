@@ -327,6 +327,7 @@ fn join_fleet(
     etcd: &ferry_fleet::etcd::EtcdConfig,
     config: &Config,
     migrate: Arc<migrate::Services>,
+    target_check: admin::TargetCheck,
 ) -> (Arc<Admin>, Arc<WriteGates>, MemberHandle) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -339,6 +340,7 @@ fn join_fleet(
     let admin = Arc::new(
         Admin::fleet(fleet, Box::new(admin::S3SourceCheck), &config.socket_group)
             .with_migrate(migrate)
+            .with_target_check(target_check)
             .with_target_urls(config.target_urls()),
     );
     let gates = Arc::new(WriteGates::default());
@@ -372,6 +374,21 @@ fn main() {
     let migrate = Arc::new(migrate_services(&config, &settings, fetcher.clone()));
     let migrate_for_reload = migrate.clone();
     let settings = Arc::new(ArcSwap::from_pointee(settings));
+    let certs = config
+        .cert_dir
+        .as_ref()
+        .map(|d| Arc::new(SniResolver::load(d).unwrap_or_else(|e| fail(e))));
+    let target_store = settings.clone();
+    let target_check = admin::TargetCheck {
+        fetcher: fetcher.clone(),
+        store: Box::new(move || {
+            let s = target_store.load();
+            (s.target.clone(), s.target_creds.clone())
+        }),
+        journal_bucket: config.journal_bucket.clone(),
+        certs: certs.clone(),
+        s3_domains: config.s3_domains.clone(),
+    };
     let (admin, gates, member) = match (&config.state_file, &config.state) {
         (Some(file), _) => {
             let admin = Admin::new(
@@ -381,11 +398,12 @@ fn main() {
             )
             .unwrap_or_else(|e| fail(e))
             .with_migrate(migrate.clone())
+            .with_target_check(target_check)
             .with_target_urls(config.target_urls());
             (Arc::new(admin), None, None)
         }
         (None, Some(etcd)) => {
-            let (admin, gates, member) = join_fleet(etcd, &config, migrate.clone());
+            let (admin, gates, member) = join_fleet(etcd, &config, migrate.clone(), target_check);
             (admin, Some(gates), Some(member))
         }
         (None, None) => fail("no state_file and no [state]: Config::load refuses this"),
@@ -393,10 +411,6 @@ fn main() {
     let directory = Arc::new(
         LiveDirectory::new(admin.clone(), config.users_file.clone()).unwrap_or_else(|e| fail(e)),
     );
-    let certs = config
-        .cert_dir
-        .as_ref()
-        .map(|d| Arc::new(SniResolver::load(d).unwrap_or_else(|e| fail(e))));
     if config.https_addr.is_some() && certs.is_none() {
         fail("https_addr needs cert_dir");
     }

@@ -25,6 +25,8 @@ fn bucket(store: &Store, source_bucket: &str, secret: &str) -> Bucket {
         epoch: 0,
         phase: Phase::Active,
         leaving: None,
+        verified: None,
+        blocked: false,
     }
 }
 
@@ -77,6 +79,8 @@ fn an_unreachable_source_is_refused() {
         epoch: 0,
         phase: Phase::Active,
         leaving: None,
+        verified: None,
+        blocked: false,
     };
     let e = check(&b).unwrap_err();
     assert!(e.contains("cannot reach the source"), "{e}");

@@ -160,6 +160,26 @@ api_bind_addr = "127.0.0.1:{admin_port}"
         Ok(())
     }
 
+    /// Imports the key `access_key`/`secret` and lets it only read
+    /// `bucket` (a copier's read-only source user).
+    pub fn read_only_key(
+        &self,
+        bucket: &str,
+        access_key: &str,
+        secret: &str,
+    ) -> anyhow::Result<()> {
+        self.cli(&[
+            "key", "import", "--yes", "-n", access_key, access_key, secret,
+        ])?;
+        self.cli(&["bucket", "allow", "--read", bucket, "--key", access_key])?;
+        Ok(())
+    }
+
+    /// The admin API's Prometheus endpoint (`api_s3_request_counter`).
+    pub fn metrics_url(&self) -> String {
+        format!("http://127.0.0.1:{}/metrics", self.admin_port)
+    }
+
     /// Per-operation S3 request counts from the admin `/metrics` endpoint.
     pub fn request_counts(&self) -> anyhow::Result<BTreeMap<String, u64>> {
         let resp = http::get(self.admin_port, "/metrics").context("read Garage /metrics")?;

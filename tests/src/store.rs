@@ -136,6 +136,25 @@ impl Store {
         }
     }
 
+    /// The store's Prometheus endpoint with per-operation request counters
+    /// (Garage's admin `/metrics`); moto has none.
+    pub fn metrics_url(&self) -> Option<String> {
+        self.garage.as_ref().map(GarageNode::metrics_url)
+    }
+
+    /// A new key that may only read `bucket`, as (access key, secret).
+    /// Garage only: moto checks no permissions.
+    pub fn read_only_key(&self, bucket: &str) -> anyhow::Result<(String, String)> {
+        let node = self
+            .garage
+            .as_ref()
+            .context("only Garage enforces a read-only key")?;
+        let access_key = format!("GK{}", random_hex(12));
+        let secret = random_hex(32);
+        node.read_only_key(bucket, &access_key, &secret)?;
+        Ok((access_key, secret))
+    }
+
     /// An S3 client for this store: path style, static credentials, region,
     /// checksums only when required, `BehaviorVersion::latest()`.
     pub fn client(&self) -> aws_sdk_s3::Client {

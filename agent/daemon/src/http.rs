@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use ferry_control::JobList;
 use ferry_control::StartJobRequest;
 use ferry_control::socket::AccessPolicy;
 use ferry_control::socket::server::{self, Answer, Refusal, created, ok, read_json};
+use ferry_control::{FollowUp, JobList};
 use hyper::body::Incoming;
 use hyper::{Method, Request};
 use tokio::net::UnixListener;
@@ -50,15 +50,19 @@ async fn route(manager: &Arc<Manager>, req: Request<Incoming>) -> Answer {
         ([id, "pause"], &Method::POST) => ok(&manager.pause(parse_id(id)?)?),
         ([id, "resume"], &Method::POST) => ok(&manager.resume(parse_id(id)?)?),
         ([id, "cancel"], &Method::POST) => ok(&manager.cancel(parse_id(id)?).await?),
-        ([id, "retry"], &Method::POST) => {
+        ([id, what], &Method::POST) if FollowUp::parse(what).is_some() => {
+            let what = FollowUp::parse(what).expect("matched");
             let (id, manager) = (parse_id(id)?, manager.clone());
             // Like a start: the new job's files are written and fsynced.
-            let view = tokio::task::spawn_blocking(move || manager.retry(id))
+            let view = tokio::task::spawn_blocking(move || manager.follow_up(id, what))
                 .await
-                .map_err(|e| Refusal::internal(format!("the retry task failed: {e}")))??;
+                .map_err(|e| Refusal::internal(format!("the {what:?} task failed: {e}")))??;
             created(&view)
         }
-        ([] | [_] | [_, "logs" | "pause" | "resume" | "cancel" | "retry"], _) => {
+        ([] | [_] | [_, "logs" | "pause" | "resume" | "cancel"], _) => {
+            Err(Refusal::method_not_allowed(&method, &path))
+        }
+        ([_, what], _) if FollowUp::parse(what).is_some() => {
             Err(Refusal::method_not_allowed(&method, &path))
         }
         _ => Err(Refusal::not_found(&path)),

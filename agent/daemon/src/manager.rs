@@ -21,7 +21,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use ferry_control::{JobLogs, JobSpec, JobState, JobView, StartJobRequest, codes};
+use ferry_control::keylist;
+use ferry_control::{
+    FollowUp, JobLogs, JobSpec, JobState, JobView, MigrateOptions, StartJobRequest, codes,
+};
 use tokio::sync::watch;
 
 use super::metrics::{self, JobLabels};
@@ -133,6 +136,12 @@ impl ViewParts {
             }
             _ => Vec::new(),
         };
+        let verify = match &self.spec {
+            JobSpec::Migrate(o) if o.verify => {
+                migrate_job::verify_summary(&self.rec.folder, &self.rec.created_at)
+            }
+            _ => None,
+        };
         let watch = match &self.spec {
             JobSpec::Watch(_) => watch_job::summary(&self.rec.folder),
             _ => None,
@@ -151,6 +160,7 @@ impl ViewParts {
             interrupted: r.interrupted,
             progress: self.progress.or(r.progress),
             passes,
+            verify,
             find: r.find,
             watch,
             last_error: r.last_error,
@@ -330,11 +340,11 @@ impl Manager {
         self.show(id)
     }
 
-    /// A new copy of the failed keys of copy job `id`: the same options and
-    /// secrets, in the same folder, with `--failed-to-folder` turning its
-    /// failed.log into the key list (in the old job's folder, so that it
-    /// stays with what it came from).
-    pub fn retry(self: &Arc<Self>, id: u64) -> Result<JobView, Refusal> {
+    /// A new copy job made from copy job `id` (see [`FollowUp`]): the same
+    /// secrets, and its dest folder, where the records of what the copier
+    /// wrote are. A retry's key list (`--failed-to-folder`) goes in the old
+    /// job's folder, so that it stays with what it came from.
+    pub fn follow_up(self: &Arc<Self>, id: u64, what: FollowUp) -> Result<JobView, Refusal> {
         self.refuse_if_stopping()?;
         let (spec, dir, folder, state, next_id) = {
             let inner = self.lock();
@@ -347,38 +357,84 @@ impl Manager {
                 inner.last_id + 1,
             )
         };
-        let JobSpec::Migrate(mut o) = spec else {
+        let JobSpec::Migrate(o) = spec else {
             return Err(conflict(format!(
-                "job {id} is a {}: only a copy has failed keys to retry",
-                spec.kind()
+                "job {id} is a {}: only a copy job can be followed by a {}",
+                spec.kind(),
+                what.as_str()
             )));
         };
         if !state.is_final() {
             return Err(conflict(format!(
-                "job {id} is {state}: retry its failed keys once it has stopped (or cancel it)"
+                "job {id} is {state}: start a {} once it has stopped (or cancel it)",
+                what.as_str()
             )));
         }
-        let failed_log = folder.join(s3migrate::ledger::FAILED_LOG);
-        if std::fs::metadata(&failed_log).map_or(true, |m| m.len() == 0) {
-            return Err(conflict(format!(
-                "job {id} has no failed keys to retry ({} is empty or absent)",
-                failed_log.display()
-            )));
-        }
-        let secrets = store::load_secrets(&dir)
+        let nonempty = |path: &Path| std::fs::metadata(path).is_ok_and(|m| m.len() > 0);
+        let mut secrets = store::load_secrets(&dir)
             .map_err(|e| Refusal::internal(format!("job {id}'s secrets: {e}")))?;
-        o.dest_folder = Some(folder);
-        o.failed_to_folder = Some(dir.join(format!("retry-{next_id}")));
-        o.src_folder = None;
-        o.src_list = false;
-        o.start_after = None;
-        o.first = None;
+        let o = match what {
+            FollowUp::Retry => {
+                let failed_log = folder.join(s3migrate::ledger::FAILED_LOG);
+                if !nonempty(&failed_log) {
+                    return Err(conflict(format!(
+                        "job {id} has no failed keys to retry ({} is empty or absent)",
+                        failed_log.display()
+                    )));
+                }
+                MigrateOptions {
+                    failed_to_folder: Some(dir.join(format!("retry-{next_id}"))),
+                    ..again(o, folder)
+                }
+            }
+            FollowUp::Verify | FollowUp::Repair => MigrateOptions {
+                verify: true,
+                verify_only: true,
+                repair: what == FollowUp::Repair,
+                // Keys only on the destination count only against the
+                // whole source, never a key list.
+                src_list: true,
+                ..again(o, folder)
+            },
+            FollowUp::Reverse => {
+                let writes = s3migrate::verify::List::ClientWrites.dir(&folder);
+                if keylist::validate(&writes).is_err() {
+                    return Err(conflict(format!(
+                        "job {id}'s folder has no list of client writes ({}): verify the bucket \
+                         first (a verify follow-up of job {id}), and a reverse copy has nothing \
+                         to do if clients wrote nothing",
+                        writes.display()
+                    )));
+                }
+                std::mem::swap(&mut secrets.src_secret, &mut secrets.dest_secret);
+                MigrateOptions {
+                    src_url: o.dest_url.clone(),
+                    src_bucket: o.dest_bucket.clone(),
+                    src_key: o.dest_key.clone(),
+                    src_region: o.dest_region.clone(),
+                    dest_url: o.src_url.clone(),
+                    dest_bucket: o.src_bucket.clone(),
+                    dest_key: o.src_key.clone(),
+                    dest_region: o.src_region.clone(),
+                    src_ca_file: o.dest_ca_file.clone(),
+                    dest_ca_file: o.src_ca_file.clone(),
+                    src_folder: Some(writes),
+                    // Its own folder: its records are of the source.
+                    dest_folder: None,
+                    delete_journal: None,
+                    // The bucket is blocked: no client writes either side.
+                    overwrite_differing: true,
+                    allow_overwrite: true,
+                    ..again(o, PathBuf::new())
+                }
+            }
+        };
         let view = self.start(StartJobRequest {
             spec: JobSpec::Migrate(o),
             secrets,
         })?;
         if let Some(job) = self.lock().jobs.get(&id) {
-            job.log(&format!("retry: its failed keys are job {}", view.id));
+            job.log(&format!("{}: job {}", what.as_str(), view.id));
         }
         Ok(view)
     }
@@ -736,6 +792,25 @@ impl Manager {
             metrics::job_counts(&counts);
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
+    }
+}
+
+/// `o` run again in `folder`: every key of the share, from the start, and
+/// only copies (what each follow-up sets on top).
+fn again(o: MigrateOptions, folder: PathBuf) -> MigrateOptions {
+    MigrateOptions {
+        dest_folder: Some(folder),
+        src_folder: None,
+        src_list: false,
+        failed_to_folder: None,
+        start_after: None,
+        first: None,
+        dry_run: false,
+        verify: false,
+        verify_only: false,
+        repair: false,
+        overwrite_differing: false,
+        ..o
     }
 }
 

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry_control::{JobSecrets, MigrateOptions, PassSummaryView};
+use ferry_control::{JobSecrets, MigrateOptions, PassSummaryView, VerifyReport};
 
 use super::metrics::{self, Rates};
 use super::{RunEnd, joblog, parse_rfc3339};
@@ -68,6 +68,8 @@ pub fn check(o: &MigrateOptions) -> Result<(), String> {
         ("--src-folder", o.src_folder.as_deref()),
         ("--dest-folder", o.dest_folder.as_deref()),
         ("--failed-to-folder", o.failed_to_folder.as_deref()),
+        ("--src-ca-file", o.src_ca_file.as_deref()),
+        ("--dest-ca-file", o.dest_ca_file.as_deref()),
     ] {
         if let Some(p) = p
             && !p.is_absolute()
@@ -138,6 +140,16 @@ pub fn pass_summaries(folder: &Path, created_at: &str) -> Vec<PassSummaryView> {
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.pass.cmp(&b.1.pass)));
     out.into_iter().map(|(_, s)| s).collect()
+}
+
+/// The folder's last verify, if it ended after `created_at` (a job's
+/// creation: an older verify in a shared folder is not the job's).
+pub fn verify_summary(folder: &Path, created_at: &str) -> Option<VerifyReport> {
+    let path = folder.join(s3migrate::verify::SUMMARY);
+    let v: VerifyReport = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let since = parse_rfc3339(created_at);
+    let at = parse_rfc3339(&v.finished_at)?;
+    since.is_none_or(|since| at >= since).then_some(v)
 }
 
 /// Where a resumed run starts: after the watermark, with the passes left.
@@ -317,6 +329,9 @@ pub async fn run(input: RunInput) -> RunEnd {
             }
             let failed = report.passes.last().map_or(0, |p| p.objects.fail);
             let differences = report.verify.as_ref().map_or(0, |v| v.problems());
+            if let Some(r) = &report.repair {
+                joblog::append(&log, &r.to_string());
+            }
             if let Some(v) = &report.verify {
                 joblog::append(&log, &v.to_string());
             }

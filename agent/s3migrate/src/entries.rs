@@ -148,6 +148,19 @@ impl<T: Keyed> SortedStream<T> {
         Ok(self.buf.pop_front())
     }
 
+    /// The next item if its key is below `key` (any next item with
+    /// `None`): how a merge-join takes the keys only this side holds.
+    pub async fn next_below(&mut self, key: Option<&str>) -> Result<Option<T>, StreamError> {
+        if !self.fill().await? {
+            return Ok(None);
+        }
+        let front = self.buf.front().expect("filled");
+        Ok(match key {
+            Some(k) if front.key() >= k => None,
+            _ => self.buf.pop_front(),
+        })
+    }
+
     /// Advances past every key below `key` and returns the item for `key`
     /// itself, if the stream has it. Keys must be asked for in order.
     pub async fn seek(&mut self, key: &str) -> Result<Option<T>, StreamError> {

@@ -250,7 +250,7 @@ async fn read_entry(client: &Client, bucket: &str, name: &str) -> EntryBody {
     Ok(Some(body.into_bytes().to_vec()))
 }
 
-enum Fate {
+pub(crate) enum Fate {
     Live,
     Absent,
     Kept,
@@ -306,7 +306,7 @@ pub async fn reconcile(
     }
     let fates: Vec<(String, Fate)> = futures::stream::iter(mine)
         .map(|(key, etags)| async move {
-            let fate = settle(copier, journal.mode, &key, &etags).await;
+            let fate = settle(copier, journal.mode, JOURNALLED, &key, &etags).await;
             (key, fate)
         })
         .buffer_unordered(threads.max(1))
@@ -330,13 +330,24 @@ pub async fn reconcile(
     Ok((sum, unsettled))
 }
 
-/// Settles one journalled key whose last write by the copier produced one
-/// of `etags`.
-async fn settle(copier: &Copier, mode: DeleteMode, key: &str, etags: &[String]) -> Fate {
+/// The journal's reason to remove a key, in the messages of [`settle`].
+const JOURNALLED: &str = "deleted by a client (journal)";
+
+/// Settles one key that should no longer be on the destination (`why`
+/// says why, for the messages) and whose last write by the copier produced
+/// one of `etags`: it is removed only if it is gone from the source and
+/// still the copier's.
+pub(crate) async fn settle(
+    copier: &Copier,
+    mode: DeleteMode,
+    why: &str,
+    key: &str,
+    etags: &[String],
+) -> Fate {
     let failed = |what: &str, e: S3Error| {
         Fate::Unsettled(
             format!("reconcile-dest-{}", e.class.as_str()),
-            format!("deleted by a client (journal), and {what} failed: {e}"),
+            format!("{why}, and {what} failed: {e}"),
         )
     };
     // A journalled key still on the source was never deleted there: the
@@ -349,7 +360,7 @@ async fn settle(copier: &Copier, mode: DeleteMode, key: &str, etags: &[String]) 
         Err(e) => {
             return Fate::Unsettled(
                 format!("reconcile-src-{}", e.class.as_str()),
-                format!("deleted by a client (journal), and the source HEAD failed: {e}"),
+                format!("{why}, and the source HEAD failed: {e}"),
             );
         }
     }
@@ -378,8 +389,7 @@ async fn settle(copier: &Copier, mode: DeleteMode, key: &str, etags: &[String]) 
         return Fate::Unsettled(
             "unreconciled-delete".to_owned(),
             format!(
-                "deleted by a client (journal), but the destination still holds the copier's copy (ETag {}), and it ignores If-Match on DeleteObject, so it cannot be removed without risking a client's later write; remove it by hand, or rerun with --allow-overwrite to accept that risk",
-                dest_etag
+                "{why}, but the destination still holds the copier's copy (ETag {dest_etag}), and it ignores If-Match on DeleteObject, so it cannot be removed without risking a client's later write; remove it by hand, or rerun with --allow-overwrite to accept that risk"
             ),
         );
     }

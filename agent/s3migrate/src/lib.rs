@@ -14,6 +14,7 @@ pub mod partition;
 pub mod probe;
 pub mod progress;
 pub mod records;
+pub mod repair;
 pub mod retry;
 mod run_pass;
 pub mod s3;
@@ -30,7 +31,7 @@ use serde::Serialize;
 pub use args::Args;
 pub use control::Control;
 use copy::Copier;
-pub use ferry_control::MigrateOptions;
+pub use ferry_control::{MigrateOptions, VerifyReport};
 use partition::Partition;
 use probe::Caps;
 
@@ -99,7 +100,8 @@ pub struct PassSummary {
 #[derive(Debug, Default)]
 pub struct RunReport {
     pub passes: Vec<PassSummary>,
-    pub verify: Option<verify::VerifyReport>,
+    pub verify: Option<VerifyReport>,
+    pub repair: Option<repair::RepairSummary>,
 }
 
 /// Everything a pass needs, resolved and checked.
@@ -219,6 +221,13 @@ fn run_id(dest_folder: &Path) -> String {
         .expect("an unused run id")
 }
 
+/// The bytes of a CA file flag, if given.
+fn read_ca(path: &Option<PathBuf>, flag: &str) -> Result<Option<Vec<u8>>, RunError> {
+    path.as_ref()
+        .map(|p| std::fs::read(p).map_err(|e| input(format!("{flag} {}: {e}", p.display()))))
+        .transpose()
+}
+
 /// Turns failed.log into a key-list folder: sorted, unique keys.
 fn failed_to_folder(dest_folder: &Path, out: &Path) -> Result<u64, RunError> {
     let log = dest_folder.join(ledger::FAILED_LOG);
@@ -237,14 +246,8 @@ fn failed_to_folder(dest_folder: &Path, out: &Path) -> Result<u64, RunError> {
     }
     keys.sort_unstable();
     keys.dedup();
-    if out.exists() {
-        for old in keylist::chunk_files(out).map_err(|e| input(e.to_string()))? {
-            std::fs::remove_file(&old)
-                .map_err(|e| RunError::Fatal(format!("{}: {e}", old.display())))?;
-        }
-    }
     let mut w =
-        KeyListWriter::create(out, "failed-").map_err(|e| RunError::Fatal(e.to_string()))?;
+        KeyListWriter::replace(out, "failed-").map_err(|e| RunError::Fatal(e.to_string()))?;
     for k in &keys {
         w.push(k).map_err(|e| RunError::Fatal(e.to_string()))?;
     }
@@ -277,6 +280,7 @@ pub async fn run_with(args: Args, control: Arc<Control>) -> Result<RunReport, Ru
         access_key: job.src_key.clone(),
         secret_key: read_secret(&args.src_secret, &args.src_secret_file, "src")?,
         region: job.src_region.clone(),
+        ca_pem: read_ca(&job.src_ca_file, "--src-ca-file")?,
     };
     let dest = Endpoint {
         url: job.dest_url.clone(),
@@ -284,6 +288,7 @@ pub async fn run_with(args: Args, control: Arc<Control>) -> Result<RunReport, Ru
         access_key: job.dest_key.clone(),
         secret_key: read_secret(&args.dest_secret, &args.dest_secret_file, "dest")?,
         region: job.dest_region.clone(),
+        ca_pem: read_ca(&job.dest_ca_file, "--dest-ca-file")?,
     };
     if dest_folder.exists() && !dest_folder.is_dir() {
         return Err(input(format!(
@@ -310,8 +315,8 @@ pub async fn run_with(args: Args, control: Arc<Control>) -> Result<RunReport, Ru
         )));
     }
 
-    let src_client = build_client(&src);
-    let dest_client = build_client(&dest);
+    let src_client = build_client(&src).map_err(|e| input(format!("--src-ca-file: {e}")))?;
+    let dest_client = build_client(&dest).map_err(|e| input(format!("--dest-ca-file: {e}")))?;
     check_bucket("source", &src, &src_client).await?;
     check_bucket("destination", &dest, &dest_client).await?;
     // Before the probes, which write: a bad journal must leave nothing behind.
@@ -321,7 +326,8 @@ pub async fn run_with(args: Args, control: Arc<Control>) -> Result<RunReport, Ru
             .map_err(input)?;
     }
 
-    let caps = if job.dry_run || job.verify_only {
+    // A repair writes, so it needs to know what the destination honours.
+    let caps = if job.dry_run || (job.verify_only && !job.repair) {
         Caps::assumed()
     } else {
         probe::probe(&dest_client, &dest.bucket)
@@ -441,7 +447,15 @@ async fn run_passes(mut plan: Plan) -> Result<RunReport, RunError> {
         }
     }
     if plan.job.verify {
-        report.verify = Some(verify::run(&plan).await?);
+        let mut verified = verify::run(&plan).await?;
+        if plan.job.repair && verified.problems() > 0 {
+            let pass = report.passes.len() as u32 + 1;
+            let (done, summary) = repair::run(&mut plan, pass).await?;
+            report.passes.extend(summary);
+            report.repair = Some(done);
+            verified = verify::run(&plan).await?;
+        }
+        report.verify = Some(verified);
     }
     Ok(report)
 }

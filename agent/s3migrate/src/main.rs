@@ -88,11 +88,11 @@ fn main() {
                     );
                 }
             }
+            if let Some(r) = &report.repair {
+                println!("{r}");
+            }
             if let Some(v) = &report.verify {
                 println!("{v}");
-                for (class, n) in &v.problems_by_class {
-                    println!("  {class}: {n}");
-                }
             }
             let failed = report.passes.last().map_or(0, |p| p.objects.fail);
             let differences = report.verify.as_ref().map_or(0, |v| v.problems());

@@ -135,6 +135,7 @@ pub(crate) async fn run(
         caps: plan.caps.clone(),
         dry_run: dry,
         conditional: plan.conditional,
+        overwrite_differing: plan.job.overwrite_differing,
     });
     let threads = Arc::new(Semaphore::new(plan.job.threads));
     let started = Instant::now();

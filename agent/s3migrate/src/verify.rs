@@ -1,26 +1,36 @@
-//! `--verify`: account for every source key of this process's share on the
-//! destination, by size and ETag, or by content (SHA-256) where an ETag is a
-//! multipart one that the copy could not reproduce. A key is
-//! - equal (or equal by content);
+//! `--verify`: account for every key of this process's share, by a
+//! merge-join of the source's and the destination's listings, streamed.
+//! A key on both sides is
+//! - equal by size and ETag, or by content (SHA-256) where an ETag is a
+//!   multipart one that the copy could not reproduce;
 //! - newer on the destination by a client (with `--delete-journal`, that
 //!   is, in a live migration): it differs, and the destination holds no
 //!   write of the copier's (its ETag is in no record or intent); in migrate
 //!   mode clients write the target, so that is the newest object, and
 //!   fine;
-//! - a problem: missing, or different while the destination still holds the
-//!   copier's write (a copy that went wrong or went stale).
+//! - a problem: different while the destination still holds the copier's
+//!   write (a copy that went wrong or went stale).
 //!
-//! Keys a client deleted are not listed by the source and so not checked;
-//! with `--delete-journal`, a copier's write of such a key, still on the
-//! destination, is a problem too (`resurrected`). Problems go to verify.log
-//! in the dest folder and fail the run; everything else exits 0.
+//! A key only on the source is `missing`. A key only on the destination
+//! (compared only against a live listing of the source, never against a
+//! key list, which may be partial) is a client's new key in a live
+//! migration, unless it is the copier's own write: then the source lost it
+//! after the copy, outside the proxy (a delete in forward mode, say), and it
+//! is `extra`. With `--delete-journal`, a copier's write of a key a client
+//! deleted, still on the destination, is `resurrected`.
+//!
+//! Problems go to verify.log in the dest folder and fail the run. Verify also
+//! leaves key lists for the next step, under DEST/verify/: `repair` (the
+//! keys to copy again), `extra` (the copier's copies to remove again) and
+//! `client-writes` (what clients wrote on the destination: what a rollback
+//! must carry back to the source).
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::StreamExt;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::copy::is_multipart_etag;
@@ -30,46 +40,72 @@ use super::records::{self, Record};
 use super::run_pass::{dest_listing, source_stream};
 use super::{Plan, RunError};
 use crate::s3::{ErrorClass, S3Error};
-use ferry_control::keylist;
+use ferry_control::jobs::{VERIFY_EXAMPLES, VerifyProblem, VerifyReport};
+use ferry_control::keylist::{self, KeyListWriter};
+use ferry_s3::durable;
 
 pub const VERIFY_LOG: &str = "verify.log";
+pub const SUMMARY: &str = "verify-summary.json";
 
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct VerifyReport {
-    pub checked: u64,
-    pub equal: u64,
-    pub by_content: u64,
-    /// Different on the destination, written there by a client.
-    pub client_newer: u64,
-    pub problems_by_class: BTreeMap<String, u64>,
+/// The key lists verify leaves in the dest folder.
+#[derive(Debug, Clone, Copy)]
+pub enum List {
+    /// Missing or different on the destination: `--repair` copies them.
+    Repair,
+    /// The copier's copies of keys the source no longer holds: `--repair`
+    /// removes them, if they are still the copier's.
+    Extra,
+    /// Written on the destination by clients: the reverse copy of a
+    /// rollback carries them to the source.
+    ClientWrites,
 }
 
-impl VerifyReport {
-    pub fn problems(&self) -> u64 {
-        self.problems_by_class.values().sum()
+impl List {
+    fn name(self) -> &'static str {
+        match self {
+            List::Repair => "repair",
+            List::Extra => "extra",
+            List::ClientWrites => "client-writes",
+        }
+    }
+
+    pub fn dir(self, dest_folder: &Path) -> PathBuf {
+        dest_folder.join("verify").join(self.name())
     }
 }
 
-impl std::fmt::Display for VerifyReport {
-    /// The one-line summary s3migrate prints and the agent's job log keeps.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "verify: checked={} equal={} equal-by-content={} client-newer={} problems={}",
-            self.checked,
-            self.equal,
-            self.by_content,
-            self.client_newer,
-            self.problems()
-        )
-    }
-}
+/// Problems that another copy of the key fixes.
+const COPY_AGAIN: [&str; 6] = [
+    "missing",
+    "size",
+    "etag",
+    "content",
+    "source-error",
+    "dest-error",
+];
 
 enum Verdict {
     Equal,
     EqualByContent,
     ClientNewer,
+    ClientNew,
     Problem(&'static str, String),
+}
+
+/// One key's verify: judged from the listings alone, or by a check that may
+/// read either side.
+enum Work {
+    Judged(Verdict),
+    Both(Box<Both>),
+}
+
+/// A key the source lists, and what the destination and the copier's
+/// records hold of it.
+struct Both {
+    src: Entry,
+    dest: Option<Entry>,
+    rec: Option<Record>,
+    intent: Option<String>,
 }
 
 async fn sha256_of(
@@ -93,13 +129,26 @@ async fn sha256_of(
     Ok(hex::encode(h.finalize()))
 }
 
-async fn check(
-    plan: Arc<PlanRef>,
-    src: Entry,
-    dest: Option<Entry>,
-    rec: Option<Record>,
-    intent: Option<String>,
-) -> Verdict {
+/// Is `etag` one the copier wrote, per its record or intent of the key?
+fn copiers(etag: Option<&str>, rec: Option<&Record>, intent: Option<&str>) -> bool {
+    etag.is_some_and(|e| rec.is_some_and(|r| r.dest_etag == e) || intent == Some(e))
+}
+
+async fn judge(plan: Arc<PlanRef>, key: String, work: Work) -> (String, Verdict) {
+    let v = match work {
+        Work::Judged(v) => v,
+        Work::Both(b) => check(&plan, *b).await,
+    };
+    (key, v)
+}
+
+async fn check(plan: &PlanRef, both: Both) -> Verdict {
+    let Both {
+        src,
+        dest,
+        rec,
+        intent,
+    } = both;
     let key = src.key.clone();
     let c = &plan.copier;
     let src = if src.etag.is_some() {
@@ -116,15 +165,12 @@ async fn check(
     let Some(dest) = dest else {
         return Verdict::Problem("missing", "not on the destination".into());
     };
-    // The copier's writes of the key: a destination object that is none of
-    // them is a client's.
-    let copiers = |etag: &Option<String>| {
-        rec.as_ref()
-            .is_some_and(|r| Some(&r.dest_etag) == etag.as_ref())
-            || intent.is_some() && intent == *etag
-    };
     let differs = src.size != dest.size || src.etag != dest.etag;
-    if plan.client_writes && differs && !copiers(&dest.etag) && dest.etag.is_some() {
+    if plan.client_writes
+        && differs
+        && dest.etag.is_some()
+        && !copiers(dest.etag.as_deref(), rec.as_ref(), intent.as_deref())
+    {
         return Verdict::ClientNewer;
     }
     if src.size != dest.size {
@@ -172,6 +218,32 @@ async fn check(
     }
 }
 
+/// A key only the destination lists.
+fn only_on_dest(
+    dest: &Entry,
+    rec: Option<&Record>,
+    intent: Option<&str>,
+    client_writes: bool,
+) -> Verdict {
+    if copiers(dest.etag.as_deref(), rec, intent) {
+        return Verdict::Problem(
+            "extra",
+            "the copier's copy of a key the source no longer holds: it was deleted on the source \
+             outside migrate mode (in forward mode, or behind the proxy)"
+                .into(),
+        );
+    }
+    if client_writes {
+        return Verdict::ClientNew;
+    }
+    Verdict::Problem(
+        "extra",
+        "on the destination only, and not written by the copier; without a delete journal \
+         nothing else writes it"
+            .into(),
+    )
+}
+
 /// The parts of a plan a verify task needs.
 struct PlanRef {
     copier: Arc<super::copy::Copier>,
@@ -182,69 +254,172 @@ struct PlanRef {
     client_writes: bool,
 }
 
+/// Where each verdict goes: the report, verify.log and the key lists.
+struct Tally {
+    report: VerifyReport,
+    log: std::fs::File,
+    lists: [KeyListWriter; 3],
+}
+
+impl Tally {
+    fn create(dest_folder: &Path) -> Result<Tally, String> {
+        let log = std::fs::File::create(dest_folder.join(VERIFY_LOG)).map_err(|e| e.to_string())?;
+        let list = |l: List| {
+            KeyListWriter::replace(&l.dir(dest_folder), &format!("{}-", l.name()))
+                .map_err(|e| e.to_string())
+        };
+        Ok(Tally {
+            report: VerifyReport::default(),
+            log,
+            // In the order of `List`'s variants, which index it.
+            lists: [
+                list(List::Repair)?,
+                list(List::Extra)?,
+                list(List::ClientWrites)?,
+            ],
+        })
+    }
+
+    /// `listed`: the verdict comes in key order, so its key may join a
+    /// list (the journal's verdicts come after, out of order).
+    fn add(&mut self, key: String, v: Verdict, listed: bool) -> Result<(), String> {
+        let r = &mut self.report;
+        r.checked += 1;
+        let list = match v {
+            Verdict::Equal => {
+                r.equal += 1;
+                None
+            }
+            Verdict::EqualByContent => {
+                r.by_content += 1;
+                None
+            }
+            Verdict::ClientNewer => {
+                r.client_newer += 1;
+                Some(List::ClientWrites)
+            }
+            Verdict::ClientNew => {
+                r.client_new += 1;
+                Some(List::ClientWrites)
+            }
+            Verdict::Problem(class, message) => {
+                *r.problems_by_class.entry(class.to_owned()).or_default() += 1;
+                let message = message.replace(['\t', '\n'], " ");
+                writeln!(self.log, "{}\t{class}\t{message}", keylist::escape(&key))
+                    .map_err(|e| e.to_string())?;
+                let list = match class {
+                    "extra" => Some(List::Extra),
+                    c if COPY_AGAIN.contains(&c) => Some(List::Repair),
+                    _ => None,
+                };
+                if r.examples.len() < VERIFY_EXAMPLES {
+                    r.examples.push(VerifyProblem {
+                        key: key.clone(),
+                        class: class.to_owned(),
+                        message,
+                    });
+                }
+                list
+            }
+        };
+        if let Some(l) = list.filter(|_| listed) {
+            self.lists[l as usize]
+                .push(&key)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn finish(self, dest_folder: &Path) -> Result<VerifyReport, String> {
+        let Tally {
+            mut report,
+            log,
+            lists,
+        } = self;
+        for w in lists {
+            w.finish().map_err(|e| e.to_string())?;
+        }
+        log.sync_all().map_err(|e| e.to_string())?;
+        report.finished_at = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let json = serde_json::to_vec_pretty(&report).map_err(|e| e.to_string())?;
+        durable::write(&dest_folder.join(SUMMARY), &json, None).map_err(|e| e.to_string())?;
+        Ok(report)
+    }
+}
+
 pub(crate) async fn run(plan: &Plan) -> Result<VerifyReport, RunError> {
     let fatal = |e: &dyn std::fmt::Display| RunError::Fatal(format!("verify: {e}"));
     let mut src = source_stream(plan, None)?;
     // Always the live listing: key lists carry no ETags.
     let mut dest = dest_listing(plan, None);
+    // Keys only on the destination count only against the whole source.
+    let merge = plan.src_folder.is_none();
     let mut recs = records::open(&plan.dest_folder).map_err(|e| fatal(&e))?;
     let pref = Arc::new(PlanRef {
         copier: plan.copier.clone(),
         client_writes: plan.journal.is_some(),
     });
-    let log_path = plan.dest_folder.join(VERIFY_LOG);
-    let mut log = std::fs::File::create(&log_path).map_err(|e| fatal(&e))?;
-    let mut report = VerifyReport::default();
+    // Journalled keys are judged by the reconcile below, not as extras.
+    let journalled: BTreeSet<String> = match &plan.journal {
+        Some(j) => journal::load(
+            &plan.copier.dest,
+            &j.bucket,
+            &plan.copier.dest_bucket,
+            plan.copier.retry,
+        )
+        .await
+        .map_err(|e| fatal(&e))?
+        .keys
+        .into_keys()
+        .collect(),
+        None => BTreeSet::new(),
+    };
+    let mut tally = Tally::create(&plan.dest_folder).map_err(|e| fatal(&e))?;
     // Writes whose records a kill may have lost.
     let intents = super::intents::load(&plan.dest_folder).map_err(|e| fatal(&e))?;
     let mut inflight = futures::stream::FuturesOrdered::new();
     let limit = plan.job.threads.max(1);
-    let mut finish = |report: &mut VerifyReport, key: String, v: Verdict| -> std::io::Result<()> {
-        report.checked += 1;
-        match v {
-            Verdict::Equal => report.equal += 1,
-            Verdict::EqualByContent => report.by_content += 1,
-            Verdict::ClientNewer => report.client_newer += 1,
-            Verdict::Problem(class, msg) => {
-                *report
-                    .problems_by_class
-                    .entry(class.to_owned())
-                    .or_default() += 1;
-                writeln!(
-                    log,
-                    "{}\t{class}\t{}",
-                    keylist::escape(&key),
-                    msg.replace(['\t', '\n'], " ")
-                )?;
-            }
-        }
-        Ok(())
-    };
     loop {
-        let entry = match src.next().await {
-            Ok(Some(e)) => e,
-            Ok(None) => break,
-            Err(e) => return Err(fatal(&e)),
-        };
+        let entry = src.next().await.map_err(|e| fatal(&e))?;
+        let upto = entry.as_ref().map(|e| e.key.as_str());
+        while merge && let Some(d) = dest.next_below(upto).await.map_err(|e| fatal(&e))? {
+            if !plan.partition.owns(&d.key) {
+                continue;
+            }
+            let r = recs.seek(&d.key).await.map_err(|e| fatal(&e))?;
+            let intent = intents.get(&d.key).map(String::as_str);
+            if journalled.contains(&d.key) && copiers(d.etag.as_deref(), r.as_ref(), intent) {
+                continue;
+            }
+            let v = only_on_dest(&d, r.as_ref(), intent, pref.client_writes);
+            inflight.push_back(judge(pref.clone(), d.key, Work::Judged(v)));
+        }
+        let Some(entry) = entry else { break };
         // A journalled key the source still lists is live (its delete did
         // not happen): it is checked like any other.
         if !plan.partition.owns(&entry.key) {
             continue;
         }
         let d = dest.seek(&entry.key).await.map_err(|e| fatal(&e))?;
-        let r = recs.seek(&entry.key).await.map_err(|e| fatal(&e))?;
+        let rec = recs.seek(&entry.key).await.map_err(|e| fatal(&e))?;
         let key = entry.key.clone();
-        let p = pref.clone();
-        let intent = intents.get(&key).cloned();
-        inflight.push_back(async move { (key, check(p, entry, d, r, intent).await) });
-        if inflight.len() >= limit
+        let work = Work::Both(Box::new(Both {
+            src: entry,
+            dest: d,
+            rec,
+            intent: intents.get(&key).cloned(),
+        }));
+        inflight.push_back(judge(pref.clone(), key, work));
+        while inflight.len() >= limit
             && let Some((k, v)) = inflight.next().await
         {
-            finish(&mut report, k, v).map_err(|e| fatal(&e))?;
+            tally.add(k, v, true).map_err(|e| fatal(&e))?;
         }
     }
     while let Some((k, v)) = inflight.next().await {
-        finish(&mut report, k, v).map_err(|e| fatal(&e))?;
+        tally.add(k, v, true).map_err(|e| fatal(&e))?;
     }
     if let Some(j) = &plan.journal {
         // The reconcile's own judgement, in the mode that never deletes: a
@@ -272,12 +447,8 @@ pub(crate) async fn run(plan: &Plan) -> Result<VerifyReport, RunError> {
             } else {
                 Verdict::Problem("journal", format!("{}: {}", u.class, u.message))
             };
-            finish(&mut report, u.key, v).map_err(|e| fatal(&e))?;
+            tally.add(u.key, v, false).map_err(|e| fatal(&e))?;
         }
     }
-    log.sync_all().map_err(|e| fatal(&e))?;
-    let json = serde_json::to_vec_pretty(&report).map_err(|e| fatal(&e))?;
-    ferry_s3::durable::write(&plan.dest_folder.join("verify-summary.json"), &json, None)
-        .map_err(|e| fatal(&e))?;
-    Ok(report)
+    tally.finish(&plan.dest_folder).map_err(|e| fatal(&e))
 }

@@ -6,7 +6,8 @@
 //! - a key the copier wrote earlier (per its records) whose source changed
 //!   is replaced with `If-Match: <the ETag the copier wrote>`;
 //! - any other key on the destination belongs to someone else and is never
-//!   overwritten (`skip up`).
+//!   overwritten (`skip up`), except by `--overwrite-differing`, the
+//!   reverse copy of a rollback.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -24,6 +25,9 @@ pub struct Policy {
     /// Conditional writes are honoured by the destination; when false (and
     /// the operator allowed it) writes go out unconditionally.
     pub conditional: bool,
+    /// `--overwrite-differing`: someone else's different object is
+    /// replaced, on the condition that it is still the one seen.
+    pub overwrite_differing: bool,
 }
 
 pub struct Work {
@@ -130,6 +134,10 @@ async fn plan(copier: &Copier, policy: &Policy, w: Work) -> Result<Plan, SideErr
         return Ok(Plan::Done(Outcome::Exist));
     }
     // Someone else's object: a client wrote it, and it is newer than the
-    // copier's view of the source. Never overwritten.
-    Ok(Plan::Done(Outcome::SkipUp))
+    // copier's view of the source. Never overwritten, but in the reverse
+    // copy of a rollback, whose bucket is blocked to clients.
+    match dest.etag {
+        Some(etag) if policy.overwrite_differing => Ok(Plan::Copy(Cond::Replace(etag), src.etag)),
+        _ => Ok(Plan::Done(Outcome::SkipUp)),
+    }
 }

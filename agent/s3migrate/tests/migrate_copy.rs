@@ -233,7 +233,9 @@ fn engine_client_works_with_both_stores() {
             access_key: store.access_key.clone(),
             secret_key: store.secret_key.clone(),
             region: store.region.clone(),
-        });
+            ca_pem: None,
+        })
+        .unwrap();
         let body = data(42, 70_000);
         rt.block_on(async {
             c.put_object()

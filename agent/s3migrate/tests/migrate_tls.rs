@@ -115,3 +115,49 @@ fn copies_onto_https_only_when_the_certificate_is_trusted() {
     let summary = last_summary(&folder);
     assert_eq!(counts(&summary)["copied"], 5, "{summary}");
 }
+
+/// `--dest-ca-file`: the store's private CA trusted for this copy alone,
+/// whatever the system's roots (here a stranger's) say; a file that holds
+/// no certificate is refused by name before anything is written.
+#[test]
+fn a_private_ca_file_is_trusted_for_its_store_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = test_ca(tmp.path(), "good").unwrap();
+    let stranger = test_ca(tmp.path(), "stranger").unwrap();
+    let port = ferry_harness::free_port().unwrap();
+    let moto = HttpsMoto::start(port, &good.cert, &good.key).unwrap();
+    py(&moto, &good.ca, "s3.create_bucket(Bucket='dest-bucket')");
+    let src = Store::start(StoreKind::Garage).unwrap();
+    src.create_bucket("src-bucket").unwrap();
+    let objects: Vec<(String, bytes::Bytes)> =
+        (0..3).map(|i| (format!("k/{i}"), data(i, 1000))).collect();
+    let want: BTreeMap<String, String> = objects
+        .iter()
+        .map(|(k, b)| (k.clone(), hex::encode(Sha256::digest(b))))
+        .collect();
+    rt().block_on(ferry_harness::put_objects(
+        &src.client(),
+        "src-bucket",
+        objects,
+        3,
+    ))
+    .unwrap();
+
+    let not_pem = tmp.path().join("not.pem");
+    std::fs::write(&not_pem, "no certificate here\n").unwrap();
+    let out = run(
+        s3migrate_to(&src, &moto, &tmp.path().join("bad"), &stranger.ca)
+            .arg("--dest-ca-file")
+            .arg(&not_pem),
+    );
+    assert_eq!(out.status.code(), Some(2), "a bad CA file is bad input");
+    assert!(stderr(&out).contains("--dest-ca-file"), "{}", stderr(&out));
+    assert_eq!(dest_digests(&moto, &good.ca), BTreeMap::new());
+
+    let folder = tmp.path().join("private");
+    let out = run(s3migrate_to(&src, &moto, &folder, &stranger.ca)
+        .arg("--dest-ca-file")
+        .arg(&good.ca));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(dest_digests(&moto, &good.ca), want);
+}

@@ -89,6 +89,18 @@ pub struct BucketView {
     /// left.
     #[serde(default = "active")]
     pub phase: String,
+    /// When a `ferryctl verify` passed in the current migrate mode (RFC
+    /// 3339), and what it found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<String>,
+    /// Client requests are refused with 503 (`block`, for a rollback).
+    #[serde(default)]
+    pub blocked: bool,
+    /// What attach found worth a look on the target (`attach` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// In a fleet: each live proxy and the epoch it applies (`show` only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<MemberView>,
@@ -96,6 +108,37 @@ pub struct BucketView {
 
 fn active() -> String {
     "active".to_owned()
+}
+
+/// A change to one bucket that is not a mode change:
+/// `POST /v1/buckets/{name}/{verified|block|unblock}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mark {
+    /// `ferryctl verify` passed; the line says what it found.
+    Verified(String),
+    /// Refuse every client request with 503 (a rollback's reverse copy).
+    Block,
+    Unblock,
+}
+
+impl Mark {
+    /// Its name in the API path.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Mark::Verified(_) => "verified",
+            Mark::Block => "block",
+            Mark::Unblock => "unblock",
+        }
+    }
+}
+
+/// `POST /v1/buckets/{name}/verified`: record a passing `ferryctl verify`
+/// (migrate mode only), which lets detach go without `--force`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifiedRequest {
+    /// What passed, in a line.
+    pub summary: String,
 }
 
 /// A proxy of the fleet, as `show` reports it.
@@ -241,6 +284,8 @@ pub mod codes {
     pub const DETACH_REFUSED: &str = "DetachRefused";
     /// 422: attach refused because the source bucket could not be checked.
     pub const SOURCE_CHECK_FAILED: &str = "SourceCheckFailed";
+    /// 422: attach found the target bucket missing.
+    pub const TARGET_CHECK_FAILED: &str = "TargetCheckFailed";
     /// 500: the state could not be saved; nothing changed.
     pub const STATE_SAVE_FAILED: &str = "StateSaveFailed";
     /// 404: no such route.

@@ -10,7 +10,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::{ApiError, AttachRequest, BucketList, BucketView, UpdateRequest, UpdateResponse};
+use crate::api::{
+    ApiError, AttachRequest, BucketList, BucketView, Mark, UpdateRequest, UpdateResponse,
+    VerifiedRequest,
+};
 
 /// The proxy's admin socket unless told otherwise.
 pub const DEFAULT_PROXY_SOCKET: &str = "/run/ferry/proxy.sock";
@@ -119,6 +122,21 @@ impl Client {
     pub fn detach(&self, bucket: &str, force: bool) -> Result<BucketView, ClientError> {
         let path = format!("{}?force={force}", bucket_path(bucket));
         self.call("DELETE", &path, None::<&()>)
+    }
+
+    /// `POST /v1/buckets/{bucket}/{verified|block|unblock}`.
+    pub fn mark(&self, bucket: &str, mark: &Mark) -> Result<BucketView, ClientError> {
+        let path = format!("{}/{}", bucket_path(bucket), mark.as_str());
+        match mark {
+            Mark::Verified(summary) => self.call(
+                "POST",
+                &path,
+                Some(&VerifiedRequest {
+                    summary: summary.clone(),
+                }),
+            ),
+            Mark::Block | Mark::Unblock => self.call("POST", &path, None::<&()>),
+        }
     }
 
     pub(crate) fn call<T: DeserializeOwned>(

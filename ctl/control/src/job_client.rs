@@ -1,7 +1,7 @@
 //! The agent's job routes on [`Client`] (see [`crate::jobs`] for the schema).
 
 use crate::client::{Client, ClientError};
-use crate::jobs::{JobList, JobLogs, JobView, StartJobRequest};
+use crate::jobs::{FollowUp, JobList, JobLogs, JobView, StartJobRequest};
 
 impl Client {
     /// `POST /v1/jobs`: queue a job; answers it as created.
@@ -34,10 +34,14 @@ impl Client {
         self.call("POST", &format!("/v1/jobs/{id}/cancel"), None::<&()>)
     }
 
-    /// `POST /v1/jobs/{id}/retry`: a new copy of the failed keys of copy
-    /// job `id`; answers the new job.
-    pub fn retry_job(&self, id: u64) -> Result<JobView, ClientError> {
-        self.call("POST", &format!("/v1/jobs/{id}/retry"), None::<&()>)
+    /// `POST /v1/jobs/{id}/{retry|verify|repair|reverse}`: a new copy job
+    /// made from copy job `id` ([`FollowUp`]); answers the new job.
+    pub fn follow_up(&self, id: u64, what: FollowUp) -> Result<JobView, ClientError> {
+        self.call(
+            "POST",
+            &format!("/v1/jobs/{id}/{}", what.as_str()),
+            None::<&()>,
+        )
     }
 
     /// `GET /v1/jobs/{id}/logs?lines=N`: the last `lines` lines of its log.

@@ -215,6 +215,11 @@ pub struct MigrateOptions {
     #[arg(long, default_value = DEFAULT_REGION, value_name = "REGION")]
     #[serde(default = "default_region")]
     pub src_region: String,
+    /// CA certificates (PEM) an https source must chain to, for a source
+    /// with a private CA [default: the system's roots].
+    #[arg(long, value_name = "FILE")]
+    #[serde(default)]
+    pub src_ca_file: Option<PathBuf>,
     /// Folder of sorted key lists of the source (s3find output).
     #[arg(long, value_name = "DIR")]
     #[serde(default)]
@@ -238,6 +243,11 @@ pub struct MigrateOptions {
     #[arg(long, default_value = DEFAULT_REGION, value_name = "REGION")]
     #[serde(default = "default_region")]
     pub dest_region: String,
+    /// CA certificates (PEM) an https destination must chain to [default:
+    /// the system's roots].
+    #[arg(long, value_name = "FILE")]
+    #[serde(default)]
+    pub dest_ca_file: Option<PathBuf>,
     /// The copier's folder: migrate.log, failed.log, records of what it
     /// wrote, pass summaries. May also hold sorted key lists of the
     /// destination (`*.keys`, s3find output); without them the destination
@@ -293,6 +303,21 @@ pub struct MigrateOptions {
     #[arg(long)]
     #[serde(default)]
     pub verify_only: bool,
+    /// With --verify: fix what verify found, then verify again. The keys
+    /// missing or different on the destination are written as a key list
+    /// (DEST/verify/repair/) and copied again; a copy of the copier's own
+    /// of a key the source no longer holds is removed (conditionally, never
+    /// a client's write).
+    #[arg(long)]
+    #[serde(default)]
+    pub repair: bool,
+    /// Replace a destination object that differs from the source even when
+    /// it is not the copier's own write (conditionally on its current
+    /// ETag). Only for the reverse copy of a rollback, while the bucket is
+    /// blocked: it overwrites what clients wrote on the destination.
+    #[arg(long)]
+    #[serde(default)]
+    pub overwrite_differing: bool,
     /// Cap on body bytes per second, downloads and uploads alike.
     #[arg(long, value_name = "BYTES")]
     #[serde(default)]
@@ -359,6 +384,9 @@ impl MigrateOptions {
         }
         if self.verify_only && !self.verify {
             return Err("--verify-only needs --verify".into());
+        }
+        if self.repair && !self.verify {
+            return Err("--repair needs --verify".into());
         }
         if self.threads == 0 {
             return Err("--threads must be at least 1".into());
@@ -653,6 +681,106 @@ pub struct PassSummaryView {
     pub progress: String,
 }
 
+/// A new copy job made from a finished one (`POST /v1/jobs/{id}/{what}`):
+/// the same endpoints, secrets and dest folder, where the records of what
+/// the copier wrote are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowUp {
+    /// Copy the keys of its failed.log again.
+    Retry,
+    /// Verify, copying nothing.
+    Verify,
+    /// Verify, then `--repair` what verify found, then verify again.
+    Repair,
+    /// The reverse copy of a rollback: what clients wrote on the
+    /// destination (its last verify's `client-writes` list) back to the
+    /// source, replacing what differs there.
+    Reverse,
+}
+
+impl FollowUp {
+    pub const ALL: [FollowUp; 4] = [
+        FollowUp::Retry,
+        FollowUp::Verify,
+        FollowUp::Repair,
+        FollowUp::Reverse,
+    ];
+
+    /// Its name in the API path.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FollowUp::Retry => "retry",
+            FollowUp::Verify => "verify",
+            FollowUp::Repair => "repair",
+            FollowUp::Reverse => "reverse",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<FollowUp> {
+        FollowUp::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+}
+
+/// Keys of a verify's problems kept in its summary, as examples.
+pub const VERIFY_EXAMPLES: usize = 20;
+
+/// What a verify found (`--verify`), as s3migrate writes it into the dest
+/// folder (`verify-summary.json`). Every key of the share is `equal`,
+/// `by_content`, `client_newer`, `client_new` or a problem.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    /// When it ended (RFC 3339, UTC).
+    #[serde(default)]
+    pub finished_at: String,
+    pub checked: u64,
+    pub equal: u64,
+    pub by_content: u64,
+    /// On both sides, different on the destination, written there by a
+    /// client (a live migration: not a write of the copier's).
+    pub client_newer: u64,
+    /// On the destination only, written there by a client.
+    #[serde(default)]
+    pub client_new: u64,
+    pub problems_by_class: BTreeMap<String, u64>,
+    /// The first problems, in key order.
+    #[serde(default)]
+    pub examples: Vec<VerifyProblem>,
+}
+
+/// One key verify could not account for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyProblem {
+    pub key: String,
+    pub class: String,
+    pub message: String,
+}
+
+impl VerifyReport {
+    pub fn problems(&self) -> u64 {
+        self.problems_by_class.values().sum()
+    }
+}
+
+impl fmt::Display for VerifyReport {
+    /// The one-line summary s3migrate prints and the agent's job log keeps.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "verify: checked={} equal={} equal-by-content={} client-newer={} client-new={} problems={}",
+            self.checked,
+            self.equal,
+            self.by_content,
+            self.client_newer,
+            self.client_new,
+            self.problems()
+        )?;
+        for (class, n) in &self.problems_by_class {
+            write!(f, " {class}={n}")?;
+        }
+        Ok(())
+    }
+}
+
 /// What a finished scan found (from s3find's summary).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FindSummaryView {
@@ -720,6 +848,9 @@ pub struct JobView {
     pub progress: Option<String>,
     /// The copy's pass summaries, oldest first.
     pub passes: Vec<PassSummaryView>,
+    /// A copy with `--verify`: the folder's last verify.
+    #[serde(default)]
+    pub verify: Option<VerifyReport>,
     /// A finished scan's counts.
     pub find: Option<FindSummaryView>,
     /// A watch's counts, once its first summary is written.

@@ -239,6 +239,18 @@ impl KeyListWriter {
         })
     }
 
+    /// As `create`, after removing the chunk files a earlier list left in
+    /// `dir`: the folder then holds only what this writer writes.
+    pub fn replace(dir: &Path, prefix: &str) -> Result<Self, KeyListError> {
+        if dir.exists() {
+            for old in chunk_files(dir)? {
+                fs::remove_file(&old)
+                    .map_err(|source| KeyListError::Write { path: old, source })?;
+            }
+        }
+        Self::create(dir, prefix)
+    }
+
     /// Appends a key; keys must come in strictly increasing order.
     pub fn push(&mut self, key: &str) -> Result<(), KeyListError> {
         if let Some(prev) = &self.last {

@@ -19,11 +19,11 @@ pub mod socket;
 pub mod users;
 
 pub use api::{
-    ApiError, AttachRequest, BucketList, BucketView, MemberView, Mode, ModeChange, Selector,
-    UpdateRequest, UpdateResponse, check_bucket_name, codes,
+    ApiError, AttachRequest, BucketList, BucketView, Mark, MemberView, Mode, ModeChange, Selector,
+    UpdateRequest, UpdateResponse, VerifiedRequest, check_bucket_name, codes,
 };
 pub use client::{Client, ClientError, DEFAULT_AGENT_SOCKET, DEFAULT_PROXY_SOCKET, RawResponse};
 pub use jobs::{
-    FindOptions, JobKind, JobList, JobLogs, JobSecrets, JobSpec, JobState, JobView, MigrateOptions,
-    PassCounts, PassSummaryView, StartJobRequest,
+    FindOptions, FollowUp, JobKind, JobList, JobLogs, JobSecrets, JobSpec, JobState, JobView,
+    MigrateOptions, PassCounts, PassSummaryView, StartJobRequest, VerifyProblem, VerifyReport,
 };

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{ArgGroup, Args, Subcommand};
 use ferry_control::{
-    AttachRequest, BucketView, Client, Mode, Selector, UpdateRequest, UpdateResponse,
+    AttachRequest, BucketView, Client, Mark, Mode, Selector, UpdateRequest, UpdateResponse,
 };
 
 use crate::check;
@@ -22,13 +22,21 @@ pub enum MigrateCommand {
     /// Change the migration mode of one bucket, of all buckets of a source
     /// URL, or of all buckets.
     Update(UpdateArgs),
-    /// Detach a bucket (ready mode; migrate mode with --force).
+    /// Detach a bucket: in ready mode, or in migrate mode once `ferryctl
+    /// verify` has passed and the source's open uploads have ended (or
+    /// with --force).
     Detach {
         bucket: String,
-        /// Detach in migrate mode without a passing `verify`.
+        /// Detach in migrate mode without a passing `verify`, or while
+        /// uploads begun on the source are still open.
         #[arg(long)]
         force: bool,
     },
+    /// Refuse every client request for the bucket with 503 (the WEKA
+    /// rollback's "block access to the target bucket"), on every proxy.
+    Block { bucket: String },
+    /// Serve the bucket's clients again.
+    Unblock { bucket: String },
     /// Show one bucket's migration configuration.
     Show { bucket: String },
     /// List every attached bucket.
@@ -102,14 +110,14 @@ pub struct UpdateArgs {
 pub const REVERSE_COPY_HELP: &str = "\
 Rolling back from migrate mode is a reverse copy: since migrate mode was set,
 client writes have gone to the target only, so the source lacks them.
-  1. Copy target -> source with s3migrate (the target as --src-*, the source
-     as --dest-*); deletes made in migrate mode already reached both sides.
-  2. Check its summary: keys rewritten on the target come out as `skip up`
-     and need a decision by hand.
+  1. ferryctl s3 bucket migrate block BUCKET   (clients get 503 meanwhile)
+  2. ferryctl rollback plan BUCKET --run       (copies back exactly what
+     clients wrote on the target; their deletes already reached the source)
   3. ferryctl s3 bucket migrate update --bucket BUCKET --mode ready --force
      (or --mode forward --force, to serve clients from the source through
-     the proxy while DNS moves back).
-See docs/ferryctl.md, \"Rollback\".
+     the proxy while DNS moves back)
+  4. ferryctl s3 bucket migrate unblock BUCKET
+See docs/runbook.md, \"Rollback from migrate mode\".
 ";
 
 /// Where the bucket verbs go: the fleet's etcd (`--etcd`, or `[state]` in
@@ -131,6 +139,14 @@ impl Daemon<'_> {
     /// One bucket's view (for the checks).
     pub fn show(&self, bucket: &str) -> Result<BucketView, Failure> {
         self.backend()?.show(bucket)
+    }
+
+    pub fn mark(&self, bucket: &str, mark: Mark) -> Result<BucketView, Failure> {
+        self.backend()?.mark(bucket, mark)
+    }
+
+    pub fn list(&self) -> Result<Vec<BucketView>, Failure> {
+        self.backend()?.list()
     }
 }
 
@@ -171,6 +187,12 @@ impl Backend {
             Backend::Fleet(f) => f.show(bucket),
         }
     }
+    fn mark(&self, bucket: &str, mark: Mark) -> Result<BucketView, Failure> {
+        match self {
+            Backend::Socket(c) => Ok(c.mark(bucket, &mark)?),
+            Backend::Fleet(f) => f.mark(bucket, mark),
+        }
+    }
     fn list(&self) -> Result<Vec<BucketView>, Failure> {
         match self {
             Backend::Socket(c) => Ok(c.list()?),
@@ -188,7 +210,10 @@ fn migrate(client: &Backend, out: Output, command: MigrateCommand) -> Result<(),
                 println!(
                     "attached {} (source {} at {}), mode {}",
                     v.bucket, v.source_bucket, v.source_url, v.mode
-                )
+                );
+                for w in &v.warnings {
+                    eprintln!("ferryctl: warning: {w}");
+                }
             });
         }
         MigrateCommand::Update(args) => {
@@ -211,6 +236,24 @@ fn migrate(client: &Backend, out: Output, command: MigrateCommand) -> Result<(),
             let view = client.detach(&bucket, force)?;
             out.emit(&view, |v| {
                 println!("detached {} (was in {} mode)", v.bucket, v.mode)
+            });
+        }
+        MigrateCommand::Block { bucket } => {
+            let view = client.mark(&bucket, Mark::Block)?;
+            out.emit(&view, |v| {
+                println!(
+                    "{}: blocked; clients get 503 until `unblock` (mode {})",
+                    v.bucket, v.mode
+                )
+            });
+        }
+        MigrateCommand::Unblock { bucket } => {
+            let view = client.mark(&bucket, Mark::Unblock)?;
+            out.emit(&view, |v| {
+                println!(
+                    "{}: unblocked; clients are served (mode {})",
+                    v.bucket, v.mode
+                )
             });
         }
         MigrateCommand::Show { bucket } => out.emit(&client.show(&bucket)?, print_show),
@@ -377,6 +420,14 @@ fn print_bucket_rows(v: &BucketView) {
         ("attached at", v.attached_at.clone()),
         ("updated at", v.updated_at.clone()),
         ("source uploads open", v.source_uploads_open.to_string()),
+        ("blocked", v.blocked.to_string()),
+        (
+            "verified",
+            match (&v.verified_at, &v.verified) {
+                (Some(at), Some(what)) => format!("{at}: {what}"),
+                _ => "no".to_owned(),
+            },
+        ),
         ("epoch", v.epoch.to_string()),
         ("phase", v.phase.clone()),
     ];

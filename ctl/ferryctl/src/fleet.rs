@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use ferry_control::socket::server::Refusal;
-use ferry_control::{AttachRequest, BucketView, UpdateRequest, UpdateResponse};
+use ferry_control::{AttachRequest, BucketView, Mark, UpdateRequest, UpdateResponse};
 use ferry_fleet::etcd::{self, EtcdConfig, Progress};
 use ferry_fleet::source_check::S3SourceCheck;
 
@@ -79,6 +79,12 @@ impl Fleet {
 
     pub fn show(&self, bucket: &str) -> Result<BucketView, Failure> {
         self.rt.block_on(self.fleet.show(bucket)).map_err(refused)
+    }
+
+    pub fn mark(&self, bucket: &str, mark: Mark) -> Result<BucketView, Failure> {
+        self.rt
+            .block_on(self.fleet.mark(bucket, mark))
+            .map_err(refused)
     }
 
     pub fn list(&self) -> Result<Vec<BucketView>, Failure> {

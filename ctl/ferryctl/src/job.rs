@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use ferry_control::jobs::WatchOptions;
 use ferry_control::{
-    Client, FindOptions, JobSecrets, JobSpec, JobView, MigrateOptions, StartJobRequest,
+    Client, FindOptions, FollowUp, JobSecrets, JobSpec, JobView, MigrateOptions, StartJobRequest,
 };
 
 use crate::failure::Failure;
@@ -97,6 +97,8 @@ pub fn run(client: &Client, out: Output, command: JobCommand) -> Result<(), Fail
                         &mut opts.src_folder,
                         &mut opts.dest_folder,
                         &mut opts.failed_to_folder,
+                        &mut opts.src_ca_file,
+                        &mut opts.dest_ca_file,
                     ]
                     .into_iter()
                     .flatten()
@@ -146,7 +148,7 @@ pub fn run(client: &Client, out: Output, command: JobCommand) -> Result<(), Fail
         JobCommand::Pause { id } => out.emit(&client.pause_job(id)?, said),
         JobCommand::Resume { id } => out.emit(&client.resume_job(id)?, said),
         JobCommand::Cancel { id } => out.emit(&client.cancel_job(id)?, said),
-        JobCommand::Retry { id } => out.emit(&client.retry_job(id)?, |v| {
+        JobCommand::Retry { id } => out.emit(&client.follow_up(id, FollowUp::Retry)?, |v| {
             println!(
                 "job {}: retrying the failed keys of job {id}; {} in {}",
                 v.id, v.state, v.folder

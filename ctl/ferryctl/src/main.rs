@@ -23,6 +23,9 @@ mod fleet;
 mod generate;
 mod job;
 mod output;
+mod prom;
+mod status;
+mod verify;
 
 use bucket::MigrateCommand;
 use failure::{EXIT_CODES_HELP, EXIT_USAGE, Failure};
@@ -43,7 +46,7 @@ struct Cli {
         value_name = "PATH"
     )]
     socket: PathBuf,
-    /// The agent's admin socket (for `job`).
+    /// The agent's admin socket (for `job`, `verify` and `rollback`).
     #[arg(
         long,
         global = true,
@@ -111,6 +114,19 @@ enum Command {
     Check {
         #[command(subcommand)]
         command: check::CheckCommand,
+    },
+    /// The whole picture: each bucket's mode, the agent's jobs with their
+    /// progress lines, the share of reads the target served, and errors.
+    Status(status::StatusArgs),
+    /// Phase 4: verify the copy of a bucket on the agent (every key
+    /// accounted for: source and target listings merged, checked against
+    /// the delete journal and the copier's records). A pass is recorded on
+    /// the bucket, so that detach needs no --force. Exit 1 on differences.
+    Verify(verify::VerifyArgs),
+    /// Rollback from migrate mode: `rollback plan BUCKET [--run]`.
+    Rollback {
+        #[command(subcommand)]
+        command: verify::RollbackCommand,
     },
     /// Shell completions and man pages, from these very definitions.
     Generate {
@@ -206,8 +222,9 @@ fn run(cli: Cli, out: Output) -> Result<(), Failure> {
         etcd: &cli.etcd,
         config: &cli.config,
     };
+    let agent = Client::new(&cli.agent_socket);
     match cli.command {
-        Command::Job { command } => job::run(&Client::new(&cli.agent_socket), out, command),
+        Command::Job { command } => job::run(&agent, out, command),
         Command::S3 {
             command:
                 S3Command::Bucket {
@@ -215,6 +232,9 @@ fn run(cli: Cli, out: Output) -> Result<(), Failure> {
                 },
         } => bucket::run(&daemon, out, command),
         Command::Check { command } => check::run(&daemon, out, command),
+        Command::Status(args) => status::run(&daemon, &agent, out, args),
+        Command::Verify(args) => verify::verify(&daemon, &agent, out, args),
+        Command::Rollback { command } => verify::rollback(&daemon, &agent, out, command),
         Command::Generate { command } => generate::run(command),
     }
 }

@@ -232,7 +232,7 @@ fn migrate_to_ready_needs_force_and_explains_the_reverse_copy() {
     for want in [
         "reverse copy",
         "target -> source",
-        "s3migrate",
+        "rollback plan",
         "--force",
         "ReverseCopyRequired",
     ] {
@@ -242,8 +242,13 @@ fn migrate_to_ready_needs_force_and_explains_the_reverse_copy() {
         );
     }
     // …followed by the steps.
-    assert!(out.stderr.contains("--src-"), "{}", out.stderr);
-    assert!(out.stderr.contains("skip up"), "{}", out.stderr);
+    for step in [
+        "block BUCKET",
+        "rollback plan BUCKET --run",
+        "unblock BUCKET",
+    ] {
+        assert!(out.stderr.contains(step), "{step:?} in {}", out.stderr);
+    }
     assert_eq!(show_json(&p, "photos").mode, Mode::Migrate);
     assert_eq!(p.reloaded(), before, "a refused update changes nothing");
 

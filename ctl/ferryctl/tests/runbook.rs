@@ -76,11 +76,13 @@ fn the_runbook_end_to_end() {
     )
     .unwrap();
     let https = free_port().unwrap();
+    let metrics = free_port().unwrap();
     let proxy = Proxy::start_with(
         &target,
         BUCKET,
         &format!(
-            "https_addr = \"127.0.0.1:{https}\"\ncert_dir = \"{}\"\njournal_bucket = \"{JOURNAL}\"\n",
+            "https_addr = \"127.0.0.1:{https}\"\ncert_dir = \"{}\"\njournal_bucket = \"{JOURNAL}\"\n\
+             metrics_addr = \"127.0.0.1:{metrics}\"\n",
             certs.display()
         ),
     );
@@ -90,11 +92,75 @@ fn the_runbook_end_to_end() {
     let ca_file = ca.ca.to_str().unwrap();
     let endpoint = format!("127.0.0.1:{https}");
     let proxy_url = format!("https://{endpoint}");
-    let source_secret = secret_file(dir.path(), "source.secret", &source.secret_key);
+    // The copier reads the source with a user that may only read.
+    let (copier_key, copier_secret) = source.read_only_key(BUCKET).unwrap();
+    let source_secret = secret_file(dir.path(), "source.secret", &copier_secret);
     let target_secret = secret_file(dir.path(), "target.secret", &target.secret_key);
     let ctl = |args: &[&str]| step(&proxy, &agent, args, &[]);
+    let dns = DnsServer::start().unwrap();
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    dns.set(HOST, &[ip("127.0.0.2")], 30);
+    let ns = dns.addr().to_string();
 
-    // Phase 1: attach, certificate, DNS records.
+    // Phase 1: preflight (the bucket is not attached yet), attach,
+    // certificate, DNS records.
+    let preflight = ctl(&[
+        "check",
+        "preflight",
+        BUCKET,
+        "--source-url",
+        &source.endpoint,
+        "--source-region",
+        &source.region,
+        "--source-key",
+        &copier_key,
+        "--source-secret-file",
+        source_secret.to_str().unwrap(),
+        "--target-url",
+        &target.endpoint,
+        "--target-region",
+        &target.region,
+        "--target-key",
+        &target.access_key,
+        "--target-secret-file",
+        target_secret.to_str().unwrap(),
+        "--journal-bucket",
+        JOURNAL,
+        "--users-file",
+        users,
+        "--tls-endpoint",
+        &endpoint,
+        "--names",
+        &format!("{HOST},s3.ferry.test"),
+        "--ca-file",
+        ca_file,
+        "--hostname",
+        HOST,
+        "--nameserver",
+        &ns,
+    ]);
+    assert_eq!(preflight["ok"], true, "{preflight:#}");
+    let failed_or_warned: Vec<&str> = preflight["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] != "pass")
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    // Reminders only: what S3 cannot tell, and what the read-only user
+    // may not read.
+    for name in &failed_or_warned {
+        assert!(
+            [
+                "target free space",
+                "users",
+                "source lifecycle",
+                "source policy"
+            ]
+            .contains(name),
+            "{name}: {preflight:#}"
+        );
+    }
     proxy.attach(BUCKET, &source);
     let view = ctl(&["s3", "bucket", "migrate", "show", BUCKET]);
     assert_eq!(view["mode"], "ready");
@@ -127,16 +193,13 @@ fn the_runbook_end_to_end() {
         "--users-file",
         users,
         "--source-key",
-        &source.access_key,
+        &copier_key,
         "--source-secret-file",
         source_secret.to_str().unwrap(),
     ]));
-    let dns = DnsServer::start().unwrap();
-    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
     dns.set(HOST, &[ip("127.0.0.1")], 30);
     dns.set("photos-src.s3.ferry.test", &[ip("127.0.0.2")], 300);
     dns.set("photos-dst.s3.ferry.test", &[ip("127.0.0.1")], 300);
-    let ns = dns.addr().to_string();
     passed(&ctl(&[
         "check",
         "dns",
@@ -158,8 +221,20 @@ fn the_runbook_end_to_end() {
         "30",
     ]));
 
-    // Phase 3: restriction checked, migrate mode (which checks it again),
-    // clients write, the copy runs on the agent.
+    // Phase 3: the source idle but for the proxy, restriction checked,
+    // migrate mode (which checks it again), clients write, the copy runs
+    // on the agent.
+    passed(&ctl(&[
+        "check",
+        "idle",
+        BUCKET,
+        "--proxy-metrics",
+        &format!("http://127.0.0.1:{metrics}/metrics"),
+        "--source-metrics",
+        &source.metrics_url().unwrap(),
+        "--seconds",
+        "1",
+    ]));
     let restricted = ctl(&[
         "check",
         "restricted",
@@ -215,60 +290,81 @@ fn the_runbook_end_to_end() {
             .unwrap();
     });
 
-    let copy_args = |extra: &[&str]| -> Vec<String> {
-        [
-            "job",
-            "start",
-            "migrate",
-            "--src-url",
-            &source.endpoint,
-            "--src-bucket",
-            BUCKET,
-            "--src-key",
-            &source.access_key,
-            "--src-region",
-            &source.region,
-            "--src-secret-file",
-            source_secret.to_str().unwrap(),
-            "--src-list",
-            "--dest-url",
-            &target.endpoint,
-            "--dest-bucket",
-            BUCKET,
-            "--dest-key",
-            &target.access_key,
-            "--dest-region",
-            &target.region,
-            "--dest-secret-file",
-            target_secret.to_str().unwrap(),
-            "--delete-journal",
-            JOURNAL,
-        ]
-        .iter()
-        .chain(extra)
-        .map(|s| s.to_string())
-        .collect()
+    // Before the copy a read falls back to the source; after it, the
+    // target serves it.
+    let read = |key: &str| {
+        rt.block_on(ferry_harness::get_bytes(&client, BUCKET, key))
+            .unwrap()
     };
-    let run_job = |extra: &[&str]| {
-        let args = copy_args(extra);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let job = ctl(&args);
-        let id = job["id"].as_u64().unwrap();
-        let done = agent.wait_state(id, "completed", Duration::from_secs(180));
-        let shown = ctl(&["job", "show", &id.to_string()]);
-        assert_eq!(shown["state"], "completed", "{shown:#}");
-        done
-    };
-    let copy = run_job(&["--passes", "2"]);
-    let copied = &copy["passes"][0]["objects"];
-    assert_eq!(copied["fail"], 0, "{copy:#}");
+    assert_eq!(read("p/0002"), data(2, 2048));
 
-    // Phase 4: verify (a verify-only job), then detach.
-    let verify = run_job(&["--verify", "--verify-only"]);
-    assert_eq!(verify["state"], "completed", "{verify:#}");
-    let view = ctl(&["s3", "bucket", "migrate", "show", BUCKET]);
-    assert_eq!(view["source_uploads_open"], 0, "{view:#}");
-    let detached = ctl(&["s3", "bucket", "migrate", "detach", BUCKET, "--force"]);
+    let job = ctl(&[
+        "job",
+        "start",
+        "migrate",
+        "--src-url",
+        &source.endpoint,
+        "--src-bucket",
+        BUCKET,
+        "--src-key",
+        &copier_key,
+        "--src-region",
+        &source.region,
+        "--src-secret-file",
+        source_secret.to_str().unwrap(),
+        "--src-list",
+        "--dest-url",
+        &target.endpoint,
+        "--dest-bucket",
+        BUCKET,
+        "--dest-key",
+        &target.access_key,
+        "--dest-region",
+        &target.region,
+        "--dest-secret-file",
+        target_secret.to_str().unwrap(),
+        "--delete-journal",
+        JOURNAL,
+        "--passes",
+        "2",
+    ]);
+    let id = job["id"].as_u64().unwrap();
+    let copy = agent.wait_state(id, "completed", Duration::from_secs(180));
+    assert_eq!(copy["passes"][0]["objects"]["fail"], 0, "{copy:#}");
+    assert_eq!(read("p/0003"), data(3, 2048));
+
+    // The whole picture: the mode, the job and its progress line, the
+    // reads by who served them.
+    let status = ctl(&[
+        "status",
+        "--proxy-metrics",
+        &format!("http://127.0.0.1:{metrics}/metrics"),
+    ]);
+    let b = &status["buckets"][0];
+    assert_eq!(
+        (&b["bucket"], &b["mode"]),
+        (&BUCKET.into(), &"migrate".into()),
+        "{status:#}"
+    );
+    assert_eq!(b["reads"]["source"], 1, "{status:#}");
+    assert_eq!(b["reads"]["target"], 1, "{status:#}");
+    let jobs = status["jobs"].as_array().unwrap();
+    let line = jobs.iter().find(|j| j["id"] == id).expect("the copy job");
+    assert_eq!(line["state"], "completed", "{status:#}");
+    assert!(
+        line["progress"].as_str().unwrap().starts_with("obj="),
+        "{status:#}"
+    );
+
+    // Phase 4: verify (on the agent, recorded on the bucket), then detach,
+    // which needs no --force after it.
+    let verify = ctl(&["verify", BUCKET]);
+    assert_eq!(verify["ok"], true, "{verify:#}");
+    assert_eq!(verify["recorded"], true, "{verify:#}");
+    assert_eq!(verify["verify"]["client_newer"], 1, "{verify:#}");
+    assert_eq!(verify["verify"]["client_new"], 1, "{verify:#}");
+    assert_eq!(verify["source_uploads_open"], 0, "{verify:#}");
+    let detached = ctl(&["s3", "bucket", "migrate", "detach", BUCKET]);
     assert_eq!(detached["bucket"], BUCKET);
     let list = ctl(&["s3", "bucket", "migrate", "list"]);
     assert_eq!(list, serde_json::json!([]));

@@ -19,15 +19,15 @@ use std::time::{Duration, Instant};
 use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp};
 use ferry_control::socket::server::Refusal;
 use ferry_control::{
-    AttachRequest, BucketView, MemberView, Mode, ModeChange, Selector, UpdateRequest,
+    AttachRequest, BucketView, Mark, MemberView, Mode, ModeChange, Selector, UpdateRequest,
     UpdateResponse, codes,
 };
 use time::OffsetDateTime;
 
 use super::{Ack, EtcdConfig, FleetError, Keys, MemberInfo, Resend, resent};
 use crate::rules::{
-    already_attached, check_update, not_attached, now, refuse_if_fencing, source_check_failed,
-    uploads_unlisted, validate_attach,
+    self, already_attached, check_update, not_attached, now, refuse_if_fencing,
+    source_check_failed, uploads_unlisted, validate_attach,
 };
 use crate::source_check::SourceCheck;
 use crate::state::{Bucket, BucketTable, Phase, Transition, check_detach, rfc3339};
@@ -212,7 +212,7 @@ impl Fleet {
         let (reads, _) = self.read_all().await.map_err(unavailable)?;
         let r = reads.get(bucket).ok_or_else(|| not_attached(bucket))?;
         refuse_if_fencing(&r.bucket)?;
-        check_detach(r.bucket.mode, force)
+        check_detach(r.bucket.mode, r.bucket.verified.is_some(), force)
             .map_err(|e| Refusal::new(409, e.code(), format!("bucket {bucket}: {e}")))?;
         let key = self.keys.bucket(bucket);
         let txn = Txn::new()
@@ -234,6 +234,26 @@ impl Fleet {
         }
         tracing::info!(bucket, mode = %r.bucket.mode, force, "bucket detached from the fleet");
         Ok(r.bucket.view())
+    }
+
+    /// Marks one bucket (`rules::mark`), if no one changed it meanwhile.
+    pub async fn mark(&self, bucket: &str, mark: Mark) -> Result<BucketView, Refusal> {
+        let (reads, _) = self.read_all().await.map_err(unavailable)?;
+        let r = reads.get(bucket).ok_or_else(|| not_attached(bucket))?;
+        let mut b = r.bucket.clone();
+        rules::mark(&mut b, mark, now())?;
+        let key = self.keys.bucket(bucket);
+        let txn = Txn::new()
+            .when([Compare::mod_revision(
+                key.as_str(),
+                CompareOp::Equal,
+                r.mod_revision,
+            )])
+            .and_then([TxnOp::put(key.as_str(), encode(&b), None)]);
+        if !self.txn(txn).await.map_err(unconfirmed)?.succeeded() {
+            return Err(conflict(bucket));
+        }
+        Ok(b.view())
     }
 
     /// Change the mode of the selected buckets, all or nothing, fenced.
@@ -283,6 +303,7 @@ impl Fleet {
                 let mut b = r.bucket.clone();
                 b.leaving = Some(b.mode);
                 b.mode = req.mode;
+                b.verified = None;
                 b.phase = Phase::Fencing;
                 b.epoch += 1;
                 b.updated_at = at;

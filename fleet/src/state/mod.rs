@@ -99,6 +99,24 @@ pub struct Bucket {
     /// While fencing: the mode being left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leaving: Option<Mode>,
+    /// A passing `ferryctl verify` in the current migrate mode (a mode
+    /// change clears it): what lets detach go without `--force`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<Verified>,
+    /// Every client request is refused with 503 (`ferryctl … block`): the
+    /// WEKA rollback's "block access to the target bucket", while the
+    /// reverse copy runs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blocked: bool,
+}
+
+/// A passing verify, as `ferryctl verify` recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verified {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// What passed, in a line (the verify's counts and where it ran).
+    pub summary: String,
 }
 
 /// Where a fenced transition stands.
@@ -149,6 +167,8 @@ impl fmt::Debug for Bucket {
             .field("epoch", &self.epoch)
             .field("phase", &self.phase)
             .field("leaving", &self.leaving)
+            .field("verified", &self.verified)
+            .field("blocked", &self.blocked)
             .finish_non_exhaustive()
     }
 }
@@ -195,6 +215,10 @@ impl Bucket {
             source_uploads_open: self.source_uploads.len(),
             epoch: self.epoch,
             phase: self.phase.as_str().to_owned(),
+            verified_at: self.verified.as_ref().map(|v| rfc3339(v.at)),
+            verified: self.verified.as_ref().map(|v| v.summary.clone()),
+            blocked: self.blocked,
+            warnings: Vec::new(),
             members: Vec::new(),
         }
     }
@@ -253,6 +277,8 @@ mod tests {
             epoch: 0,
             phase: Phase::Active,
             leaving: None,
+            verified: None,
+            blocked: false,
         }
     }
 

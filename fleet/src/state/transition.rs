@@ -7,7 +7,7 @@
 //! | migrate | `--force` only (reverse copy first) | `--force` only (reverse copy first) | no change |
 //!
 //! Detach: ready yes; forward refused (roll back to ready first); migrate
-//! with `--force` only (`verify` is a later feature).
+//! once `ferryctl verify` has passed and recorded it, or with `--force`.
 
 use ferry_control::{Mode, codes};
 
@@ -31,8 +31,8 @@ pub enum TransitionError {
     #[error(
         "leaving migrate mode for {to} is refused without --force: since migrate mode was \
          set, client writes have gone to the target only, so the source lacks them; roll back \
-         by reverse copy: copy target -> source with s3migrate, then run \
-         `update --mode {to} --force`"
+         by reverse copy (target -> source): `block`, `ferryctl rollback plan BUCKET --run`, \
+         then `update --mode {to} --force` and `unblock`"
     )]
     ReverseCopyRequired { to: Mode },
 }
@@ -68,8 +68,9 @@ pub enum DetachError {
     )]
     Forwarding,
     #[error(
-        "detach in migrate mode needs a passing verify, and `verify` is not implemented yet: \
-         check the copy yourself (s3migrate --verify --verify-only), then `detach --force`"
+        "detach in migrate mode needs a passing verify since migrate mode was set: run \
+         `ferryctl verify <bucket>` (it records the pass), or `detach --force` if you have \
+         checked the copy another way"
     )]
     NotVerified,
 }
@@ -80,12 +81,12 @@ impl DetachError {
     }
 }
 
-/// May a bucket in mode `mode` be detached?
-pub fn check_detach(mode: Mode, force: bool) -> Result<(), DetachError> {
+/// May a bucket in mode `mode` be detached, `verified` or not?
+pub fn check_detach(mode: Mode, verified: bool, force: bool) -> Result<(), DetachError> {
     match mode {
         Mode::Ready => Ok(()),
         Mode::Forward => Err(DetachError::Forwarding),
-        Mode::Migrate if force => Ok(()),
+        Mode::Migrate if force || verified => Ok(()),
         Mode::Migrate => Err(DetachError::NotVerified),
     }
 }
@@ -135,8 +136,10 @@ mod tests {
             (Migrate, Err(DetachError::NotVerified), Ok(())),
         ];
         for (mode, plain, forced) in matrix {
-            assert_eq!(check_detach(mode, false), plain, "{mode}");
-            assert_eq!(check_detach(mode, true), forced, "{mode} --force");
+            assert_eq!(check_detach(mode, false, false), plain, "{mode}");
+            assert_eq!(check_detach(mode, false, true), forced, "{mode} --force");
+            let verified = if mode == Migrate { Ok(()) } else { plain };
+            assert_eq!(check_detach(mode, true, false), verified, "{mode} verified");
         }
     }
 
@@ -148,7 +151,7 @@ mod tests {
         for want in [
             "reverse copy",
             "target -> source",
-            "s3migrate",
+            "rollback plan",
             "--mode ready --force",
         ] {
             assert!(msg.contains(want), "{want:?} in {msg}");
@@ -157,8 +160,11 @@ mod tests {
             check_transition(Ready, Migrate, true).unwrap_err().code(),
             codes::INVALID_TRANSITION
         );
-        let msg = check_detach(Migrate, false).unwrap_err().to_string();
-        assert!(msg.contains("verify") && msg.contains("--force"), "{msg}");
+        let msg = check_detach(Migrate, false, false).unwrap_err().to_string();
+        assert!(
+            msg.contains("ferryctl verify") && msg.contains("--force"),
+            "{msg}"
+        );
         for e in [
             TransitionError::SkipsForward.to_string(),
             TransitionError::ReverseCopyRequired { to: Forward }.to_string(),

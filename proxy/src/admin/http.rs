@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ferry_control::socket::server::{self, Answer, Refusal, created, ok, read_json};
-use ferry_control::{AttachRequest, BucketList, UpdateRequest};
+use ferry_control::{AttachRequest, BucketList, Mark, UpdateRequest, VerifiedRequest};
 use hyper::body::Incoming;
 use hyper::{Method, Request};
 use tokio::net::UnixListener;
@@ -47,8 +47,21 @@ impl Admin {
                 let name = name
                     .strip_prefix('/')
                     .ok_or_else(|| Refusal::not_found(&path))?;
-                if name.contains('/') {
-                    return Err(Refusal::not_found(&path));
+                if let Some((name, what)) = name.split_once('/') {
+                    // POST /v1/buckets/{name}/{verified|block|unblock}
+                    if !matches!(what, "verified" | "block" | "unblock") {
+                        return Err(Refusal::not_found(&path));
+                    }
+                    ferry_control::check_bucket_name(name).map_err(Refusal::invalid)?;
+                    let mark = match (what, &method) {
+                        ("verified", &Method::POST) => {
+                            Mark::Verified(read_json::<VerifiedRequest>(req).await?.summary)
+                        }
+                        ("block", &Method::POST) => Mark::Block,
+                        ("unblock", &Method::POST) => Mark::Unblock,
+                        _ => return Err(Refusal::method_not_allowed(&method, &path)),
+                    };
+                    return ok(&self.mark(name, mark).await?);
                 }
                 ferry_control::check_bucket_name(name).map_err(Refusal::invalid)?;
                 match method {

@@ -14,19 +14,22 @@
 //!   it.
 
 mod http;
+mod target_check;
+
+pub use target_check::{TargetCheck, TargetStore};
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use ferry_control::{
-    AttachRequest, BucketView, Mode, ModeChange, UpdateRequest, UpdateResponse, codes,
+    AttachRequest, BucketView, Mark, Mode, ModeChange, UpdateRequest, UpdateResponse, codes,
 };
 
 use crate::state::{Bucket, BucketTable, StateError, StateStore, Transition, check_detach};
 use ferry_fleet::etcd::{Fleet, Progress};
 use ferry_fleet::rules::{
-    already_attached, check_update, not_attached, now, source_check_failed, uploads_unlisted,
-    validate_attach,
+    self as rules, already_attached, check_update, not_attached, now, source_check_failed,
+    uploads_unlisted, validate_attach,
 };
 
 // The socket and its peer check are shared with ferry-agent.
@@ -52,6 +55,9 @@ pub struct Admin {
     /// The proxy's migrate-mode services: the delete journal that detach
     /// clears. `None` in tests of the table alone.
     migrate: Option<Arc<crate::migrate::Services>>,
+    /// What attach checks on the target. `None` in tests of the table
+    /// alone.
+    target_check: Option<TargetCheck>,
     /// The target's URLs through this proxy: `update --url` with one of
     /// them selects every bucket (the seed's rollback step).
     target_urls: Vec<String>,
@@ -74,6 +80,7 @@ impl Admin {
             access: AccessPolicy::new(socket_group),
             write: tokio::sync::Mutex::new(()),
             migrate: None,
+            target_check: None,
             target_urls: Vec::new(),
         })
     }
@@ -89,6 +96,7 @@ impl Admin {
             access: AccessPolicy::new(socket_group),
             write: tokio::sync::Mutex::new(()),
             migrate: None,
+            target_check: None,
             target_urls: Vec::new(),
         }
     }
@@ -102,6 +110,11 @@ impl Admin {
     /// without one, and detach removes the bucket's entries.
     pub fn with_migrate(mut self, svc: Arc<crate::migrate::Services>) -> Admin {
         self.migrate = Some(svc);
+        self
+    }
+
+    pub fn with_target_check(mut self, check: TargetCheck) -> Admin {
+        self.target_check = Some(check);
         self
     }
 
@@ -136,26 +149,72 @@ impl Admin {
         if let Store::Fleet(fleet) = &self.store {
             view.members = fleet.member_views(bucket).await?;
         }
-        // Of the snapshotted source uploads, those the source still has
-        // open (completed or aborted ones are done with the source). If the
-        // source cannot say, the snapshot stands.
-        if !b.source_uploads.is_empty() {
-            match self.source_check.uploads(b).await {
-                Ok(live) => {
-                    view.source_uploads_open = b
-                        .source_uploads
-                        .iter()
-                        .filter(|u| live.iter().any(|l| l.upload_id == u.upload_id))
-                        .count();
-                }
-                Err(e) => tracing::warn!(bucket, error = %e, "cannot list the source's uploads"),
-            }
+        // If the source cannot say, the snapshot stands.
+        match self.source_uploads_open(b).await {
+            Ok(n) => view.source_uploads_open = n,
+            Err(e) => tracing::warn!(bucket, error = %e, "cannot list the source's uploads"),
         }
         Ok(view)
     }
 
-    /// Attach a bucket in ready mode, once its source bucket checks out.
+    /// Of the source uploads snapshotted when migrate mode was set, those
+    /// the source still has open (completed or aborted ones are done with
+    /// the source).
+    async fn source_uploads_open(&self, b: &Bucket) -> Result<usize, String> {
+        if b.source_uploads.is_empty() {
+            return Ok(0);
+        }
+        let live = self.source_check.uploads(b).await?;
+        Ok(b.source_uploads
+            .iter()
+            .filter(|u| live.iter().any(|l| l.upload_id == u.upload_id))
+            .count())
+    }
+
+    /// Detach from migrate mode waits for the uploads that still go to the
+    /// source: their objects would be lost with it.
+    async fn refuse_open_source_uploads(&self, bucket: &str) -> Result<(), Refusal> {
+        let table = self.table();
+        let Some(b) = table.get(bucket).filter(|b| b.mode == Mode::Migrate) else {
+            return Ok(());
+        };
+        let refused = |why: String| {
+            Refusal::new(
+                409,
+                codes::DETACH_REFUSED,
+                format!(
+                    "bucket {bucket}: {why}; wait for them to complete or be aborted, or detach --force"
+                ),
+            )
+        };
+        match self.source_uploads_open(b).await {
+            Ok(0) => Ok(()),
+            Ok(n) => Err(refused(format!(
+                "{n} multipart uploads begun on the source before migrate mode are still open there"
+            ))),
+            Err(e) => Err(refused(format!(
+                "cannot tell whether the uploads open on the source at the switch have ended ({e})"
+            ))),
+        }
+    }
+
+    /// Attach a bucket in ready mode, once its source and target buckets
+    /// check out; the answer carries what the target check warns of.
     pub async fn attach(&self, req: AttachRequest) -> Result<BucketView, Refusal> {
+        ferry_control::check_bucket_name(&req.bucket).map_err(Refusal::invalid)?;
+        let warnings = match &self.target_check {
+            Some(t) => t.check(&req.bucket).await?,
+            None => Vec::new(),
+        };
+        for w in &warnings {
+            tracing::warn!(bucket = %req.bucket, "attach: {w}");
+        }
+        let mut view = self.attach_checked(req).await?;
+        view.warnings = warnings;
+        Ok(view)
+    }
+
+    async fn attach_checked(&self, req: AttachRequest) -> Result<BucketView, Refusal> {
         let store = match &self.store {
             Store::Fleet(fleet) => return fleet.attach(req).await,
             Store::File(store) => store,
@@ -229,6 +288,7 @@ impl Admin {
             };
             let b = next.buckets.get_mut(&c.bucket).expect("selected above");
             b.mode = c.to;
+            b.verified = None;
             b.updated_at = now;
             b.source_uploads = uploads;
             changed = true;
@@ -246,8 +306,12 @@ impl Admin {
         })
     }
 
-    /// Detach a bucket (ready mode; migrate mode only with `force`).
+    /// Detach a bucket (ready mode; migrate mode once verified and the
+    /// source's uploads have ended, or with `force`).
     pub async fn detach(&self, bucket: &str, force: bool) -> Result<BucketView, Refusal> {
+        if !force {
+            self.refuse_open_source_uploads(bucket).await?;
+        }
         let removed = match &self.store {
             Store::Fleet(fleet) => fleet.detach(bucket, force).await?,
             Store::File(store) => {
@@ -260,7 +324,7 @@ impl Admin {
                     .buckets
                     .get(bucket)
                     .ok_or_else(|| not_attached(bucket))?;
-                check_detach(b.mode, force)
+                check_detach(b.mode, b.verified.is_some(), force)
                     .map_err(|e| Refusal::new(409, e.code(), format!("bucket {bucket}: {e}")))?;
                 let removed = next.buckets.remove(bucket).expect("checked above");
                 self.commit(store, next).await?;
@@ -280,6 +344,28 @@ impl Admin {
         }
         tracing::info!(bucket, mode = %removed.mode, force, "bucket detached");
         Ok(removed)
+    }
+
+    /// Marks one bucket: a passing verify, a block, an unblock.
+    pub async fn mark(&self, bucket: &str, mark: Mark) -> Result<BucketView, Refusal> {
+        let what = format!("{mark:?}");
+        let view = match &self.store {
+            Store::Fleet(fleet) => fleet.mark(bucket, mark).await?,
+            Store::File(store) => {
+                let _guard = self.write.lock().await;
+                let mut next = BucketTable::clone(&self.table());
+                let b = next
+                    .buckets
+                    .get_mut(bucket)
+                    .ok_or_else(|| not_attached(bucket))?;
+                rules::mark(b, mark, now())?;
+                let view = b.view();
+                self.commit(store, next).await?;
+                view
+            }
+        };
+        tracing::info!(bucket, mark = %what, "bucket marked");
+        Ok(view)
     }
 
     /// Save `next`, then make it the current table. Called with the write

@@ -121,6 +121,7 @@ fn steps(
         return Ok((Plan::PassThrough, None));
     };
     labels.bucket = Some(bucket.to_owned());
+    refuse_blocked(bucket, &att)?;
     if op == S3Op::Unknown {
         return Err(S3Error::new(Code::NotImplemented, ferry_s3::op::UNKNOWN));
     }
@@ -222,6 +223,20 @@ fn refuse_around_modes(
     Ok(())
 }
 
+/// A blocked bucket (a rollback under way) answers every request with
+/// 503, which clients retry: nothing reaches either side until `unblock`.
+fn refuse_blocked(bucket: &str, att: &Attached) -> Result<(), S3Error> {
+    match att.blocked {
+        true => Err(S3Error::new(
+            Code::ServiceUnavailable,
+            format!(
+                "bucket {bucket} is blocked while its migration is rolled back; try again later"
+            ),
+        )),
+        false => Ok(()),
+    }
+}
+
 /// A virtual-hosted request for an unattached bucket goes to the target
 /// untouched; if the target does not know the domain it reads the path
 /// style instead. Never let that reach an attached bucket around its mode.
@@ -286,6 +301,9 @@ fn copy_source(
         ));
     }
     let src_att = env.directory.attached(&src_bucket);
+    if let Some(a) = &src_att {
+        refuse_blocked(&src_bucket, a)?;
+    }
     let from = copy_from::resolve(att, target, &src_bucket, src_att.as_ref())?;
     Ok(Some((rest, from)))
 }

@@ -63,6 +63,7 @@ fn table(mode: Mode) -> Table {
         source_creds: creds("AKIDSOURCE", "source-secret"),
         source_uploads: Arc::from([]),
         generation: 1,
+        blocked: false,
     };
     Table {
         buckets: HashMap::from([("photos".to_owned(), att)]),

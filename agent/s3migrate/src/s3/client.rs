@@ -24,6 +24,9 @@ pub struct Endpoint {
     pub access_key: String,
     pub secret_key: String,
     pub region: String,
+    /// The CA certificates (PEM) an https store must chain to; `None`:
+    /// the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -38,13 +41,14 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
-pub fn build_client(ep: &Endpoint) -> aws_sdk_s3::Client {
+/// The engine's client of `ep`; `Err` says why its CA file is unusable.
+pub fn build_client(ep: &Endpoint) -> Result<aws_sdk_s3::Client, String> {
     client_with_timeouts(ep, Timeouts::default())
 }
 
-fn client_with_timeouts(ep: &Endpoint, timeouts: Timeouts) -> aws_sdk_s3::Client {
+fn client_with_timeouts(ep: &Endpoint, timeouts: Timeouts) -> Result<aws_sdk_s3::Client, String> {
     let creds = Credentials::new(&ep.access_key, &ep.secret_key, None, None, "ferry");
-    let http = super::http::http_client(timeouts);
+    let http = super::http::http_client(timeouts, ep.ca_pem.as_deref())?;
     let conf = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(&ep.url)
@@ -56,7 +60,7 @@ fn client_with_timeouts(ep: &Endpoint, timeouts: Timeouts) -> aws_sdk_s3::Client
         .retry_config(RetryConfig::disabled())
         .http_client(http)
         .build();
-    aws_sdk_s3::Client::from_conf(conf)
+    Ok(aws_sdk_s3::Client::from_conf(conf))
 }
 
 #[cfg(test)]
@@ -73,11 +77,12 @@ mod tests {
             access_key: "k".into(),
             secret_key: "s".into(),
             region: "us-east-1".into(),
+            ca_pem: None,
         }
     }
 
     async fn head_bucket_error(url: String, timeouts: Timeouts) -> S3Error {
-        let client = client_with_timeouts(&endpoint(url), timeouts);
+        let client = client_with_timeouts(&endpoint(url), timeouts).unwrap();
         let err = client.head_bucket().bucket("b").send().await.unwrap_err();
         S3Error::from_sdk(err)
     }

@@ -12,7 +12,9 @@
 //! read). The SDK's client offers no hook on its sockets, hence this one.
 //!
 //! Trust roots are the system's (`rustls-native-certs`, which honours
-//! `SSL_CERT_FILE` and `SSL_CERT_DIR`), as with the SDK's default client.
+//! `SSL_CERT_FILE` and `SSL_CERT_DIR`), as with the SDK's default client,
+//! or exactly the CA certificates of a store's `--src-ca-file` /
+//! `--dest-ca-file`.
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -57,15 +59,20 @@ impl Default for Timeouts {
     }
 }
 
-/// An SDK HTTP client whose connections acknowledge at once. The timeouts are
-/// this client's own: it does not read the SDK's `TimeoutConfig`.
-pub fn http_client(timeouts: Timeouts) -> SharedHttpClient {
+/// An SDK HTTP client whose connections acknowledge at once, trusting the
+/// system's roots, or exactly the CA certificates in `ca_pem`. The timeouts
+/// are this client's own: it does not read the SDK's `TimeoutConfig`.
+pub fn http_client(timeouts: Timeouts, ca_pem: Option<&[u8]>) -> Result<SharedHttpClient, String> {
+    let roots = match ca_pem {
+        Some(pem) => ca_roots(pem)?,
+        None => system_roots(),
+    };
     let mut tcp = TcpConnector::new();
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
     tcp.set_connect_timeout(Some(timeouts.connect));
     let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls_config())
+        .with_tls_config(tls_config(roots))
         .https_or_http()
         .enable_http1()
         .wrap_connector(QuickAckConnector(tcp));
@@ -73,15 +80,32 @@ pub fn http_client(timeouts: Timeouts) -> SharedHttpClient {
         // Without a timer the pool never closes an idle connection.
         .pool_timer(TokioTimer::new())
         .build(https);
-    SharedHttpClient::new(Client {
+    Ok(SharedHttpClient::new(Client {
         connector: SharedHttpConnector::new(Connector {
             client,
             response_timeout: timeouts.response,
         }),
-    })
+    }))
 }
 
-fn tls_config() -> rustls::ClientConfig {
+/// The CA certificates of a PEM file, as the only roots.
+fn ca_roots(pem: &[u8]) -> Result<rustls::RootCertStore, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| format!("not a PEM certificate: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("a certificate cannot be a root: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err("no certificate in it (expected -----BEGIN CERTIFICATE-----)".into());
+    }
+    Ok(roots)
+}
+
+fn system_roots() -> rustls::RootCertStore {
     let mut roots = rustls::RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();
     for e in &found.errors {
@@ -91,6 +115,10 @@ fn tls_config() -> rustls::ClientConfig {
     // does; with no roots at all, plain http still works and https fails
     // on the certificate, which names the cause.
     roots.add_parsable_certificates(found.certs);
+    roots
+}
+
+fn tls_config(roots: rustls::RootCertStore) -> rustls::ClientConfig {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -104,23 +104,7 @@ async fn round(args: &DnsArgs, resolver: &TokioResolver) -> Report {
                 &args.target_ips,
                 "a target IP",
             ));
-            let ttl = answer.max_ttl;
-            items.push(if ttl <= args.max_ttl {
-                Item::new(
-                    format!("{host}: ttl"),
-                    Status::Pass,
-                    format!("TTL {ttl} s, at most {} s", args.max_ttl),
-                )
-            } else {
-                Item::new(
-                    format!("{host}: ttl"),
-                    Status::Fail,
-                    format!(
-                        "TTL {ttl} s is above {} s: resolvers may keep the old address that long",
-                        args.max_ttl
-                    ),
-                )
-            });
+            items.push(ttl_item(host, &answer, args.max_ttl));
         }
     }
     for (record, ips, what) in [
@@ -138,6 +122,37 @@ async fn round(args: &DnsArgs, resolver: &TokioResolver) -> Report {
         });
     }
     Report::new("dns", host, items)
+}
+
+/// Passes when the answer's TTL is at most `max_ttl`.
+fn ttl_item(host: &str, answer: &Answer, max_ttl: u32) -> Item {
+    let ttl = answer.max_ttl;
+    if ttl <= max_ttl {
+        return Item::new(
+            format!("{host}: ttl"),
+            Status::Pass,
+            format!("TTL {ttl} s, at most {max_ttl} s"),
+        );
+    }
+    Item::new(
+        format!("{host}: ttl"),
+        Status::Fail,
+        format!("TTL {ttl} s is above {max_ttl} s: resolvers may keep the old address that long"),
+    )
+}
+
+/// Preflight's DNS item: `host`'s TTL is already at most `max_ttl`, so
+/// that the cutover will propagate fast.
+pub async fn ttl(host: &str, max_ttl: u32, nameserver_addr: Option<&str>) -> Result<Item, Failure> {
+    let resolver = resolver(nameserver_addr.map(nameserver).transpose()?)?;
+    Ok(match resolve(&resolver, host).await {
+        Ok(answer) => ttl_item(host, &answer, max_ttl),
+        Err(e) => Item::new(
+            format!("{host}: ttl"),
+            Status::Fail,
+            format!("does not resolve: {e}"),
+        ),
+    })
 }
 
 /// Passes when `answer` holds only addresses in `allowed`.

@@ -48,12 +48,7 @@ pub fn run(daemon: &Daemon<'_>, args: &ForwardArgs) -> Result<Report, Failure> {
     let ca = args.ca.proxy()?;
     let source_ca = args.ca.source()?;
     let source_cred = match (&args.source_key, &args.source_secret_file) {
-        (Some(key), Some(file)) => Credential {
-            name: key.clone(),
-            access_key: key.clone(),
-            secret: ferry_control::private_file::read_secret_file(file)
-                .map_err(|e| Failure::Usage(format!("--source-secret-file: {e}")))?,
-        },
+        (Some(key), Some(file)) => Credential::from_file(key, file, "--source")?,
         _ => cred.clone(),
     };
     let source = s3::client(&Target::source(&view, source_ca.as_deref()), &source_cred)?;

@@ -11,6 +11,8 @@ use crate::output::{Output, print_table};
 
 mod dns;
 mod forward;
+mod idle;
+mod preflight;
 pub mod restricted;
 pub mod s3;
 mod tls;
@@ -28,6 +30,18 @@ pub enum CheckCommand {
     /// hostname, a probe object is written, read, listed and deleted, and
     /// seen on the source itself.
     Forward(forward::ForwardArgs),
+    /// Phase 1, before anything moves: the source's copier user reads and
+    /// may not write, the target bucket exists, is empty and has no
+    /// lifecycle rules, the target's user writes and the target honours
+    /// conditional writes, the journal bucket exists, the source's size
+    /// against the target's space; reminders (source lifecycle rules and
+    /// policy, users to replicate); the certificate and DNS TTL if asked.
+    Preflight(Box<preflight::PreflightArgs>),
+    /// Before migrate mode: is anyone but the migration still using the
+    /// source? Two samples of the source's request counters and the
+    /// proxies' metrics, --seconds apart: a write the proxies did not
+    /// forward came around them.
+    Idle(idle::IdleArgs),
     /// The source is closed to clients: a client user's write straight to
     /// the source is refused, while the proxy still reaches the source
     /// with the migration credentials.
@@ -40,6 +54,8 @@ pub fn run(daemon: &Daemon<'_>, out: Output, command: CheckCommand) -> Result<()
         CheckCommand::Tls(args) => tls::run(&args)?,
         CheckCommand::Forward(args) => forward::run(daemon, &args)?,
         CheckCommand::Restricted(args) => restricted::run(daemon, &args)?,
+        CheckCommand::Preflight(args) => preflight::run(daemon, &args)?,
+        CheckCommand::Idle(args) => idle::run(&args)?,
     };
     out.emit(&report, Report::print);
     report.verdict()

@@ -74,6 +74,19 @@ pub struct Credential {
     pub secret: String,
 }
 
+impl Credential {
+    /// `KEY` with the secret in `file` (its first line; mode 0600), as the
+    /// flags `{flag}-key` and `{flag}-secret-file` give them.
+    pub fn from_file(key: &str, file: &std::path::Path, flag: &str) -> Result<Credential, Failure> {
+        Ok(Credential {
+            name: key.to_owned(),
+            access_key: key.to_owned(),
+            secret: ferry_control::private_file::read_secret_file(file)
+                .map_err(|e| Failure::Usage(format!("{flag}-secret-file: {e}")))?,
+        })
+    }
+}
+
 impl ClientUser {
     /// The users file, read once, to take credentials from.
     pub fn load(&self) -> Result<ClientUsers<'_>, Failure> {

@@ -24,6 +24,9 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use super::{Item, Report, Status};
 use crate::failure::Failure;
 
+const WARN_DAYS: u64 = 14;
+const TIMEOUT_SECS: u64 = 10;
+
 #[derive(Args, Debug)]
 pub struct TlsArgs {
     /// The TLS endpoint, HOST:PORT (a proxy's S3 listener).
@@ -37,11 +40,25 @@ pub struct TlsArgs {
     #[arg(long, value_name = "FILE")]
     ca_file: Option<PathBuf>,
     /// Warn when a certificate expires within this many days.
-    #[arg(long, default_value_t = 14, value_name = "DAYS")]
+    #[arg(long, default_value_t = WARN_DAYS, value_name = "DAYS")]
     warn_days: u64,
     /// Give up on a connection or handshake after this many seconds.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    #[arg(long, default_value_t = TIMEOUT_SECS, value_name = "SECS")]
     timeout: u64,
+}
+
+impl TlsArgs {
+    /// `check tls ENDPOINT --names NAMES [--ca-file CA]`, with the
+    /// defaults otherwise (for preflight).
+    pub fn new(endpoint: String, names: Vec<String>, ca_file: Option<PathBuf>) -> TlsArgs {
+        TlsArgs {
+            endpoint,
+            names,
+            ca_file,
+            warn_days: WARN_DAYS,
+            timeout: TIMEOUT_SECS,
+        }
+    }
 }
 
 pub fn run(args: &TlsArgs) -> Result<Report, Failure> {
