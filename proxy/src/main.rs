@@ -179,10 +179,12 @@ impl BackgroundService for Drainer {
     }
 }
 
-/// Serves Prometheus metrics, and keeps the per-bucket mode gauges current.
+/// Serves Prometheus metrics, and keeps the per-bucket mode and the
+/// certificate expiry gauges current (certificates reload).
 struct MetricsService {
     addr: std::net::SocketAddr,
     admin: Arc<Admin>,
+    certs: Option<Arc<SniResolver>>,
 }
 
 #[async_trait]
@@ -199,6 +201,9 @@ impl BackgroundService for MetricsService {
             loop {
                 for b in self.admin.table().buckets.values() {
                     ferry_proxy::metrics::bucket_mode(&b.bucket, b.mode);
+                }
+                for (file, not_after) in self.certs.iter().flat_map(|c| c.current().expiries()) {
+                    ferry_proxy::metrics::certificate_expiry(&file, not_after);
                 }
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
@@ -459,6 +464,7 @@ fn main() {
             MetricsService {
                 addr,
                 admin: admin.clone(),
+                certs: certs.clone(),
             },
         ));
     }

@@ -131,6 +131,14 @@ pub fn install(addr: SocketAddr) -> Result<metrics_exporter_prometheus::Exporter
     Ok(exporter)
 }
 
+pub const CERT_EXPIRY: &str = "ferry_proxy_certificate_expiry_timestamp_seconds";
+
+/// When a certificate of cert_dir stops being valid (Unix seconds), by its
+/// file name (the operator's files: a bounded set).
+pub fn certificate_expiry(file: &str, not_after: i64) {
+    gauge!(CERT_EXPIRY, "file" => file.to_owned()).set(not_after as f64);
+}
+
 pub const MIGRATE_READS: &str = "ferry_proxy_migrate_reads_total";
 
 /// A migrate-mode GET or HEAD, by who served it: `target` (already

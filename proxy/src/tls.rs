@@ -89,6 +89,19 @@ impl CertSet {
         Ok(Self { entries })
     }
 
+    /// Each certificate's file name and the end of its validity (Unix
+    /// seconds); a leaf that does not parse as X.509 is left out.
+    pub fn expiries(&self) -> Vec<(String, i64)> {
+        self.entries
+            .iter()
+            .filter_map(|e| {
+                let (_, cert) = x509_parser::parse_x509_certificate(&e.leaf).ok()?;
+                let name = e.path.file_name()?.to_string_lossy().into_owned();
+                Some((name, cert.validity().not_after.timestamp()))
+            })
+            .collect()
+    }
+
     /// The certificate for `name`: the first that covers it, else the first.
     pub fn pick(&self, name: Option<&str>) -> Option<Arc<CertifiedKey>> {
         let by_name = name.and_then(|n| {

@@ -110,6 +110,7 @@ fn the_log_has_a_span_per_request_and_pingoras_own_lines() {
     let mut source = Store::garage().unwrap();
     source.create_bucket("photos").unwrap();
     let target = Store::garage().unwrap();
+    target.create_bucket("photos").unwrap();
     let proxy = Proxy::start_logging(&target, "photos", "", "info,ferry_proxy=debug");
     proxy.attach("photos", &source);
     proxy.set_mode("photos", "forward");

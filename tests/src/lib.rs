@@ -48,6 +48,9 @@ mod pattern;
 mod ports;
 #[cfg(feature = "stores")]
 mod process;
+/// A real Prometheus on loopback and its HTTP API.
+#[cfg(feature = "stores")]
+pub mod prometheus;
 #[cfg(feature = "stores")]
 pub mod proxy;
 pub mod s3find;

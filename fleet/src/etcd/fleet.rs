@@ -216,11 +216,7 @@ impl Fleet {
             .map_err(|e| Refusal::new(409, e.code(), format!("bucket {bucket}: {e}")))?;
         let key = self.keys.bucket(bucket);
         let txn = Txn::new()
-            .when([Compare::mod_revision(
-                key.as_str(),
-                CompareOp::Equal,
-                r.mod_revision,
-            )])
+            .when([unchanged(key.as_str(), r.mod_revision)])
             .and_then([
                 TxnOp::delete(key.as_str(), None),
                 TxnOp::delete(
@@ -244,11 +240,7 @@ impl Fleet {
         rules::mark(&mut b, mark, now())?;
         let key = self.keys.bucket(bucket);
         let txn = Txn::new()
-            .when([Compare::mod_revision(
-                key.as_str(),
-                CompareOp::Equal,
-                r.mod_revision,
-            )])
+            .when([unchanged(key.as_str(), r.mod_revision)])
             .and_then([TxnOp::put(key.as_str(), encode(&b), None)]);
         if !self.txn(txn).await.map_err(unconfirmed)?.succeeded() {
             return Err(conflict(bucket));
@@ -401,9 +393,7 @@ impl Fleet {
         let compares: Vec<Compare> = buckets
             .iter()
             .zip(revs)
-            .map(|(b, rev)| {
-                Compare::mod_revision(self.keys.bucket(&b.bucket), CompareOp::Equal, *rev)
-            })
+            .map(|(b, rev)| unchanged(self.keys.bucket(&b.bucket), *rev))
             .collect();
         let puts: Vec<TxnOp> = buckets
             .iter()
@@ -536,6 +526,12 @@ fn unconfirmed(e: etcd_client::Error) -> Refusal {
              `show` (a mode change left fencing is taken over by the next update)"
         ),
     )
+}
+
+/// A transaction's guard: `key` is still at revision `rev` (nobody
+/// changed it since it was read).
+fn unchanged(key: impl Into<Vec<u8>>, rev: i64) -> Compare {
+    Compare::mod_revision(key, CompareOp::Equal, rev)
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {

@@ -88,6 +88,14 @@ pub struct Response {
     pub status: u16,
 }
 
+/// The connection to the side failed or broke off (counted in
+/// `ferry_proxy_upstream_errors_total`, as a proxied request's are): the
+/// caller answers 503.
+fn broken(label: &'static str, e: &pingora::Error) -> S3Error {
+    crate::metrics::upstream_error(label, crate::metrics::error_class(e.etype()));
+    unavailable(label, e)
+}
+
 /// The side could not be reached, or broke off: the caller answers 503.
 pub fn unavailable(label: &str, e: impl std::fmt::Display) -> S3Error {
     tracing::warn!(upstream = label, error = %e, "upstream request failed");
@@ -150,17 +158,17 @@ impl Fetcher {
             .connector
             .get_http_session(&peer)
             .await
-            .map_err(|e| fail(&e))?;
+            .map_err(|e| broken(label, &e))?;
         session.set_read_timeout(Some(self.read_timeout));
         session
             .write_request_header(Box::new(head))
             .await
-            .map_err(|e| fail(&e))?;
+            .map_err(|e| broken(label, &e))?;
         if let Some(b) = full {
             session
                 .write_request_body(b, true)
                 .await
-                .map_err(|e| fail(&e))?;
+                .map_err(|e| broken(label, &e))?;
         }
         Ok(Pending {
             session,
@@ -208,7 +216,7 @@ impl Pending {
         self.session
             .write_request_body(data, end)
             .await
-            .map_err(|e| unavailable(self.label, e))
+            .map_err(|e| broken(self.label, &e))
     }
 
     pub async fn response(mut self) -> Result<Response, S3Error> {
@@ -216,11 +224,11 @@ impl Pending {
         self.session
             .finish_request_body()
             .await
-            .map_err(|e| unavailable(label, e))?;
+            .map_err(|e| broken(label, &e))?;
         self.session
             .read_response_header()
             .await
-            .map_err(|e| unavailable(label, e))?;
+            .map_err(|e| broken(label, &e))?;
         if let Some(stream) = self.session.stream() {
             crate::quickack::ack_now(pingora::protocols::UniqueID::id(&**stream));
         }
@@ -257,7 +265,7 @@ impl Response {
         self.session
             .read_response_body()
             .await
-            .map_err(|e| unavailable(self.label, e))
+            .map_err(|e| broken(self.label, &e))
     }
 
     /// Reads the whole body, refusing one longer than `limit`: for XML

@@ -1,0 +1,235 @@
+//! packaging/prometheus, tested for real: Prometheus from Debian's package
+//! on 127.0.0.1 runs the shipped scrape config (its targets pointed at this
+//! test's proxy and agent) and the shipped alert rules, while a migration
+//! meets the faults the rules are about (a source that stops mid-copy, so
+//! reads fall back and fail and the copy fails keys; a certificate served).
+//! Every rule must load and evaluate, and every metric a rule names must be
+//! scraped: a rule that names a missing metric fails the test.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ferry_harness::agent::{Agent, secret_file};
+use ferry_harness::prometheus::{PROMTOOL, Prometheus};
+use ferry_harness::proxy::Proxy;
+use ferry_harness::s3migrate::{data, rt};
+use ferry_harness::tls::TestIssuer;
+use ferry_harness::{Store, free_port, put_objects};
+
+const BUCKET: &str = "photos";
+const JOURNAL: &str = "ferry-journal";
+const KEYS: u64 = 400;
+
+fn packaging(file: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../packaging/prometheus")
+        .join(file)
+}
+
+/// The metric names (`ferry_…`) in a PromQL expression.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names: Vec<String> = expr
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("ferry_"))
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The shipped prometheus.yml, with this test's ports, rule file and a
+/// one-second interval; each edit must find what it replaces.
+fn scrape_config(proxy_metrics: u16, agent_metrics: u16) -> String {
+    let mut text = std::fs::read_to_string(packaging("prometheus.yml")).unwrap();
+    let rules = packaging("ferry-alerts.yml");
+    for (from, to) in [
+        ("127.0.0.1:9464", format!("127.0.0.1:{proxy_metrics}")),
+        ("127.0.0.1:9465", format!("127.0.0.1:{agent_metrics}")),
+        (
+            "/etc/prometheus/ferry-alerts.yml",
+            rules.display().to_string(),
+        ),
+        ("scrape_interval: 15s", "scrape_interval: 1s".to_owned()),
+        (
+            "evaluation_interval: 15s",
+            "evaluation_interval: 1s".to_owned(),
+        ),
+    ] {
+        assert!(text.contains(from), "the shipped config has no {from:?}");
+        text = text.replace(from, &to);
+    }
+    text
+}
+
+#[test]
+fn the_shipped_rules_load_evaluate_and_name_only_scraped_metrics() {
+    let check = Command::new(PROMTOOL)
+        .args(["check", "rules"])
+        .arg(packaging("ferry-alerts.yml"))
+        .output()
+        .expect("promtool (Debian's prometheus package; scripts/setup installs it)");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    let rt = rt();
+    let mut source = Store::garage().unwrap();
+    source.create_bucket(BUCKET).unwrap();
+    rt.block_on(put_objects(
+        &source.client(),
+        BUCKET,
+        (0..KEYS).map(|i| (format!("p/{i:04}"), data(i, 512))),
+        16,
+    ))
+    .unwrap();
+    let target = Store::moto().unwrap();
+    target.create_bucket(BUCKET).unwrap();
+    target.create_bucket(JOURNAL).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let ca = TestIssuer::new(dir.path(), "rules").unwrap();
+    std::fs::write(
+        certs.join("s3.pem"),
+        ca.leaf_pem(&["s3.ferry.test"], -1..10).unwrap(),
+    )
+    .unwrap();
+    let (proxy_metrics, agent_metrics, https) = (
+        free_port().unwrap(),
+        free_port().unwrap(),
+        free_port().unwrap(),
+    );
+    let proxy = Proxy::start_with(
+        &target,
+        BUCKET,
+        &format!(
+            "https_addr = \"127.0.0.1:{https}\"\ncert_dir = \"{}\"\njournal_bucket = \"{JOURNAL}\"\n\
+             metrics_addr = \"127.0.0.1:{proxy_metrics}\"\n",
+            certs.display()
+        ),
+    );
+    let agent = Agent::start(&format!("metrics_addr = \"127.0.0.1:{agent_metrics}\"\n"));
+    let mut prometheus = Prometheus::start(&scrape_config(proxy_metrics, agent_metrics)).unwrap();
+
+    proxy.attach(BUCKET, &source);
+    proxy.set_mode(BUCKET, "forward");
+    proxy.set_mode(BUCKET, "migrate");
+    let client = proxy.client(&source.region);
+    // A GET of `key` through the proxy: Ok, or the HTTP status it failed
+    // with.
+    let get = |key: &str| {
+        rt.block_on(client.get_object().bucket(BUCKET).key(key).send())
+            .map(drop)
+            .map_err(|e| e.raw_response().map(|r| r.status().as_u16()))
+    };
+    assert_eq!(get("p/0001"), Ok(()), "a read falls back to the source");
+
+    // A slow copy, whose source stops under it: failed keys.
+    let src_secret = secret_file(dir.path(), "src.secret", &source.secret_key);
+    let dst_secret = secret_file(dir.path(), "dst.secret", &target.secret_key);
+    let job = agent
+        .ferryctl(&[
+            "job",
+            "start",
+            "migrate",
+            "--json",
+            "--src-url",
+            &source.endpoint,
+            "--src-bucket",
+            BUCKET,
+            "--src-key",
+            &source.access_key,
+            "--src-region",
+            &source.region,
+            "--src-secret-file",
+            src_secret.to_str().unwrap(),
+            "--src-list",
+            "--dest-url",
+            &target.endpoint,
+            "--dest-bucket",
+            BUCKET,
+            "--dest-key",
+            &target.access_key,
+            "--dest-region",
+            &target.region,
+            "--dest-secret-file",
+            dst_secret.to_str().unwrap(),
+            "--delete-journal",
+            JOURNAL,
+            "--max-requests-per-sec",
+            "100",
+            "--threads",
+            "4",
+            "--retries",
+            "2",
+        ])
+        .ok()
+        .json();
+    let id = job["id"].as_u64().unwrap();
+    agent.wait_log_lines(id, 30);
+    source.stop();
+    agent.wait_state(id, "failed", Duration::from_secs(180));
+    // The source is down: a read of a key not copied yet answers 503.
+    assert_eq!(get("p/0399"), Err(Some(503)), "never a false 404");
+
+    let rules_file = std::fs::read_to_string(packaging("ferry-alerts.yml")).unwrap();
+    let shipped = rules_file.matches("- alert:").count();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut missing: Vec<String>;
+    let mut unhealthy: Vec<String>;
+    loop {
+        let rules = prometheus.api("rules").unwrap();
+        let loaded: Vec<serde_json::Value> = rules["data"]["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["rules"].as_array().unwrap().clone())
+            .collect();
+        assert_eq!(loaded.len(), shipped, "{rules:#}");
+        unhealthy = loaded
+            .iter()
+            .filter(|r| r["health"] != "ok")
+            .map(|r| format!("{}: {} {}", r["name"], r["health"], r["lastError"]))
+            .collect();
+        missing = Vec::new();
+        for r in &loaded {
+            let expr = r["query"].as_str().unwrap();
+            let answer = prometheus.query(expr).unwrap();
+            assert_eq!(answer["status"], "success", "{expr}: {answer:#}");
+            for name in metric_names(expr) {
+                let series = prometheus.query(&name).unwrap();
+                if series["data"]["result"]
+                    .as_array()
+                    .is_none_or(|a| a.is_empty())
+                {
+                    missing.push(format!("{}: {name}", r["name"]));
+                }
+            }
+        }
+        if (missing.is_empty() && unhealthy.is_empty()) || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(
+        unhealthy.is_empty(),
+        "rules that do not evaluate: {unhealthy:?}"
+    );
+    assert!(
+        missing.is_empty(),
+        "rules name metrics never scraped: {missing:?}"
+    );
+
+    // The certificate alert's own arithmetic: the served certificate ends
+    // within 10 days, so the rule's condition holds.
+    let soon = prometheus
+        .query("ferry_proxy_certificate_expiry_timestamp_seconds - time() < 14 * 86400")
+        .unwrap();
+    assert_eq!(
+        soon["data"]["result"][0]["metric"]["file"], "s3.pem",
+        "{soon:#}"
+    );
+}

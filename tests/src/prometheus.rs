@@ -1,0 +1,83 @@
+//! A real Prometheus (Debian's package) on 127.0.0.1, with a config the
+//! test writes, and its HTTP API's answers as JSON.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use tempfile::TempDir;
+
+use crate::http;
+use crate::ports::free_port;
+use crate::process::ServerProcess;
+
+/// Where Debian's package puts them.
+pub const PROMETHEUS: &str = "/usr/bin/prometheus";
+pub const PROMTOOL: &str = "/usr/bin/promtool";
+
+pub struct Prometheus {
+    pub port: u16,
+    // Field order: the server is killed before its directory goes.
+    server: ServerProcess,
+    dir: TempDir,
+}
+
+impl Prometheus {
+    /// Starts Prometheus with `config` (prometheus.yml text), and waits
+    /// until its API answers.
+    pub fn start(config: &str) -> anyhow::Result<Prometheus> {
+        let dir = tempfile::Builder::new()
+            .prefix("ferry-prometheus-")
+            .tempdir()?;
+        let path = dir.path().join("prometheus.yml");
+        std::fs::write(&path, config)?;
+        let port = free_port()?;
+        let args: Vec<OsString> = vec![
+            format!("--config.file={}", path.display()).into(),
+            format!("--storage.tsdb.path={}", dir.path().join("data").display()).into(),
+            format!("--web.listen-address=127.0.0.1:{port}").into(),
+            "--log.level=warn".into(),
+        ];
+        let mut server = ServerProcess::new(
+            "prometheus",
+            PathBuf::from(PROMETHEUS),
+            args,
+            dir.path().join("prometheus.log"),
+        );
+        server.start()?;
+        server.wait_until("Prometheus's API", Duration::from_secs(30), || {
+            Ok(http::get(port, "/-/ready")?.status == 200)
+        })?;
+        Ok(Prometheus { port, server, dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `GET /api/v1/<path>`'s JSON answer, whatever its status.
+    pub fn api(&mut self, path: &str) -> anyhow::Result<serde_json::Value> {
+        self.server.ensure_alive()?;
+        let r = http::get(self.port, &format!("/api/v1/{path}"))?;
+        serde_json::from_str(&r.body)
+            .with_context(|| format!("/api/v1/{path}: HTTP {}: {}", r.status, r.body))
+    }
+
+    /// An instant query of `expr`.
+    pub fn query(&mut self, expr: &str) -> anyhow::Result<serde_json::Value> {
+        self.api(&format!("query?query={}", encode(expr)))
+    }
+}
+
+/// Percent-encodes all but the unreserved characters.
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
