@@ -68,6 +68,19 @@ impl Prometheus {
     pub fn query(&mut self, expr: &str) -> anyhow::Result<serde_json::Value> {
         self.api(&format!("query?query={}", encode(expr)))
     }
+
+    /// A range query of `expr` over the last `secs` seconds, one point a
+    /// second: what a dashboard's graph asks.
+    pub fn query_range(&mut self, expr: &str, secs: u64) -> anyhow::Result<serde_json::Value> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        self.api(&format!(
+            "query_range?query={}&start={}&end={now}&step=1",
+            encode(expr),
+            now - secs
+        ))
+    }
 }
 
 /// Percent-encodes all but the unreserved characters.

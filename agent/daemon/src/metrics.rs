@@ -1,5 +1,6 @@
 //! The agent's Prometheus metrics (`metrics_addr`). Every name is here.
-//! Labels are bounded: `job` (an id), `kind`, `bucket`, and small fixed sets
+//! Labels are bounded: `job_id` (an id; not `job`, which Prometheus sets
+//! to the scrape job's name), `kind`, `bucket`, and small fixed sets
 //! (`result`, `direction`, `class`, `state`, `change`).
 //!
 //! Copy gauges describe the job's current pass (they restart at each pass,
@@ -71,11 +72,11 @@ impl JobLabels {
     }
 
     fn gauge(&self, name: &'static str) -> Gauge {
-        gauge!(name, "job" => self.job.clone(), "kind" => self.kind, "bucket" => self.bucket.clone())
+        gauge!(name, "job_id" => self.job.clone(), "kind" => self.kind, "bucket" => self.bucket.clone())
     }
 
     fn gauge_with(&self, name: &'static str, label: &'static str, value: String) -> Gauge {
-        gauge!(name, "job" => self.job.clone(), "kind" => self.kind, "bucket" => self.bucket.clone(), label => value)
+        gauge!(name, "job_id" => self.job.clone(), "kind" => self.kind, "bucket" => self.bucket.clone(), label => value)
     }
 }
 

@@ -146,7 +146,7 @@ fn the_api_never_returns_a_secret_and_metrics_count_per_job() {
     // Metrics: per job, with bounded labels, and not the engine's
     // process-wide names.
     let page = http_get(port, "/metrics");
-    let job = format!("job=\"{id}\"");
+    let job = format!("job_id=\"{id}\"");
     let labels = [job.as_str(), "kind=\"migrate\"", "bucket=\"dest-bucket\""];
     let copied = [&labels[..], &["result=\"copied\""]].concat();
     assert_eq!(

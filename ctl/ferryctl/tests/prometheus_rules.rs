@@ -4,7 +4,9 @@
 //! meets the faults the rules are about (a source that stops mid-copy, so
 //! reads fall back and fail and the copy fails keys; a certificate served).
 //! Every rule must load and evaluate, and every metric a rule names must be
-//! scraped: a rule that names a missing metric fails the test.
+//! scraped: a rule that names a missing metric fails the test. Every panel
+//! of the Grafana dashboards (packaging/grafana) is asked as Grafana asks
+//! it, a range query, and must return data.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -24,6 +26,48 @@ fn packaging(file: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../packaging/prometheus")
         .join(file)
+}
+
+/// Every panel of a shipped dashboard: its title and its queries, with the
+/// dashboard's variables set to All (`.*`), as Grafana sends them.
+fn panels(dashboard: &str) -> Vec<(String, Vec<String>)> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../packaging/grafana")
+        .join(dashboard);
+    let d: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for field in ["title", "uid", "panels", "templating", "schemaVersion"] {
+        assert!(!d[field].is_null(), "{dashboard}: no {field}");
+    }
+    let vars: Vec<String> = d["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| format!("${}", v["name"].as_str().unwrap()))
+        .collect();
+    d["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let title = p["title"].as_str().unwrap().to_owned();
+            assert!(!p["gridPos"].is_null(), "{dashboard}: {title}: no gridPos");
+            let exprs: Vec<String> = p["targets"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{dashboard}: {title}: no targets"))
+                .iter()
+                .map(|t| {
+                    let mut e = t["expr"].as_str().unwrap().to_owned();
+                    for v in &vars {
+                        e = e.replace(v.as_str(), ".*");
+                    }
+                    e
+                })
+                .collect();
+            assert!(!exprs.is_empty(), "{dashboard}: {title}: no query");
+            (title, exprs)
+        })
+        .collect()
 }
 
 /// The metric names (`ferry_…`) in a PromQL expression.
@@ -113,6 +157,7 @@ fn the_shipped_rules_load_evaluate_and_name_only_scraped_metrics() {
     );
     let agent = Agent::start(&format!("metrics_addr = \"127.0.0.1:{agent_metrics}\"\n"));
     let mut prometheus = Prometheus::start(&scrape_config(proxy_metrics, agent_metrics)).unwrap();
+    let started = Instant::now();
 
     proxy.attach(BUCKET, &source);
     proxy.set_mode(BUCKET, "forward");
@@ -169,9 +214,40 @@ fn the_shipped_rules_load_evaluate_and_name_only_scraped_metrics() {
         .ok()
         .json();
     let id = job["id"].as_u64().unwrap();
-    agent.wait_log_lines(id, 30);
+    // Long enough for a few scrapes of a running copy (its rate, its ETA).
+    agent.wait_log_lines(id, 150);
     source.stop();
     agent.wait_state(id, "failed", Duration::from_secs(180));
+    // A key the copy reached is read from the target now.
+    assert_eq!(
+        get("p/0001"),
+        Ok(()),
+        "a copied key is served by the target"
+    );
+    // A request the proxy refuses itself, and a TLS handshake.
+    let stranger = aws_sdk_s3::Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "GKnobody", "wrong", None, None, "test",
+            ))
+            .build(),
+    );
+    rt.block_on(stranger.head_bucket().bucket(BUCKET).send())
+        .expect_err("an unknown key is refused");
+    let tls = Command::new(env!("CARGO_BIN_EXE_ferryctl"))
+        .args(["check", "tls", &format!("127.0.0.1:{https}"), "--names"])
+        .arg("s3.ferry.test")
+        .arg("--ca-file")
+        .arg(&ca.ca)
+        .output()
+        .unwrap();
+    assert!(
+        tls.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tls.stdout)
+    );
     // The source is down: a read of a key not copied yet answers 503.
     assert_eq!(get("p/0399"), Err(Some(503)), "never a false 404");
 
@@ -223,10 +299,64 @@ fn the_shipped_rules_load_evaluate_and_name_only_scraped_metrics() {
         "rules name metrics never scraped: {missing:?}"
     );
 
+    // Each dashboard panel, over the whole run; a rate needs two scrapes
+    // after its counter's first event, hence the retries.
+    let mut queries: Vec<(String, String)> = Vec::new();
+    for dashboard in ["ferry-proxy.json", "ferry-migration.json"] {
+        for (title, exprs) in panels(dashboard) {
+            queries.extend(
+                exprs
+                    .into_iter()
+                    .map(|e| (format!("{dashboard}: {title}"), e)),
+            );
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let empty = loop {
+        let run = started.elapsed().as_secs() + 5;
+        let mut empty = Vec::new();
+        for (panel, expr) in &queries {
+            let answer = prometheus.query_range(expr, run).unwrap();
+            assert_eq!(answer["status"], "success", "{panel}: {expr}: {answer:#}");
+            if answer["data"]["result"]
+                .as_array()
+                .is_none_or(|a| a.is_empty())
+            {
+                empty.push(format!("{panel}: {expr}"));
+            }
+        }
+        if empty.is_empty() || Instant::now() > deadline {
+            break empty;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    assert!(empty.is_empty(), "panels without data: {empty:#?}");
+
+    // The copy failed keys: the failures alert's condition holds, for this
+    // job by its id (the agent's `job_id`; Prometheus owns `job`).
+    let rules = prometheus.api("rules").unwrap();
+    let rule = |name: &str| -> String {
+        rules["data"]["groups"][0]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no rule {name}"))["query"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let failures = prometheus.query(&rule("FerryCopyFailures")).unwrap();
+    assert_eq!(
+        failures["data"]["result"][0]["metric"]["job_id"],
+        id.to_string(),
+        "{failures:#}"
+    );
+
     // The certificate alert's own arithmetic: the served certificate ends
     // within 10 days, so the rule's condition holds.
     let soon = prometheus
-        .query("ferry_proxy_certificate_expiry_timestamp_seconds - time() < 14 * 86400")
+        .query(&rule("FerryCertificateExpiringSoon"))
         .unwrap();
     assert_eq!(
         soon["data"]["result"][0]["metric"]["file"], "s3.pem",
