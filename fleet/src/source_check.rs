@@ -26,6 +26,50 @@ pub trait SourceCheck: Send + Sync {
     async fn uploads(&self, bucket: &Bucket) -> Result<Vec<SourceUpload>, String>;
 }
 
+/// Of the source uploads snapshotted when migrate mode was set, those the
+/// source still has open (completed or aborted ones are done with it).
+pub async fn uploads_open(check: &dyn SourceCheck, b: &Bucket) -> Result<usize, String> {
+    if b.source_uploads.is_empty() {
+        return Ok(0);
+    }
+    let live = check.uploads(b).await?;
+    Ok(b.source_uploads
+        .iter()
+        .filter(|u| live.iter().any(|l| l.upload_id == u.upload_id))
+        .count())
+}
+
+/// Detach from migrate mode waits for the uploads that still go to the
+/// source: their objects would be lost with it. Both ways to detach (a
+/// proxy's socket, a fleet's etcd) ask this.
+pub async fn refuse_open_uploads(
+    check: &dyn SourceCheck,
+    b: &Bucket,
+) -> Result<(), ferry_control::socket::server::Refusal> {
+    if b.mode != ferry_control::Mode::Migrate {
+        return Ok(());
+    }
+    let refused = |why: String| {
+        ferry_control::socket::server::Refusal::new(
+            409,
+            ferry_control::codes::DETACH_REFUSED,
+            format!(
+                "bucket {}: {why}; wait for them to complete or be aborted, or detach --force",
+                b.bucket
+            ),
+        )
+    };
+    match uploads_open(check, b).await {
+        Ok(0) => Ok(()),
+        Ok(n) => Err(refused(format!(
+            "{n} multipart uploads begun on the source before migrate mode are still open there"
+        ))),
+        Err(e) => Err(refused(format!(
+            "cannot tell whether the uploads open on the source at the switch have ended ({e})"
+        ))),
+    }
+}
+
 /// Accepts every source (for tests, and for sources that cannot be reached
 /// from the proxy host at attach time).
 #[derive(Debug, Clone, Copy, Default)]

@@ -292,3 +292,64 @@ fn rollback_from_migrate_mode_leaves_the_source_as_clients_saw_the_bucket() {
     assert_eq!(open["blocked"], false, "{open:#}");
     m.ok(&["s3", "bucket", "migrate", "detach", BUCKET]);
 }
+
+/// Detach from migrate mode also waits for the multipart uploads begun on
+/// the source before the switch (their parts and completion still go
+/// there): refused while one is open, allowed once it has ended.
+#[test]
+fn detach_waits_for_an_upload_begun_on_the_source() {
+    let rt = rt();
+    let source = Store::garage().unwrap();
+    source.create_bucket(BUCKET).unwrap();
+    let target = Store::moto().unwrap();
+    target.create_bucket(BUCKET).unwrap();
+    target.create_bucket(JOURNAL).unwrap();
+    let proxy = Proxy::start_with(
+        &target,
+        BUCKET,
+        &format!("journal_bucket = \"{JOURNAL}\"\n"),
+    );
+    proxy.attach(BUCKET, &source);
+    proxy.set_mode(BUCKET, "forward");
+    let upload = rt
+        .block_on(
+            source
+                .client()
+                .create_multipart_upload()
+                .bucket(BUCKET)
+                .key("big/one")
+                .send(),
+        )
+        .unwrap();
+    let upload_id = upload.upload_id().unwrap().to_owned();
+    proxy.set_mode(BUCKET, "migrate");
+    // As a passing `ferryctl verify` records it.
+    ferry_control::Client::new(&proxy.socket)
+        .mark(BUCKET, &ferry_control::Mark::Verified("test".into()))
+        .unwrap();
+    let detach = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferryctl"));
+        cmd.arg("--socket")
+            .arg(&proxy.socket)
+            .args(["s3", "bucket", "migrate", "detach", BUCKET]);
+        run(cmd, "")
+    };
+    let refused = detach().refused();
+    assert!(
+        refused
+            .stderr
+            .contains("1 multipart uploads begun on the source"),
+        "{refused:?}"
+    );
+    rt.block_on(
+        source
+            .client()
+            .abort_multipart_upload()
+            .bucket(BUCKET)
+            .key("big/one")
+            .upload_id(&upload_id)
+            .send(),
+    )
+    .unwrap();
+    detach().ok();
+}

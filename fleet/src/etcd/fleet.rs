@@ -29,7 +29,7 @@ use crate::rules::{
     self, already_attached, check_update, not_attached, now, refuse_if_fencing,
     source_check_failed, uploads_unlisted, validate_attach,
 };
-use crate::source_check::SourceCheck;
+use crate::source_check::{SourceCheck, refuse_open_uploads};
 use crate::state::{Bucket, BucketTable, Phase, Transition, check_detach, rfc3339};
 
 /// How often the fence's acknowledgements are polled.
@@ -214,6 +214,9 @@ impl Fleet {
         refuse_if_fencing(&r.bucket)?;
         check_detach(r.bucket.mode, r.bucket.verified.is_some(), force)
             .map_err(|e| Refusal::new(409, e.code(), format!("bucket {bucket}: {e}")))?;
+        if !force {
+            refuse_open_uploads(&*self.source_check, &r.bucket).await?;
+        }
         let key = self.keys.bucket(bucket);
         let txn = Txn::new()
             .when([unchanged(key.as_str(), r.mod_revision)])

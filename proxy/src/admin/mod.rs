@@ -37,6 +37,7 @@ pub use ferry_control::socket::server::Refusal;
 pub use ferry_control::socket::{AccessPolicy, BindError, bind};
 pub use ferry_fleet::rules::DEFAULT_SOURCE_REGION;
 pub use ferry_fleet::source_check::{NoCheck, S3SourceCheck, SourceCheck};
+use ferry_fleet::source_check::{refuse_open_uploads, uploads_open};
 
 /// Where changes are made.
 enum Store {
@@ -150,52 +151,11 @@ impl Admin {
             view.members = fleet.member_views(bucket).await?;
         }
         // If the source cannot say, the snapshot stands.
-        match self.source_uploads_open(b).await {
+        match uploads_open(&*self.source_check, b).await {
             Ok(n) => view.source_uploads_open = n,
             Err(e) => tracing::warn!(bucket, error = %e, "cannot list the source's uploads"),
         }
         Ok(view)
-    }
-
-    /// Of the source uploads snapshotted when migrate mode was set, those
-    /// the source still has open (completed or aborted ones are done with
-    /// the source).
-    async fn source_uploads_open(&self, b: &Bucket) -> Result<usize, String> {
-        if b.source_uploads.is_empty() {
-            return Ok(0);
-        }
-        let live = self.source_check.uploads(b).await?;
-        Ok(b.source_uploads
-            .iter()
-            .filter(|u| live.iter().any(|l| l.upload_id == u.upload_id))
-            .count())
-    }
-
-    /// Detach from migrate mode waits for the uploads that still go to the
-    /// source: their objects would be lost with it.
-    async fn refuse_open_source_uploads(&self, bucket: &str) -> Result<(), Refusal> {
-        let table = self.table();
-        let Some(b) = table.get(bucket).filter(|b| b.mode == Mode::Migrate) else {
-            return Ok(());
-        };
-        let refused = |why: String| {
-            Refusal::new(
-                409,
-                codes::DETACH_REFUSED,
-                format!(
-                    "bucket {bucket}: {why}; wait for them to complete or be aborted, or detach --force"
-                ),
-            )
-        };
-        match self.source_uploads_open(b).await {
-            Ok(0) => Ok(()),
-            Ok(n) => Err(refused(format!(
-                "{n} multipart uploads begun on the source before migrate mode are still open there"
-            ))),
-            Err(e) => Err(refused(format!(
-                "cannot tell whether the uploads open on the source at the switch have ended ({e})"
-            ))),
-        }
     }
 
     /// Attach a bucket in ready mode, once its source and target buckets
@@ -309,12 +269,14 @@ impl Admin {
     /// Detach a bucket (ready mode; migrate mode once verified and the
     /// source's uploads have ended, or with `force`).
     pub async fn detach(&self, bucket: &str, force: bool) -> Result<BucketView, Refusal> {
-        if !force {
-            self.refuse_open_source_uploads(bucket).await?;
-        }
         let removed = match &self.store {
             Store::Fleet(fleet) => fleet.detach(bucket, force).await?,
             Store::File(store) => {
+                // Outside the write lock, as the source may be slow to
+                // answer.
+                if let Some(b) = self.table().get(bucket).filter(|_| !force) {
+                    refuse_open_uploads(&*self.source_check, b).await?;
+                }
                 // The purge below may take long on a large journal: the
                 // lock must not hold up an emergency `update` of another
                 // bucket.
@@ -326,6 +288,7 @@ impl Admin {
                     .ok_or_else(|| not_attached(bucket))?;
                 check_detach(b.mode, b.verified.is_some(), force)
                     .map_err(|e| Refusal::new(409, e.code(), format!("bucket {bucket}: {e}")))?;
+
                 let removed = next.buckets.remove(bucket).expect("checked above");
                 self.commit(store, next).await?;
                 removed.view()
