@@ -156,6 +156,15 @@ pub fn pair(src: StoreKind, dest: StoreKind) -> (Store, Store) {
     (s, d)
 }
 
+/// A migration's source: a Garage store holding `bucket` with `objects`.
+pub fn garage_source(bucket: &str, objects: impl IntoIterator<Item = (String, Bytes)>) -> Store {
+    let source = Store::garage().unwrap();
+    source.create_bucket(bucket).unwrap();
+    rt().block_on(crate::put_objects(&source.client(), bucket, objects, 16))
+        .unwrap();
+    source
+}
+
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

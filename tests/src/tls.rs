@@ -127,6 +127,20 @@ pub struct TestIssuer {
 }
 
 impl TestIssuer {
+    /// A proxy's `cert_dir`, made as `dir/certs` holding one certificate of
+    /// this CA for `names` (`s3.pem`); its path.
+    pub fn cert_dir(
+        &self,
+        dir: &Path,
+        names: &[&str],
+        days: std::ops::Range<i64>,
+    ) -> anyhow::Result<PathBuf> {
+        let certs = dir.join("certs");
+        std::fs::create_dir(&certs)?;
+        std::fs::write(certs.join("s3.pem"), self.leaf_pem(names, days)?)?;
+        Ok(certs)
+    }
+
     /// A CA named `name`; its certificate is written to `dir/NAME.ca.crt`.
     pub fn new(dir: &Path, name: &str) -> anyhow::Result<TestIssuer> {
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;

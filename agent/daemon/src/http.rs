@@ -50,21 +50,21 @@ async fn route(manager: &Arc<Manager>, req: Request<Incoming>) -> Answer {
         ([id, "pause"], &Method::POST) => ok(&manager.pause(parse_id(id)?)?),
         ([id, "resume"], &Method::POST) => ok(&manager.resume(parse_id(id)?)?),
         ([id, "cancel"], &Method::POST) => ok(&manager.cancel(parse_id(id)?).await?),
-        ([id, what], &Method::POST) if FollowUp::parse(what).is_some() => {
-            let what = FollowUp::parse(what).expect("matched");
-            let (id, manager) = (parse_id(id)?, manager.clone());
-            // Like a start: the new job's files are written and fsynced.
-            let view = tokio::task::spawn_blocking(move || manager.follow_up(id, what))
-                .await
-                .map_err(|e| Refusal::internal(format!("the {what:?} task failed: {e}")))??;
-            created(&view)
-        }
         ([] | [_] | [_, "logs" | "pause" | "resume" | "cancel"], _) => {
             Err(Refusal::method_not_allowed(&method, &path))
         }
-        ([_, what], _) if FollowUp::parse(what).is_some() => {
-            Err(Refusal::method_not_allowed(&method, &path))
-        }
+        ([id, what], m) => match FollowUp::parse(what) {
+            Some(what) if m == Method::POST => {
+                let (id, manager) = (parse_id(id)?, manager.clone());
+                // Like a start: the new job's files are written and fsynced.
+                let view = tokio::task::spawn_blocking(move || manager.follow_up(id, what))
+                    .await
+                    .map_err(|e| Refusal::internal(format!("the {what:?} task failed: {e}")))??;
+                created(&view)
+            }
+            Some(_) => Err(Refusal::method_not_allowed(&method, &path)),
+            None => Err(Refusal::not_found(&path)),
+        },
         _ => Err(Refusal::not_found(&path)),
     }
 }

@@ -28,15 +28,14 @@ fn attach_refuses_a_missing_target_bucket_and_warns_of_the_rest() {
         )
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    std::fs::create_dir(&certs).unwrap();
     let ca = TestIssuer::new(dir.path(), "attach").unwrap();
-    std::fs::write(
-        certs.join("s3.pem"),
-        ca.leaf_pem(&["photos.s3.ferry.test", "s3.ferry.test"], -1..90)
-            .unwrap(),
-    )
-    .unwrap();
+    let certs = ca
+        .cert_dir(
+            dir.path(),
+            &["photos.s3.ferry.test", "s3.ferry.test"],
+            -1..90,
+        )
+        .unwrap();
     let https = ferry_harness::free_port().unwrap();
     // The journal's bucket is never made. The harness serves the domain
     // s3.ferry.test.

@@ -8,10 +8,10 @@ use aws_sdk_s3::types::{
     BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
     LifecycleRuleFilter,
 };
+use ferry_harness::Store;
 use ferry_harness::agent::secret_file;
 use ferry_harness::ferryctl::{Run, run};
-use ferry_harness::s3migrate::{data, rt};
-use ferry_harness::{Store, put_objects};
+use ferry_harness::s3migrate::{data, garage_source, rt};
 
 const BUCKET: &str = "photos";
 const JOURNAL: &str = "ferry-journal";
@@ -81,15 +81,7 @@ fn status_of<'a>(items: &'a [(String, String)], name: &str) -> &'a str {
 #[test]
 fn preflight_passes_a_ready_pair_and_fails_each_unsafe_item_by_name() {
     let rt = rt();
-    let source = Store::garage().unwrap();
-    source.create_bucket(BUCKET).unwrap();
-    rt.block_on(put_objects(
-        &source.client(),
-        BUCKET,
-        (0..12).map(|i| (format!("p/{i}"), data(i, 100))),
-        4,
-    ))
-    .unwrap();
+    let source = garage_source(BUCKET, (0..12).map(|i| (format!("p/{i}"), data(i, 100))));
     let (ro_key, ro_secret) = source.read_only_key(BUCKET).unwrap();
     let target = Store::moto().unwrap();
     target.create_bucket(BUCKET).unwrap();

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use ferry_harness::agent::{Agent, secret_file};
 use ferry_harness::prometheus::{PROMTOOL, Prometheus};
 use ferry_harness::proxy::Proxy;
-use ferry_harness::s3migrate::{data, rt};
+use ferry_harness::s3migrate::{data, garage_source, rt};
 use ferry_harness::tls::TestIssuer;
-use ferry_harness::{Store, free_port, put_objects};
+use ferry_harness::{Store, free_port};
 
 const BUCKET: &str = "photos";
 const JOURNAL: &str = "ferry-journal";
@@ -120,27 +120,16 @@ fn the_shipped_rules_load_evaluate_and_name_only_scraped_metrics() {
     );
 
     let rt = rt();
-    let mut source = Store::garage().unwrap();
-    source.create_bucket(BUCKET).unwrap();
-    rt.block_on(put_objects(
-        &source.client(),
+    let mut source = garage_source(
         BUCKET,
         (0..KEYS).map(|i| (format!("p/{i:04}"), data(i, 512))),
-        16,
-    ))
-    .unwrap();
+    );
     let target = Store::moto().unwrap();
     target.create_bucket(BUCKET).unwrap();
     target.create_bucket(JOURNAL).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    std::fs::create_dir(&certs).unwrap();
     let ca = TestIssuer::new(dir.path(), "rules").unwrap();
-    std::fs::write(
-        certs.join("s3.pem"),
-        ca.leaf_pem(&["s3.ferry.test"], -1..10).unwrap(),
-    )
-    .unwrap();
+    let certs = ca.cert_dir(dir.path(), &["s3.ferry.test"], -1..10).unwrap();
     let (proxy_metrics, agent_metrics, https) = (
         free_port().unwrap(),
         free_port().unwrap(),

@@ -12,9 +12,9 @@ use ferry_harness::agent::{Agent, secret_file};
 use ferry_harness::dns::DnsServer;
 use ferry_harness::ferryctl::{Run, run};
 use ferry_harness::proxy::Proxy;
-use ferry_harness::s3migrate::{data, etags, rt};
+use ferry_harness::s3migrate::{data, etags, garage_source, rt};
 use ferry_harness::tls::TestIssuer;
-use ferry_harness::{Store, free_port, put_objects};
+use ferry_harness::{Store, free_port};
 
 const BUCKET: &str = "photos";
 const JOURNAL: &str = "ferry-journal";
@@ -53,28 +53,19 @@ fn the_runbook_end_to_end() {
     // Garage as the source: it knows no key of the client users', which is
     // how access to it is "restricted" here; moto as the target enforces
     // conditional writes.
-    let source = Store::garage().unwrap();
-    source.create_bucket(BUCKET).unwrap();
-    rt.block_on(put_objects(
-        &source.client(),
+    let source = garage_source(
         BUCKET,
         (0..KEYS).map(|i| (format!("p/{i:04}"), data(i, 2048))),
-        16,
-    ))
-    .unwrap();
+    );
     let target = Store::moto().unwrap();
     target.create_bucket(BUCKET).unwrap();
     target.create_bucket(JOURNAL).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    std::fs::create_dir(&certs).unwrap();
     let ca = TestIssuer::new(dir.path(), "runbook").unwrap();
-    std::fs::write(
-        certs.join("s3.pem"),
-        ca.leaf_pem(&[HOST, "s3.ferry.test"], -1..90).unwrap(),
-    )
-    .unwrap();
+    let certs = ca
+        .cert_dir(dir.path(), &[HOST, "s3.ferry.test"], -1..90)
+        .unwrap();
     let https = free_port().unwrap();
     let metrics = free_port().unwrap();
     let proxy = Proxy::start_with(

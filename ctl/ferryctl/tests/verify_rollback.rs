@@ -12,8 +12,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use ferry_harness::agent::{Agent, secret_file};
 use ferry_harness::ferryctl::{Run, run};
 use ferry_harness::proxy::Proxy;
-use ferry_harness::s3migrate::{data, rt};
-use ferry_harness::{Store, get_bytes, put_objects};
+use ferry_harness::s3migrate::{data, garage_source, rt};
+use ferry_harness::{Store, get_bytes};
 
 const BUCKET: &str = "photos";
 const JOURNAL: &str = "ferry-journal";
@@ -35,15 +35,10 @@ impl Migration {
     /// copied by a job on the agent.
     fn copied() -> Migration {
         let rt = rt();
-        let source = Store::garage().unwrap();
-        source.create_bucket(BUCKET).unwrap();
-        rt.block_on(put_objects(
-            &source.client(),
+        let source = garage_source(
             BUCKET,
             (0..KEYS).map(|i| (key(i), data(i, 1000 + i as usize))),
-            8,
-        ))
-        .unwrap();
+        );
         let target = Store::moto().unwrap();
         target.create_bucket(BUCKET).unwrap();
         target.create_bucket(JOURNAL).unwrap();
