@@ -268,14 +268,39 @@ pub async fn reconcile(
     dest_folder: &Path,
     threads: usize,
 ) -> Result<(JournalSummary, Vec<Unsettled>), String> {
-    let loaded = load(
+    let loaded = load_for(copier, journal).await?;
+    reconcile_loaded(
+        copier,
+        journal.mode,
+        loaded,
+        partition,
+        dest_folder,
+        threads,
+    )
+    .await
+}
+
+/// The journal's entries of the copier's bucket, read now.
+pub async fn load_for(copier: &Copier, journal: &Journal) -> Result<Loaded, String> {
+    load(
         &copier.dest,
         &journal.bucket,
         &copier.dest_bucket,
         copier.retry,
     )
     .await
-    .map_err(|e| format!("reading the delete journal '{}': {e}", journal.bucket))?;
+    .map_err(|e| format!("reading the delete journal '{}': {e}", journal.bucket))
+}
+
+/// As [`reconcile`], with the journal as the caller read it.
+pub async fn reconcile_loaded(
+    copier: &Copier,
+    mode: DeleteMode,
+    loaded: Loaded,
+    partition: Partition,
+    dest_folder: &Path,
+    threads: usize,
+) -> Result<(JournalSummary, Vec<Unsettled>), String> {
     let mut sum = JournalSummary {
         entries: (loaded.keys.len() + loaded.bad.len()) as u64,
         ..Default::default()
@@ -306,7 +331,7 @@ pub async fn reconcile(
     }
     let fates: Vec<(String, Fate)> = futures::stream::iter(mine)
         .map(|(key, etags)| async move {
-            let fate = settle(copier, journal.mode, JOURNALLED, &key, &etags).await;
+            let fate = settle(copier, mode, JOURNALLED, &key, &etags).await;
             (key, fate)
         })
         .buffer_unordered(threads.max(1))

@@ -25,7 +25,6 @@
 //! `client-writes` (what clients wrote on the destination: what a rollback
 //! must carry back to the source).
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,7 +34,7 @@ use sha2::{Digest, Sha256};
 
 use super::copy::is_multipart_etag;
 use super::entries::{Entry, head_entry};
-use super::journal::{self, DeleteMode, Journal};
+use super::journal::{self, DeleteMode};
 use super::records::{self, Record};
 use super::run_pass::{dest_listing, source_stream};
 use super::{Plan, RunError};
@@ -361,20 +360,22 @@ pub(crate) async fn run(plan: &Plan) -> Result<VerifyReport, RunError> {
         copier: plan.copier.clone(),
         client_writes: plan.journal.is_some(),
     });
-    // Journalled keys are judged by the reconcile below, not as extras.
-    let journalled: BTreeSet<String> = match &plan.journal {
-        Some(j) => journal::load(
-            &plan.copier.dest,
-            &j.bucket,
-            &plan.copier.dest_bucket,
-            plan.copier.retry,
-        )
-        .await
-        .map_err(|e| fatal(&e))?
-        .keys
-        .into_keys()
-        .collect(),
-        None => BTreeSet::new(),
+    // Read once, at the start: journalled keys are judged by the reconcile
+    // below, not as extras, and the reconcile settles the same entries
+    // (every entry is a GET). A delete made while verify runs is the next
+    // verify's; a copier running meanwhile settles it in its own pass.
+    let journalled = match &plan.journal {
+        Some(j) => Some(
+            journal::load_for(&plan.copier, j)
+                .await
+                .map_err(|e| fatal(&e))?,
+        ),
+        None => None,
+    };
+    let is_journalled = |key: &str| {
+        journalled
+            .as_ref()
+            .is_some_and(|l| l.keys.contains_key(key))
     };
     let mut tally = Tally::create(&plan.dest_folder).map_err(|e| fatal(&e))?;
     // Writes whose records a kill may have lost.
@@ -390,7 +391,7 @@ pub(crate) async fn run(plan: &Plan) -> Result<VerifyReport, RunError> {
             }
             let r = recs.seek(&d.key).await.map_err(|e| fatal(&e))?;
             let intent = intents.get(&d.key).map(String::as_str);
-            if journalled.contains(&d.key) && copiers(d.etag.as_deref(), r.as_ref(), intent) {
+            if is_journalled(&d.key) && copiers(d.etag.as_deref(), r.as_ref(), intent) {
                 continue;
             }
             let v = only_on_dest(&d, r.as_ref(), intent, pref.client_writes);
@@ -421,17 +422,14 @@ pub(crate) async fn run(plan: &Plan) -> Result<VerifyReport, RunError> {
     while let Some((k, v)) = inflight.next().await {
         tally.add(k, v, true).map_err(|e| fatal(&e))?;
     }
-    if let Some(j) = &plan.journal {
+    if let Some(loaded) = journalled {
         // The reconcile's own judgement, in the mode that never deletes: a
         // copier's write of a deleted key still on the destination fails
         // verify (invariant 2).
-        let look = Journal {
-            bucket: j.bucket.clone(),
-            mode: DeleteMode::Report,
-        };
-        let (_, unsettled) = journal::reconcile(
+        let (_, unsettled) = journal::reconcile_loaded(
             &plan.copier,
-            &look,
+            DeleteMode::Report,
+            loaded,
             plan.partition,
             &plan.dest_folder,
             limit,
