@@ -64,12 +64,28 @@ fn setup(test: &str) -> Option<(Proxy, PathBuf, PathBuf, String, u32)> {
     let p = Proxy::start_with_group(&group);
     std::fs::set_permissions(&p.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
     let bin = public_ferryctl(&p);
-    // Can uid 65534 run anything at all through setpriv here?
-    let probe = Command::new(&setpriv)
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
-        .arg("--version")
-        .output();
+    // Can uid 65534 run anything at all through setpriv here? A process
+    // another test forks while the copy is open for writing holds it open
+    // until its exec: the copy is then briefly busy (ETXTBSY), so ask again.
+    let probe = || {
+        Command::new(&setpriv)
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .arg("--version")
+            .output()
+    };
+    let mut probe_out = probe();
+    for _ in 0..50 {
+        let busy = probe_out
+            .as_ref()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stderr).contains("Text file busy"));
+        if !busy {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        probe_out = probe();
+    }
+    let probe = probe_out;
     if !probe.as_ref().is_ok_and(|o| o.status.success()) {
         ferry_harness::skip(
             test,
