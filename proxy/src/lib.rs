@@ -22,6 +22,7 @@ pub mod outbound;
 pub mod plan;
 pub mod preread;
 pub mod quickack;
+pub mod rechunk;
 pub mod reply;
 pub mod request_body;
 pub mod resign;

@@ -6,8 +6,10 @@ use std::time::SystemTime;
 use pingora::http::RequestHeader;
 use pingora::{Error, ErrorType, Result};
 
-use crate::headers::header_pairs;
+use crate::headers::{header, header_pairs};
+use crate::rechunk;
 use crate::resign::{self, RequestLine, UpstreamCreds};
+use crate::sigv4::chunked::ChecksumAlgo;
 use crate::upstream::Upstream;
 use crate::upstream::fetch::Side;
 
@@ -23,6 +25,9 @@ pub struct Outbound {
     pub payload_hash: String,
     /// The decoded length of an aws-chunked body.
     pub decoded_length: Option<u64>,
+    /// The checksum an aws-chunked body's trailer carries: the body goes
+    /// upstream framed anew with it (`crate::rechunk`).
+    pub trailer: Option<ChecksumAlgo>,
     /// Migrate mode: the write goes to the target with `If-None-Match: *`
     /// in place of its `If-Match` (see `migrate::merged::Verdict`).
     pub create_only: bool,
@@ -57,8 +62,19 @@ impl Outbound {
         ] {
             upstream.remove_header(h);
         }
+        let mut payload_hash = self.payload_hash.as_str();
         if let Some(len) = self.decoded_length {
-            // The body goes upstream decoded: plain bytes of this length.
+            // The object's own content encodings (gzip, …) stay; the
+            // framing is the proxy's.
+            let encodings = header(upstream, "content-encoding")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("aws-chunked"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
             for h in [
                 "content-encoding",
                 "x-amz-decoded-content-length",
@@ -67,7 +83,30 @@ impl Outbound {
             ] {
                 upstream.remove_header(h);
             }
-            upstream.insert_header("content-length", len.to_string())?;
+            let encodings = match self.trailer {
+                // Verified chunks, then the verified checksum.
+                Some(algo) => {
+                    payload_hash = rechunk::PAYLOAD;
+                    upstream.insert_header("x-amz-decoded-content-length", len.to_string())?;
+                    upstream.insert_header("x-amz-trailer", algo.header_name())?;
+                    let length = rechunk::encoded_length(len, algo);
+                    upstream.insert_header("content-length", length.to_string())?;
+                    [Some("aws-chunked"), Some(encodings.as_str())]
+                        .into_iter()
+                        .flatten()
+                        .filter(|e| !e.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }
+                // Plain bytes of the decoded length.
+                None => {
+                    upstream.insert_header("content-length", len.to_string())?;
+                    encodings
+                }
+            };
+            if !encodings.is_empty() {
+                upstream.insert_header("content-encoding", encodings)?;
+            }
         }
         if read_ahead {
             upstream.remove_header("expect");
@@ -90,7 +129,7 @@ impl Outbound {
         let add = resign::sign_request(
             &line,
             &headers,
-            &self.payload_hash,
+            payload_hash,
             &self.creds,
             SystemTime::now(),
         )

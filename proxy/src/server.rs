@@ -27,6 +27,7 @@ use crate::fence::{Fenced, WriteGates, WriteGuard};
 use crate::metrics;
 use crate::migrate;
 use crate::plan::{self, Env, Settings};
+use crate::rechunk::Rechunker;
 use crate::reply::{self, respond};
 use crate::request_body;
 use crate::s3error::{Code, S3Error};
@@ -74,6 +75,8 @@ pub struct Ctx {
     /// `None`: to the target, untouched.
     proxying: Option<Box<Proxying>>,
     decoder: Option<ChunkedDecoder>,
+    /// Frames the decoded body anew when it carries a checksum trailer.
+    rechunk: Option<Rechunker>,
     error: Option<S3Error>,
     resource: String,
     started: std::time::Instant,
@@ -138,6 +141,7 @@ impl ProxyHttp for FerryProxy {
             bucket: None,
             proxying: None,
             decoder: None,
+            rechunk: None,
             error: None,
             resource: String::new(),
             started: std::time::Instant::now(),
@@ -189,6 +193,7 @@ impl ProxyHttp for FerryProxy {
             Ok(proxied) => {
                 if let Admitted::Proxy(p) = proxied {
                     ctx.upstream = p.out.label;
+                    ctx.rechunk = p.out.trailer.map(Rechunker::new);
                     ctx.proxying = Some(p);
                 }
                 span.record("upstream", display(ctx.upstream));
@@ -281,7 +286,7 @@ impl ProxyHttp for FerryProxy {
         };
         let input = body.take().unwrap_or_default();
         let ahead = ctx.proxying.as_mut().and_then(|p| p.preread.take());
-        match request_body::decode(dec, ahead, &input, end_of_stream) {
+        match request_body::decode(dec, ctx.rechunk.as_mut(), ahead, &input, end_of_stream) {
             Ok(out) => {
                 *body = Some(out);
                 Ok(())

@@ -384,6 +384,11 @@ impl OneSide<'_> {
             copy_source,
             payload_hash: self.body.payload_hash,
             decoded_length: self.body.decoded_length,
+            trailer: self
+                .body
+                .decoder
+                .as_ref()
+                .and_then(ChunkedDecoder::checksum_trailer),
             create_only: false,
         };
         Ok((out, self.body.decoder))

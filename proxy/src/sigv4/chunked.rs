@@ -56,13 +56,24 @@ impl ChecksumAlgo {
         }
     }
 
-    fn header_name(self) -> &'static str {
+    pub fn header_name(self) -> &'static str {
         match self {
             Self::Crc32 => "x-amz-checksum-crc32",
             Self::Crc32c => "x-amz-checksum-crc32c",
             Self::Sha1 => "x-amz-checksum-sha1",
             Self::Sha256 => "x-amz-checksum-sha256",
         }
+    }
+
+    /// The length of the checksum's value as a trailer carries it (base64
+    /// of the digest).
+    pub fn value_len(self) -> usize {
+        let digest: usize = match self {
+            Self::Crc32 | Self::Crc32c => 4,
+            Self::Sha1 => 20,
+            Self::Sha256 => 32,
+        };
+        digest.div_ceil(3) * 4
     }
 }
 
@@ -116,6 +127,8 @@ enum State {
 pub struct ChunkedDecoder {
     signing: Signing,
     trailer: Option<(ChecksumAlgo, Hasher)>,
+    /// The declared checksum trailer, and its value once verified.
+    checksum: Option<(ChecksumAlgo, Option<String>)>,
     expects_trailer_signature: bool,
     decoded_length: Option<u64>,
     decoded: u64,
@@ -154,6 +167,7 @@ impl ChunkedDecoder {
             None => None,
         };
         Ok(Self {
+            checksum: trailer.as_ref().map(|(a, _)| (*a, None)),
             expects_trailer_signature: signed_trailer && matches!(signing, Signing::Signed { .. }),
             signing,
             trailer,
@@ -173,6 +187,16 @@ impl ChunkedDecoder {
 
     pub fn is_done(&self) -> bool {
         matches!(self.state, State::Done)
+    }
+
+    /// The checksum the body's trailer declares (`x-amz-trailer`).
+    pub fn checksum_trailer(&self) -> Option<ChecksumAlgo> {
+        self.checksum.as_ref().map(|(a, _)| *a)
+    }
+
+    /// The trailer's checksum value, once the body's end is verified.
+    pub fn verified_checksum(&self) -> Option<&str> {
+        self.checksum.as_ref().and_then(|(_, v)| v.as_deref())
     }
 
     /// Feeds received bytes; returns the verified data they completed. The
@@ -390,6 +414,7 @@ impl ChunkedDecoder {
                     format!("The {name} you specified did not match the calculated checksum."),
                 ));
             }
+            self.checksum = Some((algo, Some(value)));
         }
         Ok(())
     }

@@ -301,11 +301,29 @@ pub fn boto3_workload(
     region: &str,
     prefix: &str,
 ) -> serde_json::Value {
+    boto3_workload_trusting(None, endpoint, bucket, key, secret, region, prefix)
+}
+
+/// As [`boto3_workload`], against an https endpoint whose certificate
+/// `ca` signed. Over https boto3 sends each body's checksum in an
+/// aws-chunked trailer (over http, in a header).
+pub fn boto3_workload_trusting(
+    ca: Option<&Path>,
+    endpoint: &str,
+    bucket: &str,
+    key: &str,
+    secret: &str,
+    region: &str,
+    prefix: &str,
+) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/workload.py");
     let mut c = Command::new(python());
     c.arg(script)
         .args([endpoint, bucket, key, secret, region, prefix]);
     crate::apply_loopback_env(&mut c);
+    if let Some(ca) = ca {
+        c.env("AWS_CA_BUNDLE", ca);
+    }
     let out = c.output().unwrap();
     assert!(
         out.status.success(),
