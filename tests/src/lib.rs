@@ -40,6 +40,8 @@ pub mod ferryctl;
 mod garage;
 #[cfg(feature = "stores")]
 mod http;
+#[cfg(feature = "stores")]
+pub mod live;
 mod log_tail;
 #[cfg(feature = "stores")]
 mod moto;
