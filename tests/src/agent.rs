@@ -285,6 +285,50 @@ pub fn migrate_args(src: &Store, dest: &Store, dest_secret_file: &Path) -> Vec<S
     .collect()
 }
 
+/// `job start migrate` arguments of a live migration's copy of `bucket`:
+/// the source listed, read as `src_key` (its secret in `src_secret`),
+/// written to the same bucket on the target, with the proxy's delete
+/// journal `journal`. The caller adds the rest (passes, threads, shares).
+pub fn live_copy_args(
+    source: &Store,
+    (src_key, src_secret): (&str, &Path),
+    target: &Store,
+    target_secret: &Path,
+    bucket: &str,
+    journal: &str,
+) -> Vec<String> {
+    [
+        "job",
+        "start",
+        "migrate",
+        "--src-url",
+        &source.endpoint,
+        "--src-bucket",
+        bucket,
+        "--src-key",
+        src_key,
+        "--src-region",
+        &source.region,
+        "--src-secret-file",
+        src_secret.to_str().unwrap(),
+        "--src-list",
+        "--dest-url",
+        &target.endpoint,
+        "--dest-bucket",
+        bucket,
+        "--dest-key",
+        &target.access_key,
+        "--dest-region",
+        &target.region,
+        "--dest-secret-file",
+        target_secret.to_str().unwrap(),
+        "--delete-journal",
+        journal,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 /// Writes `secret` into a 0600 file in `dir`.
 pub fn secret_file(dir: &Path, name: &str, secret: &str) -> PathBuf {
     let p = dir.join(name);

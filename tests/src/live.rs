@@ -25,7 +25,8 @@ use anyhow::{Context, bail, ensure};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
-use crate::agent::{Agent, secret_file};
+use crate::agent::{Agent, live_copy_args, secret_file};
+use crate::prometheus::{Prometheus, draw_dashboards, shipped_config};
 use crate::proxy::{ALICE, Proxy};
 use crate::s3migrate::{data, rt};
 use crate::tls::TestIssuer;
@@ -58,6 +59,9 @@ pub struct Options {
     /// Where the logs, the last metrics scrape, the ledger and the report
     /// are kept. Default: nowhere (the run's files go with it).
     pub keep: Option<PathBuf>,
+    /// Where to draw the Grafana dashboards from a Prometheus (Debian's)
+    /// that scrapes this run with the shipped config (docs/dashboards/).
+    pub pictures: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -70,6 +74,7 @@ impl Default for Options {
             forward_secs: 5,
             threads: 4,
             keep: None,
+            pictures: None,
         }
     }
 }
@@ -103,9 +108,10 @@ pub struct Report {
     pub mismatches: Vec<String>,
     /// Keys a lost answer left uncertain, settled either way.
     pub uncertain: u64,
-    /// The copy jobs' objects copied, and keys retried after a failure.
+    /// The copy jobs' objects copied, and the `job retry`s a failed job
+    /// needed.
     pub copied: u64,
-    pub retried: u64,
+    pub retries: u64,
     pub notes: Vec<String>,
     pub seconds: f64,
 }
@@ -117,6 +123,22 @@ impl Report {
             && self.wrong_content.is_empty()
             && self.mismatches.is_empty()
             && self.on_target == self.expected
+    }
+
+    /// Runs `inject`, a fault, and records when it was on.
+    fn fault(
+        &mut self,
+        kind: &'static str,
+        inject: impl FnOnce() -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let start = now();
+        inject()?;
+        self.faults.push(Fault {
+            kind,
+            start,
+            end: now(),
+        });
+        Ok(())
     }
 
     /// Whether a client's failure `e` (with its time `t`) falls in a
@@ -177,8 +199,8 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "live: copy: {} objects copied by 2 agents, {} keys retried",
-            self.copied, self.retried
+            "live: copy: {} objects copied by 2 agents, {} job retries",
+            self.copied, self.retries
         )?;
         writeln!(
             f,
@@ -386,10 +408,30 @@ fn ctl(proxy: &Proxy, agent: &Agent, args: &[&str]) -> anyhow::Result<serde_json
 }
 
 /// Polls a job until it has stopped: completed, or failed (some keys
-/// failed); its view.
-fn wait_stopped(agent: &Agent, id: u64) -> serde_json::Value {
-    agent.wait_for(id, "a stop", Duration::from_secs(1800), |v| {
-        v["state"] == "completed" || v["state"] == "failed"
+/// failed); its view. Says its progress line every few seconds meanwhile.
+fn wait_stopped(agent: &Agent, share: usize, id: u64) -> serde_json::Value {
+    let said = std::cell::Cell::new(Instant::now());
+    agent.wait_for(id, "a stop", Duration::from_secs(24 * 3600), |v| {
+        let stopped = v["state"] == "completed" || v["state"] == "failed";
+        if stopped {
+            for p in v["passes"].as_array().into_iter().flatten() {
+                let o = &p["objects"];
+                say(&format!(
+                    "agent {share}, copy job {id}, pass {}: obj={} ign={} exist={} copied={} fail={} \
+                     skip(dn={} up={}) in {:.1} s",
+                    p["pass"], o["obj"], o["ign"], o["exist"], o["copied"], o["fail"],
+                    o["skip_dn"], o["skip_up"], p["elapsed_secs"].as_f64().unwrap_or(0.0)
+                ));
+            }
+            say(&format!("agent {share}, copy job {id}: {}", v["state"].as_str().unwrap_or("?")));
+        } else if said.get().elapsed() >= Duration::from_secs(5) {
+            said.set(Instant::now());
+            say(&format!(
+                "agent {share}, copy job {id}: {}",
+                v["progress"].as_str().unwrap_or("starting")
+            ));
+        }
+        stopped
     })
 }
 
@@ -435,6 +477,20 @@ fn served_days(proxy: &Proxy, agent: &Agent, endpoint: &str, ca: &Path) -> anyho
         .to_owned())
 }
 
+/// What runs during the migration.
+struct Rig {
+    source: Store,
+    target: Store,
+    proxy: Proxy,
+    agents: [Agent; 2],
+    ca: TestIssuer,
+    certs: PathBuf,
+    https: u16,
+    /// The proxy's and the agents' metrics ports.
+    metrics: u16,
+    agent_metrics: [u16; 2],
+}
+
 /// Runs the live migration; its report. An error is a step that could not
 /// run at all (a store that would not start); a lost write is a failed
 /// report, not an error.
@@ -449,7 +505,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         "starting the source ({}) and the target (moto) on 127.0.0.1",
         opts.source
     ));
-    let mut source = Store::start(opts.source)?;
+    let source = Store::start(opts.source)?;
     source.create_bucket(BUCKET)?;
     let target = Store::moto()?;
     target.create_bucket(BUCKET)?;
@@ -462,38 +518,28 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         objects.len()
     ));
     rt.block_on(put_objects(&source.client(), BUCKET, objects, 16))?;
-
-    let ca = TestIssuer::new(d, "live")?;
-    let certs = ca.cert_dir(d, &[HOST], -1..90)?;
-    let https = free_port()?;
-    let metrics = free_port()?;
-    let mut proxy = Proxy::start_with(
-        &target,
-        BUCKET,
-        &format!(
-            "https_addr = \"127.0.0.1:{https}\"\ncert_dir = \"{}\"\njournal_bucket = \"{JOURNAL}\"\n\
-             metrics_addr = \"127.0.0.1:{metrics}\"\n",
-            certs.display()
-        ),
-    );
-    let endpoint = format!("https://{HOST}:{https}");
-    let mut agents = [Agent::start(""), Agent::start("")];
-    say(&format!(
-        "ferry-proxy on {endpoint} (metrics http://127.0.0.1:{metrics}/metrics, log {}), two ferry-agents",
-        proxy.dir.path().join("proxy.log").display()
-    ));
+    let mut rig = Rig::start(d, source, target)?;
+    let prometheus = match &opts.pictures {
+        Some(_) => Some(Prometheus::start(&shipped_config(
+            rig.metrics,
+            &rig.agent_metrics,
+        ))?),
+        None => None,
+    };
+    let watched = Instant::now();
 
     // Phase 1, ready: attached, clients still on the source.
-    proxy.attach(BUCKET, &source);
+    let attach = crate::proxy::launch::attach_args(rig.proxy.dir.path(), BUCKET, &rig.source)?;
+    rig.ctl(&attach.iter().map(String::as_str).collect::<Vec<_>>())?;
     say("phase 1: attached, mode ready");
     // Phase 2, forward: DNS now points clients at the proxy.
-    proxy.set_mode(BUCKET, "forward");
+    rig.ctl(&crate::proxy::launch::set_mode_args(BUCKET, "forward"))?;
     say("phase 2: mode forward; clients start: their requests go to the source");
     let clients = Clients::start(
         d,
-        &endpoint,
-        &source.region,
-        &ca.ca,
+        &format!("https://{HOST}:{}", rig.https),
+        &rig.source.region,
+        &rig.ca.ca,
         &seed_sums,
         opts.clients,
     )?;
@@ -501,127 +547,205 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
 
     // Phase 3, migrate: writes to the target, reads target first, deletes
     // to both (journalled); two agents copy a hash share each.
-    let users = proxy.dir.path().join("users.toml");
-    let mut update = vec![
-        "s3",
-        "bucket",
-        "migrate",
-        "update",
-        "--bucket",
-        BUCKET,
-        "--mode",
-        "migrate",
-        "--users-file",
-        users.to_str().unwrap(),
-    ];
-    if !opts.source.checks_signatures() {
-        // moto takes any credential, so the source cannot be restricted.
-        update.push("--force");
-        report.notes.push(format!(
-            "{}: the source takes any credential; migrate mode forced",
-            opts.source
+    rig.migrate_mode(&mut report)?;
+    let jobs = rig.start_copies(d, opts.threads)?;
+    if opts.faults {
+        rig.inject_faults(jobs[0], &mut report)?;
+    }
+    rig.copy_to_the_end(&jobs, &mut report)?;
+    // Clients keep going a little after the copy, then stop.
+    std::thread::sleep(Duration::from_secs(3));
+    let ledger = clients.finish(d)?;
+    say("clients stopped");
+
+    // Phase 4.
+    rig.verify_and_detach(&mut report)?;
+    if let (Some(p), Some(out)) = (&prometheus, &opts.pictures) {
+        // Two more scrapes after the end.
+        std::thread::sleep(Duration::from_secs(2));
+        draw_dashboards(p, watched.elapsed().as_secs(), out)?;
+        say(&format!(
+            "dashboards drawn from Prometheus into {}",
+            out.display()
         ));
     }
-    ctl(&proxy, &agents[0], &update)?;
-    say("phase 3: mode migrate; two agents copy a hash share each (--hash-count 2)");
-    let (copier_key, copier_secret) = source.read_only_key(BUCKET)?;
-    let source_secret = secret_file(d, "source.secret", &copier_secret);
-    let target_secret = secret_file(d, "target.secret", &target.secret_key);
-    let threads = opts.threads.to_string();
-    let mut jobs = Vec::new();
-    for (share, agent) in agents.iter().enumerate() {
-        let share = share.to_string();
-        let job = ctl(
-            &proxy,
-            agent,
-            &[
-                "job",
-                "start",
-                "migrate",
-                "--src-url",
-                &source.endpoint,
-                "--src-bucket",
-                BUCKET,
-                "--src-key",
-                &copier_key,
-                "--src-region",
-                &source.region,
-                "--src-secret-file",
-                source_secret.to_str().unwrap(),
-                "--src-list",
-                "--dest-url",
-                &target.endpoint,
-                "--dest-bucket",
-                BUCKET,
-                "--dest-key",
-                &target.access_key,
-                "--dest-region",
-                &target.region,
-                "--dest-secret-file",
-                target_secret.to_str().unwrap(),
-                "--delete-journal",
-                JOURNAL,
-                "--passes",
-                "2",
-                "--threads",
-                &threads,
-                "--hash-count",
-                "2",
-                "--hash-value",
-                &share,
-            ],
-        )?;
-        jobs.push(job["id"].as_u64().context("job start gave no id")?);
+    if let Some(keep) = &opts.keep {
+        rig.keep(keep, d, &ledger)?;
+    }
+    let target = rig.stop();
+
+    judge(&ledger, &mut report)?;
+    report.on_target = compare_target(&rt, &target, &ledger, &seed_sums, &mut report)?;
+    report.seconds = began.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+impl Rig {
+    /// The proxy over https in front of `target`, and two agents.
+    fn start(d: &Path, source: Store, target: Store) -> anyhow::Result<Rig> {
+        let ca = TestIssuer::new(d, "live")?;
+        // The proxy's virtual-hosted names too (`s3_domains`).
+        let names = [HOST, "s3.ferry.test", "photos.s3.ferry.test"];
+        let certs = ca.cert_dir(d, &names, -1..90)?;
+        let https = free_port()?;
+        let metrics = free_port()?;
+        let proxy = Proxy::start_with(
+            &target,
+            BUCKET,
+            &format!(
+                "https_addr = \"127.0.0.1:{https}\"\ncert_dir = \"{}\"\njournal_bucket = \"{JOURNAL}\"\n\
+                 metrics_addr = \"127.0.0.1:{metrics}\"\n",
+                certs.display()
+            ),
+        );
+        let agent_metrics = [free_port()?, free_port()?];
+        let agents =
+            agent_metrics.map(|p| Agent::start(&format!("metrics_addr = \"127.0.0.1:{p}\"\n")));
+        say(&format!(
+            "ferry-proxy on https://{HOST}:{https} (metrics http://127.0.0.1:{metrics}/metrics, log {}), two ferry-agents",
+            proxy.dir.path().join("proxy.log").display()
+        ));
+        Ok(Rig {
+            source,
+            target,
+            proxy,
+            agents,
+            ca,
+            certs,
+            https,
+            metrics,
+            agent_metrics,
+        })
     }
 
-    if opts.faults {
+    /// A ferryctl step against the proxy (and the first agent).
+    fn ctl(&self, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+        ctl(&self.proxy, &self.agents[0], args)
+    }
+
+    /// `update --mode migrate`, which first checks that the source refuses
+    /// the clients' credentials.
+    fn migrate_mode(&self, report: &mut Report) -> anyhow::Result<()> {
+        let users = self.proxy.dir.path().join("users.toml");
+        let mut update = vec![
+            "s3",
+            "bucket",
+            "migrate",
+            "update",
+            "--bucket",
+            BUCKET,
+            "--mode",
+            "migrate",
+            "--users-file",
+            users.to_str().unwrap(),
+        ];
+        if !self.source.kind.checks_signatures() {
+            // moto takes any credential, so the source cannot be restricted.
+            update.push("--force");
+            report.notes.push(format!(
+                "{}: the source takes any credential; migrate mode forced",
+                self.source.kind
+            ));
+        }
+        self.ctl(&update)?;
+        say("phase 3: mode migrate; two agents copy a hash share each (--hash-count 2)");
+        Ok(())
+    }
+
+    /// A copy job on each agent, a hash share each; their ids.
+    fn start_copies(&self, d: &Path, threads: u32) -> anyhow::Result<Vec<u64>> {
+        let (copier_key, copier_secret) = self.source.read_only_key(BUCKET)?;
+        let source_secret = secret_file(d, "source.secret", &copier_secret);
+        let target_secret = secret_file(d, "target.secret", &self.target.secret_key);
+        let threads = threads.to_string();
+        let mut jobs = Vec::new();
+        for (share, agent) in self.agents.iter().enumerate() {
+            let share = share.to_string();
+            let mut copy = live_copy_args(
+                &self.source,
+                (&copier_key, &source_secret),
+                &self.target,
+                &target_secret,
+                BUCKET,
+                JOURNAL,
+            );
+            copy.extend(
+                [
+                    "--passes",
+                    "2",
+                    "--threads",
+                    &threads,
+                    "--hash-count",
+                    "2",
+                    "--hash-value",
+                    &share,
+                ]
+                .map(str::to_owned),
+            );
+            let job = ctl(
+                &self.proxy,
+                agent,
+                &copy.iter().map(String::as_str).collect::<Vec<_>>(),
+            )?;
+            jobs.push(job["id"].as_u64().context("job start gave no id")?);
+        }
+        Ok(jobs)
+    }
+
+    /// The faults, one after another, while clients write and the copy
+    /// runs (`first_job`: the first agent's).
+    fn inject_faults(&mut self, first_job: u64, report: &mut Report) -> anyhow::Result<()> {
         // An agent killed mid-copy: its job resumes at the restart.
-        let first = agents[0].wait_for(jobs[0], "progress", Duration::from_secs(600), |v| {
-            agents[0].migrate_log(jobs[0]).len() >= 20
+        let first = &self.agents[0];
+        let view = first.wait_for(first_job, "progress", Duration::from_secs(600), |v| {
+            first.migrate_log(first_job).len() >= 20
                 || v["state"] == "completed"
                 || v["state"] == "failed"
         });
-        let mid_copy = first["state"] == "running";
-        let start = now();
-        agents[0].kill9();
-        std::thread::sleep(Duration::from_secs(1));
-        agents[0].restart();
-        report.faults.push(Fault {
-            kind: "agent kill -9",
-            start,
-            end: now(),
-        });
-        if !mid_copy {
+        if view["state"] != "running" {
             report
                 .notes
                 .push("the first agent's copy had finished before its kill".into());
         }
+        let agent = &mut self.agents[0];
+        report.fault("agent kill -9", || {
+            agent.kill9();
+            std::thread::sleep(Duration::from_secs(1));
+            agent.restart();
+            Ok(())
+        })?;
         say("fault: kill -9 of an agent mid-copy, restarted");
         std::thread::sleep(BETWEEN_FAULTS);
 
-        let start = now();
-        proxy.kill9();
-        std::thread::sleep(Duration::from_secs(1));
-        proxy.spawn();
-        report.faults.push(Fault {
-            kind: "proxy kill -9",
-            start,
-            end: now(),
-        });
+        let proxy = &mut self.proxy;
+        report.fault("proxy kill -9", || {
+            proxy.kill9();
+            std::thread::sleep(Duration::from_secs(1));
+            proxy.spawn();
+            Ok(())
+        })?;
         say("fault: kill -9 of the proxy, restarted");
         std::thread::sleep(BETWEEN_FAULTS);
 
-        let before = served_days(&proxy, &agents[0], &format!("127.0.0.1:{https}"), &ca.ca)?;
-        let start = now();
-        std::fs::write(certs.join("s3.pem"), ca.leaf_pem(&[HOST], -1..60)?)?;
-        proxy.hup();
-        std::thread::sleep(Duration::from_secs(1));
-        let after = served_days(&proxy, &agents[0], &format!("127.0.0.1:{https}"), &ca.ca)?;
-        report.faults.push(Fault {
-            kind: "certificate replaced",
-            start,
-            end: now(),
-        });
+        let served = |rig: &Rig| {
+            served_days(
+                &rig.proxy,
+                &rig.agents[0],
+                &format!("127.0.0.1:{}", rig.https),
+                &rig.ca.ca,
+            )
+        };
+        let before = served(self)?;
+        report.fault("certificate replaced", || {
+            std::fs::write(
+                self.certs.join("s3.pem"),
+                self.ca.leaf_pem(&[HOST], -1..60)?,
+            )?;
+            self.proxy.hup();
+            std::thread::sleep(Duration::from_secs(1));
+            Ok(())
+        })?;
+        let after = served(self)?;
         ensure!(
             before != after,
             "the proxy serves the old certificate after a reload ({before})"
@@ -629,110 +753,107 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         say(&format!(
             "fault: certificate replaced and reloaded: served validity {before} -> {after}"
         ));
+        std::thread::sleep(BETWEEN_FAULTS);
 
-        if opts.source.keeps_data_across_restart() {
-            let start = now();
-            source.stop();
-            std::thread::sleep(Duration::from_secs(10));
-            source.restart()?;
-            report.faults.push(Fault {
-                kind: "source down 10 s",
-                start,
-                end: now(),
-            });
+        if self.source.kind.keeps_data_across_restart() {
+            let source = &mut self.source;
+            report.fault("source down 10 s", || {
+                source.stop();
+                std::thread::sleep(Duration::from_secs(10));
+                source.restart()
+            })?;
             say("fault: the source stopped for 10 s in migrate mode, restarted");
         } else {
             report.notes.push(format!(
                 "{}: loses its data on a restart; the source-down fault needs a Garage source",
-                opts.source
+                self.source.kind
             ));
         }
+        Ok(())
     }
 
-    // The copies end; keys that failed (the source was down) are retried,
-    // as the runbook says.
-    for (share, (agent, id)) in agents.iter().zip(&jobs).enumerate() {
-        let mut view = wait_stopped(agent, *id);
-        report.copied += copied(&view);
-        let mut tries = 0;
-        while view["state"] == "failed" {
-            tries += 1;
-            ensure!(
-                tries <= 3,
-                "job {id} still fails after {tries} retries: {view:#}"
-            );
-            report.retried += view["passes"]
-                .as_array()
-                .and_then(|p| p.last())
-                .and_then(|p| p["objects"]["fail"].as_u64())
-                .unwrap_or(0);
-            let retry = ctl(&proxy, agent, &["job", "retry", &view["id"].to_string()])?;
-            let rid = retry["id"].as_u64().context("job retry gave no id")?;
-            view = wait_stopped(agent, rid);
+    /// Waits for the copies; keys that failed (the source was down) are
+    /// retried, as the runbook says.
+    fn copy_to_the_end(&self, jobs: &[u64], report: &mut Report) -> anyhow::Result<()> {
+        for (share, (agent, id)) in self.agents.iter().zip(jobs).enumerate() {
+            let mut view = wait_stopped(agent, share, *id);
             report.copied += copied(&view);
+            let mut tries = 0;
+            while view["state"] == "failed" {
+                tries += 1;
+                ensure!(
+                    tries <= 3,
+                    "job {id} still fails after {tries} retries: {view:#}"
+                );
+                report.retries += 1;
+                let retry = ctl(
+                    &self.proxy,
+                    agent,
+                    &["job", "retry", &view["id"].to_string()],
+                )?;
+                let rid = retry["id"].as_u64().context("job retry gave no id")?;
+                view = wait_stopped(agent, share, rid);
+                report.copied += copied(&view);
+            }
         }
-        say(&format!(
-            "agent {share}, copy job {id}: {}",
-            view["progress"].as_str().unwrap_or("done")
-        ));
+        Ok(())
     }
-    // Clients keep going a little after the copy, then stop.
-    std::thread::sleep(Duration::from_secs(3));
-    let ledger = clients.finish(d)?;
-    say("clients stopped");
 
-    // Phase 4: verify, detach. Each agent verifies its own hash share (its
-    // copy job's records tell the copier's writes from the clients'); a
-    // share's pass is not recorded on the bucket, so detach is forced once
-    // both have passed (docs/ferryctl.md, "verify").
-    let mut verified = true;
-    for agent in &agents {
-        let (ok, v) = ctl_answer(&proxy, agent, &["verify", BUCKET])?;
-        say(&format!(
-            "phase 4: ferryctl verify, share {}: ok={ok}: {} keys checked, problems {}, client writes {} + {} new",
-            v["share"],
-            v["verify"]["checked"],
-            v["verify"]["problems_by_class"],
-            v["verify"]["client_newer"],
-            v["verify"]["client_new"]
-        ));
-        if !ok {
-            verified = false;
-            report
-                .mismatches
-                .push(format!("ferryctl verify failed: {v}"));
+    /// Phase 4. Each agent verifies its own hash share (its copy job's
+    /// records tell the copier's writes from the clients'); a share's pass
+    /// is not recorded on the bucket, so detach is forced once both have
+    /// passed (docs/ferryctl.md, "verify").
+    fn verify_and_detach(&self, report: &mut Report) -> anyhow::Result<()> {
+        let mut verified = true;
+        for agent in &self.agents {
+            let (ok, v) = ctl_answer(&self.proxy, agent, &["verify", BUCKET])?;
+            say(&format!(
+                "phase 4: ferryctl verify, share {}: ok={ok}: {} keys checked, problems {}, client writes {} + {} new",
+                v["share"],
+                v["verify"]["checked"],
+                v["verify"]["problems_by_class"],
+                v["verify"]["client_newer"],
+                v["verify"]["client_new"]
+            ));
+            if !ok {
+                verified = false;
+                report
+                    .mismatches
+                    .push(format!("ferryctl verify failed: {v}"));
+            }
         }
+        if verified {
+            self.ctl(&["s3", "bucket", "migrate", "detach", BUCKET, "--force"])?;
+            say("detached: the bucket is the target's alone");
+        } else {
+            say("verify failed: the bucket stays attached");
+        }
+        Ok(())
     }
-    if verified {
-        ctl(
-            &proxy,
-            &agents[0],
-            &["s3", "bucket", "migrate", "detach", BUCKET, "--force"],
-        )?;
-        say("detached: the bucket is the target's alone");
-    } else {
-        say("verify failed: the bucket stays attached");
-    }
-    if let Some(keep) = &opts.keep {
+
+    /// Keeps the logs, the proxy's metrics and the ledger in `keep`.
+    fn keep(&self, keep: &Path, d: &Path, ledger: &serde_json::Value) -> anyhow::Result<()> {
         std::fs::create_dir_all(keep)?;
         std::fs::write(
             keep.join("proxy-metrics.txt"),
-            crate::proxy::scrape(metrics),
+            crate::proxy::scrape(self.metrics),
         )?;
-        std::fs::copy(proxy.dir.path().join("proxy.log"), keep.join("proxy.log"))?;
-        for (i, a) in agents.iter().enumerate() {
+        std::fs::copy(
+            self.proxy.dir.path().join("proxy.log"),
+            keep.join("proxy.log"),
+        )?;
+        for (i, a) in self.agents.iter().enumerate() {
             std::fs::copy(&a.log, keep.join(format!("agent-{i}.log")))?;
         }
         std::fs::copy(d.join("load.log"), keep.join("clients.log"))?;
         std::fs::write(keep.join("ledger.json"), ledger.to_string())?;
+        Ok(())
     }
-    drop(agents);
-    drop(proxy);
 
-    judge(&ledger, &mut report)?;
-    report.on_target = compare_target(&rt, &target, &ledger, &seed_sums, &mut report)?;
-    report.seconds = began.elapsed().as_secs_f64();
-    Ok(report)
+    /// Stops all but the target, which alone is read from now on.
+    fn stop(self) -> Store {
+        self.target
+    }
 }
 
 /// The ledger's own findings: operations, reads, errors against faults.

@@ -83,6 +83,56 @@ impl Prometheus {
     }
 }
 
+/// The shipped packaging/prometheus/prometheus.yml, scraping the proxy's
+/// metrics on `proxy` and the agents' on `agents`, with the shipped rule
+/// file and a one-second interval; each edit must find what it replaces.
+pub fn shipped_config(proxy: u16, agents: &[u16]) -> String {
+    let mut text = std::fs::read_to_string(packaging("prometheus/prometheus.yml")).unwrap();
+    let agents: Vec<String> = agents.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    for (from, to) in [
+        ("127.0.0.1:9464", format!("127.0.0.1:{proxy}")),
+        ("127.0.0.1:9465", agents.join("\", \"")),
+        (
+            "/etc/prometheus/ferry-alerts.yml",
+            packaging("prometheus/ferry-alerts.yml")
+                .display()
+                .to_string(),
+        ),
+        ("scrape_interval: 15s", "scrape_interval: 1s".to_owned()),
+        (
+            "evaluation_interval: 15s",
+            "evaluation_interval: 1s".to_owned(),
+        ),
+    ] {
+        assert!(text.contains(from), "the shipped config has no {from:?}");
+        text = text.replace(from, &to);
+    }
+    text
+}
+
+/// Draws the shipped Grafana dashboards from `prometheus`'s last `secs`
+/// seconds into `out` (packaging/grafana/render.py, which needs
+/// matplotlib): docs/dashboards' pictures.
+pub fn draw_dashboards(prometheus: &Prometheus, secs: u64, out: &Path) -> anyhow::Result<()> {
+    let grafana = packaging("grafana");
+    let status = std::process::Command::new(crate::python_bin())
+        .arg(grafana.join("render.py"))
+        .arg(format!("http://127.0.0.1:{}", prometheus.port))
+        .arg(secs.to_string())
+        .arg(out)
+        .arg(grafana.join("ferry-proxy.json"))
+        .arg(grafana.join("ferry-migration.json"))
+        .status()?;
+    anyhow::ensure!(status.success(), "render.py: {status}");
+    Ok(())
+}
+
+fn packaging(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../packaging")
+        .join(path)
+}
+
 /// Percent-encodes all but the unreserved characters.
 pub fn encode(s: &str) -> String {
     s.bytes()

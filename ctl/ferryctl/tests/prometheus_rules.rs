@@ -11,8 +11,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ferry_harness::agent::{Agent, secret_file};
-use ferry_harness::prometheus::{PROMTOOL, Prometheus};
+use ferry_harness::agent::{Agent, live_copy_args, secret_file};
+use ferry_harness::prometheus::{PROMTOOL, Prometheus, shipped_config};
 use ferry_harness::proxy::Proxy;
 use ferry_harness::s3migrate::{data, garage_source, rt};
 use ferry_harness::tls::TestIssuer;
@@ -82,30 +82,6 @@ fn metric_names(expr: &str) -> Vec<String> {
     names
 }
 
-/// The shipped prometheus.yml, with this test's ports, rule file and a
-/// one-second interval; each edit must find what it replaces.
-fn scrape_config(proxy_metrics: u16, agent_metrics: u16) -> String {
-    let mut text = std::fs::read_to_string(packaging("prometheus.yml")).unwrap();
-    let rules = packaging("ferry-alerts.yml");
-    for (from, to) in [
-        ("127.0.0.1:9464", format!("127.0.0.1:{proxy_metrics}")),
-        ("127.0.0.1:9465", format!("127.0.0.1:{agent_metrics}")),
-        (
-            "/etc/prometheus/ferry-alerts.yml",
-            rules.display().to_string(),
-        ),
-        ("scrape_interval: 15s", "scrape_interval: 1s".to_owned()),
-        (
-            "evaluation_interval: 15s",
-            "evaluation_interval: 1s".to_owned(),
-        ),
-    ] {
-        assert!(text.contains(from), "the shipped config has no {from:?}");
-        text = text.replace(from, &to);
-    }
-    text
-}
-
 #[test]
 fn the_shipped_rules_load_evaluate_and_name_only_scraped_metrics() {
     let check = Command::new(PROMTOOL)
@@ -145,7 +121,8 @@ fn the_shipped_rules_load_evaluate_and_name_only_scraped_metrics() {
         ),
     );
     let agent = Agent::start(&format!("metrics_addr = \"127.0.0.1:{agent_metrics}\"\n"));
-    let mut prometheus = Prometheus::start(&scrape_config(proxy_metrics, agent_metrics)).unwrap();
+    let mut prometheus =
+        Prometheus::start(&shipped_config(proxy_metrics, &[agent_metrics])).unwrap();
     let started = Instant::now();
 
     proxy.attach(BUCKET, &source);
@@ -164,42 +141,28 @@ fn the_shipped_rules_load_evaluate_and_name_only_scraped_metrics() {
     // A slow copy, whose source stops under it: failed keys.
     let src_secret = secret_file(dir.path(), "src.secret", &source.secret_key);
     let dst_secret = secret_file(dir.path(), "dst.secret", &target.secret_key);
-    let job = agent
-        .ferryctl(&[
-            "job",
-            "start",
-            "migrate",
+    let mut copy = live_copy_args(
+        &source,
+        (&source.access_key, &src_secret),
+        &target,
+        &dst_secret,
+        BUCKET,
+        JOURNAL,
+    );
+    copy.extend(
+        [
             "--json",
-            "--src-url",
-            &source.endpoint,
-            "--src-bucket",
-            BUCKET,
-            "--src-key",
-            &source.access_key,
-            "--src-region",
-            &source.region,
-            "--src-secret-file",
-            src_secret.to_str().unwrap(),
-            "--src-list",
-            "--dest-url",
-            &target.endpoint,
-            "--dest-bucket",
-            BUCKET,
-            "--dest-key",
-            &target.access_key,
-            "--dest-region",
-            &target.region,
-            "--dest-secret-file",
-            dst_secret.to_str().unwrap(),
-            "--delete-journal",
-            JOURNAL,
             "--max-requests-per-sec",
             "100",
             "--threads",
             "4",
             "--retries",
             "2",
-        ])
+        ]
+        .map(str::to_owned),
+    );
+    let job = agent
+        .ferryctl(&copy.iter().map(String::as_str).collect::<Vec<_>>())
         .ok()
         .json();
     let id = job["id"].as_u64().unwrap();

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use ferry_harness::agent::{Agent, secret_file};
+use ferry_harness::agent::{Agent, live_copy_args, secret_file};
 use ferry_harness::dns::DnsServer;
 use ferry_harness::ferryctl::{Run, run};
 use ferry_harness::proxy::Proxy;
@@ -289,36 +289,16 @@ fn the_runbook_end_to_end() {
     };
     assert_eq!(read("p/0002"), data(2, 2048));
 
-    let job = ctl(&[
-        "job",
-        "start",
-        "migrate",
-        "--src-url",
-        &source.endpoint,
-        "--src-bucket",
+    let mut copy = live_copy_args(
+        &source,
+        (&copier_key, &source_secret),
+        &target,
+        &target_secret,
         BUCKET,
-        "--src-key",
-        &copier_key,
-        "--src-region",
-        &source.region,
-        "--src-secret-file",
-        source_secret.to_str().unwrap(),
-        "--src-list",
-        "--dest-url",
-        &target.endpoint,
-        "--dest-bucket",
-        BUCKET,
-        "--dest-key",
-        &target.access_key,
-        "--dest-region",
-        &target.region,
-        "--dest-secret-file",
-        target_secret.to_str().unwrap(),
-        "--delete-journal",
         JOURNAL,
-        "--passes",
-        "2",
-    ]);
+    );
+    copy.extend(["--passes", "2"].map(str::to_owned));
+    let job = ctl(&copy.iter().map(String::as_str).collect::<Vec<_>>());
     let id = job["id"].as_u64().unwrap();
     let copy = agent.wait_state(id, "completed", Duration::from_secs(180));
     assert_eq!(copy["passes"][0]["objects"]["fail"], 0, "{copy:#}");

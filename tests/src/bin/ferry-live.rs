@@ -5,7 +5,10 @@
 //!
 //!   ferry-live [--objects N] [--source garage|moto] [--no-faults]
 //!              [--clients BOTO3,AWSCLI,RCLONE] [--forward-secs S] [--threads T]
-//!              [--keep DIR]
+//!              [--keep DIR] [--pictures DIR]
+//!
+//! --pictures DIR draws the Grafana dashboards from a Prometheus that
+//! scraped the run (Debian's prometheus, and matplotlib: docs/dashboards).
 //!
 //! Exit 0 when the target holds exactly what clients were told, 1 when
 //! not, 2 when the run could not be made.
@@ -45,10 +48,11 @@ fn parse() -> Result<Options, String> {
             }
             "--threads" => o.threads = value(&a)?.parse().map_err(|e| format!("--threads: {e}"))?,
             "--keep" => o.keep = Some(value(&a)?.into()),
+            "--pictures" => o.pictures = Some(value(&a)?.into()),
             "-h" | "--help" => {
                 println!(
                     "ferry-live [--objects N] [--source garage|moto] [--no-faults] \
-                     [--clients BOTO3,AWSCLI,RCLONE] [--forward-secs S] [--threads T] [--keep DIR]"
+                     [--clients BOTO3,AWSCLI,RCLONE] [--forward-secs S] [--threads T] [--keep DIR] [--pictures DIR]"
                 );
                 std::process::exit(0);
             }
