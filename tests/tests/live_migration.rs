@@ -15,8 +15,9 @@ fn a_bucket_moves_under_client_load_and_faults_and_the_target_holds_the_ledger()
         ..Options::default()
     })
     .unwrap();
-    // The verdict, printed whatever it is.
-    println!("{report}");
+    // The verdict, printed whatever it is: straight to stderr, which the
+    // test runner does not capture, so that CI's log shows it.
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{report}\n").as_bytes());
     assert!(report.passed(), "{report}");
     // Each fault happened, and every client kind did work.
     let kinds: Vec<&str> = report.faults.iter().map(|f| f.kind).collect();
