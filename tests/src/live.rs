@@ -654,7 +654,16 @@ impl Rig {
 
     /// A copy job on each agent, a hash share each; their ids.
     fn start_copies(&self, d: &Path, threads: u32) -> anyhow::Result<Vec<u64>> {
-        let (copier_key, copier_secret) = self.source.read_only_key(BUCKET)?;
+        // The copier reads the source as a user that may only read; moto
+        // has no such user (it checks no credential).
+        let (copier_key, copier_secret) = if self.source.kind.checks_signatures() {
+            self.source.read_only_key(BUCKET)?
+        } else {
+            (
+                self.source.access_key.clone(),
+                self.source.secret_key.clone(),
+            )
+        };
         let source_secret = secret_file(d, "source.secret", &copier_secret);
         let target_secret = secret_file(d, "target.secret", &self.target.secret_key);
         let threads = threads.to_string();
