@@ -91,12 +91,11 @@ impl Outbound {
                     upstream.insert_header("x-amz-trailer", algo.header_name())?;
                     let length = rechunk::encoded_length(len, algo);
                     upstream.insert_header("content-length", length.to_string())?;
-                    [Some("aws-chunked"), Some(encodings.as_str())]
-                        .into_iter()
-                        .flatten()
-                        .filter(|e| !e.is_empty())
-                        .collect::<Vec<_>>()
-                        .join(",")
+                    if encodings.is_empty() {
+                        "aws-chunked".to_owned()
+                    } else {
+                        format!("aws-chunked,{encodings}")
+                    }
                 }
                 // Plain bytes of the decoded length.
                 None => {

@@ -52,13 +52,24 @@ impl Rechunker {
         }
     }
 
-    /// Takes verified body bytes; writes every chunk they complete.
-    pub fn push(&mut self, data: &[u8], out: &mut BytesMut) {
-        self.pending.extend_from_slice(data);
-        while self.pending.len() >= CHUNK {
-            let chunk = self.pending.split_to(CHUNK);
-            frame(&chunk, out);
+    /// Takes verified body bytes; writes every chunk they complete. Whole
+    /// chunks go from `data` to `out` at once: only a chunk's start that
+    /// waits for the next piece is held.
+    pub fn push(&mut self, mut data: &[u8], out: &mut BytesMut) {
+        if !self.pending.is_empty() {
+            let take = data.len().min(CHUNK - self.pending.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.pending.len() < CHUNK {
+                return;
+            }
+            frame(&self.pending.split(), out);
         }
+        let mut whole = data.chunks_exact(CHUNK);
+        for chunk in whole.by_ref() {
+            frame(chunk, out);
+        }
+        self.pending.extend_from_slice(whole.remainder());
     }
 
     /// At the body's end: the last chunk, the final one and the trailer

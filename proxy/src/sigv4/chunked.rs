@@ -124,11 +124,16 @@ enum State {
     Done,
 }
 
+/// A declared checksum trailer: summed while the data comes, its value
+/// once the trailer is verified.
+enum Checksum {
+    Summing(Hasher),
+    Verified(String),
+}
+
 pub struct ChunkedDecoder {
     signing: Signing,
-    trailer: Option<(ChecksumAlgo, Hasher)>,
-    /// The declared checksum trailer, and its value once verified.
-    checksum: Option<(ChecksumAlgo, Option<String>)>,
+    trailer: Option<(ChecksumAlgo, Checksum)>,
     expects_trailer_signature: bool,
     decoded_length: Option<u64>,
     decoded: u64,
@@ -162,12 +167,11 @@ impl ChunkedDecoder {
         let trailer = match trailer {
             Some(name) => {
                 let a = ChecksumAlgo::from_trailer_name(name)?;
-                Some((a, Hasher::new(a)))
+                Some((a, Checksum::Summing(Hasher::new(a))))
             }
             None => None,
         };
         Ok(Self {
-            checksum: trailer.as_ref().map(|(a, _)| (*a, None)),
             expects_trailer_signature: signed_trailer && matches!(signing, Signing::Signed { .. }),
             signing,
             trailer,
@@ -191,12 +195,15 @@ impl ChunkedDecoder {
 
     /// The checksum the body's trailer declares (`x-amz-trailer`).
     pub fn checksum_trailer(&self) -> Option<ChecksumAlgo> {
-        self.checksum.as_ref().map(|(a, _)| *a)
+        self.trailer.as_ref().map(|(a, _)| *a)
     }
 
     /// The trailer's checksum value, once the body's end is verified.
     pub fn verified_checksum(&self) -> Option<&str> {
-        self.checksum.as_ref().and_then(|(_, v)| v.as_deref())
+        match &self.trailer {
+            Some((_, Checksum::Verified(v))) => Some(v),
+            _ => None,
+        }
     }
 
     /// Feeds received bytes; returns the verified data they completed. The
@@ -274,7 +281,7 @@ impl ChunkedDecoder {
                         self.check_chunk_signature(&data, &sig)?;
                     }
                     self.decoded += data.len() as u64;
-                    if let Some((_, h)) = self.trailer.as_mut() {
+                    if let Some((_, Checksum::Summing(h))) = self.trailer.as_mut() {
                         h.update(&data);
                     }
                     if size == 0 {
@@ -402,19 +409,22 @@ impl ChunkedDecoder {
                 return Err(bad_sig("the trailer signature does not match"));
             }
         }
-        if let Some((algo, hasher)) = self.trailer.take() {
+        if let Some((algo, checksum)) = self.trailer.as_mut() {
+            let Checksum::Summing(hasher) = checksum else {
+                return Err(bad("a second trailer"));
+            };
             let (name, value) =
                 checksum_line.ok_or_else(|| bad("the declared checksum trailer is missing"))?;
             if name != algo.header_name() {
                 return Err(bad("the trailer differs from x-amz-trailer"));
             }
-            if hasher.base64() != value {
+            if std::mem::replace(hasher, Hasher::new(*algo)).base64() != value {
                 return Err(S3Error::new(
                     Code::BadDigest,
                     format!("The {name} you specified did not match the calculated checksum."),
                 ));
             }
-            self.checksum = Some((algo, Some(value)));
+            *checksum = Checksum::Verified(value);
         }
         Ok(())
     }
