@@ -5,7 +5,9 @@
 //! (their maintainer script run there too, not on this host), where the
 //! shipped configs must pass the programs' own `--check-config` (run in a
 //! chroot of that root) and the installed units `systemd-analyze verify`.
-//! A reinstall must keep a config an operator edited.
+//! An upgrade to a later version (the same binaries packaged as one) must
+//! keep a config an operator edited, with the rpm's %post run by rpm itself
+//! in a root that has the few tools the script calls.
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -37,34 +39,47 @@ fn stdout(cmd: &mut Command) -> String {
     String::from_utf8(run(cmd).stdout).unwrap()
 }
 
+/// Runs packaging/build on the binaries of this very test run (the test's
+/// profile folder), with `extra` arguments, into `out`.
+fn build_packages(out: &Path, extra: &[&str]) {
+    let profile = ferry_harness::program("ferryctl")
+        .parent()
+        .unwrap()
+        .to_owned();
+    let target = profile.parent().unwrap();
+    run(Command::new(repo().join("packaging/build"))
+        .arg("--no-build")
+        .arg("--profile-dir")
+        .arg(profile.file_name().unwrap())
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .env("CARGO_TARGET_DIR", target));
+}
+
 /// The packages, built once for every test of this file.
 fn built() -> &'static Path {
     static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     let (_, out) = DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("packages");
-        // The binaries of this very run: the test's profile folder.
-        let profile = ferry_harness::program("ferryctl")
-            .parent()
-            .unwrap()
-            .to_owned();
-        let target = profile.parent().unwrap();
-        run(Command::new(repo().join("packaging/build"))
-            .arg("--no-build")
-            .arg("--profile-dir")
-            .arg(profile.file_name().unwrap())
-            .arg("--out")
-            .arg(&out)
-            .env("CARGO_TARGET_DIR", target));
+        build_packages(&out, &[]);
         (dir, out)
     });
     out
 }
 
-/// The one package file of `name` with this extension: `NAME_VERSION…`
-/// (deb) or `NAME-VERSION…` (rpm).
-fn package(name: &str, ext: &str) -> PathBuf {
-    let found: Vec<PathBuf> = std::fs::read_dir(built())
+/// The version after this workspace's: its patch number plus one.
+fn later_version() -> String {
+    let v = env!("CARGO_PKG_VERSION");
+    let (head, patch) = v.rsplit_once('.').unwrap();
+    format!("{head}.{}", patch.parse::<u32>().unwrap() + 1)
+}
+
+/// The one package file of `name` with this extension in `dir`:
+/// `NAME_VERSION…` (deb) or `NAME-VERSION…` (rpm).
+fn package_in(dir: &Path, name: &str, ext: &str) -> PathBuf {
+    let found: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| {
@@ -77,6 +92,10 @@ fn package(name: &str, ext: &str) -> PathBuf {
     found.into_iter().next().unwrap()
 }
 
+fn package(name: &str, ext: &str) -> PathBuf {
+    package_in(built(), name, ext)
+}
+
 /// What every package must hold, by package: (path, is a config file).
 fn expected(name: &str) -> Vec<(&'static str, bool)> {
     match name {
@@ -86,6 +105,7 @@ fn expected(name: &str) -> Vec<(&'static str, bool)> {
             ("/usr/lib/tmpfiles.d/ferry-proxy.conf", false),
             ("/etc/ferry/proxy.toml", true),
             ("/etc/ferry/users.toml", true),
+            ("/usr/share/man/man1/ferry-proxy.1.gz", false),
             ("/usr/share/doc/ferry-proxy/proxy.md", false),
         ],
         "ferry-agent" => vec![
@@ -95,12 +115,19 @@ fn expected(name: &str) -> Vec<(&'static str, bool)> {
             ("/lib/systemd/system/ferry-agent.service", false),
             ("/usr/lib/tmpfiles.d/ferry-agent.conf", false),
             ("/etc/ferry/agent.toml", true),
+            ("/usr/share/man/man1/ferry-agent.1.gz", false),
+            ("/usr/share/man/man1/s3migrate.1.gz", false),
+            ("/usr/share/man/man1/s3find.1.gz", false),
             ("/usr/share/doc/ferry-agent/agent.md", false),
         ],
         "ferryctl" => vec![
             ("/usr/bin/ferryctl", false),
-            ("/usr/share/man/man1/ferryctl.1", false),
-            ("/usr/share/man/man1/ferryctl-check-dns.1", false),
+            ("/usr/share/man/man1/ferryctl.1.gz", false),
+            ("/usr/share/man/man1/ferryctl-check-dns.1.gz", false),
+            (
+                "/usr/share/man/man1/ferryctl-s3-bucket-migrate-attach.1.gz",
+                false,
+            ),
             ("/usr/share/bash-completion/completions/ferryctl", false),
             ("/usr/share/fish/vendor_completions.d/ferryctl.fish", false),
             ("/usr/share/ferry/prometheus/prometheus.yml", false),
@@ -364,6 +391,27 @@ fn debs_install_into_a_root_where_configs_check_and_units_verify() {
     let help = chrooted(&root, &["/usr/bin/ferryctl", "--help"]);
     assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("s3"));
 
+    // Each program's man page says what its --help says: a flag of each.
+    for (page, flag) in [
+        ("ferry-proxy.1.gz", "check-config"),
+        ("ferry-agent.1.gz", "check-config"),
+        ("s3migrate.1.gz", "src-url"),
+        ("s3find.1.gz", "allow-unreadable"),
+        ("ferryctl-s3-bucket-migrate-attach.1.gz", "s3-secret-file"),
+    ] {
+        let text = stdout(
+            Command::new("gzip")
+                .arg("-dc")
+                .arg(root.join("usr/share/man/man1").join(page)),
+        );
+        // roff writes a flag's dashes as `\-`.
+        let flag = format!("\\-\\-{}", flag.replace('-', "\\-"));
+        assert!(
+            text.starts_with(".") && text.contains(".TH") && text.contains(&flag),
+            "{page} has no {flag}:\n{text}"
+        );
+    }
+
     // The units as installed, their executables and settings, in a root
     // that has what every Debian system has: systemd's own units (the
     // targets ours name) and kill (ExecReload).
@@ -397,49 +445,130 @@ fn debs_install_into_a_root_where_configs_check_and_units_verify() {
     }
 }
 
+/// A root that rpm can install into with its scriptlets on: rpm runs them
+/// chrooted there, so it holds `/bin/sh` and every tool the postinst calls,
+/// with their libraries, and the user database.
+fn new_rpm_root(dir: &Path) -> PathBuf {
+    let root = new_root(dir);
+    for tool in [
+        "/bin/sh",
+        "/usr/bin/grep",
+        "/usr/bin/awk",
+        "/usr/bin/install",
+        "/usr/bin/stat",
+        "/usr/bin/chown",
+        "/usr/sbin/groupadd",
+        "/usr/sbin/useradd",
+    ] {
+        let dest = root.join(tool.trim_start_matches('/'));
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        // awk is a link to an alternative: the program itself goes in.
+        std::fs::copy(std::fs::canonicalize(tool).unwrap(), &dest)
+            .unwrap_or_else(|e| panic!("{tool}: {e}"));
+        libraries_into(&root, &dest);
+    }
+    root
+}
+
+/// Installs or upgrades `package` in `root` with rpm, scriptlets on.
+fn rpm_upgrade(root: &Path, package: &Path) {
+    run(Command::new("rpm")
+        .arg("--root")
+        .arg(root)
+        // An empty package database has no glibc to depend on.
+        .args(["--nodeps", "-U"])
+        .arg(package));
+}
+
+fn rpm_version(root: &Path, name: &str) -> String {
+    stdout(
+        Command::new("rpm")
+            .arg("--root")
+            .arg(root)
+            .args(["-q", "--qf", "%{VERSION}", name]),
+    )
+}
+
+fn deb_version(root: &Path, name: &str) -> String {
+    stdout(
+        Command::new("dpkg-query")
+            .arg(format!(
+                "--admindir={}",
+                root.join("var/lib/dpkg").display()
+            ))
+            .args(["-W", "-f", "${Version}", name]),
+    )
+}
+
 #[test]
-fn reinstalls_keep_the_configs_an_operator_edited() {
+fn upgrades_keep_the_configs_an_operator_edited() {
+    if !nix_is_root() {
+        ferry_harness::skip(
+            "upgrades_keep_the_configs_an_operator_edited",
+            "rpm runs the %post in a chroot, which needs root",
+        );
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    // deb: install, edit, install again.
-    let root = new_root(dir.path());
-    let deb = package("ferry-proxy", ".deb");
-    dpkg_install(&root, std::slice::from_ref(&deb));
+    let later = later_version();
+    let later_dir = dir.path().join("later");
+    build_packages(
+        &later_dir,
+        &["--version", &later, "--package", "ferry-proxy"],
+    );
+
+    // deb: install, edit, upgrade.
+    let root = new_root(&dir.path().join("deb"));
+    dpkg_install(&root, &[package("ferry-proxy", ".deb")]);
+    assert_eq!(
+        deb_version(&root, "ferry-proxy"),
+        format!("{}-1", env!("CARGO_PKG_VERSION"))
+    );
+    let uid = id_of(&root.join("etc/passwd"), "ferry");
     let config = root.join("etc/ferry/proxy.toml");
     let edited = std::fs::read_to_string(&config).unwrap().replace(
         "url = \"http://127.0.0.1:9000\"",
         "url = \"http://127.0.0.1:9020\"",
     );
     std::fs::write(&config, &edited).unwrap();
-    dpkg_install(&root, std::slice::from_ref(&deb));
+    dpkg_install(&root, &[package_in(&later_dir, "ferry-proxy", ".deb")]);
+    assert_eq!(deb_version(&root, "ferry-proxy"), format!("{later}-1"));
     assert_eq!(
         std::fs::read_to_string(&config).unwrap(),
         edited,
-        "deb reinstall"
+        "deb upgrade"
     );
+    assert_eq!(id_of(&root.join("etc/passwd"), "ferry"), uid, "deb upgrade");
 
-    // rpm: the same, into its own root (scripts off: rpm would chroot to
-    // run them in a root with no shell).
-    let rroot = dir.path().join("rpmroot");
-    std::fs::create_dir_all(&rroot).unwrap();
-    let rpm = package("ferry-proxy", ".rpm");
-    let rpm_install = |extra: &[&str]| {
-        run(Command::new("rpm")
-            .arg("--root")
-            .arg(&rroot)
-            .args(["--nodeps", "--noscripts", "-U"])
-            .args(extra)
-            .arg(&rpm));
-    };
-    rpm_install(&[]);
-    let config = rroot.join("etc/ferry/proxy.toml");
+    // rpm: the same, with rpm running the %post (the ferry user, the state
+    // folder, users.toml's owner) in its root.
+    let root = new_rpm_root(&dir.path().join("rpm"));
+    rpm_upgrade(&root, &package("ferry-proxy", ".rpm"));
+    assert_eq!(rpm_version(&root, "ferry-proxy"), env!("CARGO_PKG_VERSION"));
+    let uid = id_of(&root.join("etc/passwd"), "ferry");
+    let gid = id_of(&root.join("etc/group"), "ferry");
+    for (path, mode) in [
+        ("var/lib/ferry/proxy", 0o700),
+        ("etc/ferry/certs", 0o700),
+        ("etc/ferry/users.toml", 0o600),
+    ] {
+        let m = std::fs::metadata(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!((m.uid(), m.gid()), (uid, gid), "rpm %post: {path}");
+        assert_eq!(m.permissions().mode() & 0o7777, mode, "rpm %post: {path}");
+    }
+    let config = root.join("etc/ferry/proxy.toml");
     let edited = std::fs::read_to_string(&config).unwrap() + "http_addr = \"0.0.0.0:80\"\n";
     std::fs::write(&config, &edited).unwrap();
-    rpm_install(&["--replacepkgs"]);
+    rpm_upgrade(&root, &package_in(&later_dir, "ferry-proxy", ".rpm"));
+    assert_eq!(rpm_version(&root, "ferry-proxy"), later);
     assert_eq!(
         std::fs::read_to_string(&config).unwrap(),
         edited,
-        "rpm reinstall"
+        "rpm upgrade"
     );
+    let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
+    assert_eq!(passwd.matches("\nferry:").count(), 1, "{passwd}");
+    assert_eq!(id_of(&root.join("etc/passwd"), "ferry"), uid, "rpm upgrade");
 }
 
 fn nix_is_root() -> bool {
