@@ -3,11 +3,17 @@
 //! an attach must hold, which buckets a selector names, and the refusals
 //! the control API answers with.
 
+use std::collections::BTreeMap;
+
 use ferry_control::socket::server::Refusal;
-use ferry_control::{AttachRequest, Mark, Mode, ModeChange, Selector, UpdateRequest, codes};
+use ferry_control::{
+    AttachRequest, HashShare, Mark, Mode, ModeChange, Selector, UpdateRequest, codes,
+};
 use time::OffsetDateTime;
 
-use crate::state::{Bucket, BucketTable, Phase, Transition, Verified, check_transition};
+use crate::state::{
+    Bucket, BucketTable, Phase, SharesVerified, Transition, Verified, check_transition,
+};
 
 /// Region of a source when attach names none.
 pub const DEFAULT_SOURCE_REGION: &str = "us-east-1";
@@ -39,7 +45,7 @@ pub fn now() -> OffsetDateTime {
 pub fn mark(b: &mut Bucket, mark: Mark, now: OffsetDateTime) -> Result<(), Refusal> {
     refuse_if_fencing(b)?;
     match mark {
-        Mark::Verified(summary) => {
+        Mark::Verified(pass) => {
             if b.mode != Mode::Migrate {
                 return Err(Refusal::new(
                     409,
@@ -51,12 +57,54 @@ pub fn mark(b: &mut Bucket, mark: Mark, now: OffsetDateTime) -> Result<(), Refus
                     ),
                 ));
             }
-            b.verified = Some(Verified { at: now, summary });
+            if let Some(share) = pass.share.filter(|s| s.value >= s.count) {
+                return Err(Refusal::invalid(format!(
+                    "hash share {share}: the value must be below the count"
+                )));
+            }
+            let verified = Verified {
+                at: now,
+                summary: pass.summary,
+            };
+            match pass.share {
+                Some(share) if share.count > 1 => share_verified(b, share, verified),
+                _ => {
+                    b.verified = Some(verified);
+                    b.verified_shares = None;
+                }
+            }
         }
         Mark::Block => b.blocked = true,
         Mark::Unblock => b.blocked = false,
     }
     Ok(())
+}
+
+/// Records the passing verify of one hash share; once every share of the
+/// same count has passed, the whole bucket has. A share of another count
+/// (the copy partitioned anew) starts the record again.
+fn share_verified(b: &mut Bucket, share: HashShare, pass: Verified) {
+    let at = pass.at;
+    let shares = match &mut b.verified_shares {
+        Some(s) if s.count == share.count => s,
+        other => other.insert(SharesVerified {
+            count: share.count,
+            passed: BTreeMap::new(),
+        }),
+    };
+    shares.passed.insert(share.value, pass);
+    if shares.passed.len() == share.count as usize {
+        let each: Vec<String> = shares
+            .passed
+            .iter()
+            .map(|(v, p)| format!("{v}/{}: {}", share.count, p.summary))
+            .collect();
+        b.verified = Some(Verified {
+            at,
+            summary: format!("every hash share passed ({})", each.join("; ")),
+        });
+        b.verified_shares = None;
+    }
 }
 
 /// `http://host:9000/` and `http://host:9000` are the same source.
@@ -232,6 +280,7 @@ pub fn validate_attach(req: AttachRequest, now: OffsetDateTime) -> Result<Bucket
         phase: Phase::Active,
         leaving: None,
         verified: None,
+        verified_shares: None,
         blocked: false,
     })
 }
@@ -343,5 +392,49 @@ mod tests {
         );
         let e = select(&table, &url("https://s3.target.example:443"), &[]).unwrap_err();
         assert_eq!(e.error.code, codes::NO_SUCH_BUCKET);
+    }
+
+    fn pass(summary: &str, share: Option<(u32, u32)>) -> Mark {
+        Mark::Verified(ferry_control::VerifiedRequest {
+            summary: summary.into(),
+            share: share.map(|(value, count)| HashShare { value, count }),
+        })
+    }
+
+    #[test]
+    fn a_bucket_is_verified_once_every_hash_share_has_passed() {
+        let now = now();
+        let mut b = validate_attach(req("photos"), now).unwrap();
+        b.mode = Mode::Migrate;
+        let detachable =
+            |b: &Bucket| crate::state::check_detach(b.mode, b.verified.is_some(), false).is_ok();
+
+        mark(&mut b, pass("share one", Some((1, 3))), now).unwrap();
+        assert!(b.verified.is_none() && !detachable(&b));
+        // The same share again, and one of another partition, which starts
+        // the record again.
+        mark(&mut b, pass("share one again", Some((1, 3))), now).unwrap();
+        mark(&mut b, pass("share zero of two", Some((0, 2))), now).unwrap();
+        assert_eq!(b.view().shares_verified, ["0/2"]);
+        assert!(!detachable(&b));
+        let e = mark(&mut b, pass("no such share", Some((2, 2))), now).unwrap_err();
+        assert_eq!(e.status, 400, "{e:?}");
+
+        mark(&mut b, pass("share one of two", Some((1, 2))), now).unwrap();
+        let v = b.view();
+        assert!(v.shares_verified.is_empty(), "{v:?}");
+        let summary = v.verified.unwrap();
+        assert!(
+            summary.contains("0/2: share zero of two") && summary.contains("1/2: share one of two"),
+            "{summary}"
+        );
+        assert!(detachable(&b));
+
+        // A mode change forgets it all.
+        b.clear_verified();
+        assert!(b.verified.is_none() && b.verified_shares.is_none());
+        // A verify of the whole bucket (one share of one) is enough alone.
+        mark(&mut b, pass("whole", Some((0, 1))), now).unwrap();
+        assert!(detachable(&b));
     }
 }

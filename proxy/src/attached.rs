@@ -28,7 +28,9 @@ pub struct Attached {
 
 /// Where bucket state and users come from; swapped whole on change.
 pub trait Directory: Send + Sync + 'static {
-    fn attached(&self, bucket: &str) -> Option<Attached>;
+    /// Shared, not built per request: every request to an attached bucket
+    /// asks.
+    fn attached(&self, bucket: &str) -> Option<Arc<Attached>>;
     /// The secret of a client access key, from the users file.
     fn secret(&self, access_key: &str) -> Option<String>;
     fn allowed(&self, access_key: &str, bucket: &str, write: bool) -> bool;

@@ -77,7 +77,7 @@ pub struct Config {
     pub socket_path: PathBuf,
     /// Group whose members may use the admin socket (besides root).
     /// Default: `ferry`.
-    #[serde(default = "default_socket_group")]
+    #[serde(default = "ferry_control::socket::default_group")]
     pub socket_group: String,
     /// Prometheus metrics listener, e.g. `"127.0.0.1:9464"`. Default: none
     /// (no metrics endpoint).
@@ -141,19 +141,16 @@ pub struct TargetConfig {
 fn default_socket_path() -> PathBuf {
     PathBuf::from(ferry_control::DEFAULT_PROXY_SOCKET)
 }
-fn default_socket_group() -> String {
-    "ferry".to_owned()
-}
 fn default_max_clock_skew_secs() -> u64 {
     900
 }
 fn default_drain_timeout_secs() -> u64 {
     30
 }
-fn default_connect_timeout_secs() -> u64 {
+pub fn default_connect_timeout_secs() -> u64 {
     5
 }
-fn default_read_timeout_secs() -> u64 {
+pub fn default_read_timeout_secs() -> u64 {
     60
 }
 
@@ -310,15 +307,7 @@ impl Config {
                 ));
             }
         }
-        if self.socket_path.file_name().is_none() {
-            return Err((
-                "socket_path",
-                format!("{} names no file", self.socket_path.display()),
-            ));
-        }
-        if self.socket_group.trim().is_empty() {
-            return Err(("socket_group", "must not be empty".into()));
-        }
+        ferry_control::socket::check_config(&self.socket_path, &self.socket_group)?;
 
         for d in &mut self.s3_domains {
             *d = d.to_ascii_lowercase();

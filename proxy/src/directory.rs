@@ -4,56 +4,54 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
 use crate::admin::Admin;
 use crate::attached::{Attached, Directory};
 use crate::resign::UpstreamCreds;
-use crate::upstream::{CaList, Upstream, ca_from_pem};
+use crate::state::{Bucket, BucketTable};
+use crate::upstream::{Upstream, ca_from_pem};
 use crate::users::{Users, UsersError};
 
 pub struct LiveDirectory {
     pub admin: Arc<Admin>,
     users_file: PathBuf,
     users: ArcSwap<Users>,
-    /// Parsed source CAs by bucket, with the PEM they came from: parsed
-    /// once, not per request.
-    cas: Mutex<HashMap<String, (String, Arc<CaList>)>>,
+    /// What the request path reads of each attached bucket, built once per
+    /// version of the admin table (a change of mode, uploads, block…), not
+    /// per request: a request takes a shared `Attached` and copies nothing.
+    views: ArcSwap<Views>,
+}
+
+/// The attached buckets of one version of the admin table.
+struct Views {
+    table: Arc<BucketTable>,
+    by_bucket: HashMap<String, Arc<Attached>>,
+}
+
+impl Views {
+    fn of(table: Arc<BucketTable>) -> Views {
+        let by_bucket = table
+            .buckets
+            .iter()
+            .map(|(name, b)| (name.clone(), Arc::new(attached(b))))
+            .collect();
+        Views { table, by_bucket }
+    }
 }
 
 impl LiveDirectory {
     pub fn new(admin: Arc<Admin>, users_file: PathBuf) -> Result<Self, UsersError> {
         let users = Users::load(&users_file)?;
+        let views = Views::of(admin.table());
         Ok(Self {
             admin,
             users_file,
             users: ArcSwap::from_pointee(users),
-            cas: Mutex::new(HashMap::new()),
+            views: ArcSwap::from_pointee(views),
         })
-    }
-
-    fn source_ca(&self, bucket: &str, pem: &str) -> Option<Arc<CaList>> {
-        let mut cas = self.cas.lock().expect("ca cache lock");
-        if let Some((p, ca)) = cas.get(bucket)
-            && p == pem
-        {
-            return Some(ca.clone());
-        }
-        match ca_from_pem(pem.as_bytes()) {
-            Ok(ca) => {
-                cas.insert(bucket.to_owned(), (pem.to_owned(), ca.clone()));
-                Some(ca)
-            }
-            Err(e) => {
-                // Checked at attach. If it no longer parses, fail closed:
-                // the caller makes the source unreachable (503) rather than
-                // trusting the system roots.
-                tracing::error!(bucket, error = %e, "attached bucket has an unusable tls_cert");
-                None
-            }
-        }
     }
 
     /// Reads the users file again; a file that fails to load leaves the old
@@ -67,56 +65,18 @@ impl LiveDirectory {
 }
 
 impl Directory for LiveDirectory {
-    fn attached(&self, bucket: &str) -> Option<Attached> {
+    fn attached(&self, bucket: &str) -> Option<Arc<Attached>> {
         let table = self.admin.table();
-        let b = table.get(bucket)?;
-        // While a fleet fences a change, requests keep the old mode's
-        // route; the write gate (fence.rs) holds the writes.
-        let mode = b.routing().mode;
-        let source = match Upstream::from_url(&b.source_url) {
-            Ok(mut u) => {
-                if let Some(pem) = &b.tls_cert_pem {
-                    match self.source_ca(bucket, pem) {
-                        Some(ca) => u.ca = Some(ca),
-                        None => u.authority = "0.0.0.0:1".into(),
-                    }
-                }
-                u
-            }
-            Err(e) => {
-                // Validated at attach; a bad URL here means a hand-edited
-                // state file. Fail closed: treat as unreachable.
-                tracing::error!(bucket, error = %e, "attached bucket has a bad source URL");
-                Upstream {
-                    authority: "0.0.0.0:1".into(),
-                    host: "invalid".into(),
-                    tls: false,
-                    ca: None,
-                }
-            }
-        };
-        Some(Attached {
-            mode,
-            generation: crate::fence::generation(b),
-            blocked: b.blocked,
-            source,
-            source_bucket: b.source_bucket.clone(),
-            source_creds: UpstreamCreds {
-                access_key: b.source_access_key.clone(),
-                secret: b.source_secret.clone(),
-                region: b.source_region.clone(),
-            },
-            // Only migrate mode routes by them: other modes skip the copy
-            // on every request.
-            source_uploads: if mode == ferry_control::Mode::Migrate {
-                b.source_uploads
-                    .iter()
-                    .map(|u| u.upload_id.clone())
-                    .collect()
-            } else {
-                Arc::from([])
-            },
-        })
+        let views = self.views.load();
+        if Arc::ptr_eq(&views.table, &table) {
+            return views.by_bucket.get(bucket).cloned();
+        }
+        // The table changed since: the first request to see it builds the
+        // views anew (a rare, small job: one entry per attached bucket).
+        let fresh = Views::of(table);
+        let found = fresh.by_bucket.get(bucket).cloned();
+        self.views.store(Arc::new(fresh));
+        found
     }
 
     fn secret(&self, access_key: &str) -> Option<String> {
@@ -125,5 +85,61 @@ impl Directory for LiveDirectory {
 
     fn allowed(&self, access_key: &str, bucket: &str, write: bool) -> bool {
         self.users.load().allowed(access_key, bucket, write)
+    }
+}
+
+/// What the request path needs of `b`.
+fn attached(b: &Bucket) -> Attached {
+    // While a fleet fences a change, requests keep the old mode's route;
+    // the write gate (fence.rs) holds the writes.
+    let mode = b.routing().mode;
+    let source = match Upstream::from_url(&b.source_url) {
+        Ok(mut u) => {
+            if let Some(pem) = &b.tls_cert_pem {
+                match ca_from_pem(pem.as_bytes()) {
+                    Ok(ca) => u.ca = Some(ca),
+                    Err(e) => {
+                        // Checked at attach. If it no longer parses, fail
+                        // closed: the source is unreachable (503) rather
+                        // than trusted by the system roots.
+                        tracing::error!(bucket = %b.bucket, error = %e, "attached bucket has an unusable tls_cert");
+                        u.authority = "0.0.0.0:1".into();
+                    }
+                }
+            }
+            u
+        }
+        Err(e) => {
+            // Validated at attach; a bad URL here means a hand-edited
+            // state file. Fail closed: treat as unreachable.
+            tracing::error!(bucket = %b.bucket, error = %e, "attached bucket has a bad source URL");
+            Upstream {
+                authority: "0.0.0.0:1".into(),
+                host: "invalid".into(),
+                tls: false,
+                ca: None,
+            }
+        }
+    };
+    Attached {
+        mode,
+        generation: crate::fence::generation(b),
+        blocked: b.blocked,
+        source,
+        source_bucket: b.source_bucket.clone(),
+        source_creds: UpstreamCreds {
+            access_key: b.source_access_key.clone(),
+            secret: b.source_secret.clone(),
+            region: b.source_region.clone(),
+        },
+        // Only migrate mode routes by them.
+        source_uploads: if mode == ferry_control::Mode::Migrate {
+            b.source_uploads
+                .iter()
+                .map(|u| u.upload_id.clone())
+                .collect()
+        } else {
+            Arc::from([])
+        },
     }
 }

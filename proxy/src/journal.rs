@@ -72,8 +72,8 @@ impl Journal {
             .unwrap_or_default();
         let body = Bytes::from(Entry::new(bucket, key, now).to_json());
         let target = self.object_target(&entry_name(bucket, key))?;
-        let mut r = f
-            .send(
+        let (status, _) = f
+            .fetch(
                 &self.side.load(),
                 Request {
                     method: "PUT",
@@ -81,11 +81,9 @@ impl Journal {
                     headers: vec![("content-type".into(), "application/json".into())],
                     body: Body::Full(body),
                 },
+                64 * 1024,
             )
             .await?;
-        let status = r.status;
-        r.body(64 * 1024).await?;
-        f.release(r).await;
         if !(200..300).contains(&status) {
             return Err(failed("record", status));
         }
@@ -99,8 +97,8 @@ impl Journal {
     }
 
     async fn delete(&self, f: &Fetcher, target: &str) -> Result<(), S3Error> {
-        let mut r = f
-            .send(
+        let (status, _) = f
+            .fetch(
                 &self.side.load(),
                 Request {
                     method: "DELETE",
@@ -108,11 +106,9 @@ impl Journal {
                     headers: Vec::new(),
                     body: Body::Empty,
                 },
+                64 * 1024,
             )
             .await?;
-        let status = r.status;
-        r.body(64 * 1024).await?;
-        f.release(r).await;
         if !(200..300).contains(&status) && status != 404 {
             return Err(failed("clear", status));
         }
@@ -174,8 +170,8 @@ impl Journal {
             md5::Md5::digest(xml.as_bytes()),
         );
         let target = canonical_target(bucket_path, "delete=")?;
-        let mut r = f
-            .send(
+        let (status, answer) = f
+            .fetch(
                 &self.side.load(),
                 Request {
                     method: "POST",
@@ -186,11 +182,9 @@ impl Journal {
                     ],
                     body: Body::Full(Bytes::from(xml)),
                 },
+                4 << 20,
             )
             .await?;
-        let status = r.status;
-        let answer = r.body(4 << 20).await?;
-        f.release(r).await;
         if status != 200 || String::from_utf8_lossy(&answer).contains("<Error>") {
             return Err(failed("purge", status));
         }

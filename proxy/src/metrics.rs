@@ -1,4 +1,5 @@
-//! The proxy's Prometheus metrics. Every name is here; labels come from
+//! The proxy's Prometheus metrics. Every name is here (those `ferryctl`
+//! reads come from [`ferry_control::metrics::proxy`]); labels come from
 //! small fixed sets (mode, upstream, status class, S3 error code) plus the
 //! attached buckets, whose number the operator controls.
 
@@ -7,12 +8,12 @@ use std::time::Duration;
 
 use metrics::{counter, gauge, histogram};
 
-pub const REQUESTS: &str = "ferry_proxy_requests_total";
+pub use ferry_control::metrics::proxy::{MIGRATE_READS, REQUESTS, UPSTREAM_ERRORS};
+
 pub const DURATION: &str = "ferry_proxy_request_duration_seconds";
 pub const BYTES_IN: &str = "ferry_proxy_received_bytes_total";
 pub const BYTES_OUT: &str = "ferry_proxy_sent_bytes_total";
 pub const REFUSED: &str = "ferry_proxy_refused_requests_total";
-pub const UPSTREAM_ERRORS: &str = "ferry_proxy_upstream_errors_total";
 pub const BUCKET_MODE: &str = "ferry_proxy_bucket_mode";
 pub const FLEET_IN_CONTACT: &str = "ferry_fleet_in_contact";
 
@@ -92,6 +93,15 @@ pub fn tls_handshake(certificate: bool) {
     counter!(TLS_HANDSHAKES, "result" => result).increment(1);
 }
 
+pub const UPSTREAM_CONNECTIONS: &str = "ferry_proxy_upstream_connections_total";
+
+/// A request proxied upstream took a pooled connection (`reused`), or
+/// opened one: the share reused is what keeps small requests cheap.
+pub fn upstream_connection(upstream: &'static str, reused: bool) {
+    let reused = if reused { "true" } else { "false" };
+    counter!(UPSTREAM_CONNECTIONS, "upstream" => upstream, "reused" => reused).increment(1);
+}
+
 /// 0 ready, 1 forward, 2 migrate: one gauge per attached bucket.
 pub fn bucket_mode(bucket: &str, mode: ferry_control::Mode) {
     let v = match mode {
@@ -138,8 +148,6 @@ pub const CERT_EXPIRY: &str = "ferry_proxy_certificate_expiry_timestamp_seconds"
 pub fn certificate_expiry(file: &str, not_after: i64) {
     gauge!(CERT_EXPIRY, "file" => file.to_owned()).set(not_after as f64);
 }
-
-pub const MIGRATE_READS: &str = "ferry_proxy_migrate_reads_total";
 
 /// A migrate-mode GET or HEAD, by who served it: `target` (already
 /// migrated), `source` (the fallback) or `unavailable` (the source could

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use pingora::http::RequestHeader;
 use pingora::{Error, ErrorType, Result};
 
-use crate::headers::{header, header_pairs};
+use crate::headers::header;
 use crate::rechunk;
 use crate::resign::{self, RequestLine, UpstreamCreds};
 use crate::sigv4::chunked::ChecksumAlgo;
@@ -118,11 +118,15 @@ impl Outbound {
             upstream.remove_header("if-match");
             upstream.insert_header("if-none-match", "*")?;
         }
-        let headers = header_pairs(&upstream.headers, false);
+        // Values past ASCII go unsigned (`sign_request`): a borrowed view
+        // of the rest, no copy.
+        let headers: Vec<(&str, &str)> = upstream
+            .headers
+            .iter()
+            .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v)))
+            .collect();
         let line = RequestLine {
             method: upstream.method.as_str(),
-            scheme: if self.upstream.tls { "https" } else { "http" },
-            host: &self.upstream.authority,
             target: &self.target,
         };
         let add = resign::sign_request(

@@ -230,13 +230,14 @@ impl ProxyHttp for FerryProxy {
     async fn connected_to_upstream(
         &self,
         _session: &mut Session,
-        _reused: bool,
+        reused: bool,
         _peer: &HttpPeer,
         fd: std::os::fd::RawFd,
         _digest: Option<&pingora::protocols::Digest>,
         ctx: &mut Ctx,
     ) -> Result<()> {
         ctx.upstream_fd = Some(fd);
+        metrics::upstream_connection(ctx.upstream, reused);
         Ok(())
     }
 

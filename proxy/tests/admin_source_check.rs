@@ -26,6 +26,7 @@ fn bucket(store: &Store, source_bucket: &str, secret: &str) -> Bucket {
         phase: Phase::Active,
         leaving: None,
         verified: None,
+        verified_shares: None,
         blocked: false,
     }
 }
@@ -80,6 +81,7 @@ fn an_unreachable_source_is_refused() {
         phase: Phase::Active,
         leaving: None,
         verified: None,
+        verified_shares: None,
         blocked: false,
     };
     let e = check(&b).unwrap_err();

@@ -20,6 +20,7 @@ fn metrics_count_requests_refusals_and_modes() {
     proxy.attach("photos", &source);
     proxy.set_mode("photos", "forward");
     boto3_workload(
+        None,
         &proxy.http,
         "photos",
         ALICE.access_key,
@@ -91,6 +92,19 @@ fn metrics_count_requests_refusals_and_modes() {
         value(&text, "ferry_proxy_sent_bytes_total{upstream=\"source\"}") > 10_000_000.0,
         "{text}"
     );
+    // Upstream connections: pooled ones reused, as the client's own
+    // keep-alive connection is.
+    let conns = |reused: &str| {
+        value(
+            &text,
+            &format!(
+                "ferry_proxy_upstream_connections_total{{upstream=\"source\",reused=\"{reused}\"}}"
+            ),
+        )
+    };
+    let (reused, opened) = (conns("true"), conns("false"));
+    eprintln!("upstream connections to the source: {reused} reused, {opened} opened");
+    assert!(opened >= 1.0 && reused > opened, "{text}");
     // A histogram (summable across proxies for a fleet's p99), not a
     // summary.
     assert!(

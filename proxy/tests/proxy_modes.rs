@@ -46,7 +46,7 @@ fn forward_mode_over_https_carries_the_clients_checksums() {
     );
     proxy.attach("photos", &source);
     proxy.set_mode("photos", "forward");
-    let through = boto3_workload_trusting(
+    let through = boto3_workload(
         Some(&ca.ca),
         &format!("https://localhost:{port}"),
         "photos",
@@ -56,6 +56,7 @@ fn forward_mode_over_https_carries_the_clients_checksums() {
         "tls/",
     );
     let direct = boto3_workload(
+        None,
         &source.endpoint,
         "photos",
         &source.access_key,
@@ -74,6 +75,7 @@ fn forward_lands_on_source_and_ready_on_target() {
 
     proxy.set_mode("photos", "forward");
     let through = boto3_workload(
+        None,
         &proxy.http,
         "photos",
         ALICE.access_key,
@@ -82,6 +84,7 @@ fn forward_lands_on_source_and_ready_on_target() {
         "fwd/",
     );
     let direct = boto3_workload(
+        None,
         &source.endpoint,
         "photos",
         &source.access_key,
@@ -105,6 +108,7 @@ fn forward_lands_on_source_and_ready_on_target() {
     // Rollback to ready: the target serves the bucket.
     proxy.set_mode("photos", "ready");
     let through = boto3_workload(
+        None,
         &proxy.http,
         "photos",
         ALICE.access_key,
@@ -113,6 +117,7 @@ fn forward_lands_on_source_and_ready_on_target() {
         "rdy/",
     );
     let direct = boto3_workload(
+        None,
         &target.endpoint,
         "photos",
         &target.access_key,

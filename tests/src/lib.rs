@@ -50,6 +50,7 @@ mod pattern;
 mod ports;
 #[cfg(feature = "stores")]
 mod process;
+pub mod procfs;
 /// A real Prometheus on loopback and its HTTP API.
 #[cfg(feature = "stores")]
 pub mod prometheus;

@@ -108,8 +108,8 @@ pub struct Report {
     pub mismatches: Vec<String>,
     /// Keys a lost answer left uncertain, settled either way.
     pub uncertain: u64,
-    /// The copy jobs' objects copied, and the `job retry`s a failed job
-    /// needed.
+    /// The copy jobs' objects copied, and the `job retry`s and `job
+    /// resume`s the failed ones needed.
     pub copied: u64,
     pub retries: u64,
     pub notes: Vec<String>,
@@ -199,7 +199,7 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "live: copy: {} objects copied by 2 agents, {} job retries",
+            "live: copy: {} objects copied by 2 agents, {} job retries or resumes",
             self.copied, self.retries
         )?;
         writeln!(
@@ -407,12 +407,14 @@ fn ctl(proxy: &Proxy, agent: &Agent, args: &[&str]) -> anyhow::Result<serde_json
     }
 }
 
-/// Polls a job until it has stopped: completed, or failed (some keys
-/// failed); its view. Says its progress line every few seconds meanwhile.
-fn wait_stopped(agent: &Agent, share: usize, id: u64) -> serde_json::Value {
+/// Polls a job until a run of it after its `after`th has stopped:
+/// completed, or failed (some keys failed, or the run itself); its view.
+/// Says its progress line every few seconds meanwhile.
+fn wait_stopped(agent: &Agent, share: usize, id: u64, after: u64) -> serde_json::Value {
     let said = std::cell::Cell::new(Instant::now());
     agent.wait_for(id, "a stop", Duration::from_secs(24 * 3600), |v| {
-        let stopped = v["state"] == "completed" || v["state"] == "failed";
+        let stopped = v["attempts"].as_u64().unwrap_or(0) > after
+            && (v["state"] == "completed" || v["state"] == "failed");
         if stopped {
             for p in v["passes"].as_array().into_iter().flatten() {
                 let o = &p["objects"];
@@ -781,11 +783,14 @@ impl Rig {
         Ok(())
     }
 
-    /// Waits for the copies; keys that failed (the source was down) are
-    /// retried, as the runbook says.
+    /// Waits for the copies. A job that failed is taken up again as the
+    /// runbook says: `job retry` copies again the keys that failed (the
+    /// source was down for them); a run that failed as a whole (the source
+    /// went down under its listing) is resumed from its watermark with
+    /// `job resume`.
     fn copy_to_the_end(&self, jobs: &[u64], report: &mut Report) -> anyhow::Result<()> {
         for (share, (agent, id)) in self.agents.iter().zip(jobs).enumerate() {
-            let mut view = wait_stopped(agent, share, *id);
+            let mut view = wait_stopped(agent, share, *id, 0);
             report.copied += copied(&view);
             let mut tries = 0;
             while view["state"] == "failed" {
@@ -795,13 +800,25 @@ impl Rig {
                     "job {id} still fails after {tries} retries: {view:#}"
                 );
                 report.retries += 1;
-                let retry = ctl(
-                    &self.proxy,
-                    agent,
-                    &["job", "retry", &view["id"].to_string()],
-                )?;
-                let rid = retry["id"].as_u64().context("job retry gave no id")?;
-                view = wait_stopped(agent, share, rid);
+                let job = view["id"].as_u64().context("a job view without an id")?;
+                let failed_keys = view["passes"]
+                    .as_array()
+                    .and_then(|p| p.last())
+                    .and_then(|p| p["objects"]["fail"].as_u64())
+                    .unwrap_or(0);
+                view = if failed_keys > 0 {
+                    let retry = ctl(&self.proxy, agent, &["job", "retry", &job.to_string()])?;
+                    let rid = retry["id"].as_u64().context("job retry gave no id")?;
+                    wait_stopped(agent, share, rid, 0)
+                } else {
+                    say(&format!(
+                        "agent {share}, copy job {job} failed as a whole ({}): resumed",
+                        view["last_error"].as_str().unwrap_or("no error given")
+                    ));
+                    let attempts = view["attempts"].as_u64().unwrap_or(0);
+                    ctl(&self.proxy, agent, &["job", "resume", &job.to_string()])?;
+                    wait_stopped(agent, share, job, attempts)
+                };
                 report.copied += copied(&view);
             }
         }
@@ -809,20 +826,21 @@ impl Rig {
     }
 
     /// Phase 4. Each agent verifies its own hash share (its copy job's
-    /// records tell the copier's writes from the clients'); a share's pass
-    /// is not recorded on the bucket, so detach is forced once both have
-    /// passed (docs/ferryctl.md, "verify").
+    /// records tell the copier's writes from the clients'); each pass is
+    /// recorded on the bucket, and once both shares have passed, detach
+    /// goes without --force.
     fn verify_and_detach(&self, report: &mut Report) -> anyhow::Result<()> {
         let mut verified = true;
         for agent in &self.agents {
             let (ok, v) = ctl_answer(&self.proxy, agent, &["verify", BUCKET])?;
             say(&format!(
-                "phase 4: ferryctl verify, share {}: ok={ok}: {} keys checked, problems {}, client writes {} + {} new",
+                "phase 4: ferryctl verify, share {}: ok={ok}: {} keys checked, problems {}, client writes {} + {} new; bucket verified: {}",
                 v["share"],
                 v["verify"]["checked"],
                 v["verify"]["problems_by_class"],
                 v["verify"]["client_newer"],
-                v["verify"]["client_new"]
+                v["verify"]["client_new"],
+                v["bucket_verified"]
             ));
             if !ok {
                 verified = false;
@@ -832,7 +850,7 @@ impl Rig {
             }
         }
         if verified {
-            self.ctl(&["s3", "bucket", "migrate", "detach", BUCKET, "--force"])?;
+            self.ctl(&["s3", "bucket", "migrate", "detach", BUCKET])?;
             say("detached: the bucket is the target's alone");
         } else {
             say("verify failed: the bucket stays attached");

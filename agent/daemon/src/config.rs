@@ -35,7 +35,7 @@ pub struct Config {
     pub socket_path: PathBuf,
     /// Group whose members may use the admin socket (besides root).
     /// Default: `ferry`.
-    #[serde(default = "default_socket_group")]
+    #[serde(default = "ferry_control::socket::default_group")]
     pub socket_group: String,
     /// Prometheus metrics listener, e.g. `"127.0.0.1:9465"`. Default: none
     /// (no metrics endpoint).
@@ -58,9 +58,6 @@ fn default_state_dir() -> PathBuf {
 fn default_socket_path() -> PathBuf {
     PathBuf::from(ferry_control::DEFAULT_AGENT_SOCKET)
 }
-fn default_socket_group() -> String {
-    "ferry".to_owned()
-}
 fn default_max_running_jobs() -> usize {
     2
 }
@@ -73,7 +70,7 @@ impl Default for Config {
         Config {
             state_dir: default_state_dir(),
             socket_path: default_socket_path(),
-            socket_group: default_socket_group(),
+            socket_group: ferry_control::socket::default_group(),
             metrics_addr: None,
             max_running_jobs: default_max_running_jobs(),
             shutdown_grace_secs: default_shutdown_grace_secs(),
@@ -115,15 +112,7 @@ impl Config {
                 format!("{} exists and is not a directory", self.state_dir.display()),
             ));
         }
-        if self.socket_path.file_name().is_none() {
-            return Err((
-                "socket_path",
-                format!("{} names no file", self.socket_path.display()),
-            ));
-        }
-        if self.socket_group.trim().is_empty() {
-            return Err(("socket_group", "must not be empty".into()));
-        }
+        ferry_control::socket::check_config(&self.socket_path, &self.socket_group)?;
         if self.max_running_jobs == 0 {
             return Err(("max_running_jobs", "must be at least 1".into()));
         }

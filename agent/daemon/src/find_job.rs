@@ -12,8 +12,7 @@ use ferry_control::jobs::FindSummaryView;
 
 use super::metrics::{self, JobLabels};
 use super::{LiveInfo, RunEnd, joblog};
-use crate::run::{Common, JobRunner, Steer};
-use futures::future::BoxFuture;
+use crate::run::Common;
 use s3find::{self, Notice, Report, stats::Progress};
 
 /// How often the engine reports progress to the job (metrics, `show`).
@@ -27,37 +26,15 @@ pub fn options(o: &FindOptions, rerun: bool) -> Result<s3find::Options, String> 
     s3find::scan_options(&o).map_err(|e| e.to_string())
 }
 
-/// One run's inputs.
-pub struct RunInput {
-    pub opts: FindOptions,
-    pub common: Common,
-}
-
-impl JobRunner for RunInput {
-    fn steer(&self) -> Steer {
-        Steer::Fixed
-    }
-
-    fn run(self: Box<Self>) -> BoxFuture<'static, RunEnd> {
-        Box::pin(run(*self))
-    }
-}
-
-/// One run of a scan, to its end.
-pub async fn run(input: RunInput) -> RunEnd {
-    let log = input.common.log();
-    let opts = match options(&input.opts, input.common.rerun()) {
+/// One run of a scan of `spec`, to its end.
+pub async fn run(spec: FindOptions, common: Common) -> RunEnd {
+    let opts = match options(&spec, common.rerun()) {
         Ok(o) => o,
         Err(e) => return RunEnd::Failed(e),
     };
-    if input.common.rerun() {
-        joblog::append(
-            &log,
-            "scanning again from the start (a scan has no checkpoint)",
-        );
-    }
-    let every = Duration::from_secs(input.opts.progress_interval_secs);
-    let report = ScanReport::new(&input.common, every);
+    common.note_rerun("scanning again from the start (a scan has no checkpoint)");
+    let every = Duration::from_secs(spec.progress_interval_secs);
+    let report = ScanReport::new(&common, every);
     let scan = tokio::task::spawn_blocking(move || s3find::run_with(&opts, &report)).await;
     match scan {
         Ok(Ok(stats)) => {
@@ -70,9 +47,9 @@ pub async fn run(input: RunInput) -> RunEnd {
                 chunks: stats.chunks,
                 elapsed_secs: stats.elapsed_secs,
             };
-            metrics::find_done(&input.common.labels, &summary);
+            metrics::find_done(&common.labels, &summary);
             joblog::append(
-                &log,
+                &common.log(),
                 &format!(
                     "scan done in {:.1}s: files={} dirs={} skipped={} errors={} chunks={}",
                     summary.elapsed_secs,
@@ -83,7 +60,7 @@ pub async fn run(input: RunInput) -> RunEnd {
                     summary.chunks
                 ),
             );
-            input.common.live.set_progress(format!(
+            common.live.set_progress(format!(
                 "files={} dirs={} skipped={} errors={} chunks={} elapsed={:.0}s",
                 summary.files,
                 summary.dirs,
@@ -169,22 +146,6 @@ mod tests {
         let mut bad = opts("/mnt/b", "/l");
         bad.later_than = Some(-1.0);
         assert!(options(&bad, false).is_err());
-        assert!(
-            crate::runner::check(
-                &ferry_control::JobSpec::Find(opts("mnt", "/l")),
-                &Default::default()
-            )
-            .unwrap_err()
-            .contains("relative")
-        );
-        assert!(
-            crate::runner::check(
-                &ferry_control::JobSpec::Find(opts("/nonexistent-xyz", "/l")),
-                &Default::default()
-            )
-            .unwrap_err()
-            .contains("nonexistent-xyz")
-        );
         // A directory that starts with a dash is a directory.
         let o = options(&opts("/-odd", "/l"), false).unwrap();
         assert_eq!(o.root, Path::new("/-odd"));

@@ -25,9 +25,7 @@ pub async fn serve(manager: Arc<Manager>, access: AccessPolicy, listener: UnixLi
 }
 
 async fn route(manager: &Arc<Manager>, req: Request<Incoming>) -> Answer {
-    let path = req.uri().path().to_owned();
-    let query = req.uri().query().unwrap_or_default().to_owned();
-    let method = req.method().clone();
+    let (method, path, query) = server::target(&req);
     let rest = path
         .strip_prefix("/v1/jobs")
         .ok_or_else(|| Refusal::not_found(&path))?;

@@ -297,25 +297,7 @@ impl Manager {
                 ))
             })?;
         }
-        let now = now_rfc3339();
-        let rec = JobRecord {
-            version: store::VERSION,
-            id,
-            kind: spec.kind(),
-            bucket: spec.bucket_label(),
-            state: JobState::Queued,
-            created_at: now.clone(),
-            started_at: None,
-            updated_at: now,
-            finished_at: None,
-            attempts: 0,
-            cancel_requested: false,
-            interrupted: None,
-            last_error: None,
-            progress: None,
-            find: None,
-            folder,
-        };
+        let rec = JobRecord::new(id, spec.kind(), spec.bucket_label(), now_rfc3339(), folder);
         let dir = self.store.create(&rec, &spec, &secrets).map_err(|e| {
             Refusal::new(
                 500,
@@ -643,7 +625,7 @@ impl Manager {
         let info = Arc::new(LiveInfo::default());
         let id = job.rec.id;
         let mgr = self.clone();
-        let run = runner(
+        let (steer, run) = runner(
             &job.spec,
             Common {
                 job_dir: job.dir.clone(),
@@ -655,13 +637,13 @@ impl Manager {
             },
         );
         job.live = Some(Live {
-            steer: run.steer(),
+            steer,
             info,
             stop: None,
             ended,
         });
         tokio::spawn(async move {
-            let end = run.run().await;
+            let end = run.await;
             mgr.run_ended(id, end);
             let _ = ended_tx.send(true);
         });

@@ -17,10 +17,9 @@ use ferry_control::{JobSecrets, MigrateOptions, PassSummaryView, VerifyReport};
 
 use super::metrics::{self, Rates};
 use super::{RunEnd, joblog, parse_rfc3339};
-use crate::run::{Common, JobRunner, Steer};
+use crate::run::Common;
 use ferry_control::keylist;
 use ferry_s3::durable;
-use futures::future::BoxFuture;
 use s3migrate::ledger::{FAILED_LOG, MIGRATE_LOG};
 use s3migrate::partition::Partition;
 use s3migrate::{self, Args, Control, RunError, progress};
@@ -248,16 +247,6 @@ pub struct RunInput {
     pub opts: MigrateOptions,
     pub control: Arc<Control>,
     pub common: Common,
-}
-
-impl JobRunner for RunInput {
-    fn steer(&self) -> Steer {
-        Steer::Copy(self.control.clone())
-    }
-
-    fn run(self: Box<Self>) -> BoxFuture<'static, RunEnd> {
-        Box::pin(run(*self))
-    }
 }
 
 /// One run of a copy job, to its end.

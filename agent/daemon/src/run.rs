@@ -1,17 +1,17 @@
 //! A run as the manager sees it, whatever its kind: what it is given
-//! ([`Common`]), how it runs ([`JobRunner`]) and the one handle the manager
-//! steers it by ([`Steer`]). Each kind implements it in its own module.
+//! ([`Common`]) and the one handle the manager steers it by ([`Steer`]).
+//! Each kind runs in its own module ([`crate::runner`] makes the run).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::future::BoxFuture;
 use s3migrate::Control;
 
+use crate::LiveInfo;
+use crate::joblog;
 use crate::metrics::JobLabels;
 use crate::transition::Run;
-use crate::{LiveInfo, RunEnd};
 
 /// What every run gets, whatever its kind.
 pub struct Common {
@@ -36,14 +36,13 @@ impl Common {
     pub fn rerun(&self) -> bool {
         self.earlier_runs > 0
     }
-}
 
-/// One run, ready to go.
-pub trait JobRunner: Send {
-    /// The handle the manager steers the run by.
-    fn steer(&self) -> Steer;
-    /// Runs to the end.
-    fn run(self: Box<Self>) -> BoxFuture<'static, RunEnd>;
+    /// On a rerun, `line` in the job's log: how this run goes on.
+    pub fn note_rerun(&self, line: &str) {
+        if self.rerun() {
+            joblog::append(&self.log(), line);
+        }
+    }
 }
 
 /// How the manager steers a live run: one handle for every kind, each

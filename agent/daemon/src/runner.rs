@@ -10,7 +10,10 @@ use std::sync::atomic::AtomicBool;
 use ferry_control::{JobSecrets, JobSpec};
 use s3migrate::Control;
 
-use crate::run::{Common, JobRunner};
+use futures::future::BoxFuture;
+
+use crate::RunEnd;
+use crate::run::{Common, Steer};
 use crate::{find_job, migrate_job, watch_job};
 
 /// Checks a job before it is created, as its engine would, so that a job
@@ -67,22 +70,46 @@ fn check_scan_dirs(directory: &Path, output_dir: &Path) -> Result<(), String> {
     }
 }
 
-/// The run of `spec`.
-pub fn runner(spec: &JobSpec, common: Common) -> Box<dyn JobRunner> {
+/// The run of `spec`, ready to go, and the handle the manager steers it by.
+pub fn runner(spec: &JobSpec, common: Common) -> (Steer, BoxFuture<'static, RunEnd>) {
     match spec {
-        JobSpec::Migrate(o) => Box::new(migrate_job::RunInput {
-            opts: o.clone(),
-            control: Control::new(),
-            common,
-        }),
-        JobSpec::Find(o) => Box::new(find_job::RunInput {
-            opts: o.clone(),
-            common,
-        }),
-        JobSpec::Watch(o) => Box::new(watch_job::RunInput {
-            opts: o.clone(),
-            stop: Arc::new(AtomicBool::new(false)),
-            common,
-        }),
+        JobSpec::Migrate(o) => {
+            let control = Control::new();
+            let input = migrate_job::RunInput {
+                opts: o.clone(),
+                control: control.clone(),
+                common,
+            };
+            (Steer::Copy(control), Box::pin(migrate_job::run(input)))
+        }
+        JobSpec::Find(o) => (Steer::Fixed, Box::pin(find_job::run(o.clone(), common))),
+        JobSpec::Watch(o) => {
+            let stop = Arc::new(AtomicBool::new(false));
+            let run = watch_job::run(o.clone(), stop.clone(), common);
+            (Steer::Watch(stop), Box::pin(run))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_directory_is_absolute_and_there() {
+        for kind in ["find", "watch"] {
+            let spec = |dir: &str| -> JobSpec {
+                serde_json::from_value(
+                    serde_json::json!({"kind": kind, "directory": dir, "output_dir": "/l"}),
+                )
+                .unwrap()
+            };
+            let refusal = |dir: &str| check(&spec(dir), &Default::default()).unwrap_err();
+            assert!(refusal("mnt").contains("relative"), "{kind}");
+            assert!(
+                refusal("/nonexistent-xyz").contains("nonexistent-xyz"),
+                "{kind}"
+            );
+        }
     }
 }

@@ -63,6 +63,30 @@ pub struct JobRecord {
     pub folder: PathBuf,
 }
 
+impl JobRecord {
+    /// A new job's record, made at `now`: queued, never run.
+    pub fn new(id: u64, kind: JobKind, bucket: String, now: String, folder: PathBuf) -> JobRecord {
+        JobRecord {
+            version: VERSION,
+            id,
+            kind,
+            bucket,
+            state: JobState::Queued,
+            created_at: now.clone(),
+            started_at: None,
+            updated_at: now,
+            finished_at: None,
+            attempts: 0,
+            cancel_requested: false,
+            interrupted: None,
+            last_error: None,
+            progress: None,
+            find: None,
+            folder,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SpecFile {
@@ -244,24 +268,13 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     fn record(id: u64, folder: PathBuf) -> JobRecord {
-        JobRecord {
-            version: VERSION,
+        JobRecord::new(
             id,
-            kind: JobKind::Find,
-            bucket: "b".into(),
-            state: JobState::Queued,
-            created_at: "2025-01-01T00:00:00Z".into(),
-            started_at: None,
-            updated_at: "2025-01-01T00:00:00Z".into(),
-            finished_at: None,
-            attempts: 0,
-            cancel_requested: false,
-            interrupted: None,
-            last_error: None,
-            progress: None,
-            find: None,
+            JobKind::Find,
+            "b".into(),
+            "2025-01-01T00:00:00Z".into(),
             folder,
-        }
+        )
     }
 
     #[test]

@@ -16,8 +16,7 @@ use ferry_control::jobs::{WatchOptions, WatchSummaryView};
 use super::find_job::ScanReport;
 use super::metrics;
 use super::{RunEnd, joblog};
-use crate::run::{Common, JobRunner, Steer};
-use futures::future::BoxFuture;
+use crate::run::Common;
 use s3find::{self, Notice, Report, WatchStats, stats::Progress};
 
 /// How often the engine reports progress during its scans.
@@ -59,55 +58,31 @@ fn view(s: &WatchStats) -> WatchSummaryView {
     }
 }
 
-/// One run's inputs.
-pub struct RunInput {
-    pub opts: WatchOptions,
-    /// Set to end the watch (after its current set).
-    pub stop: Arc<AtomicBool>,
-    pub common: Common,
-}
-
-impl JobRunner for RunInput {
-    fn steer(&self) -> Steer {
-        Steer::Watch(self.stop.clone())
-    }
-
-    fn run(self: Box<Self>) -> BoxFuture<'static, RunEnd> {
-        Box::pin(run(*self))
-    }
-}
-
-/// One run of a watch, until it is stopped or fails.
-pub async fn run(input: RunInput) -> RunEnd {
-    let log = input.common.log();
-    let opts = match options(&input.opts, input.common.rerun()) {
+/// One run of a watch of `spec`, until it is stopped (`stop` set: it ends
+/// after its current set) or fails.
+pub async fn run(spec: WatchOptions, stop: Arc<AtomicBool>, common: Common) -> RunEnd {
+    let opts = match options(&spec, common.rerun()) {
         Ok(o) => o,
         Err(e) => return RunEnd::Failed(e),
     };
-    if input.common.rerun() {
-        joblog::append(
-            &log,
-            "watching again: the new scan is compared with the state the last run saved",
-        );
-    }
+    common.note_rerun("watching again: the new scan is compared with the state the last run saved");
     let report = JobReport {
-        scan: ScanReport::new(&input.common, LOG_PROGRESS),
+        scan: ScanReport::new(&common, LOG_PROGRESS),
         sets: AtomicU64::new(0),
         changed: AtomicU64::new(0),
         deleted: AtomicU64::new(0),
     };
-    let stop = input.stop.clone();
     let ran = tokio::task::spawn_blocking(move || s3find::watch(opts, stop, &report)).await;
     match ran {
         Ok(Ok(stats)) => {
             let v = view(&stats);
-            metrics::watch_sets(&input.common.labels, &v);
+            metrics::watch_sets(&common.labels, &v);
             let line = format!(
                 "watch ended after {:.1}s: sets={} changed={} deleted={} held-back={} rescans={}",
                 v.elapsed_secs, v.sets, v.changed, v.deleted, v.held_back, v.rescans
             );
-            joblog::append(&log, &line);
-            input.common.live.set_progress(line);
+            joblog::append(&common.log(), &line);
+            common.live.set_progress(line);
             if stats.stopped {
                 RunEnd::Stopped
             } else {
@@ -192,21 +167,5 @@ mod tests {
         assert!(options(&o, true).unwrap().scan.overwrite);
         o.interval = 0;
         assert!(options(&o, false).is_err());
-        assert!(
-            crate::runner::check(
-                &ferry_control::JobSpec::Watch(opts("mnt", "/l")),
-                &Default::default()
-            )
-            .unwrap_err()
-            .contains("relative")
-        );
-        assert!(
-            crate::runner::check(
-                &ferry_control::JobSpec::Watch(opts("/nonexistent-xyz", "/l")),
-                &Default::default()
-            )
-            .unwrap_err()
-            .contains("nonexistent-xyz")
-        );
     }
 }

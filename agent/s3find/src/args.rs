@@ -129,8 +129,8 @@ pub fn scan_options(o: &FindOptions) -> Result<Options, FindError> {
         output_dir: o.output_dir.clone(),
         later_than_days: o.later_than,
         reference_time,
-        memory_bytes: o.memory_mb as usize * 1024 * 1024,
-        threads: o.threads,
+        memory_bytes: o.resources.memory_mb as usize * 1024 * 1024,
+        threads: o.resources.threads,
         sizes: o.sizes,
         overwrite: o.overwrite,
         allow_unreadable: o.allow_unreadable,
@@ -147,8 +147,7 @@ pub fn watch_options(o: &ferry_control::jobs::WatchOptions) -> Result<WatchOptio
         output_dir: o.output_dir.clone(),
         later_than: None,
         reference_time: None,
-        memory_mb: o.memory_mb,
-        threads: o.threads,
+        resources: o.resources.clone(),
         sizes: false,
         overwrite: o.overwrite,
         // As `Args::to_watch_options`.
@@ -222,8 +221,8 @@ mod tests {
     fn defaults() {
         let a = parse(&["d", "o"]).unwrap();
         assert_eq!(a.scan.later_than, None);
-        assert_eq!(a.scan.memory_mb, DEFAULT_MEMORY_MB);
-        assert_eq!(a.scan.threads, 0);
+        assert_eq!(a.scan.resources.memory_mb, DEFAULT_MEMORY_MB);
+        assert_eq!(a.scan.resources.threads, 0);
         assert!(!a.scan.overwrite);
         let o = a.to_options().unwrap();
         assert_eq!(o.memory_bytes, 256 << 20);

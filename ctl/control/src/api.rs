@@ -95,6 +95,10 @@ pub struct BucketView {
     pub verified_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<String>,
+    /// The hash shares (`k/N`) whose verify passed, while the whole bucket
+    /// has not: detach needs every one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares_verified: Vec<String>,
     /// Client requests are refused with 503 (`block`, for a rollback).
     #[serde(default)]
     pub blocked: bool,
@@ -114,8 +118,8 @@ fn active() -> String {
 /// `POST /v1/buckets/{name}/{verified|block|unblock}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mark {
-    /// `ferryctl verify` passed; the line says what it found.
-    Verified(String),
+    /// `ferryctl verify` passed, of the whole bucket or of one hash share.
+    Verified(VerifiedRequest),
     /// Refuse every client request with 503 (a rollback's reverse copy).
     Block,
     Unblock,
@@ -133,12 +137,31 @@ impl Mark {
 }
 
 /// `POST /v1/buckets/{name}/verified`: record a passing `ferryctl verify`
-/// (migrate mode only), which lets detach go without `--force`.
+/// (migrate mode only). Once the whole bucket has passed, at once or share
+/// by share, detach goes without `--force`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifiedRequest {
     /// What passed, in a line.
     pub summary: String,
+    /// The hash share the verify covered (`s3migrate --hash-value` of
+    /// `--hash-count`); none: the whole bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<HashShare>,
+}
+
+/// One of the `count` parts a hash-partitioned copy splits a bucket into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashShare {
+    pub value: u32,
+    pub count: u32,
+}
+
+impl std::fmt::Display for HashShare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.value, self.count)
+    }
 }
 
 /// A proxy of the fleet, as `show` reports it.

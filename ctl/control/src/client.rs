@@ -12,7 +12,6 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{
     ApiError, AttachRequest, BucketList, BucketView, Mark, UpdateRequest, UpdateResponse,
-    VerifiedRequest,
 };
 
 /// The proxy's admin socket unless told otherwise.
@@ -128,13 +127,7 @@ impl Client {
     pub fn mark(&self, bucket: &str, mark: &Mark) -> Result<BucketView, ClientError> {
         let path = format!("{}/{}", bucket_path(bucket), mark.as_str());
         match mark {
-            Mark::Verified(summary) => self.call(
-                "POST",
-                &path,
-                Some(&VerifiedRequest {
-                    summary: summary.clone(),
-                }),
-            ),
+            Mark::Verified(pass) => self.call("POST", &path, Some(pass)),
             Mark::Block | Mark::Unblock => self.call("POST", &path, None::<&()>),
         }
     }

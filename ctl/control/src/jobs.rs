@@ -423,6 +423,39 @@ fn default_find_progress() -> u64 {
 pub const FIND_MEMORY_MB_MIN: u32 = 1;
 pub const FIND_MEMORY_MB_MAX: u32 = 1_048_576;
 
+/// What a scan (a find or a watch's) may use: its sorting memory and its
+/// walker threads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
+pub struct ScanResources {
+    /// Memory for sorting, in MiB (key bytes plus 8 bytes per key). Beyond
+    /// it, sorted runs spill into OUTPUT_DIR/.s3find-tmp-*.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_FIND_MEMORY_MB,
+          value_parser = clap::value_parser!(u32)
+              .range(i64::from(FIND_MEMORY_MB_MIN)..=i64::from(FIND_MEMORY_MB_MAX)))]
+    #[serde(default = "default_find_memory")]
+    pub memory_mb: u32,
+    /// Walker threads; 0 = one per core, at most 12. On network
+    /// filesystems more threads hide latency.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[serde(default)]
+    pub threads: usize,
+}
+
+impl ScanResources {
+    /// The rule clap's value parser holds on a command line, for a job's
+    /// spec, which comes as JSON.
+    fn check(&self) -> Result<(), String> {
+        let mb = self.memory_mb;
+        if (FIND_MEMORY_MB_MIN..=FIND_MEMORY_MB_MAX).contains(&mb) {
+            Ok(())
+        } else {
+            Err(format!(
+                "--memory-mb must be {FIND_MEMORY_MB_MIN} to {FIND_MEMORY_MB_MAX} (got {mb})"
+            ))
+        }
+    }
+}
+
 /// What an s3find scan does: s3find's arguments and scan flags (it
 /// flattens this into its command line) and a find job's options, one
 /// schema, defaults written once.
@@ -447,18 +480,9 @@ pub struct FindOptions {
     #[arg(long, value_name = "UNIX_SECS", requires = "later_than")]
     #[serde(default)]
     pub reference_time: Option<f64>,
-    /// Memory for sorting, in MiB (key bytes plus 8 bytes per key). Beyond
-    /// it, sorted runs spill into OUTPUT_DIR/.s3find-tmp-*.
-    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_FIND_MEMORY_MB,
-          value_parser = clap::value_parser!(u32)
-              .range(i64::from(FIND_MEMORY_MB_MIN)..=i64::from(FIND_MEMORY_MB_MAX)))]
-    #[serde(default = "default_find_memory")]
-    pub memory_mb: u32,
-    /// Walker threads; 0 = one per core, at most 12. On network
-    /// filesystems more threads hide latency.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    #[serde(default)]
-    pub threads: usize,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub resources: ScanResources,
     /// Count the bytes of the listed files, for the summary. It costs one
     /// lstat per file, which a plain listing does not need (the file type
     /// comes with the directory entry): about half the speed on a large
@@ -495,21 +519,11 @@ impl FindOptions {
     /// The rules clap's value parsers hold on a command line, for a job's
     /// spec, which comes as JSON.
     pub fn check(&self) -> Result<(), String> {
-        check_memory_mb(self.memory_mb)?;
+        self.resources.check()?;
         if self.reference_time.is_some() && self.later_than.is_none() {
             return Err("--reference-time needs --later-than".into());
         }
         Ok(())
-    }
-}
-
-fn check_memory_mb(mb: u32) -> Result<(), String> {
-    if (FIND_MEMORY_MB_MIN..=FIND_MEMORY_MB_MAX).contains(&mb) {
-        Ok(())
-    } else {
-        Err(format!(
-            "--memory-mb must be {FIND_MEMORY_MB_MIN} to {FIND_MEMORY_MB_MAX} (got {mb})"
-        ))
     }
 }
 
@@ -556,16 +570,9 @@ pub struct WatchOptions {
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_WATCH_QUIET_SECS)]
     #[serde(default = "default_watch_quiet")]
     pub quiet_secs: u64,
-    /// Memory for sorting, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_FIND_MEMORY_MB,
-          value_parser = clap::value_parser!(u32)
-              .range(i64::from(FIND_MEMORY_MB_MIN)..=i64::from(FIND_MEMORY_MB_MAX)))]
-    #[serde(default = "default_find_memory")]
-    pub memory_mb: u32,
-    /// Walker threads; 0 = one per core, at most 12.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    #[serde(default)]
-    pub threads: usize,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub resources: ScanResources,
     /// Replace an earlier list in OUTPUT_DIR (an earlier watch's state is
     /// compared with, so what changed meanwhile is a set).
     #[arg(long)]
@@ -582,7 +589,7 @@ impl WatchOptions {
     /// The rules clap's value parsers hold on a command line, for a job's
     /// spec, which comes as JSON.
     pub fn check(&self) -> Result<(), String> {
-        check_memory_mb(self.memory_mb)?;
+        self.resources.check()?;
         for (flag, secs) in [
             ("--interval", self.interval),
             ("--rescan-interval", self.rescan_interval),

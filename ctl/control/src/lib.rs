@@ -5,7 +5,8 @@
 //! daemons serve ([`socket`]); and the formats both engines read: key
 //! lists ([`keylist`]) and the proxy's delete journal ([`journal`]); the
 //! users file ([`users`]) and the rule for files that hold secrets
-//! ([`private_file`]).
+//! ([`private_file`]); the names of the proxy's metrics `ferryctl` reads
+//! ([`metrics`]).
 
 pub mod api;
 pub mod cli;
@@ -14,13 +15,14 @@ mod job_client;
 pub mod jobs;
 pub mod journal;
 pub mod keylist;
+pub mod metrics;
 pub mod private_file;
 pub mod socket;
 pub mod users;
 
 pub use api::{
-    ApiError, AttachRequest, BucketList, BucketView, Mark, MemberView, Mode, ModeChange, Selector,
-    UpdateRequest, UpdateResponse, VerifiedRequest, check_bucket_name, codes,
+    ApiError, AttachRequest, BucketList, BucketView, HashShare, Mark, MemberView, Mode, ModeChange,
+    Selector, UpdateRequest, UpdateResponse, VerifiedRequest, check_bucket_name, codes,
 };
 pub use client::{Client, ClientError, DEFAULT_AGENT_SOCKET, DEFAULT_PROXY_SOCKET, RawResponse};
 pub use jobs::{

@@ -425,6 +425,9 @@ fn print_bucket_rows(v: &BucketView) {
             "verified",
             match (&v.verified_at, &v.verified) {
                 (Some(at), Some(what)) => format!("{at}: {what}"),
+                _ if !v.shares_verified.is_empty() => {
+                    format!("hash shares {} only", v.shares_verified.join(", "))
+                }
                 _ => "no".to_owned(),
             },
         ),

@@ -83,6 +83,13 @@ fn parse_labels(s: &str) -> Vec<(String, String)> {
     out
 }
 
+/// Adds the counts of `from` into `into`, value by value.
+pub fn add(into: &mut Counts, from: Counts) {
+    for (k, v) in from {
+        *into.entry(k).or_default() += v;
+    }
+}
+
 /// GET `url` (http only: metrics endpoints), its body as text.
 pub fn fetch(url: &str) -> Result<String, Failure> {
     let bad = |why: String| Failure::Unreachable(format!("{url}: {why}"));

@@ -10,11 +10,8 @@ use serde::Serialize;
 use crate::bucket::Daemon;
 use crate::failure::Failure;
 use crate::output::{Output, print_table};
-use crate::prom::{Counts, by_label, fetch, samples};
-
-/// The proxy's counters (proxy/src/metrics.rs).
-const MIGRATE_READS: &str = "ferry_proxy_migrate_reads_total";
-const UPSTREAM_ERRORS: &str = "ferry_proxy_upstream_errors_total";
+use crate::prom::{Counts, add, by_label, fetch, samples};
+use ferry_control::metrics::proxy::{MIGRATE_READS, UPSTREAM_ERRORS};
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
@@ -77,9 +74,7 @@ pub fn run(
     let sum = |name: &str, label: &str, filter: &[(&str, &str)]| {
         let mut all = Counts::new();
         for text in &metrics {
-            for (k, v) in by_label(text, name, label, filter) {
-                *all.entry(k).or_default() += v;
-            }
+            add(&mut all, by_label(text, name, label, filter));
         }
         all
     };

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use ferry_control::{
-    BucketView, Client, FollowUp, JobSpec, JobState, JobView, Mark, MigrateOptions, Mode,
-    VerifyReport,
+    BucketView, Client, FollowUp, HashShare, JobSpec, JobState, JobView, Mark, MigrateOptions,
+    Mode, VerifiedRequest, VerifyReport,
 };
 use serde::Serialize;
 
@@ -74,9 +74,14 @@ struct Verified {
     /// Multipart uploads begun on the source before migrate mode, still
     /// open there.
     source_uploads_open: usize,
-    /// The pass was recorded on the bucket, so that detach needs no
-    /// --force.
+    /// The pass was recorded on the bucket (of the whole bucket, or of
+    /// this share).
     recorded: bool,
+    /// The whole bucket has now passed (every share of a partitioned copy),
+    /// so that detach needs no --force.
+    bucket_verified: bool,
+    /// Of a partitioned copy: the shares passed so far (`k/N`).
+    shares_verified: Vec<String>,
     verify_log: String,
 }
 
@@ -114,12 +119,19 @@ pub fn verify(
     let ok = report.problems() == 0
         && view.source_uploads_open == 0
         && done.state == JobState::Completed;
-    let whole = o.hash_count == 1;
-    let recorded = ok && whole && view.mode == Mode::Migrate;
-    if recorded {
-        let line = format!("job {}: {report}", done.id);
-        daemon.mark(&args.bucket, Mark::Verified(line))?;
-    }
+    let recorded = ok && view.mode == Mode::Migrate;
+    let after = if recorded {
+        let pass = VerifiedRequest {
+            summary: format!("job {}: {report}", done.id),
+            share: (o.hash_count > 1).then_some(HashShare {
+                value: o.hash_value,
+                count: o.hash_count,
+            }),
+        };
+        daemon.mark(&args.bucket, Mark::Verified(pass))?
+    } else {
+        view.clone()
+    };
     let result = Verified {
         bucket: args.bucket.clone(),
         ok,
@@ -130,13 +142,16 @@ pub fn verify(
         verify: report,
         source_uploads_open: view.source_uploads_open,
         recorded,
+        bucket_verified: after.verified.is_some(),
+        shares_verified: after.shares_verified,
     };
     out.emit(&result, print_verified);
-    if !whole && ok {
+    if recorded && !result.bucket_verified {
         eprintln!(
-            "ferryctl: note: this verify covers hash share {} only; the pass is not recorded on \
-             the bucket (detach --force once every share has passed)",
-            result.share
+            "ferryctl: note: this verify covers hash share {} only; shares passed so far: {}. \
+             Detach needs no --force once every share has passed.",
+            result.share,
+            result.shares_verified.join(", ")
         );
     }
     if ok {
@@ -292,6 +307,7 @@ fn print_verified(v: &Verified) {
         ),
         ("source uploads open", v.source_uploads_open.to_string()),
         ("recorded", v.recorded.to_string()),
+        ("bucket verified", v.bucket_verified.to_string()),
     ];
     for (class, n) in &r.problems_by_class {
         rows.push(("problem", format!("{class}: {n}")));

@@ -320,7 +320,13 @@ fn detach_waits_for_an_upload_begun_on_the_source() {
     proxy.set_mode(BUCKET, "migrate");
     // As a passing `ferryctl verify` records it.
     ferry_control::Client::new(&proxy.socket)
-        .mark(BUCKET, &ferry_control::Mark::Verified("test".into()))
+        .mark(
+            BUCKET,
+            &ferry_control::Mark::Verified(ferry_control::VerifiedRequest {
+                summary: "test".into(),
+                share: None,
+            }),
+        )
         .unwrap();
     let detach = || {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferryctl"));

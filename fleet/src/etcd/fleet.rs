@@ -298,7 +298,7 @@ impl Fleet {
                 let mut b = r.bucket.clone();
                 b.leaving = Some(b.mode);
                 b.mode = req.mode;
-                b.verified = None;
+                b.clear_verified();
                 b.phase = Phase::Fencing;
                 b.epoch += 1;
                 b.updated_at = at;

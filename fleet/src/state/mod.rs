@@ -103,6 +103,10 @@ pub struct Bucket {
     /// change clears it): what lets detach go without `--force`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<Verified>,
+    /// The hash shares whose verify passed, while some of them have not:
+    /// once all have, `verified` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_shares: Option<SharesVerified>,
     /// Every client request is refused with 503 (`ferryctl … block`): the
     /// WEKA rollback's "block access to the target bucket", while the
     /// reverse copy runs.
@@ -117,6 +121,14 @@ pub struct Verified {
     pub at: OffsetDateTime,
     /// What passed, in a line (the verify's counts and where it ran).
     pub summary: String,
+}
+
+/// The passing verifies of a hash-partitioned copy's shares, by
+/// `--hash-value`, all of one `--hash-count`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharesVerified {
+    pub count: u32,
+    pub passed: BTreeMap<u32, Verified>,
 }
 
 /// Where a fenced transition stands.
@@ -168,6 +180,7 @@ impl fmt::Debug for Bucket {
             .field("phase", &self.phase)
             .field("leaving", &self.leaving)
             .field("verified", &self.verified)
+            .field("verified_shares", &self.verified_shares)
             .field("blocked", &self.blocked)
             .finish_non_exhaustive()
     }
@@ -195,6 +208,13 @@ impl Bucket {
         }
     }
 
+    /// Forgets every verify: what passed in one mode says nothing of the
+    /// next.
+    pub fn clear_verified(&mut self) {
+        self.verified = None;
+        self.verified_shares = None;
+    }
+
     /// What `show` and `list` return: everything but the secret.
     pub fn view(&self) -> BucketView {
         BucketView {
@@ -217,6 +237,11 @@ impl Bucket {
             phase: self.phase.as_str().to_owned(),
             verified_at: self.verified.as_ref().map(|v| rfc3339(v.at)),
             verified: self.verified.as_ref().map(|v| v.summary.clone()),
+            shares_verified: self
+                .verified_shares
+                .iter()
+                .flat_map(|s| s.passed.keys().map(|v| format!("{v}/{}", s.count)))
+                .collect(),
             blocked: self.blocked,
             warnings: Vec::new(),
             members: Vec::new(),
@@ -278,6 +303,7 @@ mod tests {
             phase: Phase::Active,
             leaving: None,
             verified: None,
+            verified_shares: None,
             blocked: false,
         }
     }

@@ -24,9 +24,7 @@ impl Admin {
     }
 
     async fn route(&self, req: Request<Incoming>) -> Answer {
-        let path = req.uri().path().to_owned();
-        let query = req.uri().query().unwrap_or_default().to_owned();
-        let method = req.method().clone();
+        let (method, path, query) = server::target(&req);
         let rest = path
             .strip_prefix("/v1/buckets")
             .ok_or_else(|| Refusal::not_found(&path))?;
@@ -55,7 +53,7 @@ impl Admin {
                     ferry_control::check_bucket_name(name).map_err(Refusal::invalid)?;
                     let mark = match (what, &method) {
                         ("verified", &Method::POST) => {
-                            Mark::Verified(read_json::<VerifiedRequest>(req).await?.summary)
+                            Mark::Verified(read_json::<VerifiedRequest>(req).await?)
                         }
                         ("block", &Method::POST) => Mark::Block,
                         ("unblock", &Method::POST) => Mark::Unblock,

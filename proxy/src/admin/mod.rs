@@ -74,25 +74,35 @@ impl Admin {
         socket_group: &str,
     ) -> Result<Admin, StateError> {
         let table = store.load()?;
-        Ok(Admin {
-            store: Store::File(Arc::from(store)),
-            table: ArcSwap::from_pointee(table),
+        Ok(Admin::with_store(
+            Store::File(Arc::from(store)),
+            table,
             source_check,
-            access: AccessPolicy::new(socket_group),
-            write: tokio::sync::Mutex::new(()),
-            migrate: None,
-            target_check: None,
-            target_urls: Vec::new(),
-        })
+            socket_group,
+        ))
     }
 
     /// A fleet member's admin API: changes go to `fleet`; the table is
     /// empty until the member puts the fleet's in force, which it does
     /// before the proxy serves.
     pub fn fleet(fleet: Fleet, source_check: Box<dyn SourceCheck>, socket_group: &str) -> Admin {
+        Admin::with_store(
+            Store::Fleet(Box::new(fleet)),
+            BucketTable::default(),
+            source_check,
+            socket_group,
+        )
+    }
+
+    fn with_store(
+        store: Store,
+        table: BucketTable,
+        source_check: Box<dyn SourceCheck>,
+        socket_group: &str,
+    ) -> Admin {
         Admin {
-            store: Store::Fleet(Box::new(fleet)),
-            table: ArcSwap::from_pointee(BucketTable::default()),
+            store,
+            table: ArcSwap::from_pointee(table),
             source_check,
             access: AccessPolicy::new(socket_group),
             write: tokio::sync::Mutex::new(()),
@@ -248,7 +258,7 @@ impl Admin {
             };
             let b = next.buckets.get_mut(&c.bucket).expect("selected above");
             b.mode = c.to;
-            b.verified = None;
+            b.clear_verified();
             b.updated_at = now;
             b.source_uploads = uploads;
             changed = true;

@@ -91,9 +91,9 @@ async fn delete_on(
     if_match: Option<&str>,
 ) -> Result<(), S3Error> {
     let target = side.object(key)?;
-    let mut r = svc
+    let (status, body) = svc
         .fetcher
-        .send(
+        .fetch(
             side,
             Request {
                 method: "DELETE",
@@ -103,11 +103,9 @@ async fn delete_on(
                     .unwrap_or_default(),
                 body: Body::Empty,
             },
+            64 * 1024,
         )
         .await?;
-    let status = r.status;
-    let body = r.body(64 * 1024).await?;
-    svc.fetcher.release(r).await;
     match status {
         // Gone, or never there: either way not on this side.
         200..=299 | 404 => Ok(()),

@@ -252,9 +252,9 @@ impl<'a> Transfer<'a> {
         len: u64,
         headers: Vec<(String, String)>,
     ) -> Result<String, S3Error> {
-        let mut r = svc
+        let (status, body) = svc
             .fetcher
-            .send(
+            .fetch(
                 self.to,
                 Request {
                     method: "POST",
@@ -262,11 +262,9 @@ impl<'a> Transfer<'a> {
                     headers,
                     body: Body::Empty,
                 },
+                64 * 1024,
             )
             .await?;
-        let status = r.status;
-        let body = r.body(64 * 1024).await?;
-        svc.fetcher.release(r).await;
         let id = match (status, xml_text(&body, "UploadId")) {
             (200, Some(id)) => id,
             (s, _) => return Err(refused(self.to, "upload", s, &body)),
@@ -276,9 +274,9 @@ impl<'a> Transfer<'a> {
         if done.is_err() {
             // Best effort: a store drops abandoned uploads by its lifecycle
             // rules too; the client's error is the transfer's.
-            let aborted = svc
+            let _ = svc
                 .fetcher
-                .send(
+                .fetch(
                     self.to,
                     Request {
                         method: "DELETE",
@@ -286,12 +284,9 @@ impl<'a> Transfer<'a> {
                         headers: Vec::new(),
                         body: Body::Empty,
                     },
+                    64 * 1024,
                 )
                 .await;
-            if let Ok(mut a) = aborted {
-                let _ = a.body(64 * 1024).await;
-                svc.fetcher.release(a).await;
-            }
         }
         done
     }
@@ -319,21 +314,13 @@ impl<'a> Transfer<'a> {
             n += 1;
         }
         xml.push_str("</CompleteMultipartUpload>");
-        let mut r = svc
-            .fetcher
-            .send(
-                self.to,
-                Request {
-                    method: "POST",
-                    target: &format!("{}?{upload}", self.to_object),
-                    headers: self.put_if.header().into_iter().collect(),
-                    body: Body::Full(Bytes::from(xml)),
-                },
-            )
-            .await?;
-        let status = r.status;
-        let body = r.body(1 << 20).await?;
-        svc.fetcher.release(r).await;
+        let complete = Request {
+            method: "POST",
+            target: &format!("{}?{upload}", self.to_object),
+            headers: self.put_if.header().into_iter().collect(),
+            body: Body::Full(Bytes::from(xml)),
+        };
+        let (status, body) = svc.fetcher.fetch(self.to, complete, 1 << 20).await?;
         let failed = String::from_utf8_lossy(&body).contains("<Error>");
         match (status, xml_text(&body, "ETag")) {
             (200, Some(etag)) if !failed => Ok(etag),

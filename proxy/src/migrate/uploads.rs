@@ -189,9 +189,9 @@ pub async fn complete(
         true => Some(head(svc, &call.target, &t).await?),
         false => None,
     };
-    let mut r = svc
+    let (status, answer) = svc
         .fetcher
-        .send(
+        .fetch(
             side,
             Request {
                 method: "POST",
@@ -199,11 +199,9 @@ pub async fn complete(
                 headers,
                 body: Body::Full(body),
             },
+            1 << 20,
         )
         .await?;
-    let status = r.status;
-    let answer = r.body(1 << 20).await?;
-    svc.fetcher.release(r).await;
     let key = call.key.clone().unwrap_or_default();
     if completed(status, &answer) {
         if let Some(before) = before {

@@ -304,7 +304,7 @@ fn copy_source(
     if let Some(a) = &src_att {
         refuse_blocked(&src_bucket, a)?;
     }
-    let from = copy_from::resolve(att, target, &src_bucket, src_att.as_ref())?;
+    let from = copy_from::resolve(att, target, &src_bucket, src_att.as_deref())?;
     Ok(Some((rest, from)))
 }
 

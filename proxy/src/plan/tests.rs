@@ -15,13 +15,13 @@ const SECRET: &str = "alice-secret";
 /// Buckets and users, as `directory::LiveDirectory` would hold them.
 #[derive(Default)]
 struct Table {
-    buckets: HashMap<String, Attached>,
+    buckets: HashMap<String, Arc<Attached>>,
     /// Alice's grants: bucket, and whether she may write.
     grants: HashMap<String, bool>,
 }
 
 impl Directory for Table {
-    fn attached(&self, bucket: &str) -> Option<Attached> {
+    fn attached(&self, bucket: &str) -> Option<Arc<Attached>> {
         self.buckets.get(bucket).cloned()
     }
 
@@ -66,7 +66,7 @@ fn table(mode: Mode) -> Table {
         blocked: false,
     };
     Table {
-        buckets: HashMap::from([("photos".to_owned(), att)]),
+        buckets: HashMap::from([("photos".to_owned(), Arc::new(att))]),
         grants: HashMap::from([("photos".to_owned(), true)]),
     }
 }
@@ -89,13 +89,15 @@ fn signed_with(
     let target = canonical_target(path, query).unwrap();
     let line = RequestLine {
         method,
-        scheme: "http",
-        host,
         target: &target,
     };
+    let view: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
     let add = sign_request(
         &line,
-        &headers,
+        &view,
         "UNSIGNED-PAYLOAD",
         &creds(KEY, secret),
         SystemTime::now(),
@@ -320,9 +322,9 @@ fn a_conditional_write_in_migrate_mode_is_judged_on_both_sides() {
 #[test]
 fn a_copy_from_another_source_in_forward_mode_is_refused() {
     let mut t = table(Mode::Forward);
-    let mut other = t.buckets["photos"].clone();
+    let mut other = Attached::clone(&t.buckets["photos"]);
     other.source = Upstream::from_url("http://127.0.0.1:9100").unwrap();
-    t.buckets.insert("other".into(), other);
+    t.buckets.insert("other".into(), Arc::new(other));
     t.grants.insert("other".into(), false);
     let req = signed_with(
         "PUT",

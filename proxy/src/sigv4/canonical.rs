@@ -24,55 +24,71 @@ pub fn parse_query(raw_query: &str) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
 }
 
 pub fn canonical_query(pairs: &[(Vec<u8>, Vec<u8>)]) -> String {
+    let mut out = String::new();
+    push_canonical_query(&mut out, pairs);
+    out
+}
+
+fn push_canonical_query(out: &mut String, pairs: &[(Vec<u8>, Vec<u8>)]) {
     let mut enc: Vec<(String, String)> = pairs
         .iter()
         .map(|(k, v)| (uri_encode(k, false), uri_encode(v, false)))
         .collect();
-    enc.sort();
-    enc.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
+    enc.sort_unstable();
+    for (i, (k, v)) in enc.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
 }
 
-/// Trims and folds inner runs of spaces, as SigV4 does for header values.
-fn fold_value(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
+/// Appends `v` trimmed, with inner runs of spaces folded to one, as SigV4
+/// does for header values.
+fn push_folded(out: &mut String, v: &str) {
     let mut space = false;
+    let mut first = true;
     for c in v.trim().chars() {
         if c == ' ' || c == '\t' {
             space = true;
         } else {
-            if space && !out.is_empty() {
+            if space && !first {
                 out.push(' ');
             }
             space = false;
+            first = false;
             out.push(c);
         }
     }
-    out
 }
 
-/// `name:value\n` lines for the signed headers, in their (sorted) order.
-/// Several headers of one name are joined with commas. `None` if a signed
-/// header is absent.
-pub fn canonical_headers(headers: &[(&str, &str)], signed: &[String]) -> Option<String> {
-    let mut out = String::new();
+/// Appends `name:value\n` lines for the signed headers, in their (sorted)
+/// order. Several headers of one name are joined with commas. `None` if a
+/// signed header is absent.
+fn push_canonical_headers(
+    out: &mut String,
+    headers: &[(&str, &str)],
+    signed: &[String],
+) -> Option<()> {
     for name in signed {
-        let values: Vec<String> = headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| fold_value(v))
-            .collect();
-        if values.is_empty() {
-            return None;
-        }
         out.push_str(name);
         out.push(':');
-        out.push_str(&values.join(","));
+        let mut any = false;
+        for (_, v) in headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            if any {
+                out.push(',');
+            }
+            any = true;
+            push_folded(out, v);
+        }
+        if !any {
+            return None;
+        }
         out.push('\n');
     }
-    Some(out)
+    Some(())
 }
 
 pub struct CanonicalParts<'a> {
@@ -84,16 +100,27 @@ pub struct CanonicalParts<'a> {
     pub payload_hash: &'a str,
 }
 
+/// Built in one buffer: it runs twice per proxied request (the client's
+/// signature checked, the upstream's made).
 pub fn canonical_request(p: &CanonicalParts<'_>) -> Option<String> {
-    Some(format!(
-        "{}\n{}\n{}\n{}\n{}\n{}",
-        p.method,
-        canonical_uri(p.raw_path)?,
-        canonical_query(p.query),
-        canonical_headers(p.headers, p.signed_headers)?,
-        p.signed_headers.join(";"),
-        p.payload_hash
-    ))
+    let mut out = String::with_capacity(512);
+    out.push_str(p.method);
+    out.push('\n');
+    out.push_str(&canonical_uri(p.raw_path)?);
+    out.push('\n');
+    push_canonical_query(&mut out, p.query);
+    out.push('\n');
+    push_canonical_headers(&mut out, p.headers, p.signed_headers)?;
+    out.push('\n');
+    for (i, h) in p.signed_headers.iter().enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(h);
+    }
+    out.push('\n');
+    out.push_str(p.payload_hash);
+    Some(out)
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {

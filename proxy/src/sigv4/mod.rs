@@ -1,7 +1,8 @@
-//! SigV4 verification: the Authorization header, presigned query strings
-//! and `aws-chunked` bodies. aws-sigv4 signs but cannot verify, so the
-//! proxy rebuilds the canonical request from exactly the headers the client
-//! signed and compares signatures in constant time.
+//! SigV4: verification of the Authorization header, presigned query
+//! strings and `aws-chunked` bodies, and the pieces the proxy's own
+//! upstream signer (`resign`) shares with it. The verifier rebuilds the
+//! canonical request from exactly the headers the client signed and
+//! compares signatures in constant time.
 
 pub mod canonical;
 pub mod chunked;
@@ -13,6 +14,11 @@ use sha2::Sha256;
 
 pub use verify::{Payload, RequestView, Verified, verify};
 
+/// SigV4's time stamp, `YYYYMMDDTHHMMSSZ` (`x-amz-date`, the string to
+/// sign).
+pub const AMZ_DATE: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+
 pub(crate) fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
     m.update(data);
@@ -20,18 +26,79 @@ pub(crate) fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
 }
 
 /// The SigV4 signing key for a day, region and service.
+///
+/// Four HMACs, twice per proxied request (the client's key, then the
+/// upstream's), for keys that change once a day: each thread keeps the
+/// last few it derived.
 pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
+    KEYS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(hit) = cache
+            .iter()
+            .position(|k| k.is(secret, date, region, service))
+        {
+            let key = cache[hit].key;
+            // Most recent first, so the LRU one is the last.
+            cache[..=hit].rotate_right(1);
+            return key;
+        }
+        let key = derive_signing_key(secret, date, region, service);
+        if cache.len() == CACHED_KEYS {
+            cache.pop();
+        }
+        cache.insert(
+            0,
+            CachedKey {
+                secret: secret.to_owned(),
+                date: date.to_owned(),
+                region: region.to_owned(),
+                service: service.to_owned(),
+                key,
+            },
+        );
+        key
+    })
+}
+
+fn derive_signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
     let k_date = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
     let k_region = hmac(&k_date, region.as_bytes());
     let k_service = hmac(&k_region, service.as_bytes());
     hmac(&k_service, b"aws4_request")
 }
 
+/// Per thread: a proxy's users and upstreams are few, and a day's keys
+/// cover all their requests.
+const CACHED_KEYS: usize = 16;
+
+struct CachedKey {
+    secret: String,
+    date: String,
+    region: String,
+    service: String,
+    key: [u8; 32],
+}
+
+impl CachedKey {
+    /// The secrets compare in constant time, as signatures do.
+    fn is(&self, secret: &str, date: &str, region: &str, service: &str) -> bool {
+        self.date == date
+            && self.region == region
+            && self.service == service
+            && same_signature(&self.secret, secret)
+    }
+}
+
+thread_local! {
+    static KEYS: std::cell::RefCell<Vec<CachedKey>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 pub fn sign(key: &[u8; 32], string_to_sign: &str) -> String {
     hex::encode(hmac(key, string_to_sign.as_bytes()))
 }
 
-/// Compares two hex signatures without leaking where they differ.
+/// Compares two hex signatures (or secrets) without leaking where they
+/// differ.
 pub fn same_signature(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
@@ -39,3 +106,36 @@ pub fn same_signature(a: &str, b: &str) -> bool {
 
 #[cfg(test)]
 mod chunked_proptests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cached key is the key: for every input, whatever the cache held
+    /// before, and after more keys than it keeps have pushed it out.
+    #[test]
+    fn cached_signing_keys_are_the_derived_ones() {
+        let inputs: Vec<(String, String, String)> = (0..CACHED_KEYS + 3)
+            .map(|i| {
+                (
+                    format!("secret{i}"),
+                    format!("2026120{}", i % 9),
+                    format!("r{}", i % 2),
+                )
+            })
+            .collect();
+        for round in 0..3 {
+            for (s, d, r) in inputs.iter().rev().skip(round) {
+                assert_eq!(
+                    signing_key(s, d, r, "s3"),
+                    derive_signing_key(s, d, r, "s3")
+                );
+            }
+        }
+        assert_ne!(
+            signing_key("a", "20261204", "r", "s3"),
+            signing_key("b", "20261204", "r", "s3")
+        );
+        KEYS.with(|c| assert_eq!(c.borrow().len(), CACHED_KEYS));
+    }
+}

@@ -85,8 +85,7 @@ pub enum Outcome {
 }
 
 fn parse_amz_date(s: &str, code: Code) -> Result<OffsetDateTime, S3Error> {
-    let fmt = format_description!("[year][month][day]T[hour][minute][second]Z");
-    PrimitiveDateTime::parse(s, &fmt)
+    PrimitiveDateTime::parse(s, super::AMZ_DATE)
         .map(PrimitiveDateTime::assume_utc)
         .map_err(|_| S3Error::new(code, "the date must be of the form YYYYMMDDTHHMMSSZ"))
 }
@@ -98,12 +97,11 @@ fn http_date_as_amz(v: &str) -> Result<String, S3Error> {
     let http = format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second]"
     );
-    let amz = format_description!("[year][month][day]T[hour][minute][second]Z");
     v.trim()
         .rsplit_once(' ')
         .filter(|(_, zone)| matches!(*zone, "GMT" | "UTC" | "UT" | "+0000" | "-0000"))
         .and_then(|(at, _)| PrimitiveDateTime::parse(at, &http).ok())
-        .and_then(|t| t.format(&amz).ok())
+        .and_then(|t| t.format(super::AMZ_DATE).ok())
         .ok_or_else(|| {
             S3Error::new(
                 Code::AccessDenied,

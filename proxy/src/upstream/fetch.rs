@@ -133,11 +133,13 @@ impl Fetcher {
         headers.push(("host".into(), side.upstream.authority.clone()));
         let line = RequestLine {
             method: req.method,
-            scheme: if side.upstream.tls { "https" } else { "http" },
-            host: &side.upstream.authority,
             target: req.target,
         };
-        let signed = resign::sign_request(&line, &headers, &hash, &side.creds, SystemTime::now())?;
+        let view: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let signed = resign::sign_request(&line, &view, &hash, &side.creds, SystemTime::now())?;
         for (n, v) in headers.into_iter().chain(signed) {
             // Header text past ASCII is Latin-1 (`headers::header_pairs`):
             // each character one byte, as the client sent it.
@@ -182,8 +184,23 @@ impl Fetcher {
         self.start(side, req).await?.response().await
     }
 
-    /// A GET of `target` on `side`, read whole (at most `limit` bytes):
-    /// its status and body, the connection back in the pool.
+    /// Sends a request with a body in hand and reads the answer whole (at
+    /// most `limit` bytes): its status and body, the connection back in
+    /// the pool.
+    pub async fn fetch(
+        &self,
+        side: &Side,
+        req: Request<'_>,
+        limit: usize,
+    ) -> Result<(u16, Bytes), S3Error> {
+        let mut r = self.send(side, req).await?;
+        let status = r.status;
+        let body = r.body(limit).await?;
+        self.release(r).await;
+        Ok((status, body))
+    }
+
+    /// A GET of `target` on `side`, read whole (at most `limit` bytes).
     pub async fn get(
         &self,
         side: &Side,
@@ -196,11 +213,7 @@ impl Fetcher {
             headers: Vec::new(),
             body: Body::Empty,
         };
-        let mut r = self.send(side, req).await?;
-        let status = r.status;
-        let body = r.body(limit).await?;
-        self.release(r).await;
-        Ok((status, body))
+        self.fetch(side, req, limit).await
     }
 
     /// Returns a fully read response's connection to the pool.

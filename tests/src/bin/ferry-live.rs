@@ -52,7 +52,8 @@ fn parse() -> Result<Options, String> {
             "-h" | "--help" => {
                 println!(
                     "ferry-live [--objects N] [--source garage|moto] [--no-faults] \
-                     [--clients BOTO3,AWSCLI,RCLONE] [--forward-secs S] [--threads T] [--keep DIR] [--pictures DIR]"
+                     [--clients BOTO3,AWSCLI,RCLONE] [--forward-secs S] [--threads T] [--keep DIR] [--pictures DIR]\n\
+                     (./scripts/demo passes these on, and takes --release itself: an optimized build, for large runs)"
                 );
                 std::process::exit(0);
             }

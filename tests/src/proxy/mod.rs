@@ -235,16 +235,8 @@ impl Proxy {
     }
 
     pub fn ferryctl(&self, args: &[&str]) -> Output {
-        let out = launch::ferryctl(&ferryctl_bin(), &self.socket, args)
-            .output()
-            .unwrap();
-        eprintln!(
-            "ferryctl {args:?} -> {:?}\n{}{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        eprintln!("ferryctl {args:?}");
+        migrate::run(&mut launch::ferryctl(&ferryctl_bin(), &self.socket, args))
     }
 
     pub fn ferryctl_ok(&self, args: &[&str]) -> String {
@@ -293,21 +285,10 @@ impl Drop for Proxy {
 }
 
 /// Runs tests/clients/workload.py with boto3; returns its JSON summary.
+/// `ca`: the CA that signed an https endpoint's certificate. Over https
+/// boto3 sends each body's checksum in an aws-chunked trailer (over http,
+/// in a header).
 pub fn boto3_workload(
-    endpoint: &str,
-    bucket: &str,
-    key: &str,
-    secret: &str,
-    region: &str,
-    prefix: &str,
-) -> serde_json::Value {
-    boto3_workload_trusting(None, endpoint, bucket, key, secret, region, prefix)
-}
-
-/// As [`boto3_workload`], against an https endpoint whose certificate
-/// `ca` signed. Over https boto3 sends each body's checksum in an
-/// aws-chunked trailer (over http, in a header).
-pub fn boto3_workload_trusting(
     ca: Option<&Path>,
     endpoint: &str,
     bucket: &str,
@@ -754,13 +735,7 @@ impl Proxy {
     /// Peak resident memory of the proxy process so far, in bytes.
     pub fn peak_rss_bytes(&self) -> u64 {
         let pid = self.child.as_ref().expect("proxy running").id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let kb: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .expect("VmHWM in /proc/PID/status");
-        kb * 1024
+        crate::procfs::status_kib(pid, "VmHWM").expect("VmHWM in /proc/PID/status") * 1024
     }
 }
 

@@ -11,3 +11,22 @@ pub mod server;
 
 pub use bind::{BindError, bind};
 pub use peer::AccessPolicy;
+
+use std::path::Path;
+
+/// The default of a daemon's `socket_group`: `ferry`.
+pub fn default_group() -> String {
+    "ferry".to_owned()
+}
+
+/// A daemon config's `socket_path` and `socket_group`, checked: the field
+/// at fault and why.
+pub fn check_config(path: &Path, group: &str) -> Result<(), (&'static str, String)> {
+    if path.file_name().is_none() {
+        return Err(("socket_path", format!("{} names no file", path.display())));
+    }
+    if group.trim().is_empty() {
+        return Err(("socket_group", "must not be empty".into()));
+    }
+    Ok(())
+}

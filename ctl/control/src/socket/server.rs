@@ -137,6 +137,14 @@ where
     }
 }
 
+/// A request's method, path and query (empty if none), owned, for a router
+/// that then takes the body.
+pub fn target(req: &Request<Incoming>) -> (Method, String, String) {
+    let uri = req.uri();
+    let query = uri.query().unwrap_or_default().to_owned();
+    (req.method().clone(), uri.path().to_owned(), query)
+}
+
 /// The request's JSON body, at most [`MAX_BODY_BYTES`]. The parse error
 /// goes back to the caller only; it is never logged (it may quote a
 /// secret).

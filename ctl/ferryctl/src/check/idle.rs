@@ -13,10 +13,8 @@ use ferry_s3::{Grant, S3Op};
 
 use super::{Item, Report, Status};
 use crate::failure::Failure;
-use crate::prom::{Counts, by_label, fetch};
-
-/// The proxy's request counter (proxy/src/metrics.rs).
-const PROXY_REQUESTS: &str = "ferry_proxy_requests_total";
+use crate::prom::{Counts, add, by_label, fetch};
+use ferry_control::metrics::proxy::REQUESTS as PROXY_REQUESTS;
 
 #[derive(Args, Debug)]
 pub struct IdleArgs {
@@ -157,12 +155,6 @@ fn list(c: &Counts) -> String {
         .map(|(op, n)| format!("{op} {n}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn add(into: &mut Counts, from: Counts) {
-    for (k, v) in from {
-        *into.entry(k).or_default() += v;
-    }
 }
 
 fn delta(before: &Counts, after: &Counts) -> Counts {
