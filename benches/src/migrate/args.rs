@@ -27,9 +27,16 @@ pub struct Args {
     /// (0: one plain PutObject per object).
     #[arg(long, default_value_t = 16, value_name = "MIB")]
     pub large_part_mib: u64,
-    /// Keys in the key list of the peak-RSS run (0 skips it).
-    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
-    pub keys_rss: u64,
+    /// Keys in the key list of each peak-RSS dry run, smallest first,
+    /// comma-separated (e.g. `1000000,10000000`: one run per size, side by
+    /// side in the report); 0 skips them.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1000000",
+        value_name = "N,.."
+    )]
+    pub keys_rss: Vec<u64>,
     /// s3migrate `--threads` values tried on the small data set.
     #[arg(
         long,

@@ -19,8 +19,10 @@ use crate::requests::{self, Counts};
 use crate::row::{Row, Tool};
 use crate::{rclone, s3migrate};
 
-const SRC_BUCKET: &str = "bench-src";
-const DEST_BUCKET: &str = "bench-dst";
+/// The bucket every copy reads, on the source store.
+pub const SRC_BUCKET: &str = "bench-src";
+/// The bucket every copy writes, on a fresh destination store.
+pub const DEST_BUCKET: &str = "bench-dst";
 /// Pause before each measured run, so that store start-up and the previous
 /// run's background work do not land in it.
 const SETTLE: Duration = Duration::from_secs(3);
@@ -36,6 +38,9 @@ pub struct KeysRss {
     pub keys: u64,
     pub threads: usize,
     pub row: Row,
+    /// The 1, 5 and 15 minute load averages before and after the run.
+    pub load_before: String,
+    pub load_after: String,
 }
 
 pub struct Bench {
@@ -45,6 +50,12 @@ pub struct Bench {
     work: PathBuf,
     /// Deletes the work dir on drop, unless `--keep-work`.
     _work_guard: Option<tempfile::TempDir>,
+}
+
+/// As /proc/loadavg writes them (two decimals), empty when unreadable.
+fn loadavg() -> String {
+    ferry_benches::procstat::loadavg()
+        .map_or_else(String::new, |(a, b, c)| format!("{a:.2} {b:.2} {c:.2}"))
 }
 
 fn say(msg: impl AsRef<str>) {
@@ -156,6 +167,7 @@ impl Bench {
             say(format!("{}: round {round} of {rounds}", set.name));
             record(self.ceiling(set)?);
             for &(threads, part_threads) in &variants {
+                record(self.null_copy(set, &src, threads)?);
                 record(self.s3migrate_copy(set, &src, threads, part_threads)?);
             }
             if round == 1 && !self.args.skip_rclone_default {
@@ -186,10 +198,7 @@ impl Bench {
             Vec::new()
         };
         std::thread::sleep(SETTLE);
-        let watch = CpuWatch::start(&[&dest]);
-        let self_cpu = cpu::own_secs();
-        let started = Instant::now();
-        self.rt.block_on(async {
+        let run = self.in_process(&[&dest], async {
             if small {
                 ferry_harness::put_objects(&client, DEST_BUCKET, objects, conc).await
             } else {
@@ -200,31 +209,78 @@ impl Bench {
                     .await
             }
         })?;
+        let requests = format!(
+            "dst: {}",
+            requests::per_object(&Counts::new(), &requests::snapshot(&dest), set.count)
+        );
+        let problem = self.check_dest(&dest, set, None)?;
+        Ok(run.row(
+            Tool::Ceiling,
+            format!("{conc} × PutObject, in-process"),
+            set,
+            problem,
+            requests,
+        ))
+    }
+
+    /// The floor of any copier on this machine: each key of the data set
+    /// read with one GET and written with one PUT (the GET's body streamed
+    /// into it), `threads` at a time, through s3migrate's own HTTP stack,
+    /// with nothing else: no log, no records, no probes, no conditions.
+    fn null_copy(&self, set: &DataSet, src: &Store, threads: usize) -> anyhow::Result<Row> {
+        let label = format!("{threads} × GET → PUT, in-process");
+        say(format!("{}: null copier {label}", set.name));
+        let dest = self.store_with_bucket(DEST_BUCKET)?;
+        let endpoint = |s: &Store, bucket: &str| ::s3migrate::s3::client::Endpoint {
+            url: s.endpoint.clone(),
+            bucket: bucket.to_owned(),
+            access_key: s.access_key.clone(),
+            secret_key: s.secret_key.clone(),
+            region: s.region.clone(),
+            ca_pem: None,
+        };
+        let from = ::s3migrate::s3::client::build_client(&endpoint(src, SRC_BUCKET))
+            .map_err(anyhow::Error::msg)?;
+        let to = ::s3migrate::s3::client::build_client(&endpoint(&dest, DEST_BUCKET))
+            .map_err(anyhow::Error::msg)?;
+        std::thread::sleep(SETTLE);
+        let src_before = requests::snapshot(src);
+        let run = self.in_process(
+            &[src, &dest],
+            futures::stream::iter(0..set.count)
+                .map(|i| null_copy_one(&from, &to, set.key(i)))
+                .buffer_unordered(threads.max(1))
+                .try_collect::<()>(),
+        )?;
+        let requests = requests::copy_per_object(&src_before, src, &dest, set.count);
+        let problem = self.check_dest(&dest, set, None)?;
+        Ok(Row {
+            threads: Some(threads),
+            ..run.row(Tool::NullCopier, label, set, problem, requests)
+        })
+    }
+
+    /// Runs `work` in this process, timed, with the CPU of `stores` and of
+    /// this process.
+    fn in_process(
+        &self,
+        stores: &[&Store],
+        work: impl std::future::Future<Output = anyhow::Result<()>>,
+    ) -> anyhow::Result<InProcess> {
+        let watch = CpuWatch::start(stores);
+        let self_cpu = cpu::own_secs();
+        let started = Instant::now();
+        self.rt.block_on(work)?;
         let wall = started.elapsed();
         let cpu = watch.stop(None);
         let cpu_secs = match (self_cpu, cpu::own_secs()) {
             (Some(b), Some(a)) => Some(a - b),
             _ => None,
         };
-        let requests = format!(
-            "dst: {}",
-            requests::per_object(&Counts::new(), &requests::snapshot(&dest), set.count)
-        );
-        let problem = self.check_dest(&dest, set, None)?;
-        Ok(Row {
-            tool: Tool::Ceiling,
-            label: format!("{conc} × PutObject, in-process"),
+        Ok(InProcess {
             wall,
-            objects: set.count,
-            bytes: set.total_bytes(),
-            max_rss_kib: None,
-            cpu_secs,
             cpu,
-            problem,
-            requests,
-            note: String::new(),
-            threads: None,
-            rounds: vec![wall.as_secs_f64()],
+            cpu_secs,
         })
     }
 
@@ -247,9 +303,7 @@ impl Bench {
         let (timed, summary) = s3migrate::run(
             &self.s3migrate,
             src,
-            SRC_BUCKET,
             &dest,
-            DEST_BUCKET,
             &s3migrate::Options {
                 source: s3migrate::Source::List,
                 threads,
@@ -301,15 +355,7 @@ impl Bench {
         std::thread::sleep(SETTLE);
         let src_before = requests::snapshot(src);
         let watch = CpuWatch::start(&[src, &dest]);
-        let timed = rclone::run(
-            &self.args.rclone,
-            src,
-            SRC_BUCKET,
-            &dest,
-            DEST_BUCKET,
-            extra,
-            &self.work(set.name),
-        )?;
+        let timed = rclone::run(&self.args.rclone, src, &dest, extra, &self.work(set.name))?;
         let cpu = watch.stop(timed.cpu_secs);
         let requests = requests::copy_per_object(&src_before, src, &dest, set.count);
         let problem = tool_problem(&timed).or(self.check_dest(&dest, set, None)?);
@@ -337,11 +383,29 @@ impl Bench {
         }))
     }
 
-    /// Peak RSS of s3migrate walking a key list of `keys` keys with
-    /// `--dry-run` into an empty destination.
-    pub fn keys_rss(&self, keys: u64, threads: usize) -> anyhow::Result<KeysRss> {
+    /// Peak RSS of s3migrate walking a key list of each of `sizes` keys
+    /// with `--dry-run` into an empty destination: one run per size, on
+    /// the same two stores (a dry run writes nothing).
+    pub fn keys_rss(&self, sizes: &[u64], threads: usize) -> anyhow::Result<Vec<KeysRss>> {
+        let src = self.store_with_bucket(SRC_BUCKET)?;
+        let dest = self.store_with_bucket(DEST_BUCKET)?;
+        let mut out = Vec::new();
+        for &keys in sizes {
+            out.push(self.keys_rss_one(&src, &dest, keys, threads)?);
+        }
+        Ok(out)
+    }
+
+    fn keys_rss_one(
+        &self,
+        src: &Store,
+        dest: &Store,
+        keys: u64,
+        threads: usize,
+    ) -> anyhow::Result<KeysRss> {
         say(format!("keys-rss: writing a key list of {keys} keys"));
-        let dir = self.work("keys-rss").join("keylist");
+        let work = self.work(&format!("keys-rss-{keys}"));
+        let dir = work.join("keylist");
         let mut w = KeyListWriter::create(&dir, "chunk-")?;
         for i in 0..keys {
             w.push(&format!("rss/{i:010}"))?;
@@ -354,28 +418,31 @@ impl Bench {
             size: 0,
             source_part: None,
         };
-        let src = self.store_with_bucket(SRC_BUCKET)?;
-        let dest = self.store_with_bucket(DEST_BUCKET)?;
         std::thread::sleep(SETTLE);
         let label = format!("--dry-run --src-folder --threads {threads}");
         say(format!("keys-rss: s3migrate {label} ({keys} keys)"));
-        let watch = CpuWatch::start(&[&src, &dest]);
+        let load_before = loadavg();
+        let watch = CpuWatch::start(&[src, dest]);
         let (timed, summary) = s3migrate::run(
             &self.s3migrate,
-            &src,
-            SRC_BUCKET,
-            &dest,
-            DEST_BUCKET,
+            src,
+            dest,
             &s3migrate::Options {
                 source: s3migrate::Source::Folder(&dir),
                 threads,
                 part_threads: None,
                 dry_run: true,
             },
-            &self.work("keys-rss"),
+            &work,
         )?;
         let cpu = watch.stop(timed.cpu_secs);
-        let requests = requests::copy_per_object(&Counts::new(), &src, &dest, keys);
+        let load_after = loadavg();
+        say(format!(
+            "keys-rss: {keys} keys in {:.1}s, peak RSS {} KiB",
+            timed.wall.as_secs_f64(),
+            timed.max_rss_kib.unwrap_or(0)
+        ));
+        let requests = requests::copy_per_object(&Counts::new(), src, dest, keys);
         let mut problem = tool_problem(&timed);
         if problem.is_none() && (summary.fail > 0 || summary.copied != keys) {
             problem = Some(format!(
@@ -383,7 +450,11 @@ impl Bench {
                 summary.copied, summary.fail
             ));
         }
-        let problem = problem.or(self.check_dest(&dest, &set, Some((0, 0)))?);
+        let problem = problem.or(self.check_dest(dest, &set, Some((0, 0)))?);
+        if !self.args.keep_work {
+            // 10 M keys are 150 MB of list: do not keep one per size.
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
         let row = Row {
             problem,
             requests,
@@ -391,7 +462,13 @@ impl Bench {
             threads: Some(threads),
             ..row_from(Tool::S3migrate, label, &set, &timed, cpu)
         };
-        Ok(KeysRss { keys, threads, row })
+        Ok(KeysRss {
+            keys,
+            threads,
+            row,
+            load_before,
+            load_after,
+        })
     }
 
     pub fn work_dir(&self) -> &Path {
@@ -426,4 +503,63 @@ fn row_from(tool: Tool, label: String, set: &DataSet, timed: &Timed, cpu: CpuUse
         threads: None,
         rounds: vec![timed.wall.as_secs_f64()],
     }
+}
+
+/// A run made in the benchmark's own process (the ceiling, the null
+/// copier).
+struct InProcess {
+    wall: Duration,
+    cpu: CpuUse,
+    cpu_secs: Option<f64>,
+}
+
+impl InProcess {
+    fn row(
+        self,
+        tool: Tool,
+        label: String,
+        set: &DataSet,
+        problem: Option<String>,
+        requests: String,
+    ) -> Row {
+        Row {
+            tool,
+            label,
+            wall: self.wall,
+            objects: set.count,
+            bytes: set.total_bytes(),
+            max_rss_kib: None,
+            cpu_secs: self.cpu_secs,
+            cpu: self.cpu,
+            problem,
+            requests,
+            note: String::new(),
+            threads: None,
+            rounds: vec![self.wall.as_secs_f64()],
+        }
+    }
+}
+
+/// One key of the null copier: the GET's body streamed into the PUT.
+async fn null_copy_one(
+    from: &aws_sdk_s3::Client,
+    to: &aws_sdk_s3::Client,
+    key: String,
+) -> anyhow::Result<()> {
+    let got = from
+        .get_object()
+        .bucket(SRC_BUCKET)
+        .key(&key)
+        .send()
+        .await
+        .with_context(|| format!("null copier: GET {key}"))?;
+    to.put_object()
+        .bucket(DEST_BUCKET)
+        .key(&key)
+        .content_length(got.content_length.unwrap_or_default())
+        .body(got.body)
+        .send()
+        .await
+        .with_context(|| format!("null copier: PUT {key}"))?;
+    Ok(())
 }

@@ -44,7 +44,12 @@ fn run(args: Args) -> anyhow::Result<()> {
             sets.push(bench.run_set(&set)?);
         }
     }
-    let keys = if args.keys_rss > 0 {
+    let mut sizes: Vec<u64> = args.keys_rss.iter().copied().filter(|&n| n > 0).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let keys = if sizes.is_empty() {
+        Vec::new()
+    } else {
         // The best small setting, else s3migrate's default.
         let threads = sets
             .iter()
@@ -52,15 +57,13 @@ fn run(args: Args) -> anyhow::Result<()> {
             .find_map(report::best_s3migrate)
             .and_then(|r| r.threads)
             .unwrap_or(32);
-        Some(bench.keys_rss(args.keys_rss, threads)?)
-    } else {
-        None
+        bench.keys_rss(&sizes, threads)?
     };
     let text = Report {
         machine: &machine,
         args: &args,
         sets: &sets,
-        keys: keys.as_ref(),
+        keys: &keys,
         total: started.elapsed(),
     }
     .render();

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use ferry_harness::Store;
 
+use crate::bench::{DEST_BUCKET, SRC_BUCKET};
 use crate::proc::{self, Child, Timed};
 
 /// `--transfers 64 --checkers 16`.
@@ -30,9 +31,7 @@ fn remote_env(name: &str, store: &Store) -> Vec<(String, String)> {
 pub fn run(
     bin: &Path,
     src: &Store,
-    src_bucket: &str,
     dest: &Store,
-    dest_bucket: &str,
     extra: &[&str],
     work: &Path,
 ) -> anyhow::Result<Timed> {
@@ -45,8 +44,8 @@ pub fn run(
         .1;
     let mut args: Vec<OsString> = vec![
         "copy".into(),
-        format!("src:{src_bucket}").into(),
-        format!("dst:{dest_bucket}").into(),
+        format!("src:{SRC_BUCKET}").into(),
+        format!("dst:{DEST_BUCKET}").into(),
     ];
     args.extend(extra.iter().map(OsString::from));
     let mut envs = remote_env("SRC", src);

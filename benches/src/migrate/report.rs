@@ -14,15 +14,21 @@ pub struct Report<'a> {
     pub machine: &'a Machine,
     pub args: &'a Args,
     pub sets: &'a [SetResult],
-    pub keys: Option<&'a KeysRss>,
+    /// The peak-RSS dry runs, smallest key count first.
+    pub keys: &'a [KeysRss],
     pub total: Duration,
 }
 
 /// The s3migrate setting with the most objects/s among valid runs.
 pub fn best_s3migrate(set: &SetResult) -> Option<&Row> {
+    best_of(set, Tool::S3migrate)
+}
+
+/// The row of `tool` with the most objects/s among valid runs.
+fn best_of(set: &SetResult, tool: Tool) -> Option<&Row> {
     set.rows
         .iter()
-        .filter(|r| r.tool == Tool::S3migrate && r.valid())
+        .filter(|r| r.tool == tool && r.valid())
         .max_by(|a, b| a.objects_per_sec().total_cmp(&b.objects_per_sec()))
 }
 
@@ -54,6 +60,7 @@ fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
 fn tool_name(row: &Row) -> &'static str {
     match row.tool {
         Tool::Ceiling => "ceiling",
+        Tool::NullCopier => "null copier",
         Tool::S3migrate => "s3migrate",
         Tool::RcloneDefault => "rclone default",
         Tool::RcloneTuned => "rclone tuned",
@@ -85,6 +92,39 @@ impl Goal {
     }
 }
 
+/// How much more peak RSS the largest key count may take than the
+/// smallest and still count as flat: the larger of the two.
+const FLAT_GROWTH: f64 = 0.10;
+const FLAT_SLACK_MIB: f64 = 4.0;
+
+/// Flat from the smallest to the largest key count of the dry runs, when
+/// there are two sizes or more (and both runs are valid).
+fn flat_goal(runs: &[KeysRss]) -> Option<Goal> {
+    let (first, last) = (runs.first()?, runs.last()?);
+    if runs.len() < 2 {
+        return None;
+    }
+    let valid = |k: &KeysRss| k.row.valid().then(|| k.row.rss_mib()).flatten();
+    let (a, b) = (valid(first), valid(last));
+    let allowed = a.map(|a| a + (a * FLAT_GROWTH).max(FLAT_SLACK_MIB));
+    Some(Goal {
+        what: format!(
+            "s3migrate dry-run peak RSS flat from {} to {} keys",
+            thousands(first.keys),
+            thousands(last.keys)
+        ),
+        target: format!(
+            "at most +{:.0}% or +{FLAT_SLACK_MIB:.0} MiB, whichever is more",
+            FLAT_GROWTH * 100.0
+        ),
+        measured: match (a, b) {
+            (Some(a), Some(b)) => format!("{a:.1} → {b:.1} MiB ({:+.1} MiB)", b - a),
+            _ => "—".to_owned(),
+        },
+        met: allowed.zip(b).map(|(allowed, b)| b <= allowed),
+    })
+}
+
 impl Report<'_> {
     pub fn render(&self) -> String {
         let mut s = String::new();
@@ -92,8 +132,8 @@ impl Report<'_> {
         for set in self.sets {
             self.set_section(&mut s, set);
         }
-        if let Some(k) = self.keys {
-            self.keys_section(&mut s, k);
+        if !self.keys.is_empty() {
+            self.keys_section(&mut s, self.keys);
         }
         self.goals_section(&mut s);
         s
@@ -261,6 +301,11 @@ impl Report<'_> {
         let _ = writeln!(s, "| s3migrate / ceiling | {} |", pct(ratio(best, ceiling)));
         let _ = writeln!(
             s,
+            "| s3migrate / null copier | {} |",
+            pct(ratio(best, best_of(set, Tool::NullCopier)))
+        );
+        let _ = writeln!(
+            s,
             "| rclone default / ceiling | {} |",
             pct(ratio(rd, ceiling))
         );
@@ -310,36 +355,51 @@ impl Report<'_> {
             .count()
     }
 
-    fn keys_section(&self, s: &mut String, k: &KeysRss) {
-        let r = &k.row;
-        let _ = writeln!(s, "## s3migrate peak RSS with {} keys\n", thousands(k.keys));
+    fn keys_section(&self, s: &mut String, runs: &[KeysRss]) {
+        let counts: Vec<String> = runs.iter().map(|k| thousands(k.keys)).collect();
         let _ = writeln!(
             s,
-            "A key list of {} keys (`--src-folder`, written with `KeyListWriter`), run with \
-             **`--dry-run`** and `--threads {}` against an empty destination: s3migrate reads \
-             and checks the whole list, lists the destination, and takes every key through the \
-             pipeline to its decision (\"would copy\") and its logs, but copies nothing. So \
-             this measures the memory that grows with the key count, not the memory of \
-             transfers in flight (that is in the copy runs above).\n",
-            thousands(k.keys),
-            k.threads
+            "## s3migrate peak RSS with {} keys\n",
+            counts.join(" and ")
         );
-        let _ = writeln!(s, "| wall s | keys/s | peak RSS MiB | CPU s | check |");
-        let _ = writeln!(s, "|---:|---:|---:|---:|---|");
         let _ = writeln!(
             s,
-            "| {:.1} | {:.0} | {} | {} | {} |\n",
-            r.secs(),
-            r.objects_per_sec(),
-            opt(r.rss_mib(), |v| format!("{v:.0}")),
-            opt(r.cpu_secs, |v| format!("{v:.1}")),
-            r.problem
-                .as_deref()
-                .map_or_else(|| "ok".to_owned(), |p| format!("INVALID: {p}"))
+            "A key list of each size (`--src-folder`, written with `KeyListWriter`), run with \
+             **`--dry-run`** and `--threads {}` against an empty destination, one size after \
+             the other on the same two stores: s3migrate reads and checks the whole list, lists \
+             the destination, and takes every key through the pipeline to its decision \
+             (\"would copy\") and its logs, but copies nothing. So this measures the memory \
+             that grows with the key count, not the memory of transfers in flight (that is in \
+             the copy runs above).\n",
+            runs.first().map_or(0, |k| k.threads)
         );
-        if !r.note.is_empty() {
-            let _ = writeln!(s, "{}\n", r.note);
+        let _ = writeln!(
+            s,
+            "| keys | wall s | keys/s | peak RSS MiB | CPU s | load avg before → after | check |"
+        );
+        let _ = writeln!(s, "|---:|---:|---:|---:|---:|---|---|");
+        for k in runs {
+            let r = &k.row;
+            let _ = writeln!(
+                s,
+                "| {} | {:.1} | {:.0} | {} | {} | {} → {} | {} |",
+                thousands(k.keys),
+                r.secs(),
+                r.objects_per_sec(),
+                opt(r.rss_mib(), |v| format!("{v:.1}")),
+                opt(r.cpu_secs, |v| format!("{v:.1}")),
+                k.load_before,
+                k.load_after,
+                r.problem
+                    .as_deref()
+                    .map_or_else(|| "ok".to_owned(), |p| format!("INVALID: {p}"))
+            );
         }
+        let _ = writeln!(s);
+        for k in runs.iter().filter(|k| !k.row.note.is_empty()) {
+            let _ = writeln!(s, "- {} keys: {}", thousands(k.keys), k.row.note);
+        }
+        let _ = writeln!(s);
     }
 
     fn goals(&self) -> Vec<Goal> {
@@ -371,6 +431,14 @@ impl Report<'_> {
                     false,
                 ));
             }
+            // The floor a copier can reach on these shared cores: objects/s
+            // on small objects, MB/s on large (the same ratio: same data).
+            goals.push(Goal::ratio(
+                &format!("{n}: s3migrate share of the null copier"),
+                if set.set.size < MIB { 0.95 } else { 0.98 },
+                ratio(best, best_of(set, Tool::NullCopier)),
+                true,
+            ));
             goals.push(Goal::ratio(
                 &format!("{n}: s3migrate share of the ceiling"),
                 0.9,
@@ -386,14 +454,10 @@ impl Report<'_> {
                 }
             }
         }
-        if let Some(m) = self.keys.and_then(|k| k.row.rss_mib()) {
-            rss.push((
-                format!(
-                    "{} keys dry run",
-                    thousands(self.keys.map_or(0, |k| k.keys))
-                ),
-                m,
-            ));
+        for k in self.keys {
+            if let Some(m) = k.row.rss_mib() {
+                rss.push((format!("{} keys dry run", thousands(k.keys)), m));
+            }
         }
         let max = rss.iter().map(|(_, m)| *m).reduce(f64::max);
         goals.push(Goal {
@@ -405,6 +469,9 @@ impl Report<'_> {
             }),
             met: max.map(|m| m < 256.0),
         });
+        if let Some(g) = flat_goal(self.keys) {
+            goals.push(g);
+        }
         goals
     }
 
@@ -425,5 +492,65 @@ impl Report<'_> {
             );
         }
         let _ = writeln!(s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::CpuUse;
+
+    fn run(keys: u64, rss_mib: u64, problem: Option<&str>) -> KeysRss {
+        KeysRss {
+            keys,
+            threads: 32,
+            row: Row {
+                tool: Tool::S3migrate,
+                label: String::new(),
+                wall: Duration::from_secs(1),
+                objects: keys,
+                bytes: 0,
+                max_rss_kib: Some(rss_mib * 1024),
+                cpu_secs: None,
+                cpu: CpuUse::default(),
+                problem: problem.map(str::to_owned),
+                requests: String::new(),
+                note: String::new(),
+                threads: Some(32),
+                rounds: Vec::new(),
+            },
+            load_before: String::new(),
+            load_after: String::new(),
+        }
+    }
+
+    #[test]
+    fn flat_needs_two_sizes() {
+        assert!(flat_goal(&[]).is_none());
+        assert!(flat_goal(&[run(1_000_000, 14, None)]).is_none());
+    }
+
+    #[test]
+    fn flat_allows_the_larger_of_ten_percent_and_four_mib() {
+        let met = |a, b| {
+            flat_goal(&[run(1_000_000, a, None), run(10_000_000, b, None)])
+                .unwrap()
+                .met
+        };
+        assert_eq!(met(14, 18), Some(true), "+4 MiB on a small figure");
+        assert_eq!(met(14, 19), Some(false));
+        assert_eq!(met(100, 110), Some(true), "+10% on a large one");
+        assert_eq!(met(100, 111), Some(false));
+        assert_eq!(met(20, 15), Some(true), "less is flat too");
+    }
+
+    #[test]
+    fn an_invalid_run_decides_nothing() {
+        let g = flat_goal(&[
+            run(1_000_000, 14, None),
+            run(10_000_000, 14, Some("exited with 1")),
+        ])
+        .unwrap();
+        assert_eq!(g.met, None);
     }
 }

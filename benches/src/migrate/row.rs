@@ -7,6 +7,9 @@ use crate::cpu::CpuUse;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {
     Ceiling,
+    /// GET then PUT of each key with s3migrate's HTTP stack and nothing
+    /// else: the floor of any copier here.
+    NullCopier,
     S3migrate,
     RcloneDefault,
     RcloneTuned,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use ferry_harness::Store;
 
+use crate::bench::{DEST_BUCKET, SRC_BUCKET};
 use crate::proc::{self, Child, Timed};
 
 /// Where the keys come from.
@@ -33,14 +34,12 @@ pub struct Summary {
     pub progress: String,
 }
 
-/// Run one copy (or dry run) from `src/src_bucket` to `dest/dest_bucket`,
+/// Run one copy (or dry run) from `src/SRC_BUCKET` to `dest/DEST_BUCKET`,
 /// with a fresh empty dest folder under `work`.
 pub fn run(
     bin: &Path,
     src: &Store,
-    src_bucket: &str,
     dest: &Store,
-    dest_bucket: &str,
     opts: &Options<'_>,
     work: &Path,
 ) -> anyhow::Result<(Timed, Summary)> {
@@ -55,11 +54,11 @@ pub fn run(
         args.push(v.into());
     };
     flag("--src-url", &src.endpoint);
-    flag("--src-bucket", src_bucket);
+    flag("--src-bucket", SRC_BUCKET);
     flag("--src-key", &src.access_key);
     flag("--src-region", &src.region);
     flag("--dest-url", &dest.endpoint);
-    flag("--dest-bucket", dest_bucket);
+    flag("--dest-bucket", DEST_BUCKET);
     flag("--dest-key", &dest.access_key);
     flag("--dest-region", &dest.region);
     flag("--threads", &opts.threads.to_string());

@@ -58,6 +58,25 @@ pub struct Args {
     /// latency.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub list_concurrency: usize,
+    /// Migrate mode, extra: for each size, a merged listing of that many
+    /// keys per side (laid out as `--list-keys`'s, so the union holds 5/3
+    /// of it) paged to the end through the proxy, against the same union
+    /// paged from one store; the proxy's peak RSS while paging each size.
+    /// Seeding is most of the time: 100,000 keys per side is about
+    /// 370,000 PUTs (10 min at Garage's ~600 PUTs/s here).
+    #[arg(long, value_delimiter = ',', value_name = "N,..")]
+    pub full_list_keys: Vec<usize>,
+    /// PUTs in flight while seeding the `--full-list-keys` listings (each
+    /// of the three buckets gets a third).
+    #[arg(long, default_value_t = 96, value_name = "N")]
+    pub seed_concurrency: usize,
+    /// Ready mode, extra: N clients at once, each with its own S3 client
+    /// and HTTP pool (so its own keep-alive connection, checked by counting
+    /// the ESTABLISHED sockets), doing small GETs for `--small-secs`
+    /// directly and through the proxy; the proxy's peak RSS, p99 and
+    /// errors. 0: not run.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub many_clients: usize,
     /// Skip the small HEAD rows (an extra: Garage answers HEAD without the
     /// ~40 ms Nagle/delayed-ACK stall its small GETs show on loopback, so
     /// they show the proxy's own per-request cost).
@@ -67,8 +86,10 @@ pub struct Args {
     /// (aws-chunked bodies with a CRC32 trailer).
     #[arg(long)]
     pub no_chunked: bool,
-    /// Skip the ready-mode 256 MiB GET through a plain TCP relay (a
-    /// baseline: what a second loopback hop costs any proxy here).
+    /// Skip the ready-mode baseline rows: through a plain TCP relay (the
+    /// small GET, HEAD and PUT, and the large GET), what a second loopback
+    /// hop costs any proxy here; and through pingora-floor (the small
+    /// ones), what Pingora itself costs with none of Ferry's work.
     #[arg(long)]
     pub no_relay: bool,
     /// Give the benchmark's own S3 clients s3migrate's HTTP client, which
@@ -85,6 +106,10 @@ pub struct Args {
     /// $CARGO_TARGET_DIR/release/ferryctl).
     #[arg(long, env = "FERRYCTL_BIN", value_name = "PATH")]
     pub ferryctl_bin: Option<PathBuf>,
+    /// The pingora-floor binary (default: next to this binary, else
+    /// $CARGO_TARGET_DIR/release/pingora-floor).
+    #[arg(long, env = "PINGORA_FLOOR_BIN", value_name = "PATH")]
+    pub floor_bin: Option<PathBuf>,
     /// Instead of the modes: a fleet of 3 proxies on a 3-member etcd. Writers
     /// (`--concurrency`, `--small-kib` PUTs through the 3 proxies in turn)
     /// while `ferryctl --etcd` switches the bucket between forward and

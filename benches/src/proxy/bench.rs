@@ -7,10 +7,14 @@ use bytes::Bytes;
 use ferry_harness::Store;
 
 use crate::args::{Args, BenchMode};
-use crate::case::{Case, ModeResult, ModeStart, RELAY, body_tag, case_title};
+use crate::case::{
+    Case, FLOOR, MANY, ModeResult, ModeStart, RELAY, body_tag, case_title, is_baseline,
+};
 use crate::clients::{self, Body, Http};
 use crate::cpu::{CpuWatch, Watched};
-use crate::env::ClientUser;
+use crate::env::{ClientUser, Proxy};
+use crate::floor::Floor;
+use crate::mem::{self, MemSeen, Sampler};
 use crate::relay::Relay;
 use crate::stats::Series;
 use crate::workload::{Op, Stop, Work, random_bytes};
@@ -20,8 +24,14 @@ pub struct Bench<'a> {
     pub target: &'a Store,
     pub source: &'a Store,
     pub proxy_http: &'a str,
+    /// The proxy whose upstream connections the proxy rows count (none in
+    /// the fleet runs).
+    pub proxy: Option<&'a Proxy>,
     pub user: &'a ClientUser,
     pub watched: Watched,
+    /// pingora-floor in front of the target, for the ready-mode floor
+    /// rows (none with `--no-relay` or in the fleet runs).
+    pub floor: Option<&'a Floor>,
     pub large_data: Bytes,
     /// The names of a case's two paths: the reference, then the one
     /// measured against it ("direct", "proxy").
@@ -79,6 +89,7 @@ impl Bench<'_> {
             data: data.clone(),
             prefix: prefix.to_owned(),
             concurrency: conc,
+            own_clients: Arc::default(),
         };
 
         let small_stop = Stop {
@@ -95,24 +106,48 @@ impl Bench<'_> {
         if !a.no_chunked {
             variants.push((Op::Put, Body::Chunked, &chunked));
         }
+        // The floor of any proxy: the same requests through a plain TCP
+        // relay, in ready mode (the relay goes to the target).
+        let relay = if mode == BenchMode::Ready && !a.no_relay {
+            let r = Relay::start(store.endpoint.trim_start_matches("http://")).await?;
+            let via = clients::direct_via(store, &format!("http://{}", r.addr), self.http());
+            Some((r, via))
+        } else {
+            None
+        };
+        let floor = self
+            .floor
+            .filter(|_| mode == BenchMode::Ready)
+            .map(|f| clients::direct_via(store, &f.http, self.http()));
         for &(op, body, p) in &variants {
             let tag = body_tag(body);
             let d = work(&p.direct, op, &small, &format!("small/direct{tag}/"), c);
             let x = work(&p.proxy, op, &small, &format!("small/proxy{tag}/"), c);
+            let size = a.small_kib * 1024;
             cases.push(
-                self.case(
-                    mode,
-                    a.small_kib * 1024,
-                    false,
-                    op,
-                    body,
-                    "",
-                    d,
-                    x,
-                    small_stop,
-                )
-                .await,
+                self.case(mode, size, false, op, body, "", d.clone(), x, small_stop)
+                    .await,
             );
+            if let Some((_, via)) = relay.as_ref().filter(|_| body == Body::Plain) {
+                let r = work(via, op, &small, &format!("small/relay{tag}/"), c);
+                cases.push(baseline_row(
+                    self.case(mode, size, false, op, body, RELAY, d.clone(), r, small_stop)
+                        .await,
+                    "relay",
+                ));
+            }
+            if let Some(via) = floor.as_ref().filter(|_| body == Body::Plain) {
+                let f = work(via, op, &small, &format!("small/floor{tag}/"), c);
+                cases.push(baseline_row(
+                    self.case(mode, size, false, op, body, FLOOR, d, f, small_stop)
+                        .await,
+                    "pingora-floor",
+                ));
+            }
+        }
+
+        if mode == BenchMode::Ready && a.many_clients > 0 {
+            cases.push(self.many_clients(store, bucket, &keys, &small).await?);
         }
 
         if a.large > 0 {
@@ -147,17 +182,13 @@ impl Bench<'_> {
                 self.case(mode, size, true, Op::Get, Body::Plain, "", d, x, large_stop)
                     .await,
             );
-            if mode == BenchMode::Ready && !a.no_relay {
-                let upstream = store.endpoint.trim_start_matches("http://");
-                let relay = Relay::start(upstream).await?;
-                let relay_url = format!("http://{}", relay.addr);
-                let via = clients::direct_via(store, &relay_url, self.http());
+            if let Some((_, via)) = &relay {
                 let mut d = work(&plain.direct, Op::Get, data, "", lc);
-                let mut r = work(&via, Op::Get, data, "", lc);
+                let mut r = work(via, Op::Get, data, "", lc);
                 d.keys = large_keys.clone();
                 r.keys = large_keys;
-                let mut case = self
-                    .case(
+                cases.push(baseline_row(
+                    self.case(
                         mode,
                         size,
                         true,
@@ -168,9 +199,9 @@ impl Bench<'_> {
                         r,
                         large_stop,
                     )
-                    .await;
-                case.proxy.path = "relay".to_owned();
-                cases.push(case);
+                    .await,
+                    "relay",
+                ));
             }
         }
         Ok(start.finish(mode, cases))
@@ -192,10 +223,37 @@ impl Bench<'_> {
         proxy: Work,
         stop: Stop,
     ) -> Case {
+        self.case_watched(
+            mode, size, large, op, body, variant, direct, proxy, stop, None,
+        )
+        .await
+    }
+
+    /// [`Bench::case`], and with `ports` (the direct path's, the proxy
+    /// path's): during each timed run, the proxy's peak RSS (VmHWM reset
+    /// at the start, VmRSS sampled) and the most connections this process
+    /// had open to the path's port.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn case_watched(
+        &self,
+        mode: BenchMode,
+        size: u64,
+        large: bool,
+        op: Op,
+        body: Body,
+        variant: &'static str,
+        direct: Work,
+        proxy: Work,
+        stop: Stop,
+        ports: Option<[u16; 2]>,
+    ) -> Case {
         let label = format!("{} {}", mode.as_str(), case_title(size, op, body, variant));
         let mut d = Series::new(self.paths[0]);
         let mut x = Series::new(self.paths[1]);
         let mut direct_refused: Option<String> = None;
+        // Connections already open to each port (other clients' idle
+        // pooled ones), before this case's warm-ups open its own.
+        let conns_before = ports.map(|p| p.map(mem::own_established_to));
         for round in 0..self.args.rounds.max(1) {
             let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
             for which in order {
@@ -208,9 +266,25 @@ impl Bench<'_> {
                     (&proxy, &mut x)
                 };
                 warm_up(w, large).await;
-                let watch = CpuWatch::start(&self.watched);
+                // The proxy's upstream connections, counted around the
+                // proxy path's runs only (a baseline row is no proxy's).
+                let proxy = self.proxy.filter(|_| which == 1 && !is_baseline(variant));
+                let before = proxy.map(Proxy::upstream_connections);
+                let sampler = ports
+                    .zip(self.proxy)
+                    .map(|(ports, p)| Sampler::start(p.pid(), Some(ports[which])));
+                let watch = CpuWatch::start(&self.watched_for(variant));
                 let mut run = w.run(stop).await;
                 run.cpu = watch.stop();
+                if let Some(mut seen) = sampler.map(Sampler::stop) {
+                    seen.conns_before = conns_before.map_or(0, |c| c[which]);
+                    series.mem.get_or_insert_with(MemSeen::default).merge(&seen);
+                }
+                if let (Some(p), Some(b)) = (proxy, before) {
+                    let after = p.upstream_connections();
+                    let (r, o) = series.upstream.unwrap_or((0, 0));
+                    series.upstream = Some((r + after.0 - b.0, o + after.1 - b.1));
+                }
                 eprintln!(
                     "bench-proxy: {label} {} round {}: {} ok, {} errors, {:.1} s{}",
                     series.path,
@@ -247,6 +321,93 @@ impl Bench<'_> {
     }
 }
 
+impl Bench<'_> {
+    /// The processes whose CPU a case's runs count: the floor's rows
+    /// count pingora-floor's as the proxy's.
+    fn watched_for(&self, variant: &str) -> Watched {
+        match self.floor.filter(|_| variant == FLOOR) {
+            Some(f) => Watched {
+                proxies: vec![f.pid()],
+                stores: self.watched.stores.clone(),
+            },
+            None => self.watched.clone(),
+        }
+    }
+}
+
+impl Bench<'_> {
+    /// `--many-clients`: that many clients at once, each an S3 client of
+    /// its own (the SDK's default HTTP client or s3migrate's, a pool per
+    /// client), each doing small GETs one after another, so each keeps one
+    /// keep-alive connection: directly to `store` and through the proxy.
+    async fn many_clients(
+        &self,
+        store: &Store,
+        bucket: &str,
+        keys: &Arc<Vec<String>>,
+        small: &Bytes,
+    ) -> anyhow::Result<Case> {
+        let a = self.args;
+        let n = a.many_clients;
+        if let Some(p) = self.proxy {
+            let limit = mem::open_files_limit(p.pid());
+            eprintln!(
+                "bench-proxy: {n} clients; the proxy's open-files limit is {}",
+                limit.map_or("unknown".to_owned(), |l| l.to_string())
+            );
+            // Its clients' sockets and as many upstream, and some spare.
+            if let Some(l) = limit.filter(|&l| l < 2 * n as u64 + 100) {
+                anyhow::bail!(
+                    "--many-clients {n}: the proxy may open only {l} files; raise `ulimit -n` \
+                     (benches/run-proxy raises the soft limit to the hard one)"
+                );
+            }
+        }
+        let port = |url: &str| -> anyhow::Result<u16> {
+            url.rsplit(':')
+                .next()
+                .and_then(|p| p.trim_end_matches('/').parse().ok())
+                .with_context(|| format!("no port in {url}"))
+        };
+        let ports = [port(&store.endpoint)?, port(self.proxy_http)?];
+        let http = self.http();
+        let direct: Vec<_> = (0..n)
+            .map(|_| clients::direct(store, Body::Plain, http))
+            .collect();
+        let proxied: Vec<_> = (0..n)
+            .map(|_| clients::proxy(self.target, self.proxy_http, self.user, Body::Plain, http))
+            .collect();
+        let work = |clients: Vec<aws_sdk_s3::Client>| Work {
+            client: clients[0].clone(),
+            bucket: bucket.to_owned(),
+            op: Op::Get,
+            keys: keys.clone(),
+            data: small.clone(),
+            prefix: String::new(),
+            concurrency: n,
+            own_clients: Arc::new(clients),
+        };
+        let stop = Stop {
+            secs: Some(a.small_secs),
+            count: None,
+        };
+        Ok(self
+            .case_watched(
+                BenchMode::Ready,
+                a.small_kib * 1024,
+                false,
+                Op::Get,
+                Body::Plain,
+                MANY,
+                work(direct),
+                work(proxied),
+                stop,
+                Some(ports),
+            )
+            .await)
+    }
+}
+
 /// Opens the client's connections before a timed run: a few requests of
 /// the same kind (small runs), or a couple of small GETs (large runs).
 async fn warm_up(w: &Work, large: bool) {
@@ -269,4 +430,10 @@ async fn warm_up(w: &Work, large: bool) {
             count: Some(2 * warm.concurrency.max(1)),
         })
         .await;
+}
+
+/// A case run against a baseline: its second path is named for it.
+fn baseline_row(mut case: Case, path: &str) -> Case {
+    case.proxy.path = path.to_owned();
+    case
 }

@@ -5,17 +5,24 @@ use std::time::Instant;
 
 use crate::args::BenchMode;
 use crate::clients::Body;
+use crate::full_list::FullList;
 use crate::stats::Series;
 use crate::workload::Op;
 
-/// The variant of the large GET through a plain TCP relay instead of the
-/// proxy.
+/// The variant of a case sent through a plain TCP relay instead of the
+/// proxy (ready mode: small GET, HEAD and PUT, and the large GET).
 pub const RELAY: &str = " via a plain TCP relay (baseline, not ferry-proxy)";
+/// The variant sent through pingora-floor, a Pingora pass-through with
+/// none of Ferry's work (ready mode: small GET, HEAD and PUT).
+pub const FLOOR: &str = " via pingora-floor (baseline, not ferry-proxy)";
 /// Migrate mode's variants: a GET the target answers, one that falls back
 /// to the source, and a listing page merged from both.
 pub const HIT: &str = " (target hit)";
 pub const FALLBACK: &str = " (fallback to the source)";
 pub const MERGED: &str = " (merged page)";
+/// Ready mode's `--many-clients` case: many clients at once, each on its
+/// own connection.
+pub const MANY: &str = " (many clients, one connection each)";
 
 /// One case (say 4 KiB GET) in one mode: the direct path and the proxy.
 pub struct Case {
@@ -39,14 +46,23 @@ pub struct ModeResult {
     pub load_before: Option<(f64, f64, f64)>,
     pub load_after: Option<(f64, f64, f64)>,
     pub secs: f64,
+    /// Migrate mode's `--full-list-keys` listings, smallest first.
+    pub full_lists: Vec<FullList>,
 }
 
 impl ModeResult {
     pub fn case(&self, large: bool, op: Op, body: Body) -> Option<&Case> {
-        // The relay baseline is no proxy case.
+        // The baselines are no proxy cases.
         self.cases
             .iter()
-            .find(|c| c.large == large && c.op == op && c.body == body && c.variant != RELAY)
+            .find(|c| c.large == large && c.op == op && c.body == body && !is_baseline(c.variant))
+    }
+
+    /// The small-object case of `op` and `variant`.
+    pub fn variant_small(&self, op: Op, variant: &str) -> Option<&Case> {
+        self.cases
+            .iter()
+            .find(|c| !c.large && c.op == op && c.variant == variant)
     }
 
     pub fn variant(&self, op: Op, variant: &str) -> Option<&Case> {
@@ -78,8 +94,15 @@ impl ModeStart {
             load_before: self.load_before,
             load_after: ferry_benches::procstat::loadavg(),
             secs: self.started.elapsed().as_secs_f64(),
+            full_lists: Vec::new(),
         }
     }
+}
+
+/// Whether a case's second path is a baseline (the relay or the floor),
+/// not ferry-proxy.
+pub fn is_baseline(variant: &str) -> bool {
+    variant == RELAY || variant == FLOOR
 }
 
 pub fn body_tag(body: Body) -> &'static str {

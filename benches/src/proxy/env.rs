@@ -36,6 +36,8 @@ pub struct ClientUser {
 pub struct Proxy {
     pub dir: tempfile::TempDir,
     pub http: String,
+    /// Its Prometheus endpoint's port (`metrics_addr`).
+    pub metrics_port: u16,
     pub socket: PathBuf,
     pub user: ClientUser,
     ctl: Ferryctl,
@@ -84,10 +86,13 @@ impl Proxy {
             ),
         )?;
         // Migrate mode is refused without a delete journal.
+        let metrics_port = ferry_harness::free_port()?;
         let layout = launch::write_config(
             d,
             target,
-            &format!("journal_bucket = \"{JOURNAL_BUCKET}\"\n"),
+            &format!(
+                "journal_bucket = \"{JOURNAL_BUCKET}\"\nmetrics_addr = \"127.0.0.1:{metrics_port}\"\n"
+            ),
         )?;
         if let Some(state) = state {
             launch::join_fleet_config(&layout.config, state)?;
@@ -107,6 +112,7 @@ impl Proxy {
         let mut p = Proxy {
             dir,
             http: layout.http,
+            metrics_port,
             ctl: Ferryctl::socket(ferryctl, &layout.socket),
             socket: layout.socket,
             user,
@@ -114,6 +120,29 @@ impl Proxy {
         };
         launch::wait_listening(&mut p.child, &p.http, &p.socket, p.dir.path())?;
         Ok(p)
+    }
+
+    /// Upstream connections so far: (reused, opened), from the proxy's
+    /// `ferry_proxy_upstream_connections_total`.
+    pub fn upstream_connections(&self) -> (u64, u64) {
+        let text = ferry_harness::proxy::scrape(self.metrics_port);
+        let mut counts = (0, 0);
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("ferry_proxy_upstream_connections_total{"))
+        {
+            let n = line
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0) as u64;
+            if line.contains("reused=\"true\"") {
+                counts.0 += n;
+            } else {
+                counts.1 += n;
+            }
+        }
+        counts
     }
 
     pub fn pid(&self) -> u32 {

@@ -219,8 +219,10 @@ pub fn run(
         target,
         source,
         proxy_http: &file.http,
+        proxy: None,
         user: &file.user,
         watched: Watched::new(&[file.pid(), members[0].pid()], &[target, source]),
+        floor: None,
         large_data: Bytes::new(),
         paths: ["file", "fleet"],
     };
@@ -439,6 +441,7 @@ async fn steady_state(
         data: small.clone(),
         prefix: prefix.to_owned(),
         concurrency: a.concurrency,
+        own_clients: Arc::default(),
     };
     let stop = Stop {
         secs: Some(a.small_secs),

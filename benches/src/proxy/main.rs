@@ -12,6 +12,9 @@ mod cpu;
 mod env;
 mod fleet;
 mod fleet_report;
+mod floor;
+mod full_list;
+mod mem;
 mod migrate;
 mod relay;
 mod report;
@@ -36,6 +39,7 @@ use crate::env::{
     FORWARD_BUCKET, JOURNAL_BUCKET, MIGRATE_BUCKET, MODE_BUCKETS, Proxy, READY_BUCKET, UNION_BUCKET,
 };
 use crate::fleet_report::FleetReport;
+use crate::floor::Floor;
 use crate::report::{Machine, Report};
 
 fn main() -> ExitCode {
@@ -71,7 +75,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         .render()
     } else {
-        let (modes, proxy_log_lines) = run_modes(&args, &proxy_bin, &ferryctl, &target, &source)?;
+        let floor = ferry_harness::find_program(args.floor_bin.as_deref(), "pingora-floor")?;
+        let bins = Bins {
+            proxy: &proxy_bin,
+            ferryctl: &ferryctl,
+            floor: &floor,
+        };
+        let (modes, proxy_log_lines) = run_modes(&args, &bins, &target, &source)?;
         Report {
             machine: &Machine::describe(),
             args: &args,
@@ -87,12 +97,18 @@ fn run(args: Args) -> anyhow::Result<()> {
     ferry_benches::cli::publish("bench-proxy", &text, args.out.as_deref())
 }
 
+/// The programs the mode runs start.
+struct Bins<'a> {
+    proxy: &'a Path,
+    ferryctl: &'a Path,
+    floor: &'a Path,
+}
+
 /// The modes' runs, through one proxy with a state file; their results
 /// and the lines the proxy logged.
 fn run_modes(
     args: &Args,
-    proxy_bin: &Path,
-    ferryctl: &Path,
+    bins: &Bins,
     target: &Store,
     source: &Store,
 ) -> anyhow::Result<(Vec<ModeResult>, usize)> {
@@ -104,7 +120,15 @@ fn run_modes(
     }
     target.create_bucket(JOURNAL_BUCKET)?;
     target.create_bucket(UNION_BUCKET)?;
-    let mut proxy = Proxy::start(proxy_bin, ferryctl, target)?;
+    let mut proxy = Proxy::start(bins.proxy, bins.ferryctl, target)?;
+    let floor = if args.modes.contains(&BenchMode::Ready) && !args.no_relay {
+        Some(Floor::start(
+            bins.floor,
+            target.endpoint.trim_start_matches("http://"),
+        )?)
+    } else {
+        None
+    };
     proxy.attach(READY_BUCKET, source, &["ready"])?;
     proxy.attach(FORWARD_BUCKET, source, &["forward"])?;
     proxy.attach(MIGRATE_BUCKET, source, &["forward", "migrate"])?;
@@ -122,8 +146,10 @@ fn run_modes(
         target,
         source,
         proxy_http: &proxy.http,
+        proxy: Some(&proxy),
         user: &proxy.user,
         watched: Watched::new(&[proxy.pid()], &[target, source]),
+        floor: floor.as_ref(),
         large_data: workload::random_bytes((args.large_mib * 1024 * 1024) as usize, 2),
         paths: ["direct", "proxy"],
     };

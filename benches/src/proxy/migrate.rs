@@ -12,6 +12,7 @@ use crate::bench::Bench;
 use crate::case::{FALLBACK, HIT, MERGED, ModeResult, ModeStart};
 use crate::clients::{self, Body, Http};
 use crate::env::{MIGRATE_BUCKET, UNION_BUCKET};
+use crate::full_list::seeder;
 use crate::workload::{LIST_PAGE, Op, Stop, Work, list_page, random_bytes};
 
 const LIST_PREFIX: &str = "list/";
@@ -39,6 +40,9 @@ impl Bench<'_> {
         let on_target = clients::direct(self.target, Body::Plain, http);
         let on_source = clients::direct(self.source, Body::Plain, http);
         let proxy = clients::proxy(self.target, self.proxy_http, self.user, Body::Plain, http);
+        // Seeding retries (Garage answers 503 "database is locked" now and
+        // then); the timed clients above do not.
+        let (seed_target, seed_source) = (seeder(self.target), seeder(self.source));
 
         let small = random_bytes((a.small_kib * 1024) as usize, 1);
         let n = a.small_keys.max(1);
@@ -57,8 +61,8 @@ impl Bench<'_> {
         let with_small = |keys: &[String]| -> Vec<(String, Bytes)> {
             keys.iter().map(|k| (k.clone(), small.clone())).collect()
         };
-        seed(&on_target, MIGRATE_BUCKET, with_small(&hits)).await?;
-        seed(&on_source, MIGRATE_BUCKET, with_small(&fallbacks)).await?;
+        seed(&seed_target, MIGRATE_BUCKET, with_small(&hits)).await?;
+        seed(&seed_source, MIGRATE_BUCKET, with_small(&fallbacks)).await?;
 
         // A key on both sides has the same body on both, as after a copy.
         let listed: Vec<(String, Bytes)> = (0..a.list_keys)
@@ -77,9 +81,9 @@ impl Bench<'_> {
                 .map(|(_, kv)| kv.clone())
                 .collect()
         };
-        seed(&on_source, MIGRATE_BUCKET, pick(|(s, _)| s)).await?;
-        seed(&on_target, MIGRATE_BUCKET, pick(|(_, t)| t)).await?;
-        seed(&on_target, UNION_BUCKET, listed.clone()).await?;
+        seed(&seed_source, MIGRATE_BUCKET, pick(|(s, _)| s)).await?;
+        seed(&seed_target, MIGRATE_BUCKET, pick(|(_, t)| t)).await?;
+        seed(&seed_target, UNION_BUCKET, listed.clone()).await?;
 
         // The two pages must be the same keys, or the ratio compares
         // different work.
@@ -110,6 +114,7 @@ impl Bench<'_> {
             data: Bytes::new(),
             prefix: prefix.to_owned(),
             concurrency: conc,
+            own_clients: Arc::default(),
         };
         let stop = Stop {
             secs: Some(a.small_secs),
@@ -156,6 +161,13 @@ impl Bench<'_> {
             )
             .await,
         );
-        Ok(start.finish(mode, cases))
+        let full_lists = if a.full_list_keys.is_empty() {
+            Vec::new()
+        } else {
+            self.full_lists().await?
+        };
+        let mut result = start.finish(mode, cases);
+        result.full_lists = full_lists;
+        Ok(result)
     }
 }

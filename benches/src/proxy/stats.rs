@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::cpu::CpuUse;
+use crate::mem::MemSeen;
 
 /// One timed run of one path.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +30,12 @@ impl Run {
 pub struct Series {
     pub path: String,
     pub runs: Vec<Run>,
+    /// Through the proxy: its upstream connections during the runs,
+    /// (reused, opened).
+    pub upstream: Option<(u64, u64)>,
+    /// When the case watched memory (`--many-clients`): the proxy's RSS
+    /// and this process's connections to the path's port during its runs.
+    pub mem: Option<MemSeen>,
 }
 
 /// The `q` quantile (0..=1) of sorted `v`, nearest rank.
@@ -51,6 +58,8 @@ impl Series {
         Series {
             path: path.into(),
             runs: Vec::new(),
+            upstream: None,
+            mem: None,
         }
     }
 
@@ -63,11 +72,20 @@ impl Series {
                 lat_us,
                 ..Run::default()
             }],
+            upstream: None,
+            mem: None,
         }
     }
 
     pub fn ok(&self) -> u64 {
         self.runs.iter().map(Run::ok).sum()
+    }
+
+    /// The share of upstream connections the proxy took from its pool.
+    pub fn reuse(&self) -> Option<f64> {
+        let (reused, opened) = self.upstream?;
+        let all = reused + opened;
+        (all > 0).then(|| reused as f64 / all as f64)
     }
 
     pub fn errors(&self) -> u64 {

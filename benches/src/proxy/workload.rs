@@ -56,6 +56,10 @@ pub struct Work {
     pub data: Bytes,
     pub prefix: String,
     pub concurrency: usize,
+    /// One client per task, when not empty: task `i` uses `own_clients[i
+    /// % len]` instead of `client`, so each task keeps its own connection
+    /// (`--many-clients`).
+    pub own_clients: Arc<Vec<aws_sdk_s3::Client>>,
 }
 
 /// An SDK error on one line, cut short: the code and message, not the
@@ -161,8 +165,11 @@ impl Work {
         let deadline = stop.secs.map(|s| started + Duration::from_secs_f64(s));
         let tickets = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::with_capacity(self.concurrency);
-        for _ in 0..self.concurrency.max(1) {
-            let w = self.clone();
+        for i in 0..self.concurrency.max(1) {
+            let mut w = self.clone();
+            if !w.own_clients.is_empty() {
+                w.client = w.own_clients[i % w.own_clients.len()].clone();
+            }
             let tickets = tickets.clone();
             tasks.push(tokio::spawn(async move {
                 let mut run = Run::default();
