@@ -12,24 +12,23 @@ pub fn access_log(span: &tracing::Span, r: &RequestRecord<'_>, e: Option<&Error>
     let elapsed_ms = r.elapsed.as_secs_f64() * 1000.0;
     let error = e.map(ToString::to_string);
     let error = error.as_deref();
+    // tracing takes a level only as a constant: one line, at two levels.
+    macro_rules! line {
+        ($level:ident, $message:literal) => {
+            tracing::$level!(
+                parent: span,
+                status = r.status,
+                elapsed_ms,
+                bytes_in = r.bytes_in,
+                bytes_out = r.bytes_out,
+                error,
+                $message
+            )
+        };
+    }
     if r.status >= 500 || r.status == 0 || error.is_some() {
-        tracing::warn!(
-            parent: span,
-            status = r.status,
-            elapsed_ms,
-            bytes_in = r.bytes_in,
-            bytes_out = r.bytes_out,
-            error,
-            "request failed"
-        );
+        line!(warn, "request failed");
     } else {
-        tracing::debug!(
-            parent: span,
-            status = r.status,
-            elapsed_ms,
-            bytes_in = r.bytes_in,
-            bytes_out = r.bytes_out,
-            "request"
-        );
+        line!(debug, "request");
     }
 }

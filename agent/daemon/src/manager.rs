@@ -82,7 +82,7 @@ impl Job {
 
 /// `verb`, which [`transition`] refused, as the API's 409.
 fn refused(job: &Job, verb: Verb, why: Refused) -> Refusal {
-    let (id, kind) = (job.rec.id, job.rec.kind);
+    let (id, kind) = (job.rec.status.id, job.rec.status.kind);
     conflict(match (why, verb) {
         (Refused::CannotPauseMidway, _) => {
             format!("job {id} is a {kind} job: it cannot pause midway")
@@ -132,13 +132,13 @@ impl ViewParts {
     fn into_view(self) -> JobView {
         let passes = match &self.spec {
             JobSpec::Migrate(_) => {
-                migrate_job::pass_summaries(&self.rec.folder, &self.rec.created_at)
+                migrate_job::pass_summaries(&self.rec.folder, &self.rec.status.created_at)
             }
             _ => Vec::new(),
         };
         let verify = match &self.spec {
             JobSpec::Migrate(o) if o.verify => {
-                migrate_job::verify_summary(&self.rec.folder, &self.rec.created_at)
+                migrate_job::verify_summary(&self.rec.folder, &self.rec.status.created_at)
             }
             _ => None,
         };
@@ -146,25 +146,14 @@ impl ViewParts {
             JobSpec::Watch(_) => watch_job::summary(&self.rec.folder),
             _ => None,
         };
-        let r = self.rec;
+        let mut status = self.rec.status;
+        status.progress = self.progress.or(status.progress);
         JobView {
-            id: r.id,
-            kind: r.kind,
-            bucket: r.bucket,
-            state: r.state,
-            created_at: r.created_at,
-            started_at: r.started_at,
-            updated_at: r.updated_at,
-            finished_at: r.finished_at,
-            attempts: r.attempts,
-            interrupted: r.interrupted,
-            progress: self.progress.or(r.progress),
+            status,
             passes,
             verify,
-            find: r.find,
             watch,
-            last_error: r.last_error,
-            folder: r.folder.to_string_lossy().into_owned(),
+            folder: self.rec.folder.to_string_lossy().into_owned(),
             spec: self.spec,
         }
     }
@@ -180,7 +169,7 @@ fn conflict(message: String) -> Refusal {
 
 fn save(job: &Job) -> Result<(), Refusal> {
     store::save_state(&job.dir, &job.rec).map_err(|e| {
-        tracing::error!(job = job.rec.id, error = %e, "job state not saved");
+        tracing::error!(job = job.rec.status.id, error = %e, "job state not saved");
         Refusal::new(
             500,
             codes::STATE_SAVE_FAILED,
@@ -206,7 +195,7 @@ impl Manager {
                     continue;
                 }
             };
-            let labels = JobLabels::new(id, rec.kind, &rec.bucket);
+            let labels = JobLabels::new(id, rec.status.kind, &rec.status.bucket);
             let mut job = Job {
                 rec,
                 spec,
@@ -214,17 +203,19 @@ impl Manager {
                 labels,
                 live: None,
             };
-            if job.rec.state == JobState::Running && job.rec.cancel_requested {
+            if job.rec.status.state == JobState::Running && job.rec.cancel_requested {
                 // Cancelled, then the agent stopped before the checkpoint
                 // was recorded: migrate.log is a checkpoint whatever the
                 // moment, so the cancel stands.
                 finish(&mut job, JobState::Cancelled);
                 job.log("cancelled (the agent stopped while the job was checkpointing)");
                 save(&job).ok();
-            } else if job.rec.state == JobState::Running && job.rec.interrupted.is_none() {
+            } else if job.rec.status.state == JobState::Running
+                && job.rec.status.interrupted.is_none()
+            {
                 job.log("the agent stopped without a checkpoint (a crash or kill -9); resuming from the job's log");
             }
-            metrics::job_state(&job.labels, job.rec.state);
+            metrics::job_state(&job.labels, job.rec.status.state);
             jobs.insert(id, job);
         }
         Ok(Arc::new(Manager {
@@ -278,12 +269,12 @@ impl Manager {
         if let Some(other) = inner
             .jobs
             .values()
-            .find(|j| !j.rec.state.is_final() && j.rec.folder == folder)
+            .find(|j| !j.rec.status.state.is_final() && j.rec.folder == folder)
         {
             return Err(conflict(format!(
                 "job {} ({}) already works in {}; two jobs must not share a folder",
-                other.rec.id,
-                other.rec.state,
+                other.rec.status.id,
+                other.rec.status.state,
                 folder.display()
             )));
         }
@@ -307,15 +298,15 @@ impl Manager {
         })?;
         inner.last_id = id;
         let job = Job {
-            labels: JobLabels::new(id, rec.kind, &rec.bucket),
+            labels: JobLabels::new(id, rec.status.kind, &rec.status.bucket),
             rec,
             spec,
             dir,
             live: None,
         };
         job.log(&format!("created: {}", describe(&job.spec)));
-        tracing::info!(job = id, kind = %job.rec.kind, bucket = %job.rec.bucket, "job created");
-        metrics::job_state(&job.labels, job.rec.state);
+        tracing::info!(job = id, kind = %job.rec.status.kind, bucket = %job.rec.status.bucket, "job created");
+        metrics::job_state(&job.labels, job.rec.status.state);
         inner.jobs.insert(id, job);
         drop(inner);
         self.schedule();
@@ -335,7 +326,7 @@ impl Manager {
                 job.spec.clone(),
                 job.dir.clone(),
                 job.rec.folder.clone(),
-                job.rec.state,
+                job.rec.status.state,
                 inner.last_id + 1,
             )
         };
@@ -416,7 +407,7 @@ impl Manager {
             secrets,
         })?;
         if let Some(job) = self.lock().jobs.get(&id) {
-            job.log(&format!("{}: job {}", what.as_str(), view.id));
+            job.log(&format!("{}: job {}", what.as_str(), view.status.id));
         }
         Ok(view)
     }
@@ -454,23 +445,23 @@ impl Manager {
         self.refuse_if_stopping()?;
         let mut inner = self.lock();
         let job = inner.jobs.get_mut(&id).ok_or_else(|| no_such_job(id))?;
-        let step = transition(job.rec.state, Verb::Pause, job.run())
+        let step = transition(job.rec.status.state, Verb::Pause, job.run())
             .map_err(|r| refused(job, Verb::Pause, r))?;
         match step {
             Step::PauseQueued => {
-                set_state(job, step.next(job.rec.state));
+                set_state(job, step.next(job.rec.status.state));
                 save(job)?;
                 job.log("paused (it was queued)");
             }
             Step::PauseRun => {
-                set_state(job, step.next(job.rec.state));
+                set_state(job, step.next(job.rec.status.state));
                 save(job)?;
                 job.steer().pause();
                 job.log("paused: no new keys are handed out; the ones in flight finish");
             }
             _ => {}
         }
-        metrics::job_state(&job.labels, job.rec.state);
+        metrics::job_state(&job.labels, job.rec.status.state);
         let p = parts(job);
         drop(inner);
         Ok(p.into_view())
@@ -480,44 +471,46 @@ impl Manager {
         self.refuse_if_stopping()?;
         let mut inner = self.lock();
         let job = inner.jobs.get(&id).ok_or_else(|| no_such_job(id))?;
-        if job.rec.state == JobState::Failed
+        if job.rec.status.state == JobState::Failed
             && let Some(other) = inner.jobs.values().find(|j| {
-                j.rec.id != id && !j.rec.state.is_final() && j.rec.folder == job.rec.folder
+                j.rec.status.id != id
+                    && !j.rec.status.state.is_final()
+                    && j.rec.folder == job.rec.folder
             })
         {
             return Err(conflict(format!(
                 "job {} ({}) works in {} now; two jobs must not share a folder",
-                other.rec.id,
-                other.rec.state,
+                other.rec.status.id,
+                other.rec.status.state,
                 other.rec.folder.display()
             )));
         }
         let job = inner.jobs.get_mut(&id).expect("found above");
-        let step = transition(job.rec.state, Verb::Resume, job.run())
+        let step = transition(job.rec.status.state, Verb::Resume, job.run())
             .map_err(|r| refused(job, Verb::Resume, r))?;
         let requeued = matches!(step, Step::Requeue { .. });
         match step {
             Step::ResumeRun => {
-                set_state(job, step.next(job.rec.state));
+                set_state(job, step.next(job.rec.status.state));
                 save(job)?;
                 job.steer().resume();
                 job.log("resumed");
             }
             Step::Requeue { failed: false } => {
-                set_state(job, step.next(job.rec.state));
+                set_state(job, step.next(job.rec.status.state));
                 save(job)?;
                 job.log("resumed: queued to run from its checkpoint");
             }
             Step::Requeue { failed: true } => {
-                set_state(job, step.next(job.rec.state));
-                job.rec.finished_at = None;
-                job.rec.last_error = None;
+                set_state(job, step.next(job.rec.status.state));
+                job.rec.status.finished_at = None;
+                job.rec.status.last_error = None;
                 save(job)?;
                 job.log("resumed after a failure: queued to run from its checkpoint");
             }
             _ => {}
         }
-        metrics::job_state(&job.labels, job.rec.state);
+        metrics::job_state(&job.labels, job.rec.status.state);
         drop(inner);
         if requeued {
             self.schedule();
@@ -532,7 +525,7 @@ impl Manager {
         let mut ended = {
             let mut inner = self.lock();
             let job = inner.jobs.get_mut(&id).ok_or_else(|| no_such_job(id))?;
-            let state = job.rec.state;
+            let state = job.rec.status.state;
             match transition(state, Verb::Cancel, job.run())
                 .map_err(|r| refused(job, Verb::Cancel, r))?
             {
@@ -540,7 +533,7 @@ impl Manager {
                     finish(job, JobState::Cancelled);
                     save(job)?;
                     job.log(&format!("cancelled (it was {state})"));
-                    metrics::job_state(&job.labels, job.rec.state);
+                    metrics::job_state(&job.labels, job.rec.status.state);
                     return self.show_locked(&inner, id);
                 }
                 Step::StopRun => {
@@ -549,7 +542,7 @@ impl Manager {
                     let ended = live.ended.clone();
                     let steer = live.steer.clone();
                     job.rec.cancel_requested = true;
-                    job.rec.updated_at = now_rfc3339();
+                    job.rec.status.updated_at = now_rfc3339();
                     save(job)?;
                     if let Some(how) = steer.stop() {
                         job.log(&format!("cancelling: {how}"));
@@ -581,20 +574,20 @@ impl Manager {
         let mut order: Vec<u64> = inner
             .jobs
             .values()
-            .filter(|j| j.live.is_none() && j.rec.state == JobState::Running)
-            .map(|j| j.rec.id)
+            .filter(|j| j.live.is_none() && j.rec.status.state == JobState::Running)
+            .map(|j| j.rec.status.id)
             .collect();
         order.extend(
             inner
                 .jobs
                 .values()
-                .filter(|j| j.rec.state == JobState::Queued)
-                .map(|j| j.rec.id),
+                .filter(|j| j.rec.status.state == JobState::Queued)
+                .map(|j| j.rec.status.id),
         );
         for id in order {
             let job = inner.jobs.get_mut(&id).expect("listed above");
             if running >= max {
-                if job.rec.state == JobState::Running {
+                if job.rec.status.state == JobState::Running {
                     set_state(job, JobState::Queued);
                     let _ = save(job);
                     job.log("queued: more jobs were running than max_running_jobs allows");
@@ -608,29 +601,29 @@ impl Manager {
 
     /// Start one run of `job`.
     fn launch(self: &Arc<Self>, job: &mut Job) {
-        let earlier_runs = job.rec.attempts;
-        job.rec.attempts += 1;
+        let earlier_runs = job.rec.status.attempts;
+        job.rec.status.attempts += 1;
         set_state(job, JobState::Running);
-        job.rec.started_at.get_or_insert_with(now_rfc3339);
-        job.rec.interrupted = None;
-        job.rec.last_error = None;
+        job.rec.status.started_at.get_or_insert_with(now_rfc3339);
+        job.rec.status.interrupted = None;
+        job.rec.status.last_error = None;
         if save(job).is_err() {
             // Run anyway: the state on disk says queued or running, and
             // both resume the job after a restart.
             job.log("warning: the job's state could not be saved");
         }
-        job.log(&format!("run {} started", job.rec.attempts));
-        metrics::job_state(&job.labels, job.rec.state);
+        job.log(&format!("run {} started", job.rec.status.attempts));
+        metrics::job_state(&job.labels, job.rec.status.state);
         let (ended_tx, ended) = watch::channel(false);
         let info = Arc::new(LiveInfo::default());
-        let id = job.rec.id;
+        let id = job.rec.status.id;
         let mgr = self.clone();
         let (steer, run) = runner(
             &job.spec,
             Common {
                 job_dir: job.dir.clone(),
                 folder: job.rec.folder.clone(),
-                created_at: job.rec.created_at.clone(),
+                created_at: job.rec.status.created_at.clone(),
                 earlier_runs,
                 live: info.clone(),
                 labels: job.labels.clone(),
@@ -659,11 +652,11 @@ impl Manager {
             let live = job.live.take();
             let stop = live.as_ref().and_then(|l| l.stop);
             if let Some(line) = live.as_ref().and_then(|l| l.info.progress()) {
-                job.rec.progress = Some(line);
+                job.rec.status.progress = Some(line);
             }
             match end {
                 RunEnd::Completed { find } => {
-                    job.rec.find = find;
+                    job.rec.status.find = find;
                     finish(job, JobState::Completed);
                     job.log("completed");
                 }
@@ -671,18 +664,18 @@ impl Manager {
                     finish(job, JobState::Failed);
                     job.log(&format!("failed: {why}"));
                     tracing::warn!(job = id, error = %why, "job failed");
-                    job.rec.last_error = Some(why);
+                    job.rec.status.last_error = Some(why);
                 }
                 RunEnd::Stopped if stop == Some(Stop::Shutdown) && !job.rec.cancel_requested => {
                     let at = last_key(&job.rec.folder);
                     let note = format!(
                         "the agent stopped at {}: checkpointed{at}; {}",
                         now_rfc3339(),
-                        after_stop(job.rec.state)
+                        after_stop(job.rec.status.state)
                     );
                     job.log(&note);
-                    job.rec.interrupted = Some(note);
-                    job.rec.updated_at = now_rfc3339();
+                    job.rec.status.interrupted = Some(note);
+                    job.rec.status.updated_at = now_rfc3339();
                 }
                 RunEnd::Stopped if stop == Some(Stop::Cancel) || job.rec.cancel_requested => {
                     finish(job, JobState::Cancelled);
@@ -691,13 +684,13 @@ impl Manager {
                 }
                 RunEnd::Stopped => {
                     finish(job, JobState::Failed);
-                    job.rec.last_error = Some("the run stopped unexpectedly".into());
+                    job.rec.status.last_error = Some("the run stopped unexpectedly".into());
                     job.log("failed: the run stopped unexpectedly");
                 }
             }
             let _ = save(job);
-            metrics::job_state(&job.labels, job.rec.state);
-            tracing::info!(job = id, state = %job.rec.state, "job run ended");
+            metrics::job_state(&job.labels, job.rec.status.state);
+            tracing::info!(job = id, state = %job.rec.status.state, "job run ended");
         }
         self.schedule();
     }
@@ -745,12 +738,12 @@ impl Manager {
             let note = format!(
                 "the agent stopped ({signal}) at {} before this run finished; cut{at}; {}",
                 now_rfc3339(),
-                after_stop(job.rec.state)
+                after_stop(job.rec.status.state)
             );
             job.log(&note);
-            tracing::warn!(job = job.rec.id, "run cut at shutdown");
-            job.rec.interrupted = Some(note);
-            job.rec.updated_at = now_rfc3339();
+            tracing::warn!(job = job.rec.status.id, "run cut at shutdown");
+            job.rec.status.interrupted = Some(note);
+            job.rec.status.updated_at = now_rfc3339();
             let _ = save(job);
         }
         tracing::info!(signal, "ferry-agent stopped");
@@ -766,7 +759,11 @@ impl Manager {
                     .map(|s| {
                         (
                             *s,
-                            inner.jobs.values().filter(|j| j.rec.state == *s).count(),
+                            inner
+                                .jobs
+                                .values()
+                                .filter(|j| j.rec.status.state == *s)
+                                .count(),
                         )
                     })
                     .collect()
@@ -814,13 +811,13 @@ fn after_stop(state: JobState) -> &'static str {
 }
 
 fn set_state(job: &mut Job, state: JobState) {
-    job.rec.state = state;
-    job.rec.updated_at = now_rfc3339();
+    job.rec.status.state = state;
+    job.rec.status.updated_at = now_rfc3339();
 }
 
 fn finish(job: &mut Job, state: JobState) {
     set_state(job, state);
-    job.rec.finished_at = Some(job.rec.updated_at.clone());
+    job.rec.status.finished_at = Some(job.rec.status.updated_at.clone());
 }
 
 /// ` at <last line of migrate.log>`, when there is one.

@@ -15,8 +15,8 @@ use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use ferry_control::jobs::FindSummaryView;
-use ferry_control::{JobKind, JobSecrets, JobSpec, JobState};
+use ferry_control::jobs::JobStatus;
+use ferry_control::{JobKind, JobSecrets, JobSpec};
 use serde::{Deserialize, Serialize};
 
 use ferry_s3::durable;
@@ -37,28 +37,13 @@ const NEW_PREFIX: &str = ".new-";
 #[serde(deny_unknown_fields)]
 pub struct JobRecord {
     pub version: u32,
-    pub id: u64,
-    pub kind: JobKind,
-    pub bucket: String,
-    pub state: JobState,
-    pub created_at: String,
-    pub started_at: Option<String>,
-    pub updated_at: String,
-    pub finished_at: Option<String>,
-    /// Runs started so far.
-    pub attempts: u32,
+    #[serde(flatten)]
+    pub status: JobStatus,
     /// A user asked to cancel; the run was told to checkpoint and stop. A
     /// job found running with this set after a restart is cancelled, not
     /// resumed.
     #[serde(default)]
     pub cancel_requested: bool,
-    /// Set when the agent stopped under the job (TERM, or a cut at the
-    /// deadline): why, and what happens next. Cleared when it runs again.
-    pub interrupted: Option<String>,
-    pub last_error: Option<String>,
-    /// The last progress line of the last run.
-    pub progress: Option<String>,
-    pub find: Option<FindSummaryView>,
     /// The copy's dest folder, or the scan's output folder.
     pub folder: PathBuf,
 }
@@ -68,20 +53,8 @@ impl JobRecord {
     pub fn new(id: u64, kind: JobKind, bucket: String, now: String, folder: PathBuf) -> JobRecord {
         JobRecord {
             version: VERSION,
-            id,
-            kind,
-            bucket,
-            state: JobState::Queued,
-            created_at: now.clone(),
-            started_at: None,
-            updated_at: now,
-            finished_at: None,
-            attempts: 0,
+            status: JobStatus::new(id, kind, bucket, now),
             cancel_requested: false,
-            interrupted: None,
-            last_error: None,
-            progress: None,
-            find: None,
             folder,
         }
     }
@@ -172,7 +145,7 @@ impl Store {
         spec: &JobSpec,
         secrets: &JobSecrets,
     ) -> Result<PathBuf, StoreError> {
-        let tmp = self.jobs.join(format!("{NEW_PREFIX}{}", record.id));
+        let tmp = self.jobs.join(format!("{NEW_PREFIX}{}", record.status.id));
         let _ = fs::remove_dir_all(&tmp);
         fs::DirBuilder::new()
             .mode(0o700)
@@ -198,7 +171,7 @@ impl Store {
         let log = tmp.join(LOG_FILE);
         fs::File::create(&log).map_err(io_at(&log))?;
         durable::sync_dir(&tmp).map_err(io_at(&tmp))?;
-        let dir = self.job_dir(record.id);
+        let dir = self.job_dir(record.status.id);
         fs::rename(&tmp, &dir).map_err(io_at(&dir))?;
         durable::sync_dir(&self.jobs).map_err(io_at(&self.jobs))?;
         Ok(dir)
@@ -305,6 +278,32 @@ mod tests {
         let (ids, max) = store.scan().unwrap();
         assert_eq!((ids, max), (vec![7], 9));
         assert!(!dir.path().join("jobs/.new-9").exists());
+    }
+
+    /// The shared [`JobStatus`] is flattened: `state.json` keeps the flat
+    /// layout of version 1 that agents before it wrote, and still refuses
+    /// a field it does not know.
+    #[test]
+    fn version_1_layout_loads_and_an_unknown_field_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let written_before = r#"{"version":1,"id":4,"kind":"migrate","bucket":"b",
+            "state":"running","created_at":"2025-01-01T00:00:00Z","started_at":null,
+            "updated_at":"2025-01-01T00:00:01Z","finished_at":null,"attempts":2,
+            "cancel_requested":false,"interrupted":"agent stopped","last_error":null,
+            "progress":"1 of 2","find":null,"folder":"/d"}"#;
+        fs::write(dir.path().join(STATE_FILE), written_before).unwrap();
+        let r = load_state(dir.path()).unwrap();
+        assert_eq!(
+            (r.status.id, r.status.kind, r.status.attempts),
+            (4, JobKind::Migrate, 2)
+        );
+        assert_eq!(r.status.interrupted.as_deref(), Some("agent stopped"));
+        assert_eq!(r.folder, PathBuf::from("/d"));
+
+        let with_extra = written_before.replace(r#""folder""#, r#""owner":"x","folder""#);
+        fs::write(dir.path().join(STATE_FILE), with_extra).unwrap();
+        let e = load_state(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("owner"), "{e}");
     }
 
     #[test]

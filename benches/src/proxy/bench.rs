@@ -124,25 +124,17 @@ impl Bench<'_> {
             let d = work(&p.direct, op, &small, &format!("small/direct{tag}/"), c);
             let x = work(&p.proxy, op, &small, &format!("small/proxy{tag}/"), c);
             let size = a.small_kib * 1024;
-            cases.push(
-                self.case(mode, size, false, op, body, "", d.clone(), x, small_stop)
-                    .await,
-            );
+            let case = |variant, d, x| {
+                self.case(mode, size, false, op, body, variant, d, x, small_stop, None)
+            };
+            cases.push(case("", d.clone(), x).await);
             if let Some((_, via)) = relay.as_ref().filter(|_| body == Body::Plain) {
                 let r = work(via, op, &small, &format!("small/relay{tag}/"), c);
-                cases.push(baseline_row(
-                    self.case(mode, size, false, op, body, RELAY, d.clone(), r, small_stop)
-                        .await,
-                    "relay",
-                ));
+                cases.push(baseline_row(case(RELAY, d.clone(), r).await, "relay"));
             }
             if let Some(via) = floor.as_ref().filter(|_| body == Body::Plain) {
                 let f = work(via, op, &small, &format!("small/floor{tag}/"), c);
-                cases.push(baseline_row(
-                    self.case(mode, size, false, op, body, FLOOR, d, f, small_stop)
-                        .await,
-                    "pingora-floor",
-                ));
+                cases.push(baseline_row(case(FLOOR, d, f).await, "pingora-floor"));
             }
         }
 
@@ -158,6 +150,9 @@ impl Bench<'_> {
             };
             let data = &self.large_data;
             let size = data.len() as u64;
+            let case = |op, body, variant, d, x| {
+                self.case(mode, size, true, op, body, variant, d, x, large_stop, None)
+            };
             // PUTs first: the GETs read what the direct plain PUTs wrote.
             let mut variants = vec![(Op::Put, Body::Plain, &plain)];
             if !a.no_chunked {
@@ -167,10 +162,7 @@ impl Bench<'_> {
                 let tag = body_tag(body);
                 let d = work(&p.direct, op, data, &format!("large/direct{tag}/"), lc);
                 let x = work(&p.proxy, op, data, &format!("large/proxy{tag}/"), lc);
-                cases.push(
-                    self.case(mode, size, true, op, body, "", d, x, large_stop)
-                        .await,
-                );
+                cases.push(case(op, body, "", d, x).await);
             }
             let large_keys: Arc<Vec<String>> =
                 Arc::new((0..a.large).map(|i| format!("large/direct/{i}")).collect());
@@ -178,28 +170,12 @@ impl Bench<'_> {
             let mut x = work(&plain.proxy, Op::Get, data, "", lc);
             d.keys = large_keys.clone();
             x.keys = large_keys.clone();
-            cases.push(
-                self.case(mode, size, true, Op::Get, Body::Plain, "", d, x, large_stop)
-                    .await,
-            );
+            cases.push(case(Op::Get, Body::Plain, "", d.clone(), x).await);
             if let Some((_, via)) = &relay {
-                let mut d = work(&plain.direct, Op::Get, data, "", lc);
                 let mut r = work(via, Op::Get, data, "", lc);
-                d.keys = large_keys.clone();
                 r.keys = large_keys;
                 cases.push(baseline_row(
-                    self.case(
-                        mode,
-                        size,
-                        true,
-                        Op::Get,
-                        Body::Plain,
-                        RELAY,
-                        d,
-                        r,
-                        large_stop,
-                    )
-                    .await,
+                    case(Op::Get, Body::Plain, RELAY, d, r).await,
                     "relay",
                 ));
             }
@@ -209,32 +185,12 @@ impl Bench<'_> {
 
     /// Runs both paths `rounds` times, alternating which goes first
     /// (direct, proxy, proxy, direct, …), each run after a warm-up on the
-    /// same client.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn case(
-        &self,
-        mode: BenchMode,
-        size: u64,
-        large: bool,
-        op: Op,
-        body: Body,
-        variant: &'static str,
-        direct: Work,
-        proxy: Work,
-        stop: Stop,
-    ) -> Case {
-        self.case_watched(
-            mode, size, large, op, body, variant, direct, proxy, stop, None,
-        )
-        .await
-    }
-
-    /// [`Bench::case`], and with `ports` (the direct path's, the proxy
-    /// path's): during each timed run, the proxy's peak RSS (VmHWM reset
+    /// same client. With `ports` (the direct path's, the proxy path's),
+    /// also records during each timed run the proxy's peak RSS (VmHWM reset
     /// at the start, VmRSS sampled) and the most connections this process
     /// had open to the path's port.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn case_watched(
+    pub(crate) async fn case(
         &self,
         mode: BenchMode,
         size: u64,
@@ -392,7 +348,7 @@ impl Bench<'_> {
             count: None,
         };
         Ok(self
-            .case_watched(
+            .case(
                 BenchMode::Ready,
                 a.small_kib * 1024,
                 false,

@@ -466,6 +466,7 @@ async fn steady_state(
                     work(file, op, "small/file/"),
                     work(fleet, op, "small/fleet/"),
                     stop,
+                    None,
                 )
                 .await,
         );

@@ -131,36 +131,34 @@ impl Bench<'_> {
         if !a.no_head {
             ops.push(Op::Head);
         }
+        let case = |size, op, variant, d, x| {
+            self.case(
+                mode,
+                size,
+                false,
+                op,
+                Body::Plain,
+                variant,
+                d,
+                x,
+                stop,
+                None,
+            )
+        };
         for op in ops {
             for (variant, direct, keys) in
                 [(HIT, &on_target, &hits), (FALLBACK, &on_source, &fallbacks)]
             {
                 let d = work(direct, MIGRATE_BUCKET, op, keys, "", c);
                 let x = work(&proxy, MIGRATE_BUCKET, op, keys, "", c);
-                cases.push(
-                    self.case(mode, size, false, op, Body::Plain, variant, d, x, stop)
-                        .await,
-                );
+                cases.push(case(size, op, variant, d, x).await);
             }
         }
         let (d, x) = (
             work(&on_target, UNION_BUCKET, Op::List, &[], LIST_PREFIX, lc),
             work(&proxy, MIGRATE_BUCKET, Op::List, &[], LIST_PREFIX, lc),
         );
-        cases.push(
-            self.case(
-                mode,
-                LIST_PAGE as u64,
-                false,
-                Op::List,
-                Body::Plain,
-                MERGED,
-                d,
-                x,
-                stop,
-            )
-            .await,
-        );
+        cases.push(case(LIST_PAGE as u64, Op::List, MERGED, d, x).await);
         let full_lists = if a.full_list_keys.is_empty() {
             Vec::new()
         } else {

@@ -828,9 +828,11 @@ pub struct WatchSummaryView {
     pub elapsed_secs: f64,
 }
 
-/// One job as `show` and `list` return it. It never carries a secret.
+/// A job's identity and what has happened to it so far: what the agent
+/// keeps in the job's `state.json` and what `show` and `list` return,
+/// written once and flattened into both.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobView {
+pub struct JobStatus {
     pub id: u64,
     pub kind: JobKind,
     /// See [`JobSpec::bucket_label`].
@@ -846,24 +848,54 @@ pub struct JobView {
     pub finished_at: Option<String>,
     /// Runs started so far (a resume after a restart is one more).
     pub attempts: u32,
-    /// Set when the agent stopped under a running or paused job: it was
+    /// Set when the agent stopped under a running or paused job (TERM, or
+    /// a cut at the deadline): why, and what happens next. It was
     /// checkpointed (or cut), and a running one resumes from its watermark
-    /// when the agent starts again. Not a cancel.
+    /// when the agent starts again. Not a cancel. Cleared when it runs
+    /// again.
     pub interrupted: Option<String>,
-    /// The live progress line: the WEKA format for a copy, s3find's for a
-    /// scan. After the job ends, its last line.
+    /// The progress line: the WEKA format for a copy, s3find's for a scan.
+    /// Live while the job runs; after it ends, its last line.
     pub progress: Option<String>,
+    /// A finished scan's counts.
+    pub find: Option<FindSummaryView>,
+    pub last_error: Option<String>,
+}
+
+impl JobStatus {
+    /// A new job's status, made at `now`: queued, never run.
+    pub fn new(id: u64, kind: JobKind, bucket: String, now: String) -> JobStatus {
+        JobStatus {
+            id,
+            kind,
+            bucket,
+            state: JobState::Queued,
+            created_at: now.clone(),
+            started_at: None,
+            updated_at: now,
+            finished_at: None,
+            attempts: 0,
+            interrupted: None,
+            progress: None,
+            find: None,
+            last_error: None,
+        }
+    }
+}
+
+/// One job as `show` and `list` return it. It never carries a secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    #[serde(flatten)]
+    pub status: JobStatus,
     /// The copy's pass summaries, oldest first.
     pub passes: Vec<PassSummaryView>,
     /// A copy with `--verify`: the folder's last verify.
     #[serde(default)]
     pub verify: Option<VerifyReport>,
-    /// A finished scan's counts.
-    pub find: Option<FindSummaryView>,
     /// A watch's counts, once its first summary is written.
     #[serde(default)]
     pub watch: Option<WatchSummaryView>,
-    pub last_error: Option<String>,
     /// The job's working folder: the copy's dest folder, the scan's output.
     pub folder: String,
     pub spec: JobSpec,

@@ -26,6 +26,7 @@ pub use api::{
 };
 pub use client::{Client, ClientError, DEFAULT_AGENT_SOCKET, DEFAULT_PROXY_SOCKET, RawResponse};
 pub use jobs::{
-    FindOptions, FollowUp, JobKind, JobList, JobLogs, JobSecrets, JobSpec, JobState, JobView,
-    MigrateOptions, PassCounts, PassSummaryView, StartJobRequest, VerifyProblem, VerifyReport,
+    FindOptions, FollowUp, JobKind, JobList, JobLogs, JobSecrets, JobSpec, JobState, JobStatus,
+    JobView, MigrateOptions, PassCounts, PassSummaryView, StartJobRequest, VerifyProblem,
+    VerifyReport,
 };

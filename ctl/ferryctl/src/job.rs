@@ -139,7 +139,7 @@ pub fn run(client: &Client, out: Output, command: JobCommand) -> Result<(), Fail
             out.emit(&client.start_job(&req)?, |v| {
                 println!(
                     "job {} {} ({} {}); folder {}",
-                    v.id, v.state, v.kind, v.bucket, v.folder
+                    v.status.id, v.status.state, v.status.kind, v.status.bucket, v.folder
                 )
             });
         }
@@ -151,7 +151,7 @@ pub fn run(client: &Client, out: Output, command: JobCommand) -> Result<(), Fail
         JobCommand::Retry { id } => out.emit(&client.follow_up(id, FollowUp::Retry)?, |v| {
             println!(
                 "job {}: retrying the failed keys of job {id}; {} in {}",
-                v.id, v.state, v.folder
+                v.status.id, v.status.state, v.folder
             )
         }),
         JobCommand::Logs { id, lines } => out.emit(&client.job_logs(id, lines)?, |logs| {
@@ -164,7 +164,7 @@ pub fn run(client: &Client, out: Output, command: JobCommand) -> Result<(), Fail
 }
 
 fn said(v: &JobView) {
-    println!("job {}: {}", v.id, v.state);
+    println!("job {}: {}", v.status.id, v.status.state);
 }
 
 /// The secret from its file (first line), else from the environment.
@@ -194,24 +194,24 @@ fn absolute(p: &Path) -> Result<PathBuf, Failure> {
 fn print_show(v: &JobView) {
     let or_dash = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".to_owned());
     let mut rows = vec![
-        ("id", v.id.to_string()),
-        ("kind", v.kind.to_string()),
-        ("bucket", v.bucket.clone()),
-        ("state", v.state.to_string()),
-        ("created at", v.created_at.clone()),
-        ("started at", or_dash(&v.started_at)),
-        ("updated at", v.updated_at.clone()),
-        ("finished at", or_dash(&v.finished_at)),
-        ("runs", v.attempts.to_string()),
+        ("id", v.status.id.to_string()),
+        ("kind", v.status.kind.to_string()),
+        ("bucket", v.status.bucket.clone()),
+        ("state", v.status.state.to_string()),
+        ("created at", v.status.created_at.clone()),
+        ("started at", or_dash(&v.status.started_at)),
+        ("updated at", v.status.updated_at.clone()),
+        ("finished at", or_dash(&v.status.finished_at)),
+        ("runs", v.status.attempts.to_string()),
         ("folder", v.folder.clone()),
     ];
-    if let Some(i) = &v.interrupted {
+    if let Some(i) = &v.status.interrupted {
         rows.push(("interrupted", i.clone()));
     }
-    if let Some(e) = &v.last_error {
+    if let Some(e) = &v.status.last_error {
         rows.push(("last error", e.clone()));
     }
-    if let Some(f) = &v.find {
+    if let Some(f) = &v.status.find {
         rows.push((
             "scan",
             format!(
@@ -243,7 +243,7 @@ fn print_show(v: &JobView) {
             ),
         ));
     }
-    rows.push(("progress", or_dash(&v.progress)));
+    rows.push(("progress", or_dash(&v.status.progress)));
     print_rows(13, &rows);
     if v.passes.is_empty() {
         return;
@@ -275,12 +275,12 @@ fn print_list(jobs: &[JobView]) {
         .iter()
         .map(|v| {
             [
-                v.id.to_string(),
-                v.kind.to_string(),
-                v.bucket.clone(),
-                v.state.to_string(),
-                v.attempts.to_string(),
-                v.updated_at.clone(),
+                v.status.id.to_string(),
+                v.status.kind.to_string(),
+                v.status.bucket.clone(),
+                v.status.state.to_string(),
+                v.status.attempts.to_string(),
+                v.status.updated_at.clone(),
             ]
         })
         .collect();

@@ -137,12 +137,12 @@ pub fn run(
 
 fn job_line(j: &JobView) -> JobLine {
     JobLine {
-        id: j.id,
-        kind: j.kind.to_string(),
-        bucket: j.bucket.clone(),
-        state: j.state,
-        progress: j.progress.clone(),
-        last_error: j.last_error.clone(),
+        id: j.status.id,
+        kind: j.status.kind.to_string(),
+        bucket: j.status.bucket.clone(),
+        state: j.status.state,
+        progress: j.status.progress.clone(),
+        last_error: j.status.last_error.clone(),
     }
 }
 

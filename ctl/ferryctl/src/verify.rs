@@ -118,11 +118,11 @@ pub fn verify(
     let share = format!("{}/{}", o.hash_value, o.hash_count);
     let ok = report.problems() == 0
         && view.source_uploads_open == 0
-        && done.state == JobState::Completed;
+        && done.status.state == JobState::Completed;
     let recorded = ok && view.mode == Mode::Migrate;
     let after = if recorded {
         let pass = VerifiedRequest {
-            summary: format!("job {}: {report}", done.id),
+            summary: format!("job {}: {report}", done.status.id),
             share: (o.hash_count > 1).then_some(HashShare {
                 value: o.hash_value,
                 count: o.hash_count,
@@ -135,8 +135,8 @@ pub fn verify(
     let result = Verified {
         bucket: args.bucket.clone(),
         ok,
-        job: done.id,
-        copy_job: copy.id,
+        job: done.status.id,
+        copy_job: copy.status.id,
         share,
         verify_log: format!("{}/verify.log", done.folder),
         verify: report,
@@ -198,7 +198,7 @@ pub fn rollback(
     let report = verify_report(&done)?;
     let mut plan = Plan {
         bucket: view.bucket.clone(),
-        job: done.id,
+        job: done.status.id,
         client_newer: report.client_newer,
         client_new: report.client_new,
         list: format!("{}/verify/client-writes", done.folder),
@@ -208,8 +208,8 @@ pub fn rollback(
     if args.run && writes > 0 {
         let reverse = run_follow_up(agent, &copy, FollowUp::Reverse, out)?;
         let failed = reverse.passes.iter().map(|p| p.objects.fail).sum::<u64>();
-        let ok = reverse.state == JobState::Completed && failed == 0;
-        let id = reverse.id;
+        let ok = reverse.status.state == JobState::Completed && failed == 0;
+        let id = reverse.status.id;
         plan.reverse = Some(reverse);
         if !ok {
             out.emit(&plan, |p| print_plan(p, &view));
@@ -245,7 +245,7 @@ fn copy_job(
             .jobs()?
             .into_iter()
             .filter_map(copy)
-            .max_by_key(|(j, _)| j.id)
+            .max_by_key(|(j, _)| j.status.id)
             .ok_or_else(|| {
                 Failure::CheckFailed(format!(
                     "the agent has no copy job into bucket {bucket}: its folder holds the \
@@ -263,18 +263,18 @@ fn run_follow_up(
     what: FollowUp,
     out: Output,
 ) -> Result<JobView, Failure> {
-    let job = agent.follow_up(copy.id, what)?;
+    let job = agent.follow_up(copy.status.id, what)?;
     if out == Output::Text {
         eprintln!(
             "ferryctl: job {} ({} of copy job {}) started; waiting for it",
-            job.id,
+            job.status.id,
             what.as_str(),
-            copy.id
+            copy.status.id
         );
     }
     loop {
-        let j = agent.job(job.id)?;
-        if j.state.is_final() {
+        let j = agent.job(job.status.id)?;
+        if j.status.state.is_final() {
             return Ok(j);
         }
         std::thread::sleep(POLL);
@@ -285,9 +285,9 @@ fn verify_report(job: &JobView) -> Result<VerifyReport, Failure> {
     job.verify.clone().ok_or_else(|| {
         Failure::CheckFailed(format!(
             "job {} ended {} without a verify: {}",
-            job.id,
-            job.state,
-            job.last_error.as_deref().unwrap_or("no error given")
+            job.status.id,
+            job.status.state,
+            job.status.last_error.as_deref().unwrap_or("no error given")
         ))
     })
 }
@@ -335,9 +335,9 @@ fn print_plan(p: &Plan, view: &BucketView) {
         Some(j) => {
             println!(
                 "reverse copy: job {} {}: {}",
-                j.id,
-                j.state,
-                j.progress.as_deref().unwrap_or("")
+                j.status.id,
+                j.status.state,
+                j.status.progress.as_deref().unwrap_or("")
             );
             println!(
                 "next: ferryctl s3 bucket migrate update --bucket {0} --mode ready --force; \
