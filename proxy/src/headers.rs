@@ -2,6 +2,8 @@
 //! only once, how values past ASCII are read as text, and which of them go
 //! upstream on the requests the proxy makes itself.
 
+use std::borrow::Cow;
+
 use pingora::http::RequestHeader;
 
 use crate::s3error::{Code, S3Error};
@@ -38,22 +40,21 @@ pub fn single_headers(req: &RequestHeader) -> Result<(), S3Error> {
 /// Every header as (name, text), values as [`header_text`] reads them
 /// (Latin-1 past ASCII unless `utf8`), so that none is dropped; `fetch`
 /// writes Latin-1 text back as the same bytes.
-pub fn header_pairs(headers: &http::HeaderMap, utf8: bool) -> Vec<(String, String)> {
+/// Borrowed: a value is copied only when it is read as Latin-1.
+pub fn header_pairs(headers: &http::HeaderMap, utf8: bool) -> Vec<HeaderPair<'_>> {
     headers
         .iter()
-        .map(|(n, v)| {
-            (
-                n.as_str().to_owned(),
-                header_text(v.as_bytes(), utf8).into_owned(),
-            )
-        })
+        .map(|(n, v)| (n.as_str(), header_text(v.as_bytes(), utf8)))
         .collect()
 }
+
+/// A header's name and its value as text (see [`header_pairs`]).
+pub type HeaderPair<'a> = (&'a str, Cow<'a, str>);
 
 /// A header value as text: ASCII as it is; other bytes as Latin-1 (each
 /// byte one character, as HTTP/1.1 defines header octets), or as UTF-8
 /// when `utf8` and valid.
-fn header_text(v: &[u8], utf8: bool) -> std::borrow::Cow<'_, str> {
+fn header_text(v: &[u8], utf8: bool) -> Cow<'_, str> {
     match std::str::from_utf8(v) {
         Ok(s) if s.is_ascii() || utf8 => s.into(),
         _ => fetch::latin1(v).into(),
@@ -66,7 +67,7 @@ pub fn header<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
 
 /// Client headers that go upstream on requests the proxy makes itself:
 /// not the signature, host or framing, which are the proxy's own.
-pub fn forwarded(names: &[(String, String)], chunked: bool) -> Vec<(String, String)> {
+pub fn forwarded(names: &[HeaderPair<'_>], chunked: bool) -> Vec<(String, String)> {
     const OWN: [&str; 13] = [
         "host",
         "authorization",
@@ -84,8 +85,8 @@ pub fn forwarded(names: &[(String, String)], chunked: bool) -> Vec<(String, Stri
     ];
     names
         .iter()
-        .filter(|(n, _)| !OWN.contains(&n.as_str()))
-        .filter(|(n, _)| !(chunked && n == "content-encoding"))
-        .cloned()
+        .filter(|(n, _)| !OWN.contains(n))
+        .filter(|(n, _)| !(chunked && *n == "content-encoding"))
+        .map(|(n, v)| ((*n).to_owned(), v.clone().into_owned()))
         .collect()
 }

@@ -5,7 +5,7 @@ use pingora::http::RequestHeader;
 
 use super::Env;
 use crate::attached::Attached;
-use crate::headers::header_pairs;
+use crate::headers::{HeaderPair, header_pairs};
 use crate::s3error::{Code, S3Error};
 use crate::sigv4::verify::{Outcome, Verified};
 use crate::sigv4::{RequestView, verify};
@@ -15,13 +15,10 @@ use ferry_s3::{Grant, S3Op};
 pub(super) fn authenticate(
     env: &Env<'_>,
     req: &RequestHeader,
-    names: &[(String, String)],
+    names: &[HeaderPair<'_>],
 ) -> Result<Verified, S3Error> {
-    let check = |headers: &[(String, String)]| {
-        let mut view: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
+    let check = |headers: &[HeaderPair<'_>]| {
+        let mut view: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_ref())).collect();
         // HTTP/2 has no Host header: the signed `host` is the
         // `:authority`, which is also what routed the request.
         if !req.headers.contains_key("host")

@@ -14,7 +14,7 @@ use pingora::http::RequestHeader;
 
 use crate::attached::{Attached, Directory};
 use crate::copy_from::{self, CopyFrom};
-use crate::headers::{forwarded, header, header_pairs, single_headers};
+use crate::headers::{HeaderPair, forwarded, header, header_pairs, single_headers};
 use crate::journal::Journal;
 use crate::migrate::{self, Route, merged, proxied};
 use crate::outbound::Outbound;
@@ -400,7 +400,7 @@ struct Migrating<'a> {
     op: S3Op,
     req: &'a RequestHeader,
     sides: Sides,
-    names: &'a [(String, String)],
+    names: &'a [HeaderPair<'a>],
 }
 
 impl Migrating<'_> {
