@@ -204,31 +204,30 @@ impl Report<'_> {
                     .to_owned(),
             );
         }
-        if self
-            .modes
-            .iter()
-            .any(|mr| mr.variant(Op::Get, RELAY).is_some())
-        {
-            notes.push(
+        let baselines = [
+            (
+                RELAY,
                 "the relay rows send the same requests through a plain TCP relay in this \
                  process (bytes copied both ways, no HTTP): what a second loopback hop costs \
                  any proxy on this machine, the floor of the proxy's latency. Its CPU is in \
-                 the client column."
-                    .to_owned(),
-            );
-        }
-        if self
-            .modes
-            .iter()
-            .any(|mr| mr.variant(Op::Get, FLOOR).is_some())
-        {
-            notes.push(
+                 the client column.",
+            ),
+            (
+                FLOOR,
                 "the pingora-floor rows send the same requests through a Pingora proxy that \
                  does nothing but pass them to the target (ferry-proxy's server settings and \
                  quick-ack; no parsing, SigV4, routing, metrics or log): what Pingora itself \
-                 costs here. Its CPU is in the proxy column."
-                    .to_owned(),
-            );
+                 costs here. Its CPU is in the proxy column.",
+            ),
+        ];
+        for (variant, note) in baselines {
+            if self
+                .modes
+                .iter()
+                .any(|mr| mr.variant(Op::Get, variant).is_some())
+            {
+                notes.push(note.to_owned());
+            }
         }
         log_note(self.proxy_log_lines, &mut notes);
         notes_section(&mut s, notes);
