@@ -13,7 +13,7 @@ pub fn access_log(span: &tracing::Span, r: &RequestRecord<'_>, e: Option<&Error>
     let error = e.map(ToString::to_string);
     let error = error.as_deref();
     // tracing takes a level only as a constant: one line, at two levels.
-    macro_rules! line {
+    macro_rules! request_line {
         ($level:ident, $message:literal) => {
             tracing::$level!(
                 parent: span,
@@ -27,8 +27,8 @@ pub fn access_log(span: &tracing::Span, r: &RequestRecord<'_>, e: Option<&Error>
         };
     }
     if r.status >= 500 || r.status == 0 || error.is_some() {
-        line!(warn, "request failed");
+        request_line!(warn, "request failed");
     } else {
-        line!(debug, "request");
+        request_line!(debug, "request");
     }
 }
