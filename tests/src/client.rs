@@ -13,7 +13,22 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::urlencoding::form_decode;
 
-/// Client config: path style, static credentials, checksums only when required.
+/// How long one attempt of a harness request may take. A store that never
+/// answers (Garage has left a request unanswered on an idle connection under
+/// load) would otherwise hang the test with no error; with it the attempt is
+/// retried, or the test fails naming the request. Far above any answer a
+/// test waits for, debug-built servers on a busy machine included.
+pub(crate) const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The harness's timeouts: [`ATTEMPT_TIMEOUT`] per attempt.
+pub(crate) fn timeouts() -> aws_sdk_s3::config::timeout::TimeoutConfig {
+    aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .build()
+}
+
+/// Client config: path style, static credentials, checksums only when
+/// required, [`timeouts`].
 pub(crate) fn config(
     endpoint: &str,
     region: &str,
@@ -34,6 +49,7 @@ pub(crate) fn config(
         .force_path_style(true)
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .timeout_config(timeouts())
         .build()
 }
 

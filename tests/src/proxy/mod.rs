@@ -173,7 +173,7 @@ impl Proxy {
 
     /// aws-sdk-s3 through the proxy as `alice`, signing for `region` (the
     /// target's or the bucket's source's). No retries: a test sees the
-    /// first answer.
+    /// first answer, or a timeout after [`crate::client::ATTEMPT_TIMEOUT`].
     pub fn client(&self, region: &str) -> aws_sdk_s3::Client {
         aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::Config::builder()
@@ -189,6 +189,7 @@ impl Proxy {
                 ))
                 .force_path_style(true)
                 .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+                .timeout_config(crate::client::timeouts())
                 .build(),
         )
     }
