@@ -31,6 +31,9 @@ use ferry_proxy::upstream::Upstream;
 use ferry_proxy::upstream::fetch::Fetcher;
 use ferry_s3::program;
 
+#[global_allocator]
+static ALLOCATOR: ferry_proxy::Allocator = ferry_proxy::Allocator {};
+
 /// S3 migration proxy. It sits in front of the target cluster's S3 endpoint
 /// and routes each attached bucket by its mode (ready, forward, migrate).
 #[derive(Parser, Debug)]

@@ -7,6 +7,7 @@
 //! wire. Only `host`, `content-md5`, `content-type` and `x-amz-*` headers
 //! are signed: hop-by-hop headers may change on the way.
 
+use std::borrow::Cow;
 use std::time::SystemTime;
 
 use time::OffsetDateTime;
@@ -116,7 +117,7 @@ pub fn sign_request(
         .collect();
     view.push(("x-amz-content-sha256", payload_hash));
     view.push(("x-amz-date", &amz_date));
-    let mut names: Vec<String> = view.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+    let mut names: Vec<Cow<'_, str>> = view.iter().map(|(n, _)| canonical::lowercase(n)).collect();
     names.sort();
     names.dedup();
     let (path, query) = line.target.split_once('?').unwrap_or((line.target, ""));
@@ -128,6 +129,7 @@ pub fn sign_request(
         headers: &view,
         signed_headers: &names,
         payload_hash,
+        omit_signature: false,
     })
     .ok_or_else(|| internal("a malformed path"))?;
     let date = &amz_date[..8];

@@ -20,6 +20,9 @@ use pingora::proxy::{ProxyHttp, Session};
 use pingora::server::configuration::ServerConf;
 use pingora::upstreams::peer::HttpPeer;
 
+#[global_allocator]
+static ALLOCATOR: ferry_proxy::Allocator = ferry_proxy::Allocator {};
+
 #[derive(Parser)]
 #[command(
     name = "pingora-floor",

@@ -19,6 +19,10 @@ use ferry_proxy::sigv4::{self, RequestView};
 use ferry_proxy::upstream::Upstream;
 use pingora::http::RequestHeader;
 
+// ferry-proxy's allocator: what is timed here is its code as it runs there.
+#[global_allocator]
+static ALLOCATOR: ferry_proxy::Allocator = ferry_proxy::Allocator {};
+
 #[derive(Parser)]
 #[command(
     name = "bench-plan",

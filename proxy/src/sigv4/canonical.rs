@@ -1,6 +1,8 @@
 //! The canonical request and the string to sign, as S3 defines them
 //! (SigV4 with S3's rules: the path is encoded once, never normalised).
 
+use std::borrow::Cow;
+
 use ferry_s3::percent::{percent_decode, uri_encode};
 use sha2::{Digest, Sha256};
 
@@ -29,9 +31,12 @@ pub fn canonical_query(pairs: &[(Vec<u8>, Vec<u8>)]) -> String {
     out
 }
 
-fn push_canonical_query(out: &mut String, pairs: &[(Vec<u8>, Vec<u8>)]) {
+fn push_canonical_query<'p>(
+    out: &mut String,
+    pairs: impl IntoIterator<Item = &'p (Vec<u8>, Vec<u8>)>,
+) {
     let mut enc: Vec<(String, String)> = pairs
-        .iter()
+        .into_iter()
         .map(|(k, v)| (uri_encode(k, false), uri_encode(v, false)))
         .collect();
     enc.sort_unstable();
@@ -70,7 +75,7 @@ fn push_folded(out: &mut String, v: &str) {
 fn push_canonical_headers(
     out: &mut String,
     headers: &[(&str, &str)],
-    signed: &[String],
+    signed: &[Cow<'_, str>],
 ) -> Option<()> {
     for name in signed {
         out.push_str(name);
@@ -91,13 +96,27 @@ fn push_canonical_headers(
     Some(())
 }
 
+/// `s` in lower case (a header name, a signature), copied only if it is
+/// not already: clients send both in lower case.
+pub fn lowercase(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
 pub struct CanonicalParts<'a> {
     pub method: &'a str,
     pub raw_path: &'a str,
     pub query: &'a [(Vec<u8>, Vec<u8>)],
     pub headers: &'a [(&'a str, &'a str)],
-    pub signed_headers: &'a [String],
+    /// Lower case, sorted, unique.
+    pub signed_headers: &'a [Cow<'a, str>],
     pub payload_hash: &'a str,
+    /// Leave the `X-Amz-Signature` pair out of the query (a presigned
+    /// request's).
+    pub omit_signature: bool,
 }
 
 /// Built in one buffer: it runs twice per proxied request (the client's
@@ -108,7 +127,12 @@ pub fn canonical_request(p: &CanonicalParts<'_>) -> Option<String> {
     out.push('\n');
     out.push_str(&canonical_uri(p.raw_path)?);
     out.push('\n');
-    push_canonical_query(&mut out, p.query);
+    push_canonical_query(
+        &mut out,
+        p.query
+            .iter()
+            .filter(|(k, _)| !(p.omit_signature && k == b"X-Amz-Signature")),
+    );
     out.push('\n');
     push_canonical_headers(&mut out, p.headers, p.signed_headers)?;
     out.push('\n');

@@ -2,6 +2,8 @@
 //! its expiry. What the body must still prove (a SHA-256, or chunk
 //! signatures) is returned as `Payload` for the body path to enforce.
 
+use std::borrow::Cow;
+
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
@@ -118,7 +120,7 @@ pub fn verify(
     now: OffsetDateTime,
     max_skew_secs: i64,
 ) -> Result<Outcome, S3Error> {
-    let mut query = canonical::parse_query(req.raw_query).ok_or_else(|| {
+    let query = canonical::parse_query(req.raw_query).ok_or_else(|| {
         S3Error::new(
             Code::InvalidArgument,
             "malformed percent-escape in the query",
@@ -132,8 +134,8 @@ pub fn verify(
             // absent (botocore signs so when a request carries `Date`);
             // the string to sign has it in the basic ISO 8601 form.
             let amz_date = match (req.header("x-amz-date"), req.header("date")) {
-                (Some(d), _) => d.to_owned(),
-                (None, Some(d)) => http_date_as_amz(d)?,
+                (Some(d), _) => Cow::Borrowed(d.trim()),
+                (None, Some(d)) => Cow::Owned(http_date_as_amz(d)?),
                 (None, None) => {
                     return Err(S3Error::new(
                         Code::AccessDenied,
@@ -148,7 +150,6 @@ pub fn verify(
                 )
             })?;
             let payload = Payload::parse(sha.trim())?;
-            let amz_date = amz_date.trim().to_owned();
             (
                 h.credential,
                 h.signed_headers,
@@ -160,25 +161,24 @@ pub fn verify(
         }
         Scheme::Presigned(p) => {
             let code = Code::AuthorizationQueryParametersError;
-            let at = parse_amz_date(&p.amz_date, code)?;
+            let at = parse_amz_date(p.amz_date, code)?;
             if now < at - time::Duration::seconds(max_skew_secs) {
                 return Err(S3Error::new(Code::AccessDenied, "Request is not valid yet"));
             }
             if now > at + time::Duration::seconds(p.expires_secs) {
                 return Err(S3Error::new(Code::AccessDenied, "Request has expired"));
             }
-            query.retain(|(k, _)| k != b"X-Amz-Signature");
             (
                 p.credential,
                 p.signed_headers,
                 p.signature,
-                p.amz_date,
+                Cow::Borrowed(p.amz_date),
                 Payload::Unsigned,
                 true,
             )
         }
     };
-    let Some(secret) = secret_of(&credential.access_key) else {
+    let Some(secret) = secret_of(credential.access_key) else {
         return Err(S3Error::new(
             Code::InvalidAccessKeyId,
             "The AWS Access Key Id you provided does not exist in our records.",
@@ -194,7 +194,7 @@ pub fn verify(
         ));
     }
     let at = parse_amz_date(&amz_date, Code::AccessDenied)?;
-    if !amz_date.starts_with(&credential.date) {
+    if !amz_date.starts_with(credential.date) {
         return Err(S3Error::new(
             Code::SignatureDoesNotMatch,
             "the Credential date does not match the request date",
@@ -224,6 +224,8 @@ pub fn verify(
         headers: req.headers,
         signed_headers: &signed_headers,
         payload_hash: &payload_hash,
+        // A presigned URL's own signature is not part of what it signs.
+        omit_signature: presigned,
     })
     .ok_or_else(|| {
         S3Error::new(
@@ -234,9 +236,9 @@ pub fn verify(
     let scope = credential.scope();
     let key = signing_key(
         &secret,
-        &credential.date,
-        &credential.region,
-        &credential.service,
+        credential.date,
+        credential.region,
+        credential.service,
     );
     let expected = sign(&key, &canonical::string_to_sign(&amz_date, &scope, &creq));
     if !same_signature(&expected, &signature) {
@@ -246,11 +248,11 @@ pub fn verify(
         ));
     }
     Ok(Outcome::Signed(Verified {
-        access_key: credential.access_key,
+        access_key: credential.access_key.to_owned(),
         payload,
-        seed_signature: signature,
+        seed_signature: signature.into_owned(),
         signing_key: key,
-        amz_date,
+        amz_date: amz_date.into_owned(),
         scope,
     }))
 }
