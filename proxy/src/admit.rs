@@ -37,6 +37,26 @@ pub struct Proxying {
     pub preread: Option<Bytes>,
 }
 
+/// A plan that needs nothing awaited (no migrate-mode work, no
+/// read-ahead), admitted at once; any other is given back for [`admit`].
+/// The common request then builds no admit future: that future holds
+/// migrate mode's inline, so it is large, and a future is copied whole
+/// into the box Pingora's hooks run in (`__memmove` was 4% of the proxy's
+/// CPU against the floor's 1.5%).
+pub fn at_once(plan: Plan, decoder: Option<&ChunkedDecoder>) -> Result<Admitted, Plan> {
+    match plan {
+        Plan::PassThrough => Ok(Admitted::PassThrough),
+        Plan::Resign { out, .. } if !decoder.is_some_and(ChunkedDecoder::is_signed) => {
+            Ok(Admitted::Proxy(Box::new(Proxying {
+                out: *out,
+                after: None,
+                preread: None,
+            })))
+        }
+        plan => Err(plan),
+    }
+}
+
 /// Takes a planned request up to where Pingora proxies it. `span`: the
 /// request's, where the upstream is recorded once known.
 pub async fn admit(

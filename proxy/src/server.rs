@@ -181,10 +181,15 @@ impl ProxyHttp for FerryProxy {
                 (ctx.mode, ctx.upstream) = (plan.mode(), plan.upstream());
                 ctx.decoder = decoder;
                 span.record("mode", display(ctx.mode));
-                let dec = ctx.decoder.as_mut();
-                admit::admit(&self.migrate, &self.fetcher, session, plan, dec, &span)
-                    .instrument(span.clone())
-                    .await
+                match admit::at_once(plan, ctx.decoder.as_ref()) {
+                    Ok(admitted) => Ok(admitted),
+                    Err(plan) => {
+                        let dec = ctx.decoder.as_mut();
+                        let admit =
+                            admit::admit(&self.migrate, &self.fetcher, session, plan, dec, &span);
+                        Box::pin(admit.instrument(span.clone())).await
+                    }
+                }
             }
             Err(e) => Err(e),
         };
@@ -202,7 +207,7 @@ impl ProxyHttp for FerryProxy {
             Err(e) => {
                 metrics::refused(e.code.as_str());
                 tracing::debug!(parent: &span, code = %e.code.as_str(), "refused");
-                respond(session, &e, &ctx.resource, &ctx.id).await?;
+                Box::pin(respond(session, &e, &ctx.resource, &ctx.id)).await?;
                 Ok(true)
             }
         }
@@ -217,10 +222,14 @@ impl ProxyHttp for FerryProxy {
         let Some(after) = ctx.proxying.as_ref().and_then(|p| p.after.as_ref()) else {
             return Ok(());
         };
-        let cleared = after
-            .cleared(resp.status.as_u16())
-            .instrument(ctx.span.clone())
-            .await;
+        // Boxed, as admit's future is (see `admit::at_once`): held inline it
+        // would make every request's response_filter future as large.
+        let cleared = Box::pin(
+            after
+                .cleared(resp.status.as_u16())
+                .instrument(ctx.span.clone()),
+        )
+        .await;
         if !cleared {
             resp.set_status(500)?;
         }
