@@ -7,9 +7,7 @@ use bytes::Bytes;
 use ferry_harness::Store;
 
 use crate::args::{Args, BenchMode};
-use crate::case::{
-    Case, FLOOR, MANY, ModeResult, ModeStart, RELAY, body_tag, case_title, is_baseline,
-};
+use crate::case::{Case, MANY, ModeResult, ModeStart, RELAY, body_tag, case_title, is_baseline};
 use crate::clients::{self, Body, Http};
 use crate::cpu::{CpuWatch, Watched};
 use crate::env::{ClientUser, Proxy};
@@ -29,9 +27,10 @@ pub struct Bench<'a> {
     pub proxy: Option<&'a Proxy>,
     pub user: &'a ClientUser,
     pub watched: Watched,
-    /// pingora-floor in front of the target, for the ready-mode floor
-    /// rows (none with `--no-relay` or in the fleet runs).
-    pub floor: Option<&'a Floor>,
+    /// pingora-floor in front of the target, plain and `--sigv4`, for
+    /// the ready-mode floor rows (none with `--no-relay` or in the fleet
+    /// runs).
+    pub floors: &'a [Floor],
     pub large_data: Bytes,
     /// The names of a case's two paths: the reference, then the one
     /// measured against it ("direct", "proxy").
@@ -115,10 +114,12 @@ impl Bench<'_> {
         } else {
             None
         };
-        let floor = self
-            .floor
+        let floors: Vec<_> = self
+            .floors
+            .iter()
             .filter(|_| mode == BenchMode::Ready)
-            .map(|f| clients::direct_via(store, &f.http, self.http()));
+            .map(|f| (f, clients::direct_via(store, &f.http, self.http())))
+            .collect();
         for &(op, body, p) in &variants {
             let tag = body_tag(body);
             let d = work(&p.direct, op, &small, &format!("small/direct{tag}/"), c);
@@ -132,9 +133,12 @@ impl Bench<'_> {
                 let r = work(via, op, &small, &format!("small/relay{tag}/"), c);
                 cases.push(baseline_row(case(RELAY, d.clone(), r).await, "relay"));
             }
-            if let Some(via) = floor.as_ref().filter(|_| body == Body::Plain) {
-                let f = work(via, op, &small, &format!("small/floor{tag}/"), c);
-                cases.push(baseline_row(case(FLOOR, d, f).await, "pingora-floor"));
+            for (i, (floor, via)) in floors.iter().enumerate() {
+                if body == Body::Plain {
+                    let f = work(via, op, &small, &format!("small/floor{i}{tag}/"), c);
+                    let row = case(floor.variant, d.clone(), f).await;
+                    cases.push(baseline_row(row, floor.name));
+                }
             }
         }
 
@@ -278,10 +282,10 @@ impl Bench<'_> {
 }
 
 impl Bench<'_> {
-    /// The processes whose CPU a case's runs count: the floor's rows
-    /// count pingora-floor's as the proxy's.
+    /// The processes whose CPU a case's runs count: a floor's rows count
+    /// that pingora-floor's as the proxy's.
     fn watched_for(&self, variant: &str) -> Watched {
-        match self.floor.filter(|_| variant == FLOOR) {
+        match self.floors.iter().find(|f| f.variant == variant) {
             Some(f) => Watched {
                 proxies: vec![f.pid()],
                 stores: self.watched.stores.clone(),

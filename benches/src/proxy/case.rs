@@ -15,6 +15,9 @@ pub const RELAY: &str = " via a plain TCP relay (baseline, not ferry-proxy)";
 /// The variant sent through pingora-floor, a Pingora pass-through with
 /// none of Ferry's work (ready mode: small GET, HEAD and PUT).
 pub const FLOOR: &str = " via pingora-floor (baseline, not ferry-proxy)";
+/// The variant sent through pingora-floor `--sigv4`: the pass-through
+/// plus ferry-proxy's SigV4 verify and re-sign, and nothing else of it.
+pub const SIGV4_FLOOR: &str = " via pingora-floor --sigv4 (baseline, not ferry-proxy)";
 /// Migrate mode's variants: a GET the target answers, one that falls back
 /// to the source, and a listing page merged from both.
 pub const HIT: &str = " (target hit)";
@@ -99,10 +102,10 @@ impl ModeStart {
     }
 }
 
-/// Whether a case's second path is a baseline (the relay or the floor),
+/// Whether a case's second path is a baseline (the relay or a floor),
 /// not ferry-proxy.
 pub fn is_baseline(variant: &str) -> bool {
-    variant == RELAY || variant == FLOOR
+    [RELAY, FLOOR, SIGV4_FLOOR].contains(&variant)
 }
 
 pub fn body_tag(body: Body) -> &'static str {

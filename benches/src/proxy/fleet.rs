@@ -222,7 +222,7 @@ pub fn run(
         proxy: None,
         user: &file.user,
         watched: Watched::new(&[file.pid(), members[0].pid()], &[target, source]),
-        floor: None,
+        floors: &[],
         large_data: Bytes::new(),
         paths: ["file", "fleet"],
     };

@@ -1,27 +1,43 @@
 //! `pingora-floor` running in front of the target: the same Pingora
-//! server as ferry-proxy with none of Ferry's work (see
-//! `benches/src/floor/main.rs`). Its rows tell Pingora's own cost per
-//! request from what Ferry adds.
+//! server as ferry-proxy with none of Ferry's work, or with only its SigV4
+//! verify and re-sign (see `benches/src/floor/main.rs`). Their rows tell
+//! Pingora's own cost per request, and the signatures', from what the
+//! rest of Ferry adds.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use ferry_harness::Store;
+
+use crate::case::{FLOOR, SIGV4_FLOOR};
 
 pub struct Floor {
     /// `http://127.0.0.1:PORT`
     pub http: String,
+    /// The variant of its rows ([`FLOOR`] or [`SIGV4_FLOOR`]).
+    pub variant: &'static str,
+    /// Its path's name in the report.
+    pub name: &'static str,
     child: Child,
 }
 
 impl Floor {
-    /// Starts `bin` with a pass-through to `upstream` (`host:port`) and
-    /// waits until it accepts connections.
-    pub fn start(bin: &Path, upstream: &str) -> anyhow::Result<Floor> {
+    /// Starts `bin` with a pass-through to `store` and waits until it
+    /// accepts connections. `sigv4`: it verifies and signs anew with the
+    /// store's key.
+    pub fn start(bin: &Path, store: &Store, sigv4: bool) -> anyhow::Result<Floor> {
         let addr = format!("127.0.0.1:{}", ferry_harness::free_port()?);
-        let mut child = Command::new(bin)
-            .args(["--listen", &addr, "--upstream", upstream])
+        let upstream = store.endpoint.trim_start_matches("http://");
+        let mut cmd = Command::new(bin);
+        cmd.args(["--listen", &addr, "--upstream", upstream]);
+        if sigv4 {
+            cmd.args(["--sigv4", "--access-key", &store.access_key])
+                .args(["--region", &store.region])
+                .env("FLOOR_SECRET_KEY", &store.secret_key);
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -40,6 +56,12 @@ impl Floor {
         }
         Ok(Floor {
             http: format!("http://{addr}"),
+            variant: if sigv4 { SIGV4_FLOOR } else { FLOOR },
+            name: if sigv4 {
+                "pingora-floor --sigv4"
+            } else {
+                "pingora-floor"
+            },
             child,
         })
     }

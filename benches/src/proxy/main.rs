@@ -121,13 +121,13 @@ fn run_modes(
     target.create_bucket(JOURNAL_BUCKET)?;
     target.create_bucket(UNION_BUCKET)?;
     let mut proxy = Proxy::start(bins.proxy, bins.ferryctl, target)?;
-    let floor = if args.modes.contains(&BenchMode::Ready) && !args.no_relay {
-        Some(Floor::start(
-            bins.floor,
-            target.endpoint.trim_start_matches("http://"),
-        )?)
+    let floors = if args.modes.contains(&BenchMode::Ready) && !args.no_relay {
+        vec![
+            Floor::start(bins.floor, target, false)?,
+            Floor::start(bins.floor, target, true)?,
+        ]
     } else {
-        None
+        Vec::new()
     };
     proxy.attach(READY_BUCKET, source, &["ready"])?;
     proxy.attach(FORWARD_BUCKET, source, &["forward"])?;
@@ -149,7 +149,7 @@ fn run_modes(
         proxy: Some(&proxy),
         user: &proxy.user,
         watched: Watched::new(&[proxy.pid()], &[target, source]),
-        floor: floor.as_ref(),
+        floors: &floors,
         large_data: workload::random_bytes((args.large_mib * 1024 * 1024) as usize, 2),
         paths: ["direct", "proxy"],
     };
