@@ -540,22 +540,46 @@ impl InProcess {
     }
 }
 
-/// One key of the null copier: the GET's body streamed into the PUT.
+/// Attempts per key of the null copier, as the SDK's standard retry
+/// makes for a request whose body it can replay (the ceiling's PUTs).
+const NULL_COPY_ATTEMPTS: u32 = 3;
+
+/// One key of the null copier: the GET's body streamed into the PUT. A
+/// streamed body cannot be replayed by the SDK, so a failed copy (Garage
+/// answers 503 "database is locked" under load) is made again whole, as
+/// s3migrate would; the last error ends the run.
 async fn null_copy_one(
     from: &aws_sdk_s3::Client,
     to: &aws_sdk_s3::Client,
     key: String,
 ) -> anyhow::Result<()> {
+    let mut attempt = 1;
+    loop {
+        match null_copy_attempt(from, to, &key).await {
+            Err(_) if attempt < NULL_COPY_ATTEMPTS => {
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                attempt += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+async fn null_copy_attempt(
+    from: &aws_sdk_s3::Client,
+    to: &aws_sdk_s3::Client,
+    key: &str,
+) -> anyhow::Result<()> {
     let got = from
         .get_object()
         .bucket(SRC_BUCKET)
-        .key(&key)
+        .key(key)
         .send()
         .await
         .with_context(|| format!("null copier: GET {key}"))?;
     to.put_object()
         .bucket(DEST_BUCKET)
-        .key(&key)
+        .key(key)
         .content_length(got.content_length.unwrap_or_default())
         .body(got.body)
         .send()
