@@ -182,25 +182,54 @@ impl BackgroundService for Drainer {
     }
 }
 
-/// Serves Prometheus metrics, and keeps the per-bucket mode and the
-/// certificate expiry gauges current (certificates reload).
-struct MetricsService {
-    addr: std::net::SocketAddr,
+/// Installs the metrics recorder and serves it on a thread of its own.
+/// Called before any listener accepts: a request or handshake counted
+/// before the recorder is installed is lost (when a background service
+/// installed it, the first requests raced it and went uncounted).
+fn start_metrics(addr: std::net::SocketAddr) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "metrics are off: no runtime for them");
+            return;
+        }
+    };
+    // Inside the runtime: the exporter binds its listener and spawns its
+    // upkeep task there; both run once the thread drives the runtime.
+    let exporter = match rt.block_on(async { ferry_proxy::metrics::install(addr) }) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "metrics are off");
+            return;
+        }
+    };
+    let serve = move || {
+        if let Err(e) = rt.block_on(exporter) {
+            tracing::error!(error = ?e, "metrics endpoint stopped");
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(serve)
+    {
+        tracing::error!(error = %e, "metrics are off: no thread for them");
+    }
+}
+
+/// Keeps the per-bucket mode and the certificate expiry gauges current
+/// (modes change, certificates reload).
+struct GaugesService {
     admin: Arc<Admin>,
     certs: Option<Arc<SniResolver>>,
 }
 
 #[async_trait]
-impl BackgroundService for MetricsService {
+impl BackgroundService for GaugesService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let exporter = match ferry_proxy::metrics::install(self.addr) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::error!(error = %e, "metrics are off");
-                return;
-            }
-        };
-        let modes = async {
+        let gauges = async {
             loop {
                 for b in self.admin.table().buckets.values() {
                     ferry_proxy::metrics::bucket_mode(&b.bucket, b.mode);
@@ -212,10 +241,7 @@ impl BackgroundService for MetricsService {
             }
         };
         tokio::select! {
-            r = exporter => if let Err(e) = r {
-                tracing::error!(error = ?e, "metrics endpoint stopped");
-            },
-            _ = modes => {}
+            _ = gauges => {}
             _ = shutdown.changed() => {}
         }
     }
@@ -470,10 +496,10 @@ fn main() {
     }
     server.add_service(svc);
     if let Some(addr) = config.metrics_addr {
+        start_metrics(addr);
         server.add_service(background_service(
-            "metrics",
-            MetricsService {
-                addr,
+            "gauges",
+            GaugesService {
                 admin: admin.clone(),
                 certs: certs.clone(),
             },
