@@ -24,12 +24,17 @@ pub fn machine_ticks() -> Option<(u64, u64)> {
 
 /// utime + stime of a process, in ticks.
 pub fn process_ticks(pid: u32) -> Option<u64> {
+    process_times(pid).map(|(user, system)| user + system)
+}
+
+/// (utime, stime) of a process, in ticks.
+pub fn process_times(pid: u32) -> Option<(u64, u64)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the parenthesised command name: utime and stime are the
     // 14th and 15th fields of the whole line.
     let rest = text.rsplit_once(')')?.1;
     let f: Vec<&str> = rest.split_whitespace().collect();
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+    Some((f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?))
 }
 
 /// The Garage server of `store`: the process whose command line names the

@@ -38,7 +38,10 @@ pub struct Args {
     /// so that drift of the machine hits both alike.
     #[arg(long, default_value_t = 2, value_name = "K")]
     pub rounds: usize,
-    /// Modes to run, in order.
+    /// Modes to run, in order. `cost`: the proxy's own CPU per small
+    /// request (HEAD, GET, PUT on the target's bucket in ready mode)
+    /// against pingora-floor and pingora-floor --sigv4, the three run back
+    /// to back in each of `--cost-rounds` rounds (see `cost.rs`).
     #[arg(
         long,
         value_delimiter = ',',
@@ -46,6 +49,15 @@ pub struct Args {
         value_name = "MODE,.."
     )]
     pub modes: Vec<BenchMode>,
+    /// Rounds of `--modes cost`: in each, every request kind runs through
+    /// the three paths for `--small-secs` each, in an order that rotates.
+    #[arg(long, default_value_t = 9, value_name = "K")]
+    pub cost_rounds: usize,
+    /// With `--modes cost` only: run ferry-proxy and the floors under
+    /// valgrind's callgrind and count the instructions each executes per
+    /// request (the CPU times are then valgrind's and not reported).
+    #[arg(long)]
+    pub callgrind: bool,
     /// Keys of the migrate-mode listing, both sides together: every fifth
     /// key is on both sides, the others are split between the source and
     /// the target, so each side holds 3/5 of them (the default: 1,500 each,
@@ -126,7 +138,8 @@ pub struct Args {
     /// the last, in `--fleet`.
     #[arg(long, default_value_t = 1.0, value_name = "SECS")]
     pub transition_gap_secs: f64,
-    /// Keep the proxies' work dirs (config, state, log) instead of deleting
+    /// Keep the proxies' work dirs (config, state, log) and, with
+    /// `--callgrind`, the profile of each timed run, instead of deleting
     /// them.
     #[arg(long)]
     pub keep_work: bool,
@@ -140,6 +153,7 @@ pub enum BenchMode {
     Ready,
     Forward,
     Migrate,
+    Cost,
 }
 
 impl BenchMode {
@@ -148,6 +162,7 @@ impl BenchMode {
             BenchMode::Ready => "ready",
             BenchMode::Forward => "forward",
             BenchMode::Migrate => "migrate",
+            BenchMode::Cost => "cost",
         }
     }
 }

@@ -44,7 +44,7 @@ struct Pair {
 }
 
 impl Bench<'_> {
-    fn http(&self) -> Http {
+    pub(crate) fn http(&self) -> Http {
         Http::from_flag(self.args.quick_ack_client)
     }
 
@@ -67,19 +67,7 @@ impl Bench<'_> {
         let a = self.args;
         let plain = self.pair(store, Body::Plain);
         let chunked = self.pair(store, Body::Chunked);
-        let small = random_bytes((a.small_kib * 1024) as usize, 1);
-        let keys: Vec<String> = (0..a.small_keys.max(1))
-            .map(|i| format!("seed/{i:05}"))
-            .collect();
-        ferry_harness::put_objects(
-            &plain.direct,
-            bucket,
-            keys.iter().map(|k| (k.clone(), small.clone())),
-            16,
-        )
-        .await
-        .with_context(|| format!("seed {} small objects", keys.len()))?;
-        let keys = Arc::new(keys);
+        let (small, keys) = self.seed_small(&plain.direct, bucket).await?;
         let work = |client: &aws_sdk_s3::Client, op: Op, data: &Bytes, prefix: &str, conc| Work {
             client: client.clone(),
             bucket: bucket.to_owned(),
@@ -117,7 +105,7 @@ impl Bench<'_> {
         let floors: Vec<_> = self
             .floors
             .iter()
-            .filter(|_| mode == BenchMode::Ready)
+            .filter(|_| mode == BenchMode::Ready && !a.no_relay)
             .map(|f| (f, clients::direct_via(store, &f.http, self.http())))
             .collect();
         for &(op, body, p) in &variants {
@@ -185,6 +173,29 @@ impl Bench<'_> {
             }
         }
         Ok(start.finish(mode, cases))
+    }
+
+    /// `--small-keys` objects of `--small-kib` put on `bucket` with
+    /// `client`, for the GET and HEAD runs to read: their data and keys.
+    pub(crate) async fn seed_small(
+        &self,
+        client: &aws_sdk_s3::Client,
+        bucket: &str,
+    ) -> anyhow::Result<(Bytes, Arc<Vec<String>>)> {
+        let a = self.args;
+        let small = random_bytes((a.small_kib * 1024) as usize, 1);
+        let keys: Vec<String> = (0..a.small_keys.max(1))
+            .map(|i| format!("seed/{i:05}"))
+            .collect();
+        ferry_harness::put_objects(
+            client,
+            bucket,
+            keys.iter().map(|k| (k.clone(), small.clone())),
+            16,
+        )
+        .await
+        .with_context(|| format!("seed {} small objects", keys.len()))?;
+        Ok((small, Arc::new(keys)))
     }
 
     /// Runs both paths `rounds` times, alternating which goes first
@@ -370,7 +381,7 @@ impl Bench<'_> {
 
 /// Opens the client's connections before a timed run: a few requests of
 /// the same kind (small runs), or a couple of small GETs (large runs).
-async fn warm_up(w: &Work, large: bool) {
+pub(crate) async fn warm_up(w: &Work, large: bool) {
     let mut warm = w.clone();
     if large {
         warm.op = Op::Get;

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use crate::args::BenchMode;
 use crate::clients::Body;
+use crate::cost::CostRow;
 use crate::full_list::FullList;
 use crate::stats::Series;
 use crate::workload::Op;
@@ -51,6 +52,8 @@ pub struct ModeResult {
     pub secs: f64,
     /// Migrate mode's `--full-list-keys` listings, smallest first.
     pub full_lists: Vec<FullList>,
+    /// Cost mode's request kinds through the proxy and its floors.
+    pub costs: Vec<CostRow>,
 }
 
 impl ModeResult {
@@ -98,6 +101,7 @@ impl ModeStart {
             load_after: ferry_benches::procstat::loadavg(),
             secs: self.started.elapsed().as_secs_f64(),
             full_lists: Vec::new(),
+            costs: Vec::new(),
         }
     }
 }

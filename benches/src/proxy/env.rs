@@ -9,6 +9,8 @@ use anyhow::{Context, bail, ensure};
 use ferry_harness::proxy::launch::{self, write_private};
 use ferry_harness::{Store, random_hex};
 
+use crate::callgrind::{self, Callgrind};
+
 /// Bucket in ready mode: the proxy sends it to the target.
 pub const READY_BUCKET: &str = "bench-ready";
 /// Bucket in forward mode: the proxy sends it to the source.
@@ -49,9 +51,14 @@ pub const MODE_BUCKETS: [&str; 3] = [READY_BUCKET, FORWARD_BUCKET, MIGRATE_BUCKE
 
 impl Proxy {
     /// A proxy whose bucket table is its state file, its user with write
-    /// on the mode runs' buckets.
-    pub fn start(bin: &Path, ferryctl: &Path, target: &Store) -> anyhow::Result<Proxy> {
-        Self::start_with(bin, ferryctl, target, &MODE_BUCKETS, None)
+    /// on the mode runs' buckets; under callgrind with `cg`.
+    pub fn start(
+        bin: &Path,
+        ferryctl: &Path,
+        target: &Store,
+        cg: Option<&Callgrind>,
+    ) -> anyhow::Result<Proxy> {
+        Self::start_with(bin, ferryctl, target, &MODE_BUCKETS, None, cg)
     }
 
     /// Writes the config, users file (one user with write on `buckets`)
@@ -64,6 +71,7 @@ impl Proxy {
         target: &Store,
         buckets: &[&str],
         state: Option<&str>,
+        cg: Option<&Callgrind>,
     ) -> anyhow::Result<Proxy> {
         let dir = tempfile::Builder::new()
             .prefix("ferry-bench-proxy-")
@@ -98,7 +106,7 @@ impl Proxy {
             launch::join_fleet_config(&layout.config, state)?;
         }
         let log = std::fs::File::create(d.join("proxy.log")).context("create proxy.log")?;
-        let mut cmd = Command::new(bin);
+        let mut cmd = callgrind::command(bin, cg);
         cmd.arg("--config")
             .arg(&layout.config)
             .env("FERRY_LOG", "warn")

@@ -176,13 +176,14 @@ pub fn run(
                 target,
                 &[FLEET_BUCKET],
                 Some(&state_section(&endpoints, &format!("p{i}"))),
+                None,
             )
         })
         .collect::<anyhow::Result<Vec<Proxy>>>()?;
     let ctl = Ferryctl::etcd(ferryctl, &endpoints);
     ctl.attach(members[0].dir.path(), FLEET_BUCKET, source, &["forward"])?;
     wait_members_applied(&ctl, MEMBERS)?;
-    let mut file = Proxy::start_with(proxy_bin, ferryctl, target, &[FLEET_BUCKET], None)?;
+    let mut file = Proxy::start_with(proxy_bin, ferryctl, target, &[FLEET_BUCKET], None, None)?;
     file.attach(FLEET_BUCKET, source, &["forward"])?;
     eprintln!(
         "bench-proxy: fleet {} on etcd {}; proxy with a state file at {}; {FLEET_BUCKET} forward",

@@ -5,13 +5,18 @@
 //! rest of Ferry adds.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use ferry_harness::Store;
 
+use crate::callgrind::{self, Callgrind};
 use crate::case::{FLOOR, SIGV4_FLOOR};
+
+/// The floors' names in the report.
+pub const FLOOR_NAME: &str = "pingora-floor";
+pub const SIGV4_FLOOR_NAME: &str = "pingora-floor --sigv4";
 
 pub struct Floor {
     /// `http://127.0.0.1:PORT`
@@ -26,11 +31,16 @@ pub struct Floor {
 impl Floor {
     /// Starts `bin` with a pass-through to `store` and waits until it
     /// accepts connections. `sigv4`: it verifies and signs anew with the
-    /// store's key.
-    pub fn start(bin: &Path, store: &Store, sigv4: bool) -> anyhow::Result<Floor> {
+    /// store's key. Under callgrind with `cg`.
+    pub fn start(
+        bin: &Path,
+        store: &Store,
+        sigv4: bool,
+        cg: Option<&Callgrind>,
+    ) -> anyhow::Result<Floor> {
         let addr = format!("127.0.0.1:{}", ferry_harness::free_port()?);
         let upstream = store.endpoint.trim_start_matches("http://");
-        let mut cmd = Command::new(bin);
+        let mut cmd = callgrind::command(bin, cg);
         cmd.args(["--listen", &addr, "--upstream", upstream]);
         if sigv4 {
             cmd.args(["--sigv4", "--access-key", &store.access_key])
@@ -57,11 +67,7 @@ impl Floor {
         Ok(Floor {
             http: format!("http://{addr}"),
             variant: if sigv4 { SIGV4_FLOOR } else { FLOOR },
-            name: if sigv4 {
-                "pingora-floor --sigv4"
-            } else {
-                "pingora-floor"
-            },
+            name: if sigv4 { SIGV4_FLOOR_NAME } else { FLOOR_NAME },
             child,
         })
     }

@@ -6,8 +6,11 @@
 
 mod args;
 mod bench;
+mod callgrind;
 mod case;
 mod clients;
+mod cost;
+mod cost_report;
 mod cpu;
 mod env;
 mod fleet;
@@ -33,6 +36,7 @@ use ferry_harness::Store;
 
 use crate::args::{Args, BenchMode};
 use crate::bench::Bench;
+use crate::callgrind::Callgrind;
 use crate::case::ModeResult;
 use crate::cpu::Watched;
 use crate::env::{
@@ -50,6 +54,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
     anyhow::ensure!(args.small_secs > 0.0, "--small-secs must be positive");
+    anyhow::ensure!(
+        !args.callgrind || (!args.fleet && args.modes == [BenchMode::Cost]),
+        "--callgrind goes with --modes cost alone: under valgrind the other runs' \
+         latencies and CPU would be valgrind's"
+    );
     let proxy_bin = ferry_harness::find_program(args.proxy_bin.as_deref(), "ferry-proxy")?;
     let ferryctl = ferry_harness::find_program(args.ferryctl_bin.as_deref(), "ferryctl")?;
     let load_start = loadavg();
@@ -120,11 +129,15 @@ fn run_modes(
     }
     target.create_bucket(JOURNAL_BUCKET)?;
     target.create_bucket(UNION_BUCKET)?;
-    let mut proxy = Proxy::start(bins.proxy, bins.ferryctl, target)?;
-    let floors = if args.modes.contains(&BenchMode::Ready) && !args.no_relay {
+    let callgrind = args.callgrind.then(Callgrind::new).transpose()?;
+    let cg = callgrind.as_ref();
+    let mut proxy = Proxy::start(bins.proxy, bins.ferryctl, target, cg)?;
+    let with_floors = args.modes.contains(&BenchMode::Cost)
+        || (args.modes.contains(&BenchMode::Ready) && !args.no_relay);
+    let floors = if with_floors {
         vec![
-            Floor::start(bins.floor, target, false)?,
-            Floor::start(bins.floor, target, true)?,
+            Floor::start(bins.floor, target, false, cg)?,
+            Floor::start(bins.floor, target, true, cg)?,
         ]
     } else {
         Vec::new()
@@ -155,7 +168,7 @@ fn run_modes(
     };
     let mut modes = Vec::new();
     for &mode in &args.modes {
-        modes.push(rt.block_on(run_mode(&bench, mode))?);
+        modes.push(rt.block_on(run_mode(&bench, mode, cg))?);
     }
     drop(bench);
     proxy.check_alive()?;
@@ -165,13 +178,24 @@ fn run_modes(
             "bench-proxy: proxy work dir kept at {}",
             proxy.keep().display()
         );
+        if let Some(cg) = callgrind {
+            eprintln!(
+                "bench-proxy: callgrind dumps kept at {}",
+                cg.keep().display()
+            );
+        }
     }
     Ok((modes, proxy_log_lines))
 }
 
 /// Ready mode runs against the target, forward mode against the source,
-/// migrate mode against both (see `migrate.rs`).
-async fn run_mode(bench: &Bench<'_>, mode: BenchMode) -> anyhow::Result<ModeResult> {
+/// migrate mode against both (see `migrate.rs`), cost mode against the
+/// target (see `cost.rs`).
+async fn run_mode(
+    bench: &Bench<'_>,
+    mode: BenchMode,
+    cg: Option<&Callgrind>,
+) -> anyhow::Result<ModeResult> {
     match mode {
         BenchMode::Ready => bench.run_one_store(mode, READY_BUCKET, bench.target).await,
         BenchMode::Forward => {
@@ -180,5 +204,6 @@ async fn run_mode(bench: &Bench<'_>, mode: BenchMode) -> anyhow::Result<ModeResu
                 .await
         }
         BenchMode::Migrate => bench.run_migrate().await,
+        BenchMode::Cost => bench.run_cost(cg).await,
     }
 }

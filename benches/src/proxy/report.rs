@@ -12,6 +12,7 @@ use crate::case::{
     is_baseline,
 };
 use crate::clients::Body;
+use crate::cost_report;
 use crate::full_list::FullList;
 use crate::stats::Series;
 use crate::workload::{LIST_PAGE, Op};
@@ -72,6 +73,7 @@ fn store_name(mode: BenchMode) -> &'static str {
         BenchMode::Ready => "the target",
         BenchMode::Forward => "the source",
         BenchMode::Migrate => "one store",
+        BenchMode::Cost => "the target",
     }
 }
 
@@ -99,12 +101,12 @@ fn pct1(r: f64) -> String {
 /// What Ferry may add to Pingora's own CPU per small request, µs: its
 /// SigV4 verify and re-sign (a handful of HMACs each), the plan, metrics
 /// and access log.
-const FERRY_OWN_CPU_US: f64 = 20.0;
+pub const FERRY_OWN_CPU_US: f64 = 20.0;
 /// What Ferry may add to a Pingora proxy that verifies and re-signs with
 /// its code (pingora-floor --sigv4), µs: the routing, grant, metrics, log
 /// and request context. bench-plan times them at about 4 µs in a quiet
 /// process; a process sharing two busy cores spends 2-3 times that.
-const FERRY_REST_CPU_US: f64 = 10.0;
+pub const FERRY_REST_CPU_US: f64 = 10.0;
 
 /// The proxy's own CPU per request of a path, µs.
 fn proxy_cpu_us(s: &Series) -> Option<f64> {
@@ -139,11 +141,11 @@ pub fn cpu_cells(s: &Series, per: f64, unit_scale: f64, decimals: usize) -> (Str
     )
 }
 
-struct Goal {
-    what: String,
-    target: String,
-    measured: String,
-    met: Option<bool>,
+pub struct Goal {
+    pub what: String,
+    pub target: String,
+    pub measured: String,
+    pub met: Option<bool>,
 }
 
 impl Report<'_> {
@@ -249,6 +251,21 @@ impl Report<'_> {
     }
 
     fn mode_section(&self, s: &mut String, mr: &ModeResult) {
+        if mr.mode == BenchMode::Cost {
+            let _ = writeln!(
+                s,
+                "#### Cost mode: the proxy's own cost per request against its floors\n"
+            );
+            let _ = writeln!(
+                s,
+                "Load average {} before, {} after; {:.0} s.\n",
+                load_text(mr.load_before),
+                load_text(mr.load_after),
+                mr.secs
+            );
+            cost_report::section(s, &mr.costs, self.small_size(), self.args.callgrind);
+            return;
+        }
         let store = store_name(mr.mode);
         let _ = writeln!(
             s,
@@ -343,6 +360,10 @@ impl Report<'_> {
         if !mr.full_lists.is_empty() {
             full_lists_section(s, &mr.full_lists);
         }
+    }
+
+    fn small_size(&self) -> u64 {
+        self.args.small_kib * KIB
     }
 
     fn goals_section(&self, s: &mut String) {
@@ -455,6 +476,7 @@ impl Report<'_> {
         }
         for m in self.modes {
             extra_goals(m, self.args.many_clients, &mut goals);
+            cost_report::goals(&m.costs, self.small_size(), self.args.callgrind, &mut goals);
         }
         self.floor_goals(&mut goals);
         if goals.is_empty() {

@@ -1,0 +1,209 @@
+//! `--modes cost`: the proxy's own cost per small request against its two
+//! floors, measured so that a difference of a few µs can show.
+//!
+//! Ready mode runs each path's rounds minutes apart from the other paths',
+//! and the CPU a request costs here drifts by 20-30 µs over minutes with
+//! what else the shared cores run: two floors that differ by about 8 µs in
+//! code came out 2 to 69 µs apart. Here each round runs the same requests
+//! through pingora-floor, pingora-floor --sigv4 and ferry-proxy back to
+//! back, seconds apart, in an order that rotates from round to round, and
+//! the report takes the median of the per-round differences. With
+//! `--callgrind` each run also counts the instructions the process
+//! executed, which the machine's load does not move.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use ferry_benches::procstat::{TICKS_PER_SEC, process_times};
+
+use crate::args::BenchMode;
+use crate::bench::{Bench, warm_up};
+use crate::callgrind::Callgrind;
+use crate::case::{ModeResult, ModeStart};
+use crate::clients::{self, Body};
+use crate::env::READY_BUCKET;
+use crate::workload::{Op, Stop, Work};
+
+/// The requests measured, in order.
+pub const OPS: [Op; 3] = [Op::Head, Op::Get, Op::Put];
+/// The proxy's path's name; the floors' are theirs ([`crate::floor::Floor::name`]).
+pub const PROXY: &str = "ferry-proxy";
+
+/// One timed run of one path.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub requests: u64,
+    pub errors: u64,
+    /// CPU of the path's process during the run, s.
+    pub user_secs: f64,
+    pub system_secs: f64,
+    /// Instructions the process executed during the run (`--callgrind`).
+    pub instructions: Option<u64>,
+}
+
+impl Sample {
+    fn per_request(&self, v: f64) -> Option<f64> {
+        (self.requests > 0).then(|| v / self.requests as f64)
+    }
+
+    /// CPU per request, µs.
+    pub fn cpu_us(&self) -> Option<f64> {
+        self.per_request((self.user_secs + self.system_secs) * 1e6)
+    }
+
+    pub fn user_us(&self) -> Option<f64> {
+        self.per_request(self.user_secs * 1e6)
+    }
+
+    pub fn system_us(&self) -> Option<f64> {
+        self.per_request(self.system_secs * 1e6)
+    }
+
+    pub fn instructions(&self) -> Option<f64> {
+        self.per_request(self.instructions? as f64)
+    }
+}
+
+/// One path's runs of one request kind, a sample per round.
+pub struct PathCost {
+    pub name: &'static str,
+    pub samples: Vec<Sample>,
+}
+
+/// One request kind through the three paths: the floors first, the
+/// proxy last.
+pub struct CostRow {
+    pub op: Op,
+    pub paths: Vec<PathCost>,
+}
+
+impl CostRow {
+    pub fn proxy(&self) -> Option<&PathCost> {
+        self.paths.iter().find(|p| p.name == PROXY)
+    }
+
+    pub fn path(&self, name: &str) -> Option<&PathCost> {
+        self.paths.iter().find(|p| p.name == name)
+    }
+}
+
+/// A path the cost rounds send requests through.
+struct CostPath {
+    name: &'static str,
+    pid: u32,
+    client: aws_sdk_s3::Client,
+}
+
+impl Bench<'_> {
+    /// The cost rounds, on the ready bucket of the target.
+    pub async fn run_cost(&self, cg: Option<&Callgrind>) -> anyhow::Result<ModeResult> {
+        let start = ModeStart::now();
+        let a = self.args;
+        let proxy = self.proxy.context("--modes cost needs the proxy")?;
+        anyhow::ensure!(!self.floors.is_empty(), "--modes cost needs the floors");
+        let store = self.target;
+        let http = self.http();
+        let (small, keys) = self
+            .seed_small(&clients::direct(store, Body::Plain, http), READY_BUCKET)
+            .await?;
+        let mut paths: Vec<CostPath> = self
+            .floors
+            .iter()
+            .map(|f| CostPath {
+                name: f.name,
+                pid: f.pid(),
+                client: clients::direct_via(store, &f.http, http),
+            })
+            .collect();
+        paths.push(CostPath {
+            name: PROXY,
+            pid: proxy.pid(),
+            client: clients::proxy(store, self.proxy_http, self.user, Body::Plain, http),
+        });
+        let stop = Stop {
+            secs: Some(a.small_secs),
+            count: None,
+        };
+        let mut rows = Vec::new();
+        for op in OPS {
+            let mut samples: Vec<Vec<Sample>> = paths.iter().map(|_| Vec::new()).collect();
+            for round in 0..a.cost_rounds.max(1) {
+                for i in (0..paths.len()).map(|k| (k + round) % paths.len()) {
+                    let p = &paths[i];
+                    let work = Work {
+                        client: p.client.clone(),
+                        bucket: READY_BUCKET.to_owned(),
+                        op,
+                        keys: keys.clone(),
+                        data: small.clone(),
+                        prefix: format!("cost/{i}/"),
+                        concurrency: a.concurrency,
+                        own_clients: Arc::default(),
+                    };
+                    let name =
+                        format!("{}-{}-{}", op.as_str(), round + 1, p.name).replace(" --", "-");
+                    let (s, first_error) = timed(&work, stop, p.pid, cg, &name).await?;
+                    eprintln!(
+                        "bench-proxy: cost {} round {} {}: {} ok, {} errors, {} µs/req{}{}",
+                        op.as_str(),
+                        round + 1,
+                        p.name,
+                        s.requests,
+                        s.errors,
+                        s.cpu_us().map_or("—".into(), |v| format!("{v:.0}")),
+                        s.instructions()
+                            .map(|v| format!(", {v:.0} instructions/req"))
+                            .unwrap_or_default(),
+                        first_error
+                            .map(|e| format!(" (first error: {e})"))
+                            .unwrap_or_default()
+                    );
+                    samples[i].push(s);
+                }
+            }
+            rows.push(CostRow {
+                op,
+                paths: paths
+                    .iter()
+                    .zip(samples)
+                    .map(|(p, samples)| PathCost {
+                        name: p.name,
+                        samples,
+                    })
+                    .collect(),
+            });
+        }
+        let mut result = start.finish(BenchMode::Cost, Vec::new());
+        result.costs = rows;
+        Ok(result)
+    }
+}
+
+/// One timed run of `work` after a warm-up, with the CPU (and, under
+/// callgrind, the instructions, its profile dumped as `name`) of process
+/// `pid` during it, and its first error.
+async fn timed(
+    work: &Work,
+    stop: Stop,
+    pid: u32,
+    cg: Option<&Callgrind>,
+    name: &str,
+) -> anyhow::Result<(Sample, Option<String>)> {
+    warm_up(work, false).await;
+    if let Some(cg) = cg {
+        cg.zero(pid)?;
+    }
+    let t0 = process_times(pid).context("read the path's process's CPU times")?;
+    let run = work.run(stop).await;
+    let t1 = process_times(pid).context("read the path's process's CPU times")?;
+    let instructions = cg.map(|cg| cg.dump(pid, name)).transpose()?;
+    let secs = |a: u64, b: u64| b.saturating_sub(a) as f64 / TICKS_PER_SEC;
+    let sample = Sample {
+        requests: run.ok(),
+        errors: run.errors,
+        user_secs: secs(t0.0, t1.0),
+        system_secs: secs(t0.1, t1.1),
+        instructions,
+    };
+    Ok((sample, run.first_error))
+}

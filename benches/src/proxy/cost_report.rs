@@ -1,0 +1,211 @@
+//! Cost mode's tables and goals (see `cost.rs`): each path's figures per
+//! request kind, then ferry-proxy's over each floor, as the median of the
+//! differences within a round.
+
+use std::fmt::Write as _;
+
+use crate::case::case_title;
+use crate::clients::Body;
+use crate::cost::{CostRow, PathCost, Sample};
+use crate::floor::{FLOOR_NAME, SIGV4_FLOOR_NAME};
+use crate::report::{FERRY_OWN_CPU_US, FERRY_REST_CPU_US, Goal};
+
+/// What ferry-proxy may spend per request over each floor, µs.
+const OVER: [(&str, f64); 2] = [
+    (FLOOR_NAME, FERRY_OWN_CPU_US),
+    (SIGV4_FLOOR_NAME, FERRY_REST_CPU_US),
+];
+
+/// Median, least and most of `v`; `None` when empty.
+fn spread(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    Some((median, v[0], v[n - 1]))
+}
+
+fn spread_text(v: Vec<f64>, signed: bool) -> String {
+    match spread(v) {
+        Some((m, lo, hi)) if signed => format!("{m:+.0} ({lo:+.0} to {hi:+.0})"),
+        Some((m, lo, hi)) => format!("{m:.0} ({lo:.0}–{hi:.0})"),
+        None => "—".into(),
+    }
+}
+
+fn each(p: &PathCost, f: impl Fn(&Sample) -> Option<f64>) -> Vec<f64> {
+    p.samples.iter().filter_map(f).collect()
+}
+
+/// `proxy − floor` of `f`, round by round.
+fn differences(proxy: &PathCost, floor: &PathCost, f: impl Fn(&Sample) -> Option<f64>) -> Vec<f64> {
+    proxy
+        .samples
+        .iter()
+        .zip(&floor.samples)
+        .filter_map(|(p, b)| Some(f(p)? - f(b)?))
+        .collect()
+}
+
+fn median_of(v: Vec<f64>) -> Option<f64> {
+    spread(v).map(|(m, _, _)| m)
+}
+
+pub fn section(s: &mut String, rows: &[CostRow], size: u64, callgrind: bool) {
+    let rounds = rows
+        .first()
+        .and_then(|r| r.paths.first())
+        .map_or(0, |p| p.samples.len());
+    let _ = writeln!(
+        s,
+        "Each round runs each request kind through the three paths back to back, \
+         the first path moving one place each round; {rounds} rounds. Figures are the \
+         median over the rounds (least–most).{}\n",
+        if callgrind {
+            " The three ran under valgrind's callgrind: the instructions are each \
+             process's own per request (its background work included); CPU times under \
+             valgrind are valgrind's, so none is reported."
+        } else {
+            ""
+        }
+    );
+    if callgrind {
+        let _ = writeln!(
+            s,
+            "| request | path | requests | errors | instructions/req |"
+        );
+        let _ = writeln!(s, "|---|---|--:|--:|--:|");
+    } else {
+        let _ = writeln!(
+            s,
+            "| request | path | requests | errors | CPU µs/req | user · system µs/req |"
+        );
+        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|");
+    }
+    for r in rows {
+        let title = case_title(size, r.op, Body::Plain, "");
+        for p in &r.paths {
+            let requests: u64 = p.samples.iter().map(|x| x.requests).sum();
+            let errors: u64 = p.samples.iter().map(|x| x.errors).sum();
+            let figures = if callgrind {
+                spread_text(each(p, Sample::instructions), false)
+            } else {
+                format!(
+                    "{} | {:.0} · {:.0}",
+                    spread_text(each(p, Sample::cpu_us), false),
+                    median_of(each(p, Sample::user_us)).unwrap_or(f64::NAN),
+                    median_of(each(p, Sample::system_us)).unwrap_or(f64::NAN),
+                )
+            };
+            let _ = writeln!(
+                s,
+                "| {title} | {} | {requests} | {errors} | {figures} |",
+                p.name
+            );
+        }
+    }
+    s.push('\n');
+    let unit = if callgrind {
+        "instructions/req"
+    } else {
+        "CPU µs/req"
+    };
+    let _ = writeln!(
+        s,
+        "| request | ferry-proxy over | {unit}: median of the round differences (least to most) | over, median |"
+    );
+    let _ = writeln!(s, "|---|---|--:|--:|");
+    for r in rows {
+        let Some(proxy) = r.proxy() else { continue };
+        for (name, _) in OVER {
+            let Some(floor) = r.path(name) else { continue };
+            let f = if callgrind {
+                Sample::instructions
+            } else {
+                Sample::cpu_us
+            };
+            let ratio = median_of(each(proxy, f))
+                .zip(median_of(each(floor, f)))
+                .filter(|(_, b)| *b > 0.0)
+                .map_or("—".into(), |(p, b)| {
+                    format!("{:+.1}%", (p / b - 1.0) * 100.0)
+                });
+            let _ = writeln!(
+                s,
+                "| {} | {name} | {} | {ratio} |",
+                case_title(size, r.op, Body::Plain, ""),
+                spread_text(differences(proxy, floor, f), true),
+            );
+        }
+    }
+    s.push('\n');
+}
+
+/// The goals of ferry-proxy's CPU over each floor, on the median of the
+/// round differences. None under callgrind, whose CPU times are valgrind's.
+pub fn goals(rows: &[CostRow], size: u64, callgrind: bool, goals: &mut Vec<Goal>) {
+    if callgrind {
+        return;
+    }
+    for r in rows {
+        let Some(proxy) = r.proxy() else { continue };
+        for (name, limit) in OVER {
+            let Some(floor) = r.path(name) else { continue };
+            let d = median_of(differences(proxy, floor, Sample::cpu_us));
+            goals.push(Goal {
+                what: format!(
+                    "cost, {}: the proxy's CPU per request over {name}'s, median of {} paired rounds",
+                    case_title(size, r.op, Body::Plain, ""),
+                    proxy.samples.len()
+                ),
+                target: format!("≤ + {limit:.0} µs"),
+                measured: d.map_or("—".into(), |d| format!("{d:+.0} µs")),
+                met: d.map(|d| d <= limit),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(cpu_us: &[f64]) -> PathCost {
+        PathCost {
+            name: "p",
+            samples: cpu_us
+                .iter()
+                .map(|&us| Sample {
+                    requests: 1000,
+                    errors: 0,
+                    user_secs: us * 1000.0 / 1e6,
+                    system_secs: 0.0,
+                    instructions: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(spread(vec![4.0, 1.0, 3.0, 2.0]), Some((2.5, 1.0, 4.0)));
+        assert_eq!(spread(vec![5.0, 1.0, 3.0]), Some((3.0, 1.0, 5.0)));
+        assert_eq!(spread(Vec::new()), None);
+    }
+
+    #[test]
+    fn differences_pair_the_rounds() {
+        // The floor drifts from round to round; the proxy stays 10 above.
+        let floor = path(&[100.0, 140.0, 90.0]);
+        let proxy = path(&[110.0, 150.0, 100.0]);
+        let d = differences(&proxy, &floor, Sample::cpu_us);
+        assert_eq!(d.len(), 3);
+        assert!(d.iter().all(|v| (v - 10.0).abs() < 1e-6), "{d:?}");
+    }
+}
