@@ -3,10 +3,12 @@
 //! small fixed sets (mode, upstream, status class, S3 error code) plus the
 //! attached buckets, whose number the operator controls.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Histogram, counter, gauge, histogram};
 
 pub use ferry_control::metrics::proxy::{MIGRATE_READS, REQUESTS, UPSTREAM_ERRORS};
 
@@ -42,22 +44,68 @@ fn status_class(status: u16) -> &'static str {
     }
 }
 
+/// A request's labels besides its bucket: operation, mode, upstream,
+/// status class.
+type RequestLabels = (&'static str, &'static str, &'static str, &'static str);
+
+/// The metrics one kind of request updates.
+struct RequestHandles {
+    requests: Counter,
+    duration: Histogram,
+    bytes_in: Counter,
+    bytes_out: Counter,
+}
+
+impl RequestHandles {
+    fn new(bucket: &str, (operation, mode, upstream, status): RequestLabels) -> Self {
+        RequestHandles {
+            requests: counter!(
+                REQUESTS,
+                "bucket" => bucket.to_owned(),
+                "operation" => operation,
+                "mode" => mode,
+                "upstream" => upstream,
+                "status" => status
+            ),
+            duration: histogram!(DURATION, "mode" => mode, "upstream" => upstream),
+            bytes_in: counter!(BYTES_IN, "upstream" => upstream),
+            bytes_out: counter!(BYTES_OUT, "upstream" => upstream),
+        }
+    }
+}
+
+thread_local! {
+    /// Each worker thread's handles, by bucket, then labels. Looking a
+    /// metric up in the registry (its labels copied, hashed and compared)
+    /// cost more than the request's other bookkeeping together; the label
+    /// sets are bounded (see the module's head) and the recorder keeps
+    /// every metric for the process's life, so a handle stays good.
+    static REQUEST_HANDLES: RefCell<HashMap<String, Vec<(RequestLabels, RequestHandles)>>> =
+        RefCell::default();
+    static CONNECTION_HANDLES: RefCell<Vec<((&'static str, bool), Counter)>> =
+        RefCell::default();
+}
+
 pub fn request(r: &RequestRecord<'_>) {
-    // Every label but the bucket is `&'static`, taken without a copy: this
-    // runs on every request.
-    counter!(
-        REQUESTS,
-        "bucket" => r.bucket.to_owned(),
-        "operation" => r.operation,
-        "mode" => r.mode,
-        "upstream" => r.upstream,
-        "status" => status_class(r.status)
-    )
-    .increment(1);
-    histogram!(DURATION, "mode" => r.mode, "upstream" => r.upstream)
-        .record(r.elapsed.as_secs_f64());
-    counter!(BYTES_IN, "upstream" => r.upstream).increment(r.bytes_in);
-    counter!(BYTES_OUT, "upstream" => r.upstream).increment(r.bytes_out);
+    let labels = (r.operation, r.mode, r.upstream, status_class(r.status));
+    REQUEST_HANDLES.with_borrow_mut(|by_bucket| {
+        let seen = match by_bucket.get_mut(r.bucket) {
+            Some(seen) => seen,
+            None => by_bucket.entry(r.bucket.to_owned()).or_default(),
+        };
+        let i = match seen.iter().position(|(l, _)| *l == labels) {
+            Some(i) => i,
+            None => {
+                seen.push((labels, RequestHandles::new(r.bucket, labels)));
+                seen.len() - 1
+            }
+        };
+        let h = &seen[i].1;
+        h.requests.increment(1);
+        h.duration.record(r.elapsed.as_secs_f64());
+        h.bytes_in.increment(r.bytes_in);
+        h.bytes_out.increment(r.bytes_out);
+    });
 }
 
 /// A request the proxy answered itself with an S3 error (bad signature,
@@ -98,8 +146,17 @@ pub const UPSTREAM_CONNECTIONS: &str = "ferry_proxy_upstream_connections_total";
 /// A request proxied upstream took a pooled connection (`reused`), or
 /// opened one: the share reused is what keeps small requests cheap.
 pub fn upstream_connection(upstream: &'static str, reused: bool) {
-    let reused = if reused { "true" } else { "false" };
-    counter!(UPSTREAM_CONNECTIONS, "upstream" => upstream, "reused" => reused).increment(1);
+    CONNECTION_HANDLES.with_borrow_mut(|seen| {
+        let key = (upstream, reused);
+        if let Some((_, c)) = seen.iter().find(|(k, _)| *k == key) {
+            c.increment(1);
+            return;
+        }
+        let label = if reused { "true" } else { "false" };
+        let c = counter!(UPSTREAM_CONNECTIONS, "upstream" => upstream, "reused" => label);
+        c.increment(1);
+        seen.push((key, c));
+    });
 }
 
 /// 0 ready, 1 forward, 2 migrate: one gauge per attached bucket.

@@ -74,7 +74,9 @@ pub struct Ctx {
     bucket: Option<String>,
     /// `None`: to the target, untouched.
     proxying: Option<Box<Proxying>>,
-    decoder: Option<ChunkedDecoder>,
+    /// Boxed: most requests have none, and the context is moved with the
+    /// request's future.
+    decoder: Option<Box<ChunkedDecoder>>,
     /// Frames the decoded body anew when it carries a checksum trailer.
     rechunk: Option<Rechunker>,
     error: Option<S3Error>,
@@ -179,12 +181,12 @@ impl ProxyHttp for FerryProxy {
         let admitted = match planned.result {
             Ok((plan, decoder)) => {
                 (ctx.mode, ctx.upstream) = (plan.mode(), plan.upstream());
-                ctx.decoder = decoder;
+                ctx.decoder = decoder.map(Box::new);
                 span.record("mode", display(ctx.mode));
-                match admit::at_once(plan, ctx.decoder.as_ref()) {
+                match admit::at_once(plan, ctx.decoder.as_deref()) {
                     Ok(admitted) => Ok(admitted),
                     Err(plan) => {
-                        let dec = ctx.decoder.as_mut();
+                        let dec = ctx.decoder.as_deref_mut();
                         let admit =
                             admit::admit(&self.migrate, &self.fetcher, session, plan, dec, &span);
                         Box::pin(admit.instrument(span.clone())).await
@@ -291,7 +293,7 @@ impl ProxyHttp for FerryProxy {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let Some(dec) = ctx.decoder.as_mut() else {
+        let Some(dec) = ctx.decoder.as_deref_mut() else {
             return Ok(());
         };
         let input = body.take().unwrap_or_default();

@@ -402,17 +402,26 @@ const SUBRESOURCES: &[&str] = &[
 
 /// The one sub-resource the query names: `Ok(None)` for none, `Err(())`
 /// for several, which is no S3 operation.
+/// One pass over the query's names, not one per sub-resource: this runs
+/// on every request.
 fn subresource(raw_query: &str) -> Result<Option<&'static str>, ()> {
-    let mut found = SUBRESOURCES
-        .iter()
-        .copied()
-        .chain(BUCKET_CONFIG.iter().map(|c| c.0))
-        .filter(|s| query_has(raw_query, s));
-    let first = found.next();
-    match found.next() {
-        Some(_) => Err(()),
-        None => Ok(first),
+    let mut found: Option<&'static str> = None;
+    for param in raw_query.split('&') {
+        let name = param.split_once('=').map_or(param, |(k, _)| k);
+        let Some(sub) = SUBRESOURCES
+            .iter()
+            .copied()
+            .chain(BUCKET_CONFIG.iter().map(|c| c.0))
+            .find(|s| *s == name)
+        else {
+            continue;
+        };
+        match found {
+            Some(f) if f != sub => return Err(()),
+            _ => found = Some(sub),
+        }
     }
+    Ok(found)
 }
 
 impl S3Op {

@@ -133,8 +133,7 @@ fn steps(
         labels.write_generation = Some(att.generation);
     }
     auth::check_region(env, &verified, &att)?;
-    let sides = Sides::of(env, bucket, &att);
-    let copy_source = copy_source(env, req, &verified.access_key, &att, &sides.target)?;
+    let copy_source = copy_source(env, req, &verified.access_key, bucket, &att)?;
     let route = match att.mode {
         Mode::Migrate => Some(classify(op, req, copy_source.as_ref())?),
         Mode::Ready | Mode::Forward => None,
@@ -170,7 +169,7 @@ fn steps(
             let m = Migrating {
                 op,
                 req,
-                sides,
+                sides: Sides::of(env, bucket, &att),
                 names: &names,
             };
             m.plan(env, route, one)
@@ -287,8 +286,8 @@ fn copy_source(
     env: &Env<'_>,
     req: &RequestHeader,
     access_key: &str,
+    bucket: &str,
     att: &Attached,
-    target: &Side,
 ) -> Result<Option<(String, CopyFrom)>, S3Error> {
     let Some(cs) = header(req, "x-amz-copy-source") else {
         return Ok(None);
@@ -304,7 +303,8 @@ fn copy_source(
     if let Some(a) = &src_att {
         refuse_blocked(&src_bucket, a)?;
     }
-    let from = copy_from::resolve(att, target, &src_bucket, src_att.as_deref())?;
+    let target = Sides::of(env, bucket, att).target;
+    let from = copy_from::resolve(att, &target, &src_bucket, src_att.as_deref())?;
     Ok(Some((rest, from)))
 }
 

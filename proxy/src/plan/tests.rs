@@ -212,6 +212,21 @@ fn a_routing_header_given_twice_is_refused() {
 }
 
 #[test]
+fn another_header_given_twice_is_planned() {
+    let req = signed_with(
+        "PUT",
+        "/photos/a",
+        "",
+        SECRET,
+        &[("x-amz-meta-a", "1"), ("x-amz-meta-a", "2")],
+    );
+    assert!(matches!(
+        planned(run(&table(Mode::Ready), &req)),
+        Plan::Resign { .. }
+    ));
+}
+
+#[test]
 fn the_journal_bucket_is_refused() {
     let req = signed("GET", "/ferry-journal/x", "", SECRET);
     assert_eq!(refusal(run(&table(Mode::Ready), &req)), Code::AccessDenied);

@@ -294,6 +294,15 @@ const REQUESTS: &[(&str, Level, &str, bool, S3Op)] = &[
     // A browser form upload (PostObject): signed by a policy, not SigV4.
     ("POST", Bucket, "", false, Unknown),
     ("GET", Bucket, "tagging&policy", false, Unknown),
+    // One sub-resource named twice is still that one.
+    ("POST", Bucket, "delete&delete=", false, DeleteObjects),
+    (
+        "GET",
+        Bucket,
+        "x-id=a&tagging&tagging=",
+        false,
+        GetBucketTagging,
+    ),
     ("GET", Object, "", false, GetObject),
     ("GET", Object, "x-id=GetObject", false, GetObject),
     (
