@@ -67,8 +67,12 @@ pub fn canonical_target(path: &str, raw_query: &str) -> Result<String, S3Error> 
 
 /// Which client headers are kept in the signature.
 pub fn signed_header(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n == "host" || n == "content-md5" || n == "content-type" || n.starts_with("x-amz-")
+    ["host", "content-md5", "content-type"]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
+        || name
+            .get(..6)
+            .is_some_and(|p| p.eq_ignore_ascii_case("x-amz-"))
 }
 
 /// One upstream request line: `method target`.

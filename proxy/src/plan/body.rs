@@ -22,29 +22,35 @@ pub(super) fn body(req: &RequestHeader, v: &Verified) -> Result<Body, S3Error> {
         .map(|v| v.trim().parse::<u64>())
         .transpose()
         .map_err(|_| S3Error::new(Code::InvalidArgument, "bad x-amz-decoded-content-length"))?;
-    let signing = Signing::Signed {
+    // Built only for a body signed chunk by chunk: most requests have none.
+    let signing = || Signing::Signed {
         key: v.signing_key,
         amz_date: v.amz_date.clone(),
         scope: v.scope.clone(),
         prev: v.seed_signature.clone(),
     };
-    let trailer = header(req, "x-amz-trailer");
+    let trailer = || header(req, "x-amz-trailer");
     let (payload_hash, decoder) = match &v.payload {
         Payload::Sha256(h) => (h.clone(), None),
         Payload::Unsigned => ("UNSIGNED-PAYLOAD".to_owned(), None),
         Payload::StreamingSigned => (
             "UNSIGNED-PAYLOAD".to_owned(),
-            Some(ChunkedDecoder::new(signing, None, false, decoded_length)?),
+            Some(ChunkedDecoder::new(signing(), None, false, decoded_length)?),
         ),
         Payload::StreamingSignedTrailer => (
             "UNSIGNED-PAYLOAD".to_owned(),
-            Some(ChunkedDecoder::new(signing, trailer, true, decoded_length)?),
+            Some(ChunkedDecoder::new(
+                signing(),
+                trailer(),
+                true,
+                decoded_length,
+            )?),
         ),
         Payload::StreamingUnsignedTrailer => (
             "UNSIGNED-PAYLOAD".to_owned(),
             Some(ChunkedDecoder::new(
                 Signing::Unsigned,
-                trailer,
+                trailer(),
                 false,
                 decoded_length,
             )?),

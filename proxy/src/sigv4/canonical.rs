@@ -53,9 +53,15 @@ fn push_canonical_query<'p>(
 /// Appends `v` trimmed, with inner runs of spaces folded to one, as SigV4
 /// does for header values.
 fn push_folded(out: &mut String, v: &str) {
+    let v = v.trim();
+    // Most values have nothing to fold: copied whole.
+    if !v.contains('\t') && !v.contains("  ") {
+        out.push_str(v);
+        return;
+    }
     let mut space = false;
     let mut first = true;
-    for c in v.trim().chars() {
+    for c in v.chars() {
         if c == ' ' || c == '\t' {
             space = true;
         } else {
@@ -148,12 +154,35 @@ pub fn canonical_request(p: &CanonicalParts<'_>) -> Option<String> {
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
+    super::hex32(&Sha256::digest(data).into())
 }
 
 pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
-    format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        sha256_hex(canonical_request.as_bytes())
-    )
+    let hash = sha256_hex(canonical_request.as_bytes());
+    let mut out = String::with_capacity(20 + amz_date.len() + scope.len() + hash.len());
+    for part in ["AWS4-HMAC-SHA256\n", amz_date, "\n", scope, "\n", &hash] {
+        out.push_str(part);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_are_trimmed_and_folded() {
+        for (v, want) in [
+            ("plain value", "plain value"),
+            ("  padded  ", "padded"),
+            ("a   b\tc", "a b c"),
+            ("a \t b", "a b"),
+            ("\t", ""),
+            ("é  ü", "é ü"),
+        ] {
+            let mut out = String::new();
+            push_folded(&mut out, v);
+            assert_eq!(out, want, "{v:?}");
+        }
+    }
 }
