@@ -66,9 +66,16 @@ fn header_text(v: &[u8], utf8: bool) -> Cow<'_, str> {
     }
 }
 
-pub fn header<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
+/// A header's value, if it is text. A [`http::HeaderName`] (such as
+/// [`COPY_SOURCE`]) is looked up without parsing the name.
+pub fn header(req: &RequestHeader, name: impl http::header::AsHeaderName) -> Option<&str> {
     req.headers.get(name).and_then(|v| v.to_str().ok())
 }
+
+/// Names the request path reads on every request.
+pub const COPY_SOURCE: http::HeaderName = http::HeaderName::from_static("x-amz-copy-source");
+pub const DECODED_LENGTH: http::HeaderName =
+    http::HeaderName::from_static("x-amz-decoded-content-length");
 
 /// Client headers that go upstream on requests the proxy makes itself:
 /// not the signature, host or framing, which are the proxy's own.

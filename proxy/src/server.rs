@@ -181,7 +181,7 @@ impl ProxyHttp for FerryProxy {
         let admitted = match planned.result {
             Ok((plan, decoder)) => {
                 (ctx.mode, ctx.upstream) = (plan.mode(), plan.upstream());
-                ctx.decoder = decoder.map(Box::new);
+                ctx.decoder = decoder;
                 span.record("mode", display(ctx.mode));
                 match admit::at_once(plan, ctx.decoder.as_deref()) {
                     Ok(admitted) => Ok(admitted),

@@ -3,7 +3,7 @@
 
 use pingora::http::RequestHeader;
 
-use crate::headers::header;
+use crate::headers::{DECODED_LENGTH, header};
 use crate::s3error::{Code, S3Error};
 use crate::sigv4::chunked::{ChunkedDecoder, Signing};
 use crate::sigv4::verify::{Payload, Verified};
@@ -12,13 +12,14 @@ use crate::sigv4::verify::{Payload, Verified};
 pub(super) struct Body {
     /// `x-amz-content-sha256` toward the upstream.
     pub payload_hash: String,
-    pub decoder: Option<ChunkedDecoder>,
+    /// Boxed: it is moved with the plan, and most requests have none.
+    pub decoder: Option<Box<ChunkedDecoder>>,
     /// `x-amz-decoded-content-length`, for an aws-chunked body.
     pub decoded_length: Option<u64>,
 }
 
 pub(super) fn body(req: &RequestHeader, v: &Verified) -> Result<Body, S3Error> {
-    let decoded_length = header(req, "x-amz-decoded-content-length")
+    let decoded_length = header(req, DECODED_LENGTH)
         .map(|v| v.trim().parse::<u64>())
         .transpose()
         .map_err(|_| S3Error::new(Code::InvalidArgument, "bad x-amz-decoded-content-length"))?;
@@ -35,25 +36,30 @@ pub(super) fn body(req: &RequestHeader, v: &Verified) -> Result<Body, S3Error> {
         Payload::Unsigned => ("UNSIGNED-PAYLOAD".to_owned(), None),
         Payload::StreamingSigned => (
             "UNSIGNED-PAYLOAD".to_owned(),
-            Some(ChunkedDecoder::new(signing(), None, false, decoded_length)?),
+            Some(Box::new(ChunkedDecoder::new(
+                signing(),
+                None,
+                false,
+                decoded_length,
+            )?)),
         ),
         Payload::StreamingSignedTrailer => (
             "UNSIGNED-PAYLOAD".to_owned(),
-            Some(ChunkedDecoder::new(
+            Some(Box::new(ChunkedDecoder::new(
                 signing(),
                 trailer(),
                 true,
                 decoded_length,
-            )?),
+            )?)),
         ),
         Payload::StreamingUnsignedTrailer => (
             "UNSIGNED-PAYLOAD".to_owned(),
-            Some(ChunkedDecoder::new(
+            Some(Box::new(ChunkedDecoder::new(
                 Signing::Unsigned,
                 trailer(),
                 false,
                 decoded_length,
-            )?),
+            )?)),
         ),
     };
     if decoder.is_some() && decoded_length.is_none() {

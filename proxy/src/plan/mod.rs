@@ -14,7 +14,7 @@ use pingora::http::RequestHeader;
 
 use crate::attached::{Attached, Directory};
 use crate::copy_from::{self, CopyFrom};
-use crate::headers::{HeaderPair, forwarded, header, header_pairs, single_headers};
+use crate::headers::{COPY_SOURCE, HeaderPair, forwarded, header, header_pairs, single_headers};
 use crate::journal::Journal;
 use crate::migrate::{self, Route, merged, proxied};
 use crate::outbound::Outbound;
@@ -89,7 +89,7 @@ pub struct Planned {
     pub write_generation: Option<u64>,
     /// The plan, and the decoder of an aws-chunked body that Pingora
     /// proxies; or the refusal.
-    pub result: Result<(Plan, Option<ChunkedDecoder>), S3Error>,
+    pub result: Result<(Plan, Option<Box<ChunkedDecoder>>), S3Error>,
 }
 
 /// Plans one request.
@@ -108,8 +108,8 @@ fn steps(
     env: &Env<'_>,
     req: &RequestHeader,
     labels: &mut Planned,
-) -> Result<(Plan, Option<ChunkedDecoder>), S3Error> {
-    let host = header(req, "host").or_else(|| req.uri.authority().map(|a| a.as_str()));
+) -> Result<(Plan, Option<Box<ChunkedDecoder>>), S3Error> {
+    let host = header(req, http::header::HOST).or_else(|| req.uri.authority().map(|a| a.as_str()));
     let (target, op) = parse(env, req, host)?;
     labels.operation = Some(op.name());
     let Some(bucket) = target.bucket.as_deref() else {
@@ -190,7 +190,7 @@ fn parse(
         req.method.as_str(),
         target.level(),
         req.uri.query().unwrap_or(""),
-        req.headers.contains_key("x-amz-copy-source"),
+        req.headers.contains_key(COPY_SOURCE),
     );
     Ok((target, op))
 }
@@ -289,7 +289,7 @@ fn copy_source(
     bucket: &str,
     att: &Attached,
 ) -> Result<Option<(String, CopyFrom)>, S3Error> {
-    let Some(cs) = header(req, "x-amz-copy-source") else {
+    let Some(cs) = header(req, COPY_SOURCE) else {
         return Ok(None);
     };
     let (src_bucket, rest) = route::parse_copy_source(cs)?;
@@ -350,7 +350,7 @@ struct OneSide<'a> {
 }
 
 impl OneSide<'_> {
-    fn outbound(self, env: &Env<'_>) -> Result<(Outbound, Option<ChunkedDecoder>), S3Error> {
+    fn outbound(self, env: &Env<'_>) -> Result<(Outbound, Option<Box<ChunkedDecoder>>), S3Error> {
         let (label, upstream, creds) = match self.att.mode {
             Mode::Forward => (
                 "source",
@@ -387,7 +387,7 @@ impl OneSide<'_> {
             trailer: self
                 .body
                 .decoder
-                .as_ref()
+                .as_deref()
                 .and_then(ChunkedDecoder::checksum_trailer),
             create_only: false,
         };
@@ -409,7 +409,7 @@ impl Migrating<'_> {
         env: &Env<'_>,
         route: Route,
         one: OneSide<'_>,
-    ) -> Result<(Plan, Option<ChunkedDecoder>), S3Error> {
+    ) -> Result<(Plan, Option<Box<ChunkedDecoder>>), S3Error> {
         let paths = one.paths;
         let key = || {
             let object = |b: &str| paths.on(b, "");
@@ -435,7 +435,7 @@ impl Migrating<'_> {
                     source: self.sides.source,
                     headers: forwarded(self.names, one.body.decoder.is_some()),
                     payload_hash: one.body.payload_hash,
-                    decoder: one.body.decoder,
+                    decoder: one.body.decoder.map(|d| *d),
                     source_uploads: one.att.source_uploads.clone(),
                     copy_from: one.copy_source.map(|(_, from)| from),
                 };
