@@ -401,9 +401,8 @@ const SUBRESOURCES: &[&str] = &[
 ];
 
 /// The one sub-resource the query names: `Ok(None)` for none, `Err(())`
-/// for several, which is no S3 operation.
-/// One pass over the query's names, not one per sub-resource: this runs
-/// on every request.
+/// for several, which is no S3 operation. One pass over the query's
+/// names, not one per sub-resource: this runs on every request.
 fn subresource(raw_query: &str) -> Result<Option<&'static str>, ()> {
     let mut found: Option<&'static str> = None;
     for param in raw_query.split('&') {
