@@ -78,10 +78,6 @@ pub struct CostRow {
 }
 
 impl CostRow {
-    pub fn proxy(&self) -> Option<&PathCost> {
-        self.paths.iter().find(|p| p.name == PROXY)
-    }
-
     pub fn path(&self, name: &str) -> Option<&PathCost> {
         self.paths.iter().find(|p| p.name == name)
     }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::case::case_title;
 use crate::clients::Body;
-use crate::cost::{CostRow, PathCost, Sample};
+use crate::cost::{CostRow, PROXY, PathCost, Sample};
 use crate::floor::{FLOOR_NAME, SIGV4_FLOOR_NAME};
 use crate::report::{FERRY_OWN_CPU_US, FERRY_REST_CPU_US, Goal};
 
@@ -122,7 +122,7 @@ pub fn section(s: &mut String, rows: &[CostRow], size: u64, callgrind: bool) {
     );
     let _ = writeln!(s, "|---|---|--:|--:|");
     for r in rows {
-        let Some(proxy) = r.proxy() else { continue };
+        let Some(proxy) = r.path(PROXY) else { continue };
         for (name, _) in OVER {
             let Some(floor) = r.path(name) else { continue };
             let f = if callgrind {
@@ -154,7 +154,7 @@ pub fn goals(rows: &[CostRow], size: u64, callgrind: bool, goals: &mut Vec<Goal>
         return;
     }
     for r in rows {
-        let Some(proxy) = r.proxy() else { continue };
+        let Some(proxy) = r.path(PROXY) else { continue };
         for (name, limit) in OVER {
             let Some(floor) = r.path(name) else { continue };
             let d = median_of(differences(proxy, floor, Sample::cpu_us));

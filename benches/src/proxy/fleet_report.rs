@@ -12,7 +12,7 @@ use crate::env::FLEET_BUCKET;
 use crate::fleet::{ETCD_MEMBERS, FleetResult, LEASE_TTL_SECS, MEMBERS, Put, RETRY_AFTER};
 use crate::report::{
     Machine, case_notes, client_stack_line, command_line, load_text, log_note, machine_lines,
-    notes_section, opt, small_tables,
+    mode_heading, notes_section, opt, small_tables,
 };
 use crate::stats::Series;
 
@@ -204,16 +204,10 @@ impl FleetReport<'_> {
     fn steady_section(&self, s: &mut String) {
         let a = self.args;
         let mr = &self.result.steady;
-        let _ = writeln!(
+        mode_heading(
             s,
-            "#### Steady state: a proxy with a state file vs a member of the fleet\n"
-        );
-        let _ = writeln!(
-            s,
-            "Load average {} before, {} after; {:.0} s.\n",
-            load_text(mr.load_before),
-            load_text(mr.load_after),
-            mr.secs
+            "Steady state: a proxy with a state file vs a member of the fleet",
+            mr,
         );
         let _ = writeln!(
             s,

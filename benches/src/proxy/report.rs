@@ -50,6 +50,18 @@ pub fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
 /// The 1, 5 and 15 minute load averages, if /proc had them.
 pub type Load = Option<(f64, f64, f64)>;
 
+/// A mode's heading, and the machine's load before and after it.
+pub fn mode_heading(s: &mut String, title: &str, mr: &ModeResult) {
+    let _ = writeln!(s, "#### {title}\n");
+    let _ = writeln!(
+        s,
+        "Load average {} before, {} after; {:.0} s.\n",
+        load_text(mr.load_before),
+        load_text(mr.load_after),
+        mr.secs
+    );
+}
+
 pub fn load_text(l: Option<(f64, f64, f64)>) -> String {
     l.map_or_else(
         || "?".to_owned(),
@@ -252,33 +264,20 @@ impl Report<'_> {
 
     fn mode_section(&self, s: &mut String, mr: &ModeResult) {
         if mr.mode == BenchMode::Cost {
-            let _ = writeln!(
+            mode_heading(
                 s,
-                "#### Cost mode: the proxy's own cost per request against its floors\n"
-            );
-            let _ = writeln!(
-                s,
-                "Load average {} before, {} after; {:.0} s.\n",
-                load_text(mr.load_before),
-                load_text(mr.load_after),
-                mr.secs
+                "Cost mode: the proxy's own cost per request against its floors",
+                mr,
             );
             cost_report::section(s, &mr.costs, self.small_size(), self.args.callgrind);
             return;
         }
-        let store = store_name(mr.mode);
-        let _ = writeln!(
-            s,
-            "#### {} mode: {store} directly vs through the proxy\n",
-            capitalize(mr.mode.as_str())
+        let title = format!(
+            "{} mode: {} directly vs through the proxy",
+            capitalize(mr.mode.as_str()),
+            store_name(mr.mode)
         );
-        let _ = writeln!(
-            s,
-            "Load average {} before, {} after; {:.0} s.\n",
-            load_text(mr.load_before),
-            load_text(mr.load_after),
-            mr.secs
-        );
+        mode_heading(s, &title, mr);
         if mr.mode == BenchMode::Migrate {
             let a = self.args;
             let _ = writeln!(
