@@ -15,7 +15,7 @@ pub struct Attached {
     pub mode: Mode,
     pub source: Upstream,
     pub source_bucket: String,
-    pub source_creds: UpstreamCreds,
+    pub source_creds: Arc<UpstreamCreds>,
     /// Uploads in flight on the source when migrate mode was set.
     pub source_uploads: Arc<[String]>,
     /// The bucket's routing generation (`fence::generation`): a write is

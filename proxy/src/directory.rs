@@ -127,11 +127,11 @@ fn attached(b: &Bucket) -> Attached {
         blocked: b.blocked,
         source,
         source_bucket: b.source_bucket.clone(),
-        source_creds: UpstreamCreds {
+        source_creds: Arc::new(UpstreamCreds {
             access_key: b.source_access_key.clone(),
             secret: b.source_secret.clone(),
             region: b.source_region.clone(),
-        },
+        }),
         // Only migrate mode routes by them.
         source_uploads: if mode == ferry_control::Mode::Migrate {
             b.source_uploads

@@ -3,6 +3,8 @@
 //! later client write of the same key clears the record, because the key
 //! is the client's again; detach removes a bucket's records.
 
+use std::sync::Arc;
+
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use ferry_control::journal::{Entry, entry_name, prefix};
@@ -32,7 +34,7 @@ fn failed(what: &str, status: u16) -> S3Error {
 }
 
 impl Journal {
-    pub fn new(bucket: &str, target: Upstream, creds: UpstreamCreds) -> Journal {
+    pub fn new(bucket: &str, target: Upstream, creds: Arc<UpstreamCreds>) -> Journal {
         Journal {
             side: ArcSwap::from_pointee(Side {
                 upstream: target,
@@ -44,9 +46,9 @@ impl Journal {
     }
 
     /// The target's address or credentials changed (a config reload).
-    pub fn retarget(&self, target: Upstream, creds: UpstreamCreds) {
+    pub fn retarget(&self, target: Upstream, creds: Arc<UpstreamCreds>) {
         let bucket = self.side.load().bucket.clone();
-        self.side.store(std::sync::Arc::new(Side {
+        self.side.store(Arc::new(Side {
             upstream: target,
             creds,
             bucket,

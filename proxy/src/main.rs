@@ -321,11 +321,11 @@ fn settings_from(config: &Config) -> Result<Settings, String> {
     }
     Ok(Settings {
         target,
-        target_creds: UpstreamCreds {
+        target_creds: Arc::new(UpstreamCreds {
             access_key: config.target.access_key.clone(),
             secret: config.target_secret().to_owned(),
             region: config.target.region.clone(),
-        },
+        }),
         s3_domains: config.s3_domains.clone(),
         max_clock_skew_secs: config.max_clock_skew_secs as i64,
         connect_timeout: Duration::from_secs(config.target.connect_timeout_secs),

@@ -1,6 +1,8 @@
 //! One request proxied to one store: where it goes, as whom, and how the
 //! client's request head is rewritten and signed anew for it.
 
+use std::sync::Arc;
+
 use std::time::SystemTime;
 
 use pingora::http::RequestHeader;
@@ -17,7 +19,7 @@ pub struct Outbound {
     /// `source` or `target`, for metrics.
     pub label: &'static str,
     pub upstream: Upstream,
-    pub creds: UpstreamCreds,
+    pub creds: Arc<UpstreamCreds>,
     /// Canonical path and query for the upstream.
     pub target: String,
     /// `x-amz-copy-source` with the upstream's bucket name.

@@ -10,10 +10,8 @@
 use std::borrow::Cow;
 use std::time::SystemTime;
 
-use time::OffsetDateTime;
-
 use crate::s3error::{Code, S3Error};
-use crate::sigv4::canonical::{self, CanonicalParts};
+use crate::sigv4::canonical::{self, CanonicalParts, Query};
 use crate::sigv4::{sign, signing_key};
 
 /// Whom to sign as, toward one upstream.
@@ -48,21 +46,26 @@ const PRESIGN_PARAMS: [&str; 7] = [
 /// The request line of the upstream request, canonical, without the
 /// client's presigning parameters.
 pub fn canonical_target(path: &str, raw_query: &str) -> Result<String, S3Error> {
-    let p = canonical::canonical_uri(path).ok_or_else(|| {
+    let malformed = |part: &str| {
         S3Error::new(
             Code::InvalidArgument,
-            "malformed percent-escape in the path",
+            format!("malformed percent-escape in the {part}"),
         )
-    })?;
-    let mut pairs = canonical::parse_query(raw_query).ok_or_else(|| {
-        S3Error::new(
-            Code::InvalidArgument,
-            "malformed percent-escape in the query",
-        )
-    })?;
-    pairs.retain(|(k, _)| !PRESIGN_PARAMS.iter().any(|p| p.as_bytes() == k.as_slice()));
-    let q = canonical::canonical_query(&pairs);
-    Ok(if q.is_empty() { p } else { format!("{p}?{q}") })
+    };
+    let mut target = canonical::canonical_uri(path).ok_or_else(|| malformed("path"))?;
+    // SDKs send a canonical query; only a presigned one must be rewritten.
+    let q = if canonical::is_canonical_query(raw_query) && !raw_query.contains("X-Amz-") {
+        Cow::Borrowed(raw_query)
+    } else {
+        let mut pairs = canonical::parse_query(raw_query).ok_or_else(|| malformed("query"))?;
+        pairs.retain(|(k, _)| !PRESIGN_PARAMS.iter().any(|p| p.as_bytes() == k.as_slice()));
+        Cow::Owned(canonical::canonical_query(&pairs))
+    };
+    if !q.is_empty() {
+        target.push('?');
+        target.push_str(&q);
+    }
+    Ok(target)
 }
 
 /// Which client headers are kept in the signature.
@@ -96,16 +99,14 @@ pub fn sign_request(
     payload_hash: &str,
     creds: &UpstreamCreds,
     now: SystemTime,
-) -> Result<Vec<(String, String)>, S3Error> {
+) -> Result<[(&'static str, String); 3], S3Error> {
     let internal = |what: &str| {
         S3Error::new(
             Code::InternalError,
             format!("signing the upstream request: {what}"),
         )
     };
-    let amz_date = OffsetDateTime::from(now)
-        .format(crate::sigv4::AMZ_DATE)
-        .map_err(|e| internal(&e.to_string()))?;
+    let amz_date = crate::sigv4::amz_date(now).map_err(|e| internal(&e))?;
     // A value past ASCII goes upstream as its bytes but unsigned: stores
     // disagree on how such bytes are signed, and the proxy checked the
     // client's signature over them already.
@@ -125,30 +126,50 @@ pub fn sign_request(
     names.sort();
     names.dedup();
     let (path, query) = line.target.split_once('?').unwrap_or((line.target, ""));
-    let query = canonical::parse_query(query).ok_or_else(|| internal("a malformed query"))?;
+    // `canonical_target` made it so: parsed again only for a target
+    // built otherwise.
+    let pairs;
+    let query = if canonical::is_canonical_query(query) {
+        Query::Canonical(query)
+    } else {
+        pairs = canonical::parse_query(query).ok_or_else(|| internal("a malformed query"))?;
+        Query::Pairs(&pairs)
+    };
     let creq = canonical::canonical_request(&CanonicalParts {
         method: line.method,
         raw_path: path,
-        query: &query,
+        query,
         headers: &view,
         signed_headers: &names,
         payload_hash,
-        omit_signature: false,
     })
     .ok_or_else(|| internal("a malformed path"))?;
     let date = &amz_date[..8];
-    let scope = format!("{date}/{}/s3/aws4_request", creds.region);
+    let scope = [date, "/", &creds.region, "/s3/aws4_request"].concat();
     let key = signing_key(&creds.secret, date, &creds.region, "s3");
     let signature = sign(&key, &canonical::string_to_sign(&amz_date, &scope, &creq));
-    let authorization = format!(
-        "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={}, Signature={signature}",
-        creds.access_key,
-        names.join(";")
-    );
-    Ok(vec![
-        ("authorization".to_owned(), authorization),
-        ("x-amz-date".to_owned(), amz_date),
-        ("x-amz-content-sha256".to_owned(), payload_hash.to_owned()),
+    let mut authorization = String::with_capacity(200);
+    for part in [
+        "AWS4-HMAC-SHA256 Credential=",
+        &creds.access_key,
+        "/",
+        &scope,
+        ", SignedHeaders=",
+    ] {
+        authorization.push_str(part);
+    }
+    for (i, n) in names.iter().enumerate() {
+        if i > 0 {
+            authorization.push(';');
+        }
+        authorization.push_str(n);
+    }
+    authorization.push_str(", Signature=");
+    authorization.push_str(&signature);
+    Ok([
+        ("authorization", authorization),
+        ("x-amz-date", amz_date),
+        ("x-amz-content-sha256", payload_hash.to_owned()),
     ])
 }
 
@@ -183,7 +204,7 @@ mod tests {
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
         let add = sign_request(&line, &view, "UNSIGNED-PAYLOAD", &creds, now).unwrap();
-        headers.extend(add);
+        headers.extend(add.map(|(n, v)| (n.to_owned(), v)));
         let (path, query) = target.split_once('?').unwrap();
         let view: Vec<(&str, &str)> = headers
             .iter()

@@ -152,7 +152,7 @@ fn resign(method: &str, target: &str, headers: &[(&str, &str)], payload: &str) -
     let out = sign_request(&line, headers, payload, &creds, at).unwrap();
     let get = |n: &str| {
         out.iter()
-            .find(|(k, _)| k == n)
+            .find(|(k, _)| *k == n)
             .map(|(_, v)| v.clone())
             .unwrap_or_else(|| panic!("no {n} among {out:?}"))
     };

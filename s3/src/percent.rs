@@ -32,6 +32,35 @@ pub fn uri_encode(bytes: &[u8], keep_slash: bool) -> String {
     out
 }
 
+/// Whether `s` is already in [`uri_encode`]'s form, that is, whether
+/// `uri_encode(percent_decode(s), keep_slash) == s`. Checked without
+/// allocating: SDKs send paths and queries in this form, and the proxy
+/// need not decode and encode them again each time it signs.
+pub fn is_uri_encoded(s: &str, keep_slash: bool) -> bool {
+    let kept = |b: u8| unreserved(b) || (b == b'/' && keep_slash);
+    let upper_hex = |b: u8| HEX.iter().position(|&h| h == b);
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if kept(b[i]) {
+            i += 1;
+            continue;
+        }
+        // An escape of a byte that must be escaped, in upper-case hex.
+        let (Some(hi), Some(lo)) = (
+            b.get(i + 1).copied().and_then(upper_hex),
+            b.get(i + 2).copied().and_then(upper_hex),
+        ) else {
+            return false;
+        };
+        if b[i] != b'%' || kept((hi << 4 | lo) as u8) {
+            return false;
+        }
+        i += 3;
+    }
+    true
+}
+
 /// The path-style path of object `key` in `bucket`, SigV4-encoded. `None`
 /// for an empty key: `/bucket/` is the bucket itself, so a key that is
 /// empty must never become a request (a DeleteObject would be a
@@ -178,7 +207,37 @@ mod tests {
         assert_eq!(query_value("x", "y"), None);
     }
 
+    #[test]
+    fn encoded_forms_are_recognised() {
+        for (s, slash, want) in [
+            ("/b/a%20b", true, true),
+            ("/b/a%20b", false, false),
+            ("a%2Fb", false, true),
+            ("a%2Fb", true, false),
+            ("a%2fb", false, false),
+            ("a%41", false, false),
+            ("a b", true, false),
+            ("%2", true, false),
+            ("%zz", true, false),
+            ("~x-y_z.0", false, true),
+            ("", true, true),
+        ] {
+            assert_eq!(is_uri_encoded(s, slash), want, "{s:?} {slash}");
+        }
+    }
+
     proptest! {
+        /// The check agrees with decoding and encoding again, on strings
+        /// made of the bytes that matter (escapes, slashes, hex digits).
+        #[test]
+        fn is_uri_encoded_is_encoding_again(
+            s in "[%/aA0fF2~ +]{0,12}",
+            keep_slash in any::<bool>(),
+        ) {
+            let again = percent_decode(&s).map(|d| uri_encode(&d, keep_slash));
+            prop_assert_eq!(is_uri_encoded(&s, keep_slash), again.as_deref() == Some(s.as_str()));
+        }
+
         #[test]
         fn every_key_round_trips(key in proptest::collection::vec(any::<u8>(), 0..64)) {
             prop_assert_eq!(percent_decode(&uri_encode(&key, false)).unwrap(), key.clone());

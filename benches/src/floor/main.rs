@@ -79,7 +79,7 @@ struct Floor {
     connect_timeout: Duration,
     read_timeout: Duration,
     /// `--sigv4`: the one key requests are verified and signed with.
-    sigv4: Option<UpstreamCreds>,
+    sigv4: Option<std::sync::Arc<UpstreamCreds>>,
 }
 
 #[derive(Default)]
@@ -227,10 +227,12 @@ fn main() {
             ),
             connect_timeout: Duration::from_secs(args.connect_timeout_secs),
             read_timeout: Duration::from_secs(args.read_timeout_secs),
-            sigv4: args.sigv4.then(|| UpstreamCreds {
-                access_key: args.access_key.clone().unwrap_or_default(),
-                secret: args.secret_key.clone(),
-                region: args.region.clone().unwrap_or_default(),
+            sigv4: args.sigv4.then(|| {
+                std::sync::Arc::new(UpstreamCreds {
+                    access_key: args.access_key.clone().unwrap_or_default(),
+                    secret: args.secret_key.clone(),
+                    region: args.region.clone().unwrap_or_default(),
+                })
             }),
         },
     );

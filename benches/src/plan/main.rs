@@ -134,7 +134,7 @@ fn main() {
         .expect("metrics recorder");
     let settings = Settings {
         target: Upstream::from_url("http://127.0.0.1:3900").expect("url"),
-        target_creds: creds("GKtarget", "target-secret"),
+        target_creds: Arc::new(creds("GKtarget", "target-secret")),
         s3_domains: vec![],
         max_clock_skew_secs: 900,
         connect_timeout: Duration::from_secs(5),
@@ -145,7 +145,7 @@ fn main() {
             mode: Mode::Ready,
             source: Upstream::from_url("http://127.0.0.1:3901").expect("url"),
             source_bucket: BUCKET.into(),
-            source_creds: creds("GKsource", "source-secret"),
+            source_creds: Arc::new(creds("GKsource", "source-secret")),
             source_uploads: Arc::from([]),
             generation: 1,
             blocked: false,

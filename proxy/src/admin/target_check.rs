@@ -15,7 +15,7 @@ use crate::upstream::Upstream;
 use crate::upstream::fetch::{Fetcher, Side};
 
 /// The target store and its credentials as they are now (they reload).
-pub type TargetStore = Box<dyn Fn() -> (Upstream, UpstreamCreds) + Send + Sync>;
+pub type TargetStore = Box<dyn Fn() -> (Upstream, Arc<UpstreamCreds>) + Send + Sync>;
 
 pub struct TargetCheck {
     pub fetcher: Arc<Fetcher>,

@@ -8,6 +8,8 @@ mod body;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+
 use std::time::Duration;
 
 use pingora::http::RequestHeader;
@@ -30,7 +32,7 @@ use ferry_s3::S3Op;
 /// The request path's settings; swapped whole by a config reload (HUP).
 pub struct Settings {
     pub target: Upstream,
-    pub target_creds: UpstreamCreds,
+    pub target_creds: Arc<UpstreamCreds>,
     pub s3_domains: Vec<String>,
     pub max_clock_skew_secs: i64,
     pub connect_timeout: Duration,

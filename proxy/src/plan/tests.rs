@@ -37,7 +37,7 @@ impl Directory for Table {
 fn settings() -> Settings {
     Settings {
         target: Upstream::from_url("http://127.0.0.1:3900").unwrap(),
-        target_creds: creds("AKIDTARGET", "target-secret"),
+        target_creds: Arc::new(creds("AKIDTARGET", "target-secret")),
         s3_domains: vec!["s3.example.com".into()],
         max_clock_skew_secs: 900,
         connect_timeout: Duration::from_secs(5),
@@ -60,7 +60,7 @@ fn table(mode: Mode) -> Table {
         mode,
         source: Upstream::from_url("http://127.0.0.1:9000").unwrap(),
         source_bucket: "photos-src".into(),
-        source_creds: creds("AKIDSOURCE", "source-secret"),
+        source_creds: Arc::new(creds("AKIDSOURCE", "source-secret")),
         source_uploads: Arc::from([]),
         generation: 1,
         blocked: false,
@@ -103,7 +103,7 @@ fn signed_with(
         SystemTime::now(),
     )
     .unwrap();
-    headers.extend(add);
+    headers.extend(add.map(|(n, v)| (n.to_owned(), v)));
     let uri = if query.is_empty() {
         path.to_owned()
     } else {

@@ -3,15 +3,27 @@
 
 use std::borrow::Cow;
 
-use ferry_s3::percent::{percent_decode, uri_encode};
+use ferry_s3::percent::{is_uri_encoded, percent_decode, uri_encode};
 use sha2::{Digest, Sha256};
 
 /// The canonical URI: the request path decoded, then encoded once with
 /// SigV4's rules, so a client that escaped more or less than needed still
 /// matches.
 pub fn canonical_uri(raw_path: &str) -> Option<String> {
+    let mut out = String::with_capacity(raw_path.len().max(1));
+    push_canonical_uri(&mut out, raw_path)?;
+    Some(out)
+}
+
+fn push_canonical_uri(out: &mut String, raw_path: &str) -> Option<()> {
     let path = if raw_path.is_empty() { "/" } else { raw_path };
-    Some(uri_encode(&percent_decode(path)?, true))
+    // SDKs send the path in its canonical form already.
+    if is_uri_encoded(path, true) {
+        out.push_str(path);
+    } else {
+        out.push_str(&uri_encode(&percent_decode(path)?, true));
+    }
+    Some(())
 }
 
 /// Query pairs, decoded, as they appear in the request (an `X-Amz-Signature`
@@ -31,12 +43,25 @@ pub fn canonical_query(pairs: &[(Vec<u8>, Vec<u8>)]) -> String {
     out
 }
 
-fn push_canonical_query<'p>(
-    out: &mut String,
-    pairs: impl IntoIterator<Item = &'p (Vec<u8>, Vec<u8>)>,
-) {
+/// Whether `raw` is a canonical query already: `k=v` pairs, encoded with
+/// SigV4's rules and sorted, so that
+/// `canonical_query(parse_query(raw)) == raw`. Checked without allocating.
+pub fn is_canonical_query(raw: &str) -> bool {
+    let mut prev = None;
+    raw.is_empty()
+        || raw.split('&').all(|part| {
+            let Some((k, v)) = part.split_once('=') else {
+                return false;
+            };
+            let in_order = prev.is_none_or(|p| p <= (k, v));
+            prev = Some((k, v));
+            in_order && is_uri_encoded(k, false) && is_uri_encoded(v, false)
+        })
+}
+
+fn push_canonical_query(out: &mut String, pairs: &[(Vec<u8>, Vec<u8>)]) {
     let mut enc: Vec<(String, String)> = pairs
-        .into_iter()
+        .iter()
         .map(|(k, v)| (uri_encode(k, false), uri_encode(v, false)))
         .collect();
     enc.sort_unstable();
@@ -112,17 +137,22 @@ pub fn lowercase(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// The query of a canonical request.
+pub enum Query<'a> {
+    /// Canonical already (`is_canonical_query`): written as it is.
+    Canonical(&'a str),
+    /// Decoded pairs: encoded and sorted when written.
+    Pairs(&'a [(Vec<u8>, Vec<u8>)]),
+}
+
 pub struct CanonicalParts<'a> {
     pub method: &'a str,
     pub raw_path: &'a str,
-    pub query: &'a [(Vec<u8>, Vec<u8>)],
+    pub query: Query<'a>,
     pub headers: &'a [(&'a str, &'a str)],
     /// Lower case, sorted, unique.
     pub signed_headers: &'a [Cow<'a, str>],
     pub payload_hash: &'a str,
-    /// Leave the `X-Amz-Signature` pair out of the query (a presigned
-    /// request's).
-    pub omit_signature: bool,
 }
 
 /// Built in one buffer: it runs twice per proxied request (the client's
@@ -131,14 +161,12 @@ pub fn canonical_request(p: &CanonicalParts<'_>) -> Option<String> {
     let mut out = String::with_capacity(512);
     out.push_str(p.method);
     out.push('\n');
-    out.push_str(&canonical_uri(p.raw_path)?);
+    push_canonical_uri(&mut out, p.raw_path)?;
     out.push('\n');
-    push_canonical_query(
-        &mut out,
-        p.query
-            .iter()
-            .filter(|(k, _)| !(p.omit_signature && k == b"X-Amz-Signature")),
-    );
+    match p.query {
+        Query::Canonical(q) => out.push_str(q),
+        Query::Pairs(pairs) => push_canonical_query(&mut out, pairs),
+    }
     out.push('\n');
     push_canonical_headers(&mut out, p.headers, p.signed_headers)?;
     out.push('\n');
@@ -158,17 +186,45 @@ pub fn sha256_hex(data: &[u8]) -> String {
 }
 
 pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
-    let hash = sha256_hex(canonical_request.as_bytes());
-    let mut out = String::with_capacity(20 + amz_date.len() + scope.len() + hash.len());
-    for part in ["AWS4-HMAC-SHA256\n", amz_date, "\n", scope, "\n", &hash] {
-        out.push_str(part);
-    }
-    out
+    let mut buf = [0u8; 64];
+    let hash = super::hex32_in(
+        &Sha256::digest(canonical_request.as_bytes()).into(),
+        &mut buf,
+    );
+    ["AWS4-HMAC-SHA256\n", amz_date, "\n", scope, "\n", hash].concat()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The check agrees with parsing and writing the query again, on
+        /// queries made of the bytes that matter.
+        #[test]
+        fn is_canonical_query_is_writing_it_again(raw in "[ab=&%2F3D ]{0,14}") {
+            let again = parse_query(&raw).map(|p| canonical_query(&p));
+            prop_assert_eq!(is_canonical_query(&raw), again.as_deref() == Some(raw.as_str()));
+        }
+    }
+
+    #[test]
+    fn canonical_queries_are_recognised() {
+        for (q, want) in [
+            ("", true),
+            ("x-id=GetObject", true),
+            ("list-type=2&prefix=a%2Fb", true),
+            ("prefix=a&list-type=2", false),
+            ("uploads", false),
+            ("uploads=", true),
+            ("a=1&&b=2", false),
+            ("a=b=c", false),
+            ("prefix=a/b", false),
+        ] {
+            assert_eq!(is_canonical_query(q), want, "{q:?}");
+        }
+    }
 
     #[test]
     fn header_values_are_trimmed_and_folded() {

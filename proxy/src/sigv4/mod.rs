@@ -9,6 +9,8 @@ pub mod chunked;
 pub mod parse;
 pub mod verify;
 
+use std::hash::BuildHasher;
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -18,6 +20,27 @@ pub use verify::{Payload, RequestView, Verified, verify};
 /// sign).
 pub const AMZ_DATE: &[time::format_description::BorrowedFormatItem<'static>] =
     time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+
+/// `now` as an `x-amz-date`. Each thread formats it once a second: every
+/// upstream request is signed with the time.
+pub fn amz_date(now: std::time::SystemTime) -> Result<String, String> {
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs();
+    LAST_DATE.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != secs || last.1.is_empty() {
+            let at = time::OffsetDateTime::from(now);
+            *last = (secs, at.format(AMZ_DATE).map_err(|e| e.to_string())?);
+        }
+        Ok(last.1.clone())
+    })
+}
+
+thread_local! {
+    static LAST_DATE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
+}
 
 pub(crate) fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
@@ -31,11 +54,12 @@ pub(crate) fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
 /// upstream's), for keys that change once a day: each thread keeps the
 /// last few it derived.
 pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
-    KEYS.with(|cache| {
+    KEYS.with(|(fingerprints, cache)| {
+        let fingerprint = fingerprints.hash_one(secret);
         let mut cache = cache.borrow_mut();
         if let Some(hit) = cache
             .iter()
-            .position(|k| k.is(secret, date, region, service))
+            .position(|k| k.is(fingerprint, secret, date, region, service))
         {
             let key = cache[hit].key;
             // Most recent first, so the LRU one is the last.
@@ -49,6 +73,7 @@ pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8
         cache.insert(
             0,
             CachedKey {
+                fingerprint,
                 secret: secret.to_owned(),
                 date: date.to_owned(),
                 region: region.to_owned(),
@@ -72,6 +97,10 @@ fn derive_signing_key(secret: &str, date: &str, region: &str, service: &str) -> 
 const CACHED_KEYS: usize = 16;
 
 struct CachedKey {
+    /// Of the secret, with a key of the thread's. The secrets are compared
+    /// only when these match, that is when the secrets are all but surely
+    /// the same, so that comparison's time tells nothing of either.
+    fingerprint: u64,
     secret: String,
     date: String,
     region: String,
@@ -80,17 +109,18 @@ struct CachedKey {
 }
 
 impl CachedKey {
-    /// The secrets compare in constant time, as signatures do.
-    fn is(&self, secret: &str, date: &str, region: &str, service: &str) -> bool {
-        self.date == date
+    fn is(&self, fingerprint: u64, secret: &str, date: &str, region: &str, service: &str) -> bool {
+        self.fingerprint == fingerprint
+            && self.date == date
             && self.region == region
             && self.service == service
-            && same_signature(&self.secret, secret)
+            && self.secret == secret
     }
 }
 
 thread_local! {
-    static KEYS: std::cell::RefCell<Vec<CachedKey>> = const { std::cell::RefCell::new(Vec::new()) };
+    static KEYS: (std::hash::RandomState, std::cell::RefCell<Vec<CachedKey>>) =
+        (std::hash::RandomState::new(), std::cell::RefCell::new(Vec::new()));
 }
 
 pub fn sign(key: &[u8; 32], string_to_sign: &str) -> String {
@@ -100,12 +130,16 @@ pub fn sign(key: &[u8; 32], string_to_sign: &str) -> String {
 /// A SHA-256 sum or signature in lower-case hex. `hex::encode` collects
 /// one char at a time; this runs three times per proxied request.
 pub(crate) fn hex32(bytes: &[u8; 32]) -> String {
-    let mut buf = [0u8; 64];
-    hex::encode_to_slice(bytes, &mut buf).expect("64 bytes hold 32 in hex");
-    std::str::from_utf8(&buf).expect("hex is ASCII").to_owned()
+    hex32_in(bytes, &mut [0u8; 64]).to_owned()
 }
 
-/// Compares two hex signatures (or secrets) without leaking where they
+/// [`hex32`] written into `buf`.
+pub(crate) fn hex32_in<'b>(bytes: &[u8; 32], buf: &'b mut [u8; 64]) -> &'b str {
+    hex::encode_to_slice(bytes, buf).expect("64 bytes hold 32 in hex");
+    std::str::from_utf8(buf).expect("hex is ASCII")
+}
+
+/// Compares two hex signatures without leaking where they
 /// differ.
 pub fn same_signature(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;
@@ -144,7 +178,22 @@ mod tests {
             signing_key("a", "20261204", "r", "s3"),
             signing_key("b", "20261204", "r", "s3")
         );
-        KEYS.with(|c| assert_eq!(c.borrow().len(), CACHED_KEYS));
+        KEYS.with(|(_, c)| assert_eq!(c.borrow().len(), CACHED_KEYS));
+    }
+
+    #[test]
+    fn amz_dates_follow_the_clock() {
+        let at = |secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        // 2026-12-03T09:00:00Z, the same second twice, the next, and back.
+        for (secs, want) in [
+            (1_796_288_400, "20261203T090000Z"),
+            (1_796_288_400, "20261203T090000Z"),
+            (1_796_288_401, "20261203T090001Z"),
+            (1_796_288_400, "20261203T090000Z"),
+            (0, "19700101T000000Z"),
+        ] {
+            assert_eq!(amz_date(at(secs)).unwrap(), want, "{secs}");
+        }
     }
 
     #[test]

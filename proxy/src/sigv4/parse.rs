@@ -18,10 +18,15 @@ pub struct Credential<'a> {
 
 impl<'a> Credential<'a> {
     pub fn scope(&self) -> String {
-        format!(
-            "{}/{}/{}/aws4_request",
-            self.date, self.region, self.service
-        )
+        [
+            self.date,
+            "/",
+            self.region,
+            "/",
+            self.service,
+            "/aws4_request",
+        ]
+        .concat()
     }
 
     fn parse(s: &'a str, code: Code) -> Result<Self, S3Error> {

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use super::canonical::{self, CanonicalParts};
+use super::canonical::{self, CanonicalParts, Query};
 use super::parse::{self, Scheme};
 use super::{same_signature, sign, signing_key};
 use crate::s3error::{Code, S3Error};
@@ -217,15 +217,27 @@ pub fn verify(
         Payload::StreamingSignedTrailer => "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER".to_owned(),
         Payload::StreamingUnsignedTrailer => "STREAMING-UNSIGNED-PAYLOAD-TRAILER".to_owned(),
     };
+    let unsigned: Vec<_>;
+    let query = if presigned {
+        // A presigned URL's own signature is not part of what it signs.
+        unsigned = query
+            .iter()
+            .filter(|(k, _)| k != b"X-Amz-Signature")
+            .cloned()
+            .collect();
+        Query::Pairs(&unsigned)
+    } else if canonical::is_canonical_query(req.raw_query) {
+        Query::Canonical(req.raw_query)
+    } else {
+        Query::Pairs(&query)
+    };
     let creq = canonical::canonical_request(&CanonicalParts {
         method: req.method,
         raw_path: req.raw_path,
-        query: &query,
+        query,
         headers: req.headers,
         signed_headers: &signed_headers,
         payload_hash: &payload_hash,
-        // A presigned URL's own signature is not part of what it signs.
-        omit_signature: presigned,
     })
     .ok_or_else(|| {
         S3Error::new(

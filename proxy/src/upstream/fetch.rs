@@ -7,6 +7,8 @@
 //! to. Bodies stream: a response is read piece by piece, and a request body
 //! can be written piece by piece ([`Pending`]).
 
+use std::sync::Arc;
+
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
@@ -34,7 +36,7 @@ pub struct Fetcher {
 #[derive(Clone, Debug)]
 pub struct Side {
     pub upstream: Upstream,
-    pub creds: UpstreamCreds,
+    pub creds: Arc<UpstreamCreds>,
     /// The bucket's name on this side.
     pub bucket: String,
     /// `source` or `target`: for errors and metrics.
@@ -140,7 +142,10 @@ impl Fetcher {
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
         let signed = resign::sign_request(&line, &view, &hash, &side.creds, SystemTime::now())?;
-        for (n, v) in headers.into_iter().chain(signed) {
+        for (n, v) in headers
+            .into_iter()
+            .chain(signed.map(|(n, v)| (n.to_owned(), v)))
+        {
             // Header text past ASCII is Latin-1 (`headers::header_pairs`):
             // each character one byte, as the client sent it.
             let bytes: Vec<u8> = v
