@@ -2,7 +2,6 @@
 //! client's request head is rewritten and signed anew for it.
 
 use std::sync::Arc;
-
 use std::time::SystemTime;
 
 use pingora::http::RequestHeader;

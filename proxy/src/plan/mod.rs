@@ -9,7 +9,6 @@ mod body;
 mod tests;
 
 use std::sync::Arc;
-
 use std::time::Duration;
 
 use pingora::http::RequestHeader;

@@ -128,7 +128,7 @@ pub fn sign(key: &[u8; 32], string_to_sign: &str) -> String {
 }
 
 /// A SHA-256 sum or signature in lower-case hex. `hex::encode` collects
-/// one char at a time; this runs three times per proxied request.
+/// one char at a time; these run on every proxied request.
 pub(crate) fn hex32(bytes: &[u8; 32]) -> String {
     hex32_in(bytes, &mut [0u8; 64]).to_owned()
 }
@@ -139,8 +139,7 @@ pub(crate) fn hex32_in<'b>(bytes: &[u8; 32], buf: &'b mut [u8; 64]) -> &'b str {
     std::str::from_utf8(buf).expect("hex is ASCII")
 }
 
-/// Compares two hex signatures without leaking where they
-/// differ.
+/// Compares two hex signatures without leaking where they differ.
 pub fn same_signature(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
