@@ -9,9 +9,10 @@ use pingora::{Error, ErrorSource, Result};
 use crate::s3error::{Code, S3Error};
 
 /// Writes an S3 XML error and ends the request.
-pub async fn respond(session: &mut Session, e: &S3Error, resource: &str, id: &str) -> Result<()> {
-    let head = session.req_header().method == "HEAD";
-    let body = Bytes::from(e.to_xml(resource, id));
+pub async fn respond(session: &mut Session, e: &S3Error, id: &str) -> Result<()> {
+    let req = session.req_header();
+    let head = req.method == "HEAD";
+    let body = Bytes::from(e.to_xml(req.uri.path(), id));
     let mut resp = ResponseHeader::build(e.code.status(), Some(4))?;
     resp.insert_header("content-type", "application/xml")?;
     resp.insert_header("content-length", body.len().to_string())?;

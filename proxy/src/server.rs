@@ -80,7 +80,6 @@ pub struct Ctx {
     /// Frames the decoded body anew when it carries a checksum trailer.
     rechunk: Option<Rechunker>,
     error: Option<S3Error>,
-    resource: String,
     started: std::time::Instant,
     /// Metric labels: the bucket's mode and where the request went.
     mode: &'static str,
@@ -96,12 +95,17 @@ pub struct Ctx {
     span: tracing::Span,
 }
 
+/// 16 upper-case hex digits, written without `format!`: one per request.
 fn request_id() -> String {
     let n = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!("{:016X}", (n as u64) ^ std::process::id() as u64)
+    let n = (n as u64) ^ std::process::id() as u64;
+    (0..16)
+        .rev()
+        .map(|i| char::from(b"0123456789ABCDEF"[(n >> (i * 4)) as usize & 15]))
+        .collect()
 }
 
 impl FerryProxy {
@@ -145,7 +149,6 @@ impl ProxyHttp for FerryProxy {
             decoder: None,
             rechunk: None,
             error: None,
-            resource: String::new(),
             started: std::time::Instant::now(),
             mode: "unattached",
             upstream: "none",
@@ -154,10 +157,10 @@ impl ProxyHttp for FerryProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        ctx.resource = session.req_header().uri.path().to_owned();
         let span = ctx.span.clone();
-        span.record("method", display(session.req_header().method.as_str()))
-            .record("path", display(&ctx.resource));
+        let req = session.req_header();
+        span.record("method", display(req.method.as_str()))
+            .record("path", display(req.uri.path()));
         let mut planned = self.plan(session.req_header());
         ctx.operation = planned.operation.unwrap_or(ctx.operation);
         if planned.result.is_ok()
@@ -209,7 +212,7 @@ impl ProxyHttp for FerryProxy {
             Err(e) => {
                 metrics::refused(e.code.as_str());
                 tracing::debug!(parent: &span, code = %e.code.as_str(), "refused");
-                Box::pin(respond(session, &e, &ctx.resource, &ctx.id)).await?;
+                Box::pin(respond(session, &e, &ctx.id)).await?;
                 Ok(true)
             }
         }
@@ -339,11 +342,28 @@ impl ProxyHttp for FerryProxy {
             e.etype(),
             ErrorType::WriteError | ErrorType::ConnectionClosed
         ) {
-            let _ = respond(session, &s3, &ctx.resource, &ctx.id).await;
+            let _ = respond(session, &s3, &ctx.id).await;
         }
         FailToProxy {
             error_code: code,
             can_reuse_downstream: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_ids_are_16_upper_case_hex_digits() {
+        let id = super::request_id();
+        assert_eq!(id.len(), 16, "{id}");
+        assert!(
+            id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F')),
+            "{id}"
+        );
+        assert_eq!(
+            u64::from_str_radix(&id, 16).map(|n| format!("{n:016X}")),
+            Ok(id)
+        );
     }
 }
