@@ -126,24 +126,15 @@ pub fn sign_request(
     names.sort();
     names.dedup();
     let (path, query) = line.target.split_once('?').unwrap_or((line.target, ""));
-    // `canonical_target` made it so: parsed again only for a target
-    // built otherwise.
-    let pairs;
-    let query = if canonical::is_canonical_query(query) {
-        Query::Canonical(query)
-    } else {
-        pairs = canonical::parse_query(query).ok_or_else(|| internal("a malformed query"))?;
-        Query::Pairs(&pairs)
-    };
     let creq = canonical::canonical_request(&CanonicalParts {
         method: line.method,
         raw_path: path,
-        query,
+        query: Query::Raw(query),
         headers: &view,
         signed_headers: &names,
         payload_hash,
     })
-    .ok_or_else(|| internal("a malformed path"))?;
+    .ok_or_else(|| internal("a malformed path or query"))?;
     let date = &amz_date[..8];
     let scope = [date, "/", &creds.region, "/s3/aws4_request"].concat();
     let key = signing_key(&creds.secret, date, &creds.region, "s3");

@@ -101,11 +101,7 @@ fn request_id() -> String {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let n = (n as u64) ^ std::process::id() as u64;
-    (0..16)
-        .rev()
-        .map(|i| char::from(b"0123456789ABCDEF"[(n >> (i * 4)) as usize & 15]))
-        .collect()
+    hex::encode_upper(((n as u64) ^ std::process::id() as u64).to_be_bytes())
 }
 
 impl FerryProxy {
@@ -161,7 +157,7 @@ impl ProxyHttp for FerryProxy {
         let req = session.req_header();
         span.record("method", display(req.method.as_str()))
             .record("path", display(req.uri.path()));
-        let mut planned = self.plan(session.req_header());
+        let mut planned = self.plan(req);
         ctx.operation = planned.operation.unwrap_or(ctx.operation);
         if planned.result.is_ok()
             && let (Some(gates), Some(bucket), Some(generation)) =

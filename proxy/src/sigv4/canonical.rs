@@ -139,8 +139,10 @@ pub fn lowercase(s: &str) -> Cow<'_, str> {
 
 /// The query of a canonical request.
 pub enum Query<'a> {
-    /// Canonical already (`is_canonical_query`): written as it is.
-    Canonical(&'a str),
+    /// As on the request line: written as it is when it is canonical
+    /// already (`is_canonical_query`, as SDKs and `canonical_target`
+    /// write it), else decoded, encoded and sorted.
+    Raw(&'a str),
     /// Decoded pairs: encoded and sorted when written.
     Pairs(&'a [(Vec<u8>, Vec<u8>)]),
 }
@@ -156,7 +158,8 @@ pub struct CanonicalParts<'a> {
 }
 
 /// Built in one buffer: it runs twice per proxied request (the client's
-/// signature checked, the upstream's made).
+/// signature checked, the upstream's made). `None` for a malformed escape
+/// in the path or query, or a signed header that is absent.
 pub fn canonical_request(p: &CanonicalParts<'_>) -> Option<String> {
     let mut out = String::with_capacity(512);
     out.push_str(p.method);
@@ -164,7 +167,8 @@ pub fn canonical_request(p: &CanonicalParts<'_>) -> Option<String> {
     push_canonical_uri(&mut out, p.raw_path)?;
     out.push('\n');
     match p.query {
-        Query::Canonical(q) => out.push_str(q),
+        Query::Raw(q) if is_canonical_query(q) => out.push_str(q),
+        Query::Raw(q) => push_canonical_query(&mut out, &parse_query(q)?),
         Query::Pairs(pairs) => push_canonical_query(&mut out, pairs),
     }
     out.push('\n');

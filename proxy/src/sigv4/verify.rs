@@ -226,10 +226,8 @@ pub fn verify(
             .cloned()
             .collect();
         Query::Pairs(&unsigned)
-    } else if canonical::is_canonical_query(req.raw_query) {
-        Query::Canonical(req.raw_query)
     } else {
-        Query::Pairs(&query)
+        Query::Raw(req.raw_query)
     };
     let creq = canonical::canonical_request(&CanonicalParts {
         method: req.method,

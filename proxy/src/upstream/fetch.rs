@@ -8,7 +8,6 @@
 //! can be written piece by piece ([`Pending`]).
 
 use std::sync::Arc;
-
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
