@@ -53,6 +53,12 @@ pub struct Args {
     /// the three paths for `--small-secs` each, in an order that rotates.
     #[arg(long, default_value_t = 9, value_name = "K")]
     pub cost_rounds: usize,
+    /// With `--modes cost`: in each round, the three paths take their
+    /// requests at the same time (each `--concurrency` in flight) instead
+    /// of one after the other, so that what else the machine runs in
+    /// those seconds weighs on the three alike.
+    #[arg(long)]
+    pub cost_together: bool,
     /// With `--modes cost` only: run ferry-proxy and the floors under
     /// valgrind's callgrind and count the instructions each executes per
     /// request (the CPU times are then valgrind's and not reported).

@@ -8,8 +8,11 @@
 //! through pingora-floor, pingora-floor --sigv4 and ferry-proxy back to
 //! back, seconds apart, in an order that rotates from round to round, and
 //! the report takes the median of the per-round differences. With
-//! `--callgrind` each run also counts the instructions the process
-//! executed, which the machine's load does not move.
+//! `--cost-together` the three take their requests at the same time, so
+//! that the machine's load in those seconds moves the three alike (each
+//! then also runs beside the other two). With `--callgrind` each run also
+//! counts the instructions the process executed, which the machine's load
+//! does not move.
 
 use std::sync::Arc;
 
@@ -124,37 +127,45 @@ impl Bench<'_> {
         for op in OPS {
             let mut samples: Vec<Vec<Sample>> = paths.iter().map(|_| Vec::new()).collect();
             for round in 0..a.cost_rounds.max(1) {
-                for i in (0..paths.len()).map(|k| (k + round) % paths.len()) {
-                    let p = &paths[i];
-                    let work = Work {
-                        client: p.client.clone(),
-                        bucket: READY_BUCKET.to_owned(),
-                        op,
-                        keys: keys.clone(),
-                        data: small.clone(),
-                        prefix: format!("cost/{i}/"),
-                        concurrency: a.concurrency,
-                        own_clients: Arc::default(),
-                    };
-                    let name =
-                        format!("{}-{}-{}", op.as_str(), round + 1, p.name).replace(" --", "-");
-                    let (s, first_error) = timed(&work, stop, p.pid, cg, &name).await?;
-                    eprintln!(
-                        "bench-proxy: cost {} round {} {}: {} ok, {} errors, {} µs/req{}{}",
-                        op.as_str(),
-                        round + 1,
-                        p.name,
-                        s.requests,
-                        s.errors,
-                        s.cpu_us().map_or("—".into(), |v| format!("{v:.0}")),
-                        s.instructions()
-                            .map(|v| format!(", {v:.0} instructions/req"))
-                            .unwrap_or_default(),
-                        first_error
-                            .map(|e| format!(" (first error: {e})"))
-                            .unwrap_or_default()
-                    );
-                    samples[i].push(s);
+                for group in groups(paths.len(), round, a.cost_together) {
+                    let runs: Vec<Timed> = group
+                        .iter()
+                        .map(|&i| Timed {
+                            work: Work {
+                                client: paths[i].client.clone(),
+                                bucket: READY_BUCKET.to_owned(),
+                                op,
+                                keys: keys.clone(),
+                                data: small.clone(),
+                                prefix: format!("cost/{i}/"),
+                                concurrency: a.concurrency,
+                                own_clients: Arc::default(),
+                            },
+                            pid: paths[i].pid,
+                            name: format!("{}-{}-{}", op.as_str(), round + 1, paths[i].name)
+                                .replace(" --", "-"),
+                        })
+                        .collect();
+                    for (i, (s, first_error)) in
+                        group.into_iter().zip(timed(&runs, stop, cg).await?)
+                    {
+                        eprintln!(
+                            "bench-proxy: cost {} round {} {}: {} ok, {} errors, {} µs/req{}{}",
+                            op.as_str(),
+                            round + 1,
+                            paths[i].name,
+                            s.requests,
+                            s.errors,
+                            s.cpu_us().map_or("—".into(), |v| format!("{v:.0}")),
+                            s.instructions()
+                                .map(|v| format!(", {v:.0} instructions/req"))
+                                .unwrap_or_default(),
+                            first_error
+                                .map(|e| format!(" (first error: {e})"))
+                                .unwrap_or_default()
+                        );
+                        samples[i].push(s);
+                    }
                 }
             }
             rows.push(CostRow {
@@ -175,31 +186,73 @@ impl Bench<'_> {
     }
 }
 
-/// One timed run of `work` after a warm-up, with the CPU (and, under
-/// callgrind, the instructions, its profile dumped as `name`) of process
-/// `pid` during it, and its first error.
-async fn timed(
-    work: &Work,
-    stop: Stop,
-    pid: u32,
-    cg: Option<&Callgrind>,
-    name: &str,
-) -> anyhow::Result<(Sample, Option<String>)> {
-    warm_up(work, false).await;
-    if let Some(cg) = cg {
-        cg.zero(pid)?;
+/// The paths of `round`, in the groups that run at the same time: all in
+/// one, or one per group, back to back. The first path moves one place
+/// each round.
+fn groups(paths: usize, round: usize, together: bool) -> Vec<Vec<usize>> {
+    let order = (0..paths).map(|k| (k + round) % paths);
+    if together {
+        vec![order.collect()]
+    } else {
+        order.map(|i| vec![i]).collect()
     }
-    let t0 = process_times(pid).context("read the path's process's CPU times")?;
-    let run = work.run(stop).await;
-    let t1 = process_times(pid).context("read the path's process's CPU times")?;
-    let instructions = cg.map(|cg| cg.dump(pid, name)).transpose()?;
-    let secs = |a: u64, b: u64| b.saturating_sub(a) as f64 / TICKS_PER_SEC;
-    let sample = Sample {
-        requests: run.ok(),
-        errors: run.errors,
-        user_secs: secs(t0.0, t1.0),
-        system_secs: secs(t0.1, t1.1),
-        instructions,
+}
+
+/// One path's timed run: its work, its process, and the name of its
+/// callgrind dump.
+struct Timed {
+    work: Work,
+    pid: u32,
+    name: String,
+}
+
+/// The runs at the same time, each after a warm-up, with the CPU (and,
+/// under callgrind, the instructions, its profile dumped as its name) of
+/// each run's process during the common window, and its first error.
+async fn timed(
+    runs: &[Timed],
+    stop: Stop,
+    cg: Option<&Callgrind>,
+) -> anyhow::Result<Vec<(Sample, Option<String>)>> {
+    futures::future::join_all(runs.iter().map(|r| warm_up(&r.work, false))).await;
+    let times = || -> anyhow::Result<Vec<(u64, u64)>> {
+        runs.iter()
+            .map(|r| process_times(r.pid).context("read the path's process's CPU times"))
+            .collect()
     };
-    Ok((sample, run.first_error))
+    if let Some(cg) = cg {
+        for r in runs {
+            cg.zero(r.pid)?;
+        }
+    }
+    let t0 = times()?;
+    let done = futures::future::join_all(runs.iter().map(|r| r.work.run(stop))).await;
+    let t1 = times()?;
+    let secs = |a: u64, b: u64| b.saturating_sub(a) as f64 / TICKS_PER_SEC;
+    let mut out = Vec::with_capacity(runs.len());
+    for (((r, run), t0), t1) in runs.iter().zip(done).zip(t0).zip(t1) {
+        let instructions = cg.map(|cg| cg.dump(r.pid, &r.name)).transpose()?;
+        let sample = Sample {
+            requests: run.ok(),
+            errors: run.errors,
+            user_secs: secs(t0.0, t1.0),
+            system_secs: secs(t0.1, t1.1),
+            instructions,
+        };
+        out.push((sample, run.first_error));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::groups;
+
+    #[test]
+    fn every_path_runs_once_a_round_and_the_first_moves() {
+        assert_eq!(groups(3, 0, false), [[0], [1], [2]]);
+        assert_eq!(groups(3, 1, false), [[1], [2], [0]]);
+        assert_eq!(groups(3, 4, false), [[1], [2], [0]]);
+        assert_eq!(groups(3, 2, true), [[2, 0, 1]]);
+    }
 }

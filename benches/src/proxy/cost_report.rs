@@ -57,15 +57,20 @@ fn median_of(v: Vec<f64>) -> Option<f64> {
     spread(v).map(|(m, _, _)| m)
 }
 
-pub fn section(s: &mut String, rows: &[CostRow], size: u64, callgrind: bool) {
+pub fn section(s: &mut String, rows: &[CostRow], size: u64, callgrind: bool, together: bool) {
     let rounds = rows
         .first()
         .and_then(|r| r.paths.first())
         .map_or(0, |p| p.samples.len());
+    let how = if together {
+        "through the three paths at the same time, each with its own clients and \
+         requests in flight, their CPU read over the same seconds"
+    } else {
+        "through the three paths back to back, the first path moving one place each round"
+    };
     let _ = writeln!(
         s,
-        "Each round runs each request kind through the three paths back to back, \
-         the first path moving one place each round; {rounds} rounds. Figures are the \
+        "Each round runs each request kind {how}; {rounds} rounds. Figures are the \
          median over the rounds (least–most).{}\n",
         if callgrind {
             " The three ran under valgrind's callgrind: the instructions are each \

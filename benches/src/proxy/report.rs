@@ -269,7 +269,13 @@ impl Report<'_> {
                 "Cost mode: the proxy's own cost per request against its floors",
                 mr,
             );
-            cost_report::section(s, &mr.costs, self.small_size(), self.args.callgrind);
+            cost_report::section(
+                s,
+                &mr.costs,
+                self.small_size(),
+                self.args.callgrind,
+                self.args.cost_together,
+            );
             return;
         }
         let title = format!(
