@@ -66,14 +66,13 @@ impl LiveDirectory {
 
 impl Directory for LiveDirectory {
     fn attached(&self, bucket: &str) -> Option<Arc<Attached>> {
-        let table = self.admin.table();
         let views = self.views.load();
-        if Arc::ptr_eq(&views.table, &table) {
+        if self.admin.is_current(&views.table) {
             return views.by_bucket.get(bucket).cloned();
         }
         // The table changed since: the first request to see it builds the
         // views anew (a rare, small job: one entry per attached bucket).
-        let fresh = Views::of(table);
+        let fresh = Views::of(self.admin.table());
         let found = fresh.by_bucket.get(bucket).cloned();
         self.views.store(Arc::new(fresh));
         found

@@ -159,7 +159,7 @@ impl BackgroundService for Reloader {
 /// in flight; Pingora's grace period is the deadline. A fleet member then
 /// leaves the fleet, so that no mode change waits for its lease to expire.
 struct Drainer {
-    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    in_flight: &'static std::sync::atomic::AtomicUsize,
     member: Option<MemberHandle>,
 }
 
@@ -467,14 +467,8 @@ fn main() {
     };
     let mut server = pingora::server::Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    server.add_service(background_service(
-        "drain",
-        Drainer {
-            in_flight: in_flight.clone(),
-            member,
-        },
-    ));
+    let in_flight: &'static _ = Box::leak(Box::new(std::sync::atomic::AtomicUsize::new(0)));
+    server.add_service(background_service("drain", Drainer { in_flight, member }));
     let proxy = FerryProxy {
         in_flight,
         settings: settings.clone(),

@@ -52,7 +52,9 @@ pub fn canonical_target(path: &str, raw_query: &str) -> Result<String, S3Error> 
             format!("malformed percent-escape in the {part}"),
         )
     };
-    let mut target = canonical::canonical_uri(path).ok_or_else(|| malformed("path"))?;
+    // Room for the query too: written once, not grown.
+    let mut target = String::with_capacity(path.len().max(1) + 1 + raw_query.len());
+    canonical::push_canonical_uri(&mut target, path).ok_or_else(|| malformed("path"))?;
     // SDKs send a canonical query; only a presigned one must be rewritten.
     let q = if canonical::is_canonical_query(raw_query) && !raw_query.contains("X-Amz-") {
         Cow::Borrowed(raw_query)

@@ -5,7 +5,7 @@
 
 use crate::s3error::{Code, S3Error};
 use ferry_s3::op::Level;
-use ferry_s3::percent::{percent_decode, uri_encode};
+use ferry_s3::percent::{percent_decode, push_uri_encoded};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -118,7 +118,11 @@ impl Target {
         } else {
             self.raw_rest.as_str()
         };
-        format!("/{}{}", uri_encode(upstream_bucket.as_bytes(), false), rest)
+        let mut path = String::with_capacity(1 + upstream_bucket.len() + rest.len());
+        path.push('/');
+        push_uri_encoded(&mut path, upstream_bucket.as_bytes(), false);
+        path.push_str(rest);
+        path
     }
 }
 

@@ -34,13 +34,16 @@ use crate::s3error::{Code, S3Error};
 use crate::sigv4::chunked::ChunkedDecoder;
 use crate::upstream::{self, fetch::Fetcher};
 
-/// Counts a request while it is in flight (for the drain on TERM).
-pub struct InFlight(Arc<AtomicUsize>);
+/// Counts a request while it is in flight (for the drain on TERM). The
+/// counter lives as long as the process, so a request holds a plain
+/// reference: no reference count to bump on a cache line both worker
+/// threads write.
+pub struct InFlight(&'static AtomicUsize);
 
 impl InFlight {
-    fn new(n: &Arc<AtomicUsize>) -> InFlight {
+    fn new(n: &'static AtomicUsize) -> InFlight {
         n.fetch_add(1, Ordering::SeqCst);
-        InFlight(n.clone())
+        InFlight(n)
     }
 }
 
@@ -52,7 +55,7 @@ impl Drop for InFlight {
 
 pub struct FerryProxy {
     /// Requests in flight.
-    pub in_flight: Arc<AtomicUsize>,
+    pub in_flight: &'static AtomicUsize,
     /// Swapped whole by a config reload (HUP).
     pub settings: Arc<ArcSwap<Settings>>,
     pub directory: Arc<dyn Directory>,
@@ -137,7 +140,7 @@ impl ProxyHttp for FerryProxy {
         Ctx {
             id,
             span,
-            _in_flight: InFlight::new(&self.in_flight),
+            _in_flight: InFlight::new(self.in_flight),
             _write: None,
             operation: "unknown",
             bucket: None,

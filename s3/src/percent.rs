@@ -22,14 +22,19 @@ fn unreserved(b: u8) -> bool {
 /// `x-amz-tagging` header), which escapes the same set.
 pub fn uri_encode(bytes: &[u8], keep_slash: bool) -> String {
     let mut out = String::with_capacity(bytes.len() * 3 / 2);
+    push_uri_encoded(&mut out, bytes, keep_slash);
+    out
+}
+
+/// Appends [`uri_encode`]'s form of `bytes` to `out`.
+pub fn push_uri_encoded(out: &mut String, bytes: &[u8], keep_slash: bool) {
     for &b in bytes {
         if unreserved(b) || (b == b'/' && keep_slash) {
             out.push(b as char);
         } else {
-            push_escape(&mut out, b);
+            push_escape(out, b);
         }
     }
-    out
 }
 
 /// Whether `s` is already in [`uri_encode`]'s form, that is, whether

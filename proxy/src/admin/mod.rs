@@ -143,6 +143,13 @@ impl Admin {
         self.table.load_full()
     }
 
+    /// Whether `table` is the table in force: a pointer comparison, which,
+    /// unlike [`Admin::table`], takes no reference that every request
+    /// would count up and down.
+    pub fn is_current(&self, table: &Arc<BucketTable>) -> bool {
+        Arc::ptr_eq(&self.table.load(), table)
+    }
+
     /// Who may use the socket.
     pub fn access(&self) -> &AccessPolicy {
         &self.access

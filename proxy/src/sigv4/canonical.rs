@@ -6,16 +6,10 @@ use std::borrow::Cow;
 use ferry_s3::percent::{is_uri_encoded, percent_decode, uri_encode};
 use sha2::{Digest, Sha256};
 
-/// The canonical URI: the request path decoded, then encoded once with
-/// SigV4's rules, so a client that escaped more or less than needed still
-/// matches.
-pub fn canonical_uri(raw_path: &str) -> Option<String> {
-    let mut out = String::with_capacity(raw_path.len().max(1));
-    push_canonical_uri(&mut out, raw_path)?;
-    Some(out)
-}
-
-fn push_canonical_uri(out: &mut String, raw_path: &str) -> Option<()> {
+/// Appends the canonical URI: the request path decoded, then encoded once
+/// with SigV4's rules, so a client that escaped more or less than needed
+/// still matches. `None`: a malformed escape.
+pub fn push_canonical_uri(out: &mut String, raw_path: &str) -> Option<()> {
     let path = if raw_path.is_empty() { "/" } else { raw_path };
     // SDKs send the path in its canonical form already.
     if is_uri_encoded(path, true) {
