@@ -40,7 +40,20 @@ fn one_gib_put_and_get_keep_rss_flat() {
         }
     }
     let want = hex::encode(want.finalize());
-    let client = proxy.client("garage");
+    // 1 GiB each way through debug-built servers takes about a minute on a
+    // busy 2-core machine: the harness's 60 s per attempt is there to catch
+    // a request that hangs, not one this large.
+    let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(std::time::Duration::from_secs(600))
+        .build();
+    let client = aws_sdk_s3::Client::from_conf(
+        proxy
+            .client("garage")
+            .config()
+            .to_builder()
+            .timeout_config(timeouts)
+            .build(),
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
