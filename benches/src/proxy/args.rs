@@ -41,7 +41,8 @@ pub struct Args {
     /// Modes to run, in order. `cost`: the proxy's own CPU per small
     /// request (HEAD, GET, PUT on the target's bucket in ready mode)
     /// against pingora-floor and pingora-floor --sigv4, the three run back
-    /// to back in each of `--cost-rounds` rounds (see `cost.rs`).
+    /// to back (or at once, `--cost-together`) in each of `--cost-rounds`
+    /// rounds (see `cost.rs`).
     #[arg(
         long,
         value_delimiter = ',',
@@ -50,7 +51,8 @@ pub struct Args {
     )]
     pub modes: Vec<BenchMode>,
     /// Rounds of `--modes cost`: in each, every request kind runs through
-    /// the three paths for `--small-secs` each, in an order that rotates.
+    /// the three paths for `--small-secs` each, one after the other in an
+    /// order that rotates, or at once with `--cost-together`.
     #[arg(long, default_value_t = 9, value_name = "K")]
     pub cost_rounds: usize,
     /// With `--modes cost`: in each round, the three paths take their
