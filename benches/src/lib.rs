@@ -6,4 +6,5 @@
 pub mod cli;
 pub mod host;
 pub mod procstat;
+pub mod stop;
 pub mod units;

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use ferry_harness::proxy::launch::{self, write_private};
@@ -187,8 +188,8 @@ impl Proxy {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // TERM: ferry-proxy drains, then exits.
+        ferry_benches::stop::stop(&mut self.child, "TERM", Duration::from_secs(10));
     }
 }
 

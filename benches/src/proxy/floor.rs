@@ -79,7 +79,7 @@ impl Floor {
 
 impl Drop for Floor {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // INT: Pingora's quick shutdown (TERM waits out its grace period).
+        ferry_benches::stop::stop(&mut self.child, "INT", Duration::from_secs(10));
     }
 }
