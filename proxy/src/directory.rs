@@ -2,7 +2,6 @@
 //! table, client users from the users file. Each is swapped whole, so a
 //! request sees one consistent snapshot.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -28,7 +27,9 @@ pub struct LiveDirectory {
 /// The attached buckets of one version of the admin table.
 struct Views {
     table: Arc<BucketTable>,
-    by_bucket: HashMap<String, Arc<Attached>>,
+    /// foldhash, not SipHash: the keys are the operator's bucket names
+    /// and a lookup costs a quarter as much.
+    by_bucket: foldhash::HashMap<String, Arc<Attached>>,
 }
 
 impl Views {

@@ -4,7 +4,6 @@
 //! attached buckets, whose number the operator controls.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -80,7 +79,7 @@ thread_local! {
     /// cost more than the request's other bookkeeping together; the label
     /// sets are bounded (see the module's head) and the recorder keeps
     /// every metric for the process's life, so a handle stays good.
-    static REQUEST_HANDLES: RefCell<HashMap<String, Vec<(RequestLabels, RequestHandles)>>> =
+    static REQUEST_HANDLES: RefCell<foldhash::HashMap<String, Vec<(RequestLabels, RequestHandles)>>> =
         RefCell::default();
     static CONNECTION_HANDLES: RefCell<Vec<((&'static str, bool), Counter)>> =
         RefCell::default();

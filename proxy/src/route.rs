@@ -3,6 +3,8 @@
 //! object on an upstream (always path-style there, with the upstream's own
 //! bucket name).
 
+use std::borrow::Cow;
+
 use crate::s3error::{Code, S3Error};
 use ferry_s3::op::Level;
 use ferry_s3::percent::{percent_decode, push_uri_encoded};
@@ -18,14 +20,20 @@ pub struct Target {
     pub raw_rest: String,
 }
 
-fn host_name(host: &str) -> String {
+/// The host without its port or a trailing dot, in lower case: borrowed
+/// when the client sent it so, as clients do.
+fn host_name(host: &str) -> Cow<'_, str> {
     // Strip a port; IPv6 literals keep their brackets.
     let h = if let Some(end) = host.strip_prefix('[').and_then(|r| r.find(']')) {
         &host[..end + 2]
     } else {
         host.rsplit_once(':').map_or(host, |(h, _)| h)
     };
-    h.trim_end_matches('.').to_ascii_lowercase()
+    let h = h.trim_end_matches('.');
+    match h.bytes().any(|b| b.is_ascii_uppercase()) {
+        true => Cow::Owned(h.to_ascii_lowercase()),
+        false => Cow::Borrowed(h),
+    }
 }
 
 /// The bucket a host name would name if it were virtual-hosted: its
@@ -42,6 +50,9 @@ pub fn host_bucket(host: &str) -> Option<String> {
 }
 
 fn decode(s: &str) -> Result<String, S3Error> {
+    if !s.contains('%') {
+        return Ok(s.to_owned());
+    }
     let bytes = percent_decode(s).ok_or_else(|| {
         S3Error::new(
             Code::InvalidArgument,
@@ -53,7 +64,8 @@ fn decode(s: &str) -> Result<String, S3Error> {
 }
 
 /// Parses the request target. `domains` are the S3 domain names under which
-/// `bucket.<domain>` is a virtual-hosted request.
+/// `bucket.<domain>` is a virtual-hosted request, in lower case and without
+/// a trailing dot, as `Config` keeps them.
 pub fn parse(host: Option<&str>, raw_path: &str, domains: &[String]) -> Result<Target, S3Error> {
     if !raw_path.starts_with('/') {
         return Err(S3Error::new(
@@ -63,8 +75,7 @@ pub fn parse(host: Option<&str>, raw_path: &str, domains: &[String]) -> Result<T
     }
     if let Some(h) = host.map(host_name) {
         for d in domains {
-            let d = d.trim_end_matches('.').to_ascii_lowercase();
-            if let Some(bucket) = h.strip_suffix(&d).and_then(|p| p.strip_suffix('.'))
+            if let Some(bucket) = h.strip_suffix(d.as_str()).and_then(|p| p.strip_suffix('.'))
                 && !bucket.is_empty()
             {
                 let key = &raw_path[1..];
@@ -217,6 +228,8 @@ mod tests {
         assert_eq!(t.bucket.as_deref(), Some("photos"));
         assert_eq!(t.key.as_deref(), Some("x/y"));
         assert_eq!(t.upstream_path("photos"), "/photos/x/y");
+        let t = parse(Some("photos.s3.example.com.:443"), "/x", &d()).unwrap();
+        assert_eq!((t.bucket.as_deref(), t.virtual_host), (Some("photos"), true));
         let t = parse(Some("s3.example.com"), "/photos/k", &d()).unwrap();
         assert!(!t.virtual_host);
         assert_eq!(t.bucket.as_deref(), Some("photos"));

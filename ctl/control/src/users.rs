@@ -17,7 +17,7 @@
 //! The file holds secrets: it must have no group or other permission bits.
 //! Secrets are never logged and `Debug` never prints them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -81,7 +81,9 @@ pub struct UsersError {
 /// The loaded users, by access key.
 #[derive(Clone, Default)]
 pub struct Users {
-    by_key: HashMap<String, User>,
+    /// foldhash, not SipHash: every request looks its key up twice, and
+    /// the keys are the operator's.
+    by_key: foldhash::HashMap<String, User>,
 }
 
 impl fmt::Debug for Users {
@@ -117,7 +119,8 @@ impl Users {
                 None => msg,
             }
         })?;
-        let mut by_key = HashMap::with_capacity(file.user.len());
+        let mut by_key =
+            foldhash::HashMap::with_capacity_and_hasher(file.user.len(), Default::default());
         let mut names = std::collections::HashSet::new();
         for (i, u) in file.user.into_iter().enumerate() {
             let which = format!("user #{} ({:?})", i + 1, u.name);
