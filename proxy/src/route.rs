@@ -229,7 +229,10 @@ mod tests {
         assert_eq!(t.key.as_deref(), Some("x/y"));
         assert_eq!(t.upstream_path("photos"), "/photos/x/y");
         let t = parse(Some("photos.s3.example.com.:443"), "/x", &d()).unwrap();
-        assert_eq!((t.bucket.as_deref(), t.virtual_host), (Some("photos"), true));
+        assert_eq!(
+            (t.bucket.as_deref(), t.virtual_host),
+            (Some("photos"), true)
+        );
         let t = parse(Some("s3.example.com"), "/photos/k", &d()).unwrap();
         assert!(!t.virtual_host);
         assert_eq!(t.bucket.as_deref(), Some("photos"));

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use ferry_benches::procstat::{TICKS_PER_SEC, process_times};
+use ferry_benches::procstat::{TICKS_PER_SEC, process_times, runtime_between, thread_runtimes};
 
 use crate::args::BenchMode;
 use crate::bench::{Bench, warm_up};
@@ -37,7 +37,9 @@ pub const PROXY: &str = "ferry-proxy";
 pub struct Sample {
     pub requests: u64,
     pub errors: u64,
-    /// CPU of the path's process during the run, s.
+    /// CPU of the path's process during the run, s: the scheduler's run
+    /// time of its threads, split between user and system as the clock
+    /// ticks of `/proc/PID/stat` split it (see `cpu_between`).
     pub user_secs: f64,
     pub system_secs: f64,
     /// Instructions the process executed during the run (`--callgrind`).
@@ -215,9 +217,12 @@ async fn timed(
     cg: Option<&Callgrind>,
 ) -> anyhow::Result<Vec<(Sample, Option<String>)>> {
     futures::future::join_all(runs.iter().map(|r| warm_up(&r.work, false))).await;
-    let times = || -> anyhow::Result<Vec<(u64, u64)>> {
+    let times = || -> anyhow::Result<Vec<Times>> {
         runs.iter()
-            .map(|r| process_times(r.pid).context("read the path's process's CPU times"))
+            .map(|r| {
+                let ticks = process_times(r.pid).context("read the path's process's CPU times")?;
+                Ok((ticks, thread_runtimes(r.pid)))
+            })
             .collect()
     };
     if let Some(cg) = cg {
@@ -228,15 +233,15 @@ async fn timed(
     let t0 = times()?;
     let done = futures::future::join_all(runs.iter().map(|r| r.work.run(stop))).await;
     let t1 = times()?;
-    let secs = |a: u64, b: u64| b.saturating_sub(a) as f64 / TICKS_PER_SEC;
     let mut out = Vec::with_capacity(runs.len());
     for (((r, run), t0), t1) in runs.iter().zip(done).zip(t0).zip(t1) {
         let instructions = cg.map(|cg| cg.dump(r.pid, &r.name)).transpose()?;
+        let (user_secs, system_secs) = cpu_between(&t0, &t1);
         let sample = Sample {
             requests: run.ok(),
             errors: run.errors,
-            user_secs: secs(t0.0, t1.0),
-            system_secs: secs(t0.1, t1.1),
+            user_secs,
+            system_secs,
             instructions,
         };
         out.push((sample, run.first_error));
@@ -244,9 +249,57 @@ async fn timed(
     Ok(out)
 }
 
+/// A process's CPU counters: its (user, system) clock ticks, and its
+/// threads' run times if they could be read.
+type Times = ((u64, u64), Option<Vec<(u32, u64)>>);
+
+/// User and system seconds between two readings. The total is the
+/// threads' run time, to the nanosecond, when the same threads ran
+/// throughout; the ticks only split it (a tick is 10 ms, several µs per
+/// request over a few hundred requests). Otherwise the ticks alone.
+fn cpu_between(before: &Times, after: &Times) -> (f64, f64) {
+    let secs = |a: u64, b: u64| b.saturating_sub(a) as f64 / TICKS_PER_SEC;
+    let ((u0, s0), (u1, s1)) = (before.0, after.0);
+    let (user, system) = (secs(u0, u1), secs(s0, s1));
+    let exact = match (&before.1, &after.1) {
+        (Some(a), Some(b)) => runtime_between(a, b),
+        _ => None,
+    };
+    match exact {
+        Some(total) if user + system > 0.0 => {
+            let share = user / (user + system);
+            (total * share, total * (1.0 - share))
+        }
+        // No tick in the window: the split is unknown, the total is not.
+        Some(total) => (total, 0.0),
+        None => (user, system),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::groups;
+    use super::{cpu_between, groups};
+
+    #[test]
+    fn the_run_time_is_the_total_and_the_ticks_split_it() {
+        let threads = |a: u64, b: u64| Some(vec![(1, a), (2, b)]);
+        // 1.5 s of run time; ticks 3 user, 1 system.
+        let (u, s) = cpu_between(
+            &((10, 10), threads(0, 0)),
+            &((13, 11), threads(1_000_000_000, 500_000_000)),
+        );
+        assert!(
+            (u - 1.125).abs() < 1e-9 && (s - 0.375).abs() < 1e-9,
+            "{u} {s}"
+        );
+        // A thread started: its time before the first reading is unknown,
+        // so the ticks count alone.
+        let (u, s) = cpu_between(
+            &((10, 10), Some(vec![(1, 0)])),
+            &((13, 11), threads(1_000_000_000, 500_000_000)),
+        );
+        assert_eq!((u, s), (0.03, 0.01));
+    }
 
     #[test]
     fn every_path_runs_once_a_round_and_the_first_moves() {

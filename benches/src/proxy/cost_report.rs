@@ -77,7 +77,8 @@ pub fn section(s: &mut String, rows: &[CostRow], size: u64, callgrind: bool, tog
              process's own per request (its background work included); CPU times under \
              valgrind are valgrind's, so none is reported."
         } else {
-            ""
+            " CPU: each process's threads' run time from /proc/PID/task/*/schedstat \
+             (nanoseconds), split into user and system as its /proc/PID/stat ticks split it."
         }
     );
     if callgrind {
