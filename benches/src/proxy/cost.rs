@@ -42,6 +42,8 @@ pub struct Sample {
     /// ticks of `/proc/PID/stat` split it (see `cpu_between`).
     pub user_secs: f64,
     pub system_secs: f64,
+    /// The CPU is the threads' run time; `false`: the ticks alone.
+    pub exact_cpu: bool,
     /// Instructions the process executed during the run (`--callgrind`).
     pub instructions: Option<u64>,
 }
@@ -236,12 +238,13 @@ async fn timed(
     let mut out = Vec::with_capacity(runs.len());
     for (((r, run), t0), t1) in runs.iter().zip(done).zip(t0).zip(t1) {
         let instructions = cg.map(|cg| cg.dump(r.pid, &r.name)).transpose()?;
-        let (user_secs, system_secs) = cpu_between(&t0, &t1);
+        let (user_secs, system_secs, exact_cpu) = cpu_between(&t0, &t1);
         let sample = Sample {
             requests: run.ok(),
             errors: run.errors,
             user_secs,
             system_secs,
+            exact_cpu,
             instructions,
         };
         out.push((sample, run.first_error));
@@ -253,11 +256,14 @@ async fn timed(
 /// threads' run times if they could be read.
 type Times = ((u64, u64), Option<Vec<(u32, u64)>>);
 
-/// User and system seconds between two readings. The total is the
-/// threads' run time, to the nanosecond, when the same threads ran
-/// throughout; the ticks only split it (a tick is 10 ms, several µs per
-/// request over a few hundred requests). Otherwise the ticks alone.
-fn cpu_between(before: &Times, after: &Times) -> (f64, f64) {
+/// User and system seconds between two readings, and whether they are
+/// exact. The total is the threads' run time, to the nanosecond, when the
+/// same threads ran throughout; the ticks only split it (a tick is 10 ms,
+/// several µs per request over a few hundred requests). Otherwise the
+/// ticks alone: a thread started or ended, or the threads' time falls
+/// short of the ticks' by more than the ticks' own rounding (a thread
+/// that came and went between the readings).
+fn cpu_between(before: &Times, after: &Times) -> (f64, f64, bool) {
     let secs = |a: u64, b: u64| b.saturating_sub(a) as f64 / TICKS_PER_SEC;
     let ((u0, s0), (u1, s1)) = (before.0, after.0);
     let (user, system) = (secs(u0, u1), secs(s0, s1));
@@ -265,14 +271,16 @@ fn cpu_between(before: &Times, after: &Times) -> (f64, f64) {
         (Some(a), Some(b)) => runtime_between(a, b),
         _ => None,
     };
-    match exact {
+    // Each of the two readings of user and of system rounds down.
+    let rounding = 4.0 / TICKS_PER_SEC;
+    match exact.filter(|total| total + rounding >= user + system) {
         Some(total) if user + system > 0.0 => {
             let share = user / (user + system);
-            (total * share, total * (1.0 - share))
+            (total * share, total * (1.0 - share), true)
         }
         // No tick in the window: the split is unknown, the total is not.
-        Some(total) => (total, 0.0),
-        None => (user, system),
+        Some(total) => (total, 0.0, true),
+        None => (user, system, false),
     }
 }
 
@@ -284,21 +292,28 @@ mod tests {
     fn the_run_time_is_the_total_and_the_ticks_split_it() {
         let threads = |a: u64, b: u64| Some(vec![(1, a), (2, b)]);
         // 1.5 s of run time; ticks 3 user, 1 system.
-        let (u, s) = cpu_between(
+        let (u, s, exact) = cpu_between(
             &((10, 10), threads(0, 0)),
             &((13, 11), threads(1_000_000_000, 500_000_000)),
         );
         assert!(
-            (u - 1.125).abs() < 1e-9 && (s - 0.375).abs() < 1e-9,
+            (u - 1.125).abs() < 1e-9 && (s - 0.375).abs() < 1e-9 && exact,
             "{u} {s}"
         );
         // A thread started: its time before the first reading is unknown,
         // so the ticks count alone.
-        let (u, s) = cpu_between(
+        let (u, s, exact) = cpu_between(
             &((10, 10), Some(vec![(1, 0)])),
             &((13, 11), threads(1_000_000_000, 500_000_000)),
         );
-        assert_eq!((u, s), (0.03, 0.01));
+        assert_eq!((u, s, exact), (0.03, 0.01, false));
+        // The same threads, but 0.5 s of ticks they do not account for: a
+        // thread started and ended between the readings.
+        let (u, s, exact) = cpu_between(
+            &((10, 10), threads(0, 0)),
+            &((170, 70), threads(1_000_000_000, 500_000_000)),
+        );
+        assert_eq!((u, s, exact), (1.6, 0.6, false));
     }
 
     #[test]
