@@ -94,31 +94,33 @@ fn attached(b: &Bucket) -> Attached {
     // the write gate (fence.rs) holds the writes.
     let mode = b.routing().mode;
     let source = match Upstream::from_url(&b.source_url) {
-        Ok(mut u) => {
-            if let Some(pem) = &b.tls_cert_pem {
-                match ca_from_pem(pem.as_bytes()) {
-                    Ok(ca) => u.ca = Some(ca),
-                    Err(e) => {
-                        // Checked at attach. If it no longer parses, fail
-                        // closed: the source is unreachable (503) rather
-                        // than trusted by the system roots.
-                        tracing::error!(bucket = %b.bucket, error = %e, "attached bucket has an unusable tls_cert");
-                        u.authority = "0.0.0.0:1".into();
-                    }
-                }
+        Ok(u) => match b
+            .tls_cert_pem
+            .as_deref()
+            .map(|pem| ca_from_pem(pem.as_bytes()))
+        {
+            None => u,
+            Some(Ok(ca)) => Upstream { ca: Some(ca), ..u },
+            Some(Err(e)) => {
+                // Checked at attach. If it no longer parses, fail closed:
+                // the source is unreachable (503) rather than trusted by
+                // the system roots.
+                tracing::error!(bucket = %b.bucket, error = %e, "attached bucket has an unusable tls_cert");
+                u.unreachable()
             }
-            u
-        }
+        },
         Err(e) => {
             // Validated at attach; a bad URL here means a hand-edited
             // state file. Fail closed: treat as unreachable.
             tracing::error!(bucket = %b.bucket, error = %e, "attached bucket has a bad source URL");
             Upstream {
-                authority: "0.0.0.0:1".into(),
+                authority: String::new(),
                 host: "invalid".into(),
                 tls: false,
+                ip: None,
                 ca: None,
             }
+            .unreachable()
         }
     };
     Attached {

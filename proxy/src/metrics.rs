@@ -117,10 +117,15 @@ pub fn upstream_error(upstream: &'static str, class: &'static str) {
     counter!(UPSTREAM_ERRORS, "upstream" => upstream, "class" => class).increment(1);
 }
 
+/// Pingora's error type for an upstream whose name did not resolve
+/// (`upstream::resolve`): class `dns`.
+pub const DNS_ERROR: pingora::ErrorType = pingora::ErrorType::Custom("DNSError");
+
 /// The class of an upstream failure: a fixed set.
 pub fn error_class(e: &pingora::ErrorType) -> &'static str {
     use pingora::ErrorType as E;
     match e {
+        e if *e == DNS_ERROR => "dns",
         E::ConnectTimedout | E::ReadTimedout | E::WriteTimedout | E::TLSHandshakeTimedout => {
             "timeout"
         }

@@ -282,7 +282,15 @@ impl ProxyHttp for FerryProxy {
             Some(p) => &p.out.upstream,
             None => &settings.target,
         };
-        let peer = upstream::peer(up, settings.connect_timeout, settings.read_timeout);
+        let addr = match upstream::resolve::address(up, settings.connect_timeout).await {
+            Ok(addr) => addr,
+            Err(e) => {
+                // The client's 503; the metric is counted in fail_to_proxy.
+                ctx.error = Some(upstream::fetch::unavailable(ctx.upstream, &e));
+                return Err(Error::explain(metrics::DNS_ERROR, e.to_string()).into_up());
+            }
+        };
+        let peer = upstream::peer(up, addr, settings.connect_timeout, settings.read_timeout);
         Ok(Box::new(peer))
     }
 

@@ -173,8 +173,15 @@ impl ProxyHttp for Floor {
         _session: &mut Session,
         _ctx: &mut Self::CTX,
     ) -> pingora::Result<Box<HttpPeer>> {
+        // An address: parsed once, as ferry-proxy's target is.
+        let addr = ferry_proxy::upstream::resolve::address(&self.upstream, self.connect_timeout)
+            .await
+            .map_err(|e| {
+                pingora::Error::because(pingora::ErrorType::ConnectError, "upstream", e)
+            })?;
         Ok(Box::new(ferry_proxy::upstream::peer(
             &self.upstream,
+            addr,
             self.connect_timeout,
             self.read_timeout,
         )))

@@ -115,8 +115,20 @@ impl Fetcher {
         }
     }
 
-    fn peer(&self, up: &Upstream) -> HttpPeer {
-        super::peer(up, self.connect_timeout, self.read_timeout)
+    async fn peer(&self, up: &Upstream, label: &'static str) -> Result<HttpPeer, S3Error> {
+        use crate::metrics::{DNS_ERROR, error_class, upstream_error};
+        let addr = super::resolve::address(up, self.connect_timeout)
+            .await
+            .map_err(|e| {
+                upstream_error(label, error_class(&DNS_ERROR));
+                unavailable(label, e)
+            })?;
+        Ok(super::peer(
+            up,
+            addr,
+            self.connect_timeout,
+            self.read_timeout,
+        ))
     }
 
     /// Sends the request line, headers and (for `Full`) the body.
@@ -159,7 +171,7 @@ impl Fetcher {
             head.insert_header("content-length", len.to_string())
                 .map_err(|e| fail(&e))?;
         }
-        let peer = self.peer(&side.upstream);
+        let peer = self.peer(&side.upstream, label).await?;
         let (mut session, _reused) = self
             .connector
             .get_http_session(&peer)

@@ -3,7 +3,9 @@
 //! the client of the requests the proxy makes itself ([`fetch`]).
 
 pub mod fetch;
+pub mod resolve;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +24,9 @@ pub struct Upstream {
     /// The host alone: the TLS server name.
     pub host: String,
     pub tls: bool,
+    /// The address, when the host is an IP address; `None`: a name, looked
+    /// up per [`resolve`].
+    pub ip: Option<SocketAddr>,
     /// Verify the upstream against exactly these CAs (the bucket's
     /// `tls_cert`, or `target.ca_file`); `None`: the system roots.
     pub ca: Option<Arc<CaList>>,
@@ -45,10 +50,16 @@ pub fn ca_from_pem(pem: &[u8]) -> Result<Arc<CaList>, String> {
     Ok(out.into())
 }
 
-/// A connection to `up`: its TLS name and trust anchors, and the timeouts.
-/// Proxied requests and the proxy's own (`fetch`) connect the same way.
-pub fn peer(up: &Upstream, connect_timeout: Duration, read_timeout: Duration) -> HttpPeer {
-    let mut peer = HttpPeer::new(up.authority.as_str(), up.tls, up.host.clone());
+/// A connection to `up` at `addr` ([`resolve::address`]): its TLS name and
+/// trust anchors, and the timeouts. Proxied requests and the proxy's own
+/// (`fetch`) connect the same way.
+pub fn peer(
+    up: &Upstream,
+    addr: SocketAddr,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+) -> HttpPeer {
+    let mut peer = HttpPeer::new(addr, up.tls, up.host.clone());
     peer.options.ca = up.ca.clone();
     peer.options.connection_timeout = Some(connect_timeout);
     peer.options.read_timeout = Some(read_timeout);
@@ -99,12 +110,29 @@ impl Upstream {
         } else {
             format!("{host}:{port}")
         };
+        let ip = host
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, port));
         Ok(Self {
             authority,
             host,
             tls,
+            ip,
             ca: None,
         })
+    }
+
+    /// This upstream, failing closed: every connection to it is refused
+    /// (port 1 of 0.0.0.0), for a bucket whose source can no longer be
+    /// trusted or read.
+    pub fn unreachable(self) -> Self {
+        let ip = SocketAddr::from(([0, 0, 0, 0], 1));
+        Self {
+            authority: ip.to_string(),
+            ip: Some(ip),
+            ..self
+        }
     }
 }
 
