@@ -90,6 +90,8 @@ pub struct Ctx {
     /// The upstream socket, to acknowledge the response head at once
     /// (see `quickack`).
     upstream_fd: Option<std::os::fd::RawFd>,
+    /// Connects that failed, each at one of a name's addresses.
+    failed_connects: u8,
     /// Named in error bodies and in the request's span.
     id: String,
     /// Every event about this request, the proxy's own and its sub-requests',
@@ -115,6 +117,14 @@ fn request_id() -> String {
         id.push(char::from(DIGITS[(n >> shift) as usize & 0xF]));
     }
     id
+}
+
+/// Where the request goes: the plan's upstream, or the target untouched.
+fn upstream_of<'a>(ctx: &'a Ctx, settings: &'a Settings) -> &'a upstream::Upstream {
+    match &ctx.proxying {
+        Some(p) => &p.out.upstream,
+        None => &settings.target,
+    }
 }
 
 impl FerryProxy {
@@ -162,6 +172,7 @@ impl ProxyHttp for FerryProxy {
             mode: "unattached",
             upstream: "none",
             upstream_fd: None,
+            failed_connects: 0,
         }
     }
 
@@ -278,10 +289,7 @@ impl ProxyHttp for FerryProxy {
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         let settings = self.settings.load();
-        let up = match &ctx.proxying {
-            Some(p) => &p.out.upstream,
-            None => &settings.target,
-        };
+        let up = upstream_of(ctx, &settings);
         let addr = match upstream::resolve::address(up, settings.connect_timeout).await {
             Ok(addr) => addr,
             Err(e) => {
@@ -292,6 +300,27 @@ impl ProxyHttp for FerryProxy {
         };
         let peer = upstream::peer(up, addr, settings.connect_timeout, settings.read_timeout);
         Ok(Box::new(peer))
+    }
+
+    /// A name's next address after a failed connect (`upstream_peer` takes
+    /// them in turn): nothing of the request has gone upstream, so Pingora
+    /// may try again, once per address.
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        ctx.failed_connects = ctx.failed_connects.saturating_add(1);
+        let settings = self.settings.load();
+        if usize::from(ctx.failed_connects) < upstream::resolve::count(upstream_of(ctx, &settings))
+        {
+            // The last failure is counted in fail_to_proxy.
+            metrics::upstream_error(ctx.upstream, metrics::error_class(e.etype()));
+            e.set_retry(true);
+        }
+        e
     }
 
     async fn upstream_request_filter(

@@ -2,7 +2,8 @@
 //! reached in forward and migrate mode, proxied and by the proxy's own
 //! requests. When the name stops resolving, a request that needs the
 //! source gets a 503 `ServiceUnavailable` and the proxy keeps serving:
-//! Pingora's own `HttpPeer::new` would have panicked on the lookup.
+//! Pingora's own `HttpPeer::new` would have panicked on the lookup. A name
+//! with a dead address among its live ones costs a connect, not a request.
 
 // A test runs no request path: proxy/clippy.toml's rule against
 // blocking file calls is not for it.
@@ -107,4 +108,93 @@ fn a_source_by_name_is_reached_and_a_name_that_stops_resolving_is_a_503() {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert!(dns_errors >= 3.0, "{m}");
+}
+
+/// The source's name has two addresses, and nothing listens at one of
+/// them. Requests take the addresses in turn, and one that draws the dead
+/// address is tried at the next: every request is served, proxied and the
+/// proxy's own. The proxy runs in a mount namespace of its own (`unshare`),
+/// with its own /etc/hosts, so the machine's is not touched.
+#[test]
+fn a_name_with_a_dead_address_is_served_by_its_live_one() {
+    const TEST: &str = "a_name_with_a_dead_address_is_served_by_its_live_one";
+    let probe = std::process::Command::new("unshare")
+        .args(["-U", "-r", "-m", "true"])
+        .stderr(std::process::Stdio::null())
+        .status();
+    if !matches!(probe, Ok(s) if s.success()) {
+        ferry_harness::skip(TEST, "cannot make a mount namespace with unshare");
+        return;
+    }
+    let (mut source, target) = garage_pair("photos");
+    target.create_bucket("ferry-journal").unwrap();
+    put(&source, "photos", "on-source", b"from the source");
+    let metrics_port = free_port();
+    let mut proxy = Proxy::start_with(
+        &target,
+        "photos",
+        &format!(
+            "journal_bucket = \"ferry-journal\"\nmetrics_addr = \"127.0.0.1:{metrics_port}\"\n"
+        ),
+    );
+    // Garage listens on 127.0.0.1 only: 127.0.0.2 refuses.
+    let hosts = proxy.dir.path().join("hosts");
+    std::fs::write(
+        &hosts,
+        "127.0.0.1 localhost\n127.0.0.2 two.test\n127.0.0.1 two.test\n",
+    )
+    .unwrap();
+    proxy.kill9();
+    proxy.launcher = [
+        "unshare",
+        "-U",
+        "-r",
+        "-m",
+        "sh",
+        "-c",
+        &format!(
+            "mount --bind {} /etc/hosts && exec \"$0\" \"$@\"",
+            hosts.display()
+        ),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    proxy.spawn();
+    let port = source.endpoint.rsplit(':').next().unwrap().to_owned();
+    source.endpoint = format!("http://two.test:{port}");
+    proxy.attach("photos", &source);
+    let client = proxy.client("garage");
+    let get = || rt().block_on(get_bytes(&client, "photos", "on-source"));
+    let refused = || {
+        scrape(metrics_port)
+            .lines()
+            .filter(|l| {
+                l.starts_with("ferry_proxy_upstream_errors_total{")
+                    && l.contains("class=\"connect\"")
+                    && l.contains("upstream=\"source\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+
+    proxy.set_mode("photos", "forward");
+    for i in 0..6 {
+        assert_eq!(
+            get().unwrap_or_else(|e| panic!("GET {i}: {e:#}")),
+            "from the source"
+        );
+    }
+    let proxied = refused();
+    assert!(proxied >= 2.0, "the dead address was drawn: {proxied}");
+    // In migrate mode the object is read from the source by the proxy's
+    // own request (the fallback).
+    proxy.set_mode("photos", "migrate");
+    for i in 0..6 {
+        assert_eq!(
+            get().unwrap_or_else(|e| panic!("fallback GET {i}: {e:#}")),
+            "from the source"
+        );
+    }
+    assert!(refused() >= proxied + 2.0, "{}", scrape(metrics_port));
+    assert!(!proxy_panicked(&proxy), "{}", proxy.log());
 }

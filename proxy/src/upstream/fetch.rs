@@ -171,12 +171,22 @@ impl Fetcher {
             head.insert_header("content-length", len.to_string())
                 .map_err(|e| fail(&e))?;
         }
-        let peer = self.peer(&side.upstream, label).await?;
-        let (mut session, _reused) = self
-            .connector
-            .get_http_session(&peer)
-            .await
-            .map_err(|e| broken(label, &e))?;
+        // A name's next address after a failed connect: nothing was sent.
+        let mut tries = 0;
+        let (mut session, peer) = loop {
+            let peer = self.peer(&side.upstream, label).await?;
+            match self.connector.get_http_session(&peer).await {
+                Ok((session, _reused)) => break (session, peer),
+                Err(e) => {
+                    tries += 1;
+                    if tries >= super::resolve::count(&side.upstream) {
+                        return Err(broken(label, &e));
+                    }
+                    crate::metrics::upstream_error(label, crate::metrics::error_class(e.etype()));
+                    tracing::warn!(upstream = label, error = %e, "upstream connect failed; trying its next address");
+                }
+            }
+        };
         session.set_read_timeout(Some(self.read_timeout));
         session
             .write_request_header(Box::new(head))
@@ -360,5 +370,64 @@ mod tests {
         let b = b"<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>x</Message></Error>";
         assert_eq!(error_code(b).as_deref(), Some("NoSuchKey"));
         assert_eq!(error_code(b"<html>"), None);
+    }
+
+    /// A name with a dead address and a live one: the request fails over.
+    #[test]
+    fn a_refused_address_of_a_name_fails_over_to_the_next() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let (live_addr, dead_addr) = (live.local_addr().unwrap(), dead.local_addr().unwrap());
+            drop(dead);
+            let server = tokio::spawn(async move {
+                let (mut c, _) = live.accept().await.unwrap();
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut b = [0u8; 1];
+                    c.read_exact(&mut b).await.unwrap();
+                    head.push(b[0]);
+                }
+                c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await
+                    .unwrap();
+                head
+            });
+            let name = "failover.test:9000";
+            // The first address is handed out here, so the request's
+            // first try is the dead one.
+            super::super::resolve::answer(
+                name,
+                Ok(vec![live_addr, dead_addr]),
+                std::time::Instant::now(),
+            )
+            .unwrap();
+            let side = Side {
+                upstream: Upstream::from_url(&format!("http://{name}")).unwrap(),
+                creds: Arc::new(UpstreamCreds {
+                    access_key: "AK".into(),
+                    secret: "SK".into(),
+                    region: "r".into(),
+                }),
+                bucket: "b".into(),
+                label: "source",
+            };
+            let fetcher = Fetcher::new(Duration::from_secs(2), Duration::from_secs(5));
+            let req = Request {
+                method: "GET",
+                target: "/b/k",
+                headers: Vec::new(),
+                body: Body::Empty,
+            };
+            let (status, body) = fetcher.fetch(&side, req, 1024).await.unwrap();
+            assert_eq!((status, &body[..]), (200, &b"ok"[..]));
+            let head = String::from_utf8(server.await.unwrap()).unwrap();
+            assert!(head.contains("host: failover.test:9000"), "{head}");
+        });
     }
 }

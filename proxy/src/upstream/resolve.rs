@@ -15,7 +15,10 @@
 //! request gets a 503, and the failure is kept for [`RETRY`], so that a
 //! broken name costs one lookup a second, not one per request. Requests
 //! take the addresses of an answer in turn: a source cluster behind
-//! round-robin DNS gets the proxy's requests spread over its nodes.
+//! round-robin DNS gets the proxy's requests spread over its nodes. A
+//! connection refused or timed out at one address is tried at the next
+//! ([`count`] says how many there are), so a dead node costs a connect
+//! attempt, not the request.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -75,6 +78,18 @@ pub async fn address(up: &Upstream, limit: Duration) -> Result<SocketAddr, Resol
     answer(name, looked, Instant::now())
 }
 
+/// How many addresses a connection to `up` may try: 1 for an IP address,
+/// else as many as the name's last answer has.
+pub fn count(up: &Upstream) -> usize {
+    if up.ip.is_some() {
+        return 1;
+    }
+    let names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    names
+        .get(up.authority.as_str())
+        .map_or(1, |e| e.addrs.len().max(1))
+}
+
 /// A standing entry's address or failure; `None`: a lookup is due.
 fn cached(name: &str, now: Instant) -> Option<Result<SocketAddr, ResolveError>> {
     let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
@@ -89,7 +104,7 @@ fn cached(name: &str, now: Instant) -> Option<Result<SocketAddr, ResolveError>> 
 }
 
 /// Records a lookup of `name` and answers from the entry.
-fn answer(
+pub(super) fn answer(
     name: &str,
     looked: Result<Vec<SocketAddr>, String>,
     now: Instant,
@@ -184,6 +199,7 @@ mod tests {
         );
         let t0 = Instant::now();
         assert_eq!(answer(name, Ok(vec![a, b]), t0), Ok(a));
+        assert_eq!(count(&named(name)), 2);
         assert_eq!(cached(name, t0), Some(Ok(b)));
         assert_eq!(cached(name, t0), Some(Ok(a)));
         // Stale: a lookup is due. It fails, and the answer stays.
@@ -195,5 +211,7 @@ mod tests {
         let c: SocketAddr = "10.0.0.3:80".parse().unwrap();
         assert_eq!(answer(name, Ok(vec![c]), later + FRESH), Ok(c));
         assert_eq!(cached(name, later + FRESH), Some(Ok(c)));
+        assert_eq!(count(&named(name)), 1);
+        assert_eq!(count(&named("10.0.0.9:80")), 1);
     }
 }

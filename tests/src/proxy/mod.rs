@@ -65,6 +65,9 @@ pub struct Proxy {
     log_filter: String,
     /// More environment for the proxy (test hooks), from its next spawn.
     pub env: Vec<(String, String)>,
+    /// A program and its arguments that run the proxy (its path and
+    /// arguments follow), from its next spawn; empty: run it directly.
+    pub launcher: Vec<String>,
     child: Option<Child>,
 }
 
@@ -124,6 +127,7 @@ impl Proxy {
             http: layout.http,
             log_filter: filter.to_owned(),
             env: Vec::new(),
+            launcher: Vec::new(),
             child: None,
         };
         p.spawn();
@@ -133,7 +137,15 @@ impl Proxy {
     pub fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("proxy.log")).unwrap();
         std::fs::create_dir_all(self.pause_dir()).unwrap();
-        let child = Command::new(proxy_bin())
+        let mut cmd = match self.launcher.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(proxy_bin());
+                cmd
+            }
+            None => Command::new(proxy_bin()),
+        };
+        let child = cmd
             .arg("--config")
             .arg(&self.config)
             .env("FERRY_LOG", &self.log_filter)
