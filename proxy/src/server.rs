@@ -90,8 +90,10 @@ pub struct Ctx {
     /// The upstream socket, to acknowledge the response head at once
     /// (see `quickack`).
     upstream_fd: Option<std::os::fd::RawFd>,
-    /// Connects that failed, each at one of a name's addresses.
+    /// Connects that failed, each at one of a name's addresses, and the
+    /// address of the last one tried.
     failed_connects: u8,
+    connect_to: Option<std::net::SocketAddr>,
     /// Named in error bodies and in the request's span.
     id: String,
     /// Every event about this request, the proxy's own and its sub-requests',
@@ -173,6 +175,7 @@ impl ProxyHttp for FerryProxy {
             upstream: "none",
             upstream_fd: None,
             failed_connects: 0,
+            connect_to: None,
         }
     }
 
@@ -290,7 +293,8 @@ impl ProxyHttp for FerryProxy {
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         let settings = self.settings.load();
         let up = upstream_of(ctx, &settings);
-        let addr = match upstream::resolve::address(up, settings.connect_timeout).await {
+        let after = ctx.connect_to.filter(|_| ctx.failed_connects > 0);
+        let addr = match upstream::resolve::address(up, settings.connect_timeout, after).await {
             Ok(addr) => addr,
             Err(e) => {
                 // The client's 503; the metric is counted in fail_to_proxy.
@@ -299,12 +303,13 @@ impl ProxyHttp for FerryProxy {
             }
         };
         let peer = upstream::peer(up, addr, settings.connect_timeout, settings.read_timeout);
+        ctx.connect_to = Some(addr);
         Ok(Box::new(peer))
     }
 
     /// A name's next address after a failed connect (`upstream_peer` takes
-    /// them in turn): nothing of the request has gone upstream, so Pingora
-    /// may try again, once per address.
+    /// the one after `connect_to`): nothing of the request has gone
+    /// upstream, so Pingora may try again, once per address.
     fn fail_to_connect(
         &self,
         _session: &mut Session,

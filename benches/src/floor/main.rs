@@ -174,11 +174,12 @@ impl ProxyHttp for Floor {
         _ctx: &mut Self::CTX,
     ) -> pingora::Result<Box<HttpPeer>> {
         // An address: parsed once, as ferry-proxy's target is.
-        let addr = ferry_proxy::upstream::resolve::address(&self.upstream, self.connect_timeout)
-            .await
-            .map_err(|e| {
-                pingora::Error::because(pingora::ErrorType::ConnectError, "upstream", e)
-            })?;
+        let addr =
+            ferry_proxy::upstream::resolve::address(&self.upstream, self.connect_timeout, None)
+                .await
+                .map_err(|e| {
+                    pingora::Error::because(pingora::ErrorType::ConnectError, "upstream", e)
+                })?;
         Ok(Box::new(ferry_proxy::upstream::peer(
             &self.upstream,
             addr,

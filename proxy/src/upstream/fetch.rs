@@ -7,6 +7,7 @@
 //! to. Bodies stream: a response is read piece by piece, and a request body
 //! can be written piece by piece ([`Pending`]).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -115,20 +116,22 @@ impl Fetcher {
         }
     }
 
-    async fn peer(&self, up: &Upstream, label: &'static str) -> Result<HttpPeer, S3Error> {
+    /// `after`: the address whose connect just failed.
+    async fn peer(
+        &self,
+        up: &Upstream,
+        label: &'static str,
+        after: Option<SocketAddr>,
+    ) -> Result<(HttpPeer, SocketAddr), S3Error> {
         use crate::metrics::{DNS_ERROR, error_class, upstream_error};
-        let addr = super::resolve::address(up, self.connect_timeout)
+        let addr = super::resolve::address(up, self.connect_timeout, after)
             .await
             .map_err(|e| {
                 upstream_error(label, error_class(&DNS_ERROR));
                 unavailable(label, e)
             })?;
-        Ok(super::peer(
-            up,
-            addr,
-            self.connect_timeout,
-            self.read_timeout,
-        ))
+        let peer = super::peer(up, addr, self.connect_timeout, self.read_timeout);
+        Ok((peer, addr))
     }
 
     /// Sends the request line, headers and (for `Full`) the body.
@@ -172,13 +175,14 @@ impl Fetcher {
                 .map_err(|e| fail(&e))?;
         }
         // A name's next address after a failed connect: nothing was sent.
-        let mut tries = 0;
+        let (mut tries, mut failed) = (0, None);
         let (mut session, peer) = loop {
-            let peer = self.peer(&side.upstream, label).await?;
+            let (peer, addr) = self.peer(&side.upstream, label, failed).await?;
             match self.connector.get_http_session(&peer).await {
                 Ok((session, _reused)) => break (session, peer),
                 Err(e) => {
                     tries += 1;
+                    failed = Some(addr);
                     if tries >= super::resolve::count(&side.upstream) {
                         return Err(broken(label, &e));
                     }
@@ -405,6 +409,7 @@ mod tests {
                 name,
                 Ok(vec![live_addr, dead_addr]),
                 std::time::Instant::now(),
+                None,
             )
             .unwrap();
             let side = Side {

@@ -16,9 +16,9 @@
 //! broken name costs one lookup a second, not one per request. Requests
 //! take the addresses of an answer in turn: a source cluster behind
 //! round-robin DNS gets the proxy's requests spread over its nodes. A
-//! connection refused or timed out at one address is tried at the next
-//! ([`count`] says how many there are), so a dead node costs a connect
-//! attempt, not the request.
+//! connection refused or timed out at one address is tried at the one
+//! after it (`after`; [`count`] says how many there are), so a dead node
+//! costs a connect attempt, not the request.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -51,8 +51,15 @@ struct Entry {
 }
 
 impl Entry {
-    fn take(&mut self) -> Option<SocketAddr> {
-        let a = *self.addrs.get(self.next % self.addrs.len().max(1))?;
+    /// The address after `after` if it is one of them (a failed connect's
+    /// next try, whatever other requests drew meanwhile), else the next in
+    /// turn.
+    fn pick(&mut self, after: Option<SocketAddr>) -> Option<SocketAddr> {
+        let n = self.addrs.len();
+        if let Some(i) = after.and_then(|a| self.addrs.iter().position(|x| *x == a)) {
+            return Some(self.addrs[(i + 1) % n]);
+        }
+        let a = *self.addrs.get(self.next % n.max(1))?;
         self.next = self.next.wrapping_add(1);
         Some(a)
     }
@@ -61,13 +68,18 @@ impl Entry {
 /// Keyed by `host:port`. foldhash: the keys are the operator's upstreams.
 static NAMES: LazyLock<Mutex<foldhash::HashMap<String, Entry>>> = LazyLock::new(Mutex::default);
 
-/// The address to connect to for `up`, within `limit` if a lookup is due.
-pub async fn address(up: &Upstream, limit: Duration) -> Result<SocketAddr, ResolveError> {
+/// The address to connect to for `up`, within `limit` if a lookup is due;
+/// `after`: the address whose connect just failed.
+pub async fn address(
+    up: &Upstream,
+    limit: Duration,
+    after: Option<SocketAddr>,
+) -> Result<SocketAddr, ResolveError> {
     if let Some(ip) = up.ip {
         return Ok(ip);
     }
     let name = up.authority.as_str();
-    if let Some(cached) = cached(name, Instant::now()) {
+    if let Some(cached) = cached(name, Instant::now(), after) {
         return cached;
     }
     let looked = match tokio::time::timeout(limit, tokio::net::lookup_host(name)).await {
@@ -75,7 +87,7 @@ pub async fn address(up: &Upstream, limit: Duration) -> Result<SocketAddr, Resol
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("no answer within {limit:?}")),
     };
-    answer(name, looked, Instant::now())
+    answer(name, looked, Instant::now(), after)
 }
 
 /// How many addresses a connection to `up` may try: 1 for an IP address,
@@ -91,13 +103,17 @@ pub fn count(up: &Upstream) -> usize {
 }
 
 /// A standing entry's address or failure; `None`: a lookup is due.
-fn cached(name: &str, now: Instant) -> Option<Result<SocketAddr, ResolveError>> {
+fn cached(
+    name: &str,
+    now: Instant,
+    after: Option<SocketAddr>,
+) -> Option<Result<SocketAddr, ResolveError>> {
     let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
     let e = names.get_mut(name)?;
     if e.until.is_none_or(|until| now >= until) {
         return None;
     }
-    Some(match (e.take(), &e.failed) {
+    Some(match (e.pick(after), &e.failed) {
         (Some(a), _) => Ok(a),
         (None, why) => Err(error(name, why.as_deref().unwrap_or("no address"))),
     })
@@ -108,6 +124,7 @@ pub(super) fn answer(
     name: &str,
     looked: Result<Vec<SocketAddr>, String>,
     now: Instant,
+    after: Option<SocketAddr>,
 ) -> Result<SocketAddr, ResolveError> {
     let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
     let e = names.entry(name.to_owned()).or_default();
@@ -136,7 +153,7 @@ pub(super) fn answer(
             }
         }
     }
-    e.take()
+    e.pick(after)
         .ok_or_else(|| error(name, e.failed.as_deref().unwrap_or("no address")))
 }
 
@@ -170,7 +187,7 @@ mod tests {
         let name = named("localhost:3901");
         assert_eq!(name.ip, None);
         let a = rt()
-            .block_on(address(&name, Duration::from_secs(5)))
+            .block_on(address(&name, Duration::from_secs(5), None))
             .unwrap();
         assert!(a.ip().is_loopback() && a.port() == 3901, "{a}");
     }
@@ -179,7 +196,7 @@ mod tests {
     fn a_name_that_does_not_resolve_is_an_error_that_names_it() {
         let up = named("no-such-host.invalid:9000");
         let e = rt()
-            .block_on(address(&up, Duration::from_secs(5)))
+            .block_on(address(&up, Duration::from_secs(5), None))
             .unwrap_err();
         assert_eq!(e.name, "no-such-host.invalid:9000");
         assert!(
@@ -187,7 +204,7 @@ mod tests {
                 .starts_with("cannot resolve no-such-host.invalid:9000: ")
         );
         // Kept for RETRY: the same error, from the entry.
-        assert_eq!(cached(&e.name, Instant::now()), Some(Err(e)));
+        assert_eq!(cached(&e.name, Instant::now(), None), Some(Err(e)));
     }
 
     #[test]
@@ -198,19 +215,22 @@ mod tests {
             "10.0.0.2:80".parse().unwrap(),
         );
         let t0 = Instant::now();
-        assert_eq!(answer(name, Ok(vec![a, b]), t0), Ok(a));
+        assert_eq!(answer(name, Ok(vec![a, b]), t0, None), Ok(a));
         assert_eq!(count(&named(name)), 2);
-        assert_eq!(cached(name, t0), Some(Ok(b)));
-        assert_eq!(cached(name, t0), Some(Ok(a)));
+        assert_eq!(cached(name, t0, None), Some(Ok(b)));
+        // After a failed connect: the address after it, out of turn.
+        assert_eq!(cached(name, t0, Some(b)), Some(Ok(a)));
+        assert_eq!(cached(name, t0, Some(a)), Some(Ok(b)));
+        assert_eq!(cached(name, t0, None), Some(Ok(a)));
         // Stale: a lookup is due. It fails, and the answer stays.
         let later = t0 + FRESH;
-        assert_eq!(cached(name, later), None);
-        assert_eq!(answer(name, Err("SERVFAIL".into()), later), Ok(b));
-        assert_eq!(cached(name, later), Some(Ok(a)));
+        assert_eq!(cached(name, later, None), None);
+        assert_eq!(answer(name, Err("SERVFAIL".into()), later, None), Ok(b));
+        assert_eq!(cached(name, later, None), Some(Ok(a)));
         // A new answer replaces it.
         let c: SocketAddr = "10.0.0.3:80".parse().unwrap();
-        assert_eq!(answer(name, Ok(vec![c]), later + FRESH), Ok(c));
-        assert_eq!(cached(name, later + FRESH), Some(Ok(c)));
+        assert_eq!(answer(name, Ok(vec![c]), later + FRESH, Some(a)), Ok(c));
+        assert_eq!(cached(name, later + FRESH, None), Some(Ok(c)));
         assert_eq!(count(&named(name)), 1);
         assert_eq!(count(&named("10.0.0.9:80")), 1);
     }
