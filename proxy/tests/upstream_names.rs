@@ -12,46 +12,60 @@
 use ferry_harness::proxy as common;
 
 use common::*;
-use ferry_harness::{Store, get_bytes};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use ferry_harness::s3migrate::rt;
+use ferry_harness::{Store, get_bytes, put_objects};
 
 fn put(store: &Store, bucket: &str, key: &str, body: &'static [u8]) {
-    rt().block_on(
-        store
-            .client()
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(bytes::Bytes::from_static(body).into())
-            .send(),
-    )
-    .unwrap_or_else(|e| panic!("seed {bucket}/{key}: {e:?}"));
+    let object = (key.to_owned(), bytes::Bytes::from_static(body));
+    rt().block_on(put_objects(&store.client(), bucket, [object], 1))
+        .unwrap_or_else(|e| panic!("seed {bucket}/{key}: {e:?}"));
 }
 
-#[test]
-fn a_source_by_name_is_reached_and_a_name_that_stops_resolving_is_a_503() {
-    let (mut source, target) = garage_pair("photos");
-    target.create_bucket("other").unwrap();
+/// `photos` on both stores, "on-source" on the source's, and a proxy
+/// with a delete journal and metrics (on the returned port).
+fn setup() -> (Store, Store, Proxy, u16) {
+    let (source, target) = garage_pair("photos");
     target.create_bucket("ferry-journal").unwrap();
     put(&source, "photos", "on-source", b"from the source");
-    put(&target, "photos", "on-target", b"from the target");
-    put(&target, "other", "plain", b"unattached");
     let metrics_port = free_port();
-    let mut proxy = Proxy::start_with(
+    let proxy = Proxy::start_with(
         &target,
         "photos",
         &format!(
             "journal_bucket = \"ferry-journal\"\nmetrics_addr = \"127.0.0.1:{metrics_port}\"\n"
         ),
     );
+    (source, target, proxy, metrics_port)
+}
+
+/// Gives the source's endpoint with `host` for its address; returns the
+/// port.
+fn rename(source: &mut Store, host: &str) -> String {
     let port = source.endpoint.rsplit(':').next().unwrap().to_owned();
-    source.endpoint = format!("http://localhost:{port}");
+    source.endpoint = format!("http://{host}:{port}");
+    port
+}
+
+/// `ferry_proxy_upstream_errors_total` for the source, of `class`.
+fn source_errors(metrics_port: u16, class: &str) -> f64 {
+    scrape(metrics_port)
+        .lines()
+        .filter(|l| {
+            l.starts_with("ferry_proxy_upstream_errors_total{")
+                && l.contains(&format!("class=\"{class}\""))
+                && l.contains("upstream=\"source\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_source_by_name_is_reached_and_a_name_that_stops_resolving_is_a_503() {
+    let (mut source, target, mut proxy, metrics_port) = setup();
+    target.create_bucket("other").unwrap();
+    put(&target, "photos", "on-target", b"from the target");
+    put(&target, "other", "plain", b"unattached");
+    let port = rename(&mut source, "localhost");
     proxy.attach("photos", &source);
     let client = proxy.client("garage");
     let get = |key: &str, bucket: &str| rt().block_on(get_bytes(&client, bucket, key));
@@ -97,17 +111,8 @@ fn a_source_by_name_is_reached_and_a_name_that_stops_resolving_is_a_503() {
         log.contains("cannot resolve") && log.contains("no-such-host.invalid"),
         "{log}"
     );
-    let m = scrape(metrics_port);
-    let dns_errors: f64 = m
-        .lines()
-        .filter(|l| {
-            l.starts_with("ferry_proxy_upstream_errors_total{")
-                && l.contains("class=\"dns\"")
-                && l.contains("upstream=\"source\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
-    assert!(dns_errors >= 3.0, "{m}");
+    let dns_errors = source_errors(metrics_port, "dns");
+    assert!(dns_errors >= 3.0, "{}", scrape(metrics_port));
 }
 
 /// The source's name has two addresses, and nothing listens at one of
@@ -126,17 +131,7 @@ fn a_name_with_a_dead_address_is_served_by_its_live_one() {
         ferry_harness::skip(TEST, "cannot make a mount namespace with unshare");
         return;
     }
-    let (mut source, target) = garage_pair("photos");
-    target.create_bucket("ferry-journal").unwrap();
-    put(&source, "photos", "on-source", b"from the source");
-    let metrics_port = free_port();
-    let mut proxy = Proxy::start_with(
-        &target,
-        "photos",
-        &format!(
-            "journal_bucket = \"ferry-journal\"\nmetrics_addr = \"127.0.0.1:{metrics_port}\"\n"
-        ),
-    );
+    let (mut source, _target, mut proxy, metrics_port) = setup();
     // Garage listens on 127.0.0.1 only: 127.0.0.2 refuses.
     let hosts = proxy.dir.path().join("hosts");
     std::fs::write(
@@ -160,22 +155,11 @@ fn a_name_with_a_dead_address_is_served_by_its_live_one() {
     .map(str::to_owned)
     .to_vec();
     proxy.spawn();
-    let port = source.endpoint.rsplit(':').next().unwrap().to_owned();
-    source.endpoint = format!("http://two.test:{port}");
+    rename(&mut source, "two.test");
     proxy.attach("photos", &source);
     let client = proxy.client("garage");
     let get = || rt().block_on(get_bytes(&client, "photos", "on-source"));
-    let refused = || {
-        scrape(metrics_port)
-            .lines()
-            .filter(|l| {
-                l.starts_with("ferry_proxy_upstream_errors_total{")
-                    && l.contains("class=\"connect\"")
-                    && l.contains("upstream=\"source\"")
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>()
-    };
+    let refused = || source_errors(metrics_port, "connect");
 
     proxy.set_mode("photos", "forward");
     for i in 0..6 {

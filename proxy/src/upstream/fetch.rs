@@ -377,62 +377,56 @@ mod tests {
     }
 
     /// A name with a dead address and a live one: the request fails over.
-    #[test]
-    fn a_refused_address_of_a_name_fails_over_to_the_next() {
+    #[tokio::test]
+    async fn a_refused_address_of_a_name_fails_over_to_the_next() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let (live_addr, dead_addr) = (live.local_addr().unwrap(), dead.local_addr().unwrap());
-            drop(dead);
-            let server = tokio::spawn(async move {
-                let (mut c, _) = live.accept().await.unwrap();
-                let mut head = Vec::new();
-                while !head.ends_with(b"\r\n\r\n") {
-                    let mut b = [0u8; 1];
-                    c.read_exact(&mut b).await.unwrap();
-                    head.push(b[0]);
-                }
-                c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                    .await
-                    .unwrap();
-                head
-            });
-            let name = "failover.test:9000";
-            // The first address is handed out here, so the request's
-            // first try is the dead one.
-            super::super::resolve::answer(
-                name,
-                Ok(vec![live_addr, dead_addr]),
-                std::time::Instant::now(),
-                None,
-            )
-            .unwrap();
-            let side = Side {
-                upstream: Upstream::from_url(&format!("http://{name}")).unwrap(),
-                creds: Arc::new(UpstreamCreds {
-                    access_key: "AK".into(),
-                    secret: "SK".into(),
-                    region: "r".into(),
-                }),
-                bucket: "b".into(),
-                label: "source",
-            };
-            let fetcher = Fetcher::new(Duration::from_secs(2), Duration::from_secs(5));
-            let req = Request {
-                method: "GET",
-                target: "/b/k",
-                headers: Vec::new(),
-                body: Body::Empty,
-            };
-            let (status, body) = fetcher.fetch(&side, req, 1024).await.unwrap();
-            assert_eq!((status, &body[..]), (200, &b"ok"[..]));
-            let head = String::from_utf8(server.await.unwrap()).unwrap();
-            assert!(head.contains("host: failover.test:9000"), "{head}");
+        let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (live_addr, dead_addr) = (live.local_addr().unwrap(), dead.local_addr().unwrap());
+        drop(dead);
+        let server = tokio::spawn(async move {
+            let (mut c, _) = live.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut b = [0u8; 1];
+                c.read_exact(&mut b).await.unwrap();
+                head.push(b[0]);
+            }
+            c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            head
         });
+        let name = "failover.test:9000";
+        // The first address is handed out here, so the request's
+        // first try is the dead one.
+        super::super::resolve::answer(
+            name,
+            Ok(vec![live_addr, dead_addr]),
+            std::time::Instant::now(),
+            None,
+        )
+        .unwrap();
+        let side = Side {
+            upstream: Upstream::from_url(&format!("http://{name}")).unwrap(),
+            creds: Arc::new(UpstreamCreds {
+                access_key: "AK".into(),
+                secret: "SK".into(),
+                region: "r".into(),
+            }),
+            bucket: "b".into(),
+            label: "source",
+        };
+        let fetcher = Fetcher::new(Duration::from_secs(2), Duration::from_secs(5));
+        let req = Request {
+            method: "GET",
+            target: "/b/k",
+            headers: Vec::new(),
+            body: Body::Empty,
+        };
+        let (status, body) = fetcher.fetch(&side, req, 1024).await.unwrap();
+        assert_eq!((status, &body[..]), (200, &b"ok"[..]));
+        let head = String::from_utf8(server.await.unwrap()).unwrap();
+        assert!(head.contains("host: failover.test:9000"), "{head}");
     }
 }

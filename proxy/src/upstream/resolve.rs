@@ -172,31 +172,22 @@ mod tests {
         Upstream::from_url(&format!("http://{authority}")).unwrap()
     }
 
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
-
-    #[test]
-    fn an_address_is_parsed_once_and_a_name_is_looked_up() {
+    #[tokio::test]
+    async fn an_address_is_parsed_once_and_a_name_is_looked_up() {
         let ip = named("127.0.0.1:3900");
         assert_eq!(ip.ip, Some("127.0.0.1:3900".parse().unwrap()));
         assert_eq!(named("[::1]:9000").ip, Some("[::1]:9000".parse().unwrap()));
         let name = named("localhost:3901");
         assert_eq!(name.ip, None);
-        let a = rt()
-            .block_on(address(&name, Duration::from_secs(5), None))
-            .unwrap();
+        let a = address(&name, Duration::from_secs(5), None).await.unwrap();
         assert!(a.ip().is_loopback() && a.port() == 3901, "{a}");
     }
 
-    #[test]
-    fn a_name_that_does_not_resolve_is_an_error_that_names_it() {
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_is_an_error_that_names_it() {
         let up = named("no-such-host.invalid:9000");
-        let e = rt()
-            .block_on(address(&up, Duration::from_secs(5), None))
+        let e = address(&up, Duration::from_secs(5), None)
+            .await
             .unwrap_err();
         assert_eq!(e.name, "no-such-host.invalid:9000");
         assert!(
