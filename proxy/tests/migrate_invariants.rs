@@ -78,7 +78,9 @@ fn no_client_write_is_lost_to_the_copier() {
 /// through the proxy in exactly that window; then the copier writes its
 /// stale copy. After the pass no deleted key exists on either side. In the
 /// same race, keys the client writes again (v3) after the stale copy landed
-/// keep the client's v3: no lost write either.
+/// keep the client's v3: no lost write either. The copier's journal watch
+/// is held until every client step is done, so that the v3 writes land
+/// before it settles the stale copies, not after.
 #[test]
 fn deleted_keys_never_come_back_and_rewritten_ones_keep_the_clients_write() {
     let s = setup();
@@ -91,6 +93,8 @@ fn deleted_keys_never_come_back_and_rewritten_ones_keep_the_clients_write() {
     let rewritten = |k: &str| k.ends_with('0') && k.as_bytes()[k.len() - 2].is_multiple_of(2);
     let folder = tempfile::tempdir().unwrap();
     let gate = tempfile::tempdir().unwrap();
+    let watch_hold = gate.path().join("watch.hold");
+    std::fs::write(&watch_hold, b"").unwrap();
     let mut copier = s
         .s3migrate(folder.path())
         .args(["--delete-journal", JOURNAL])
@@ -139,6 +143,9 @@ fn deleted_keys_never_come_back_and_rewritten_ones_keep_the_clients_write() {
                     put(&c, &k, format!("v3 {k}").as_bytes()).await;
                 }
             }));
+        }
+        if seen.len() == KEYS && tasks.iter().all(|t| t.is_finished()) && watch_hold.exists() {
+            std::fs::remove_file(&watch_hold).unwrap();
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }

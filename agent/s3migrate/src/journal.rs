@@ -26,7 +26,7 @@
 //! failed to remove the entry after that write, and removing identical bytes
 //! is then the lesser harm.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
 
@@ -98,8 +98,11 @@ pub struct JournalSummary {
     pub absent: u64,
     /// On the destination but not the copier's write: the client's, kept.
     pub kept: u64,
-    /// The copier's own write of a deleted key, removed again.
+    /// The copier's own write of a deleted key, removed again: by the
+    /// journal watch moments after it landed (`watch`), or here.
     pub removed: u64,
+    /// Of `removed`, those the journal watch removed during the pass.
+    pub removed_during_pass: u64,
     /// Could not be settled (see failed.log); the pass is not complete.
     pub unreconciled: u64,
 }
@@ -171,30 +174,7 @@ pub async fn load(
     dest_bucket: &str,
     retry: RetryPolicy,
 ) -> Result<Loaded, S3Error> {
-    let pfx = prefix(dest_bucket);
-    let mut names = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = retry
-            .run(|| {
-                let req = client
-                    .list_objects_v2()
-                    .bucket(journal_bucket)
-                    .prefix(&pfx)
-                    .set_continuation_token(token.clone());
-                async move { req.send().await.map_err(S3Error::from_sdk) }
-            })
-            .await?;
-        names.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_owned)),
-        );
-        match page.next_continuation_token() {
-            Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
-            _ => break,
-        }
-    }
+    let (names, _) = list_names(client, journal_bucket, dest_bucket, retry).await?;
     let bodies: Vec<(String, EntryBody)> = futures::stream::iter(names)
         .map(|name| async move {
             let body = retry
@@ -225,6 +205,42 @@ pub async fn load(
         }
     }
     Ok(out)
+}
+
+/// The names of `dest_bucket`'s entries in the journal, now, and how many
+/// listing pages that took.
+pub async fn list_names(
+    client: &Client,
+    journal_bucket: &str,
+    dest_bucket: &str,
+    retry: RetryPolicy,
+) -> Result<(Vec<String>, usize), S3Error> {
+    let pfx = prefix(dest_bucket);
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = retry
+            .run(|| {
+                let req = client
+                    .list_objects_v2()
+                    .bucket(journal_bucket)
+                    .prefix(&pfx)
+                    .set_continuation_token(token.clone());
+                async move { req.send().await.map_err(S3Error::from_sdk) }
+            })
+            .await?;
+        pages += 1;
+        names.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+        match page.next_continuation_token() {
+            Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
+            _ => return Ok((names, pages)),
+        }
+    }
 }
 
 /// An entry's bytes; `None` when it was removed after the listing.
@@ -276,6 +292,7 @@ pub async fn reconcile(
         partition,
         dest_folder,
         threads,
+        &BTreeSet::new(),
     )
     .await
 }
@@ -292,7 +309,9 @@ pub async fn load_for(copier: &Copier, journal: &Journal) -> Result<Loaded, Stri
     .map_err(|e| format!("reading the delete journal '{}': {e}", journal.bucket))
 }
 
-/// As [`reconcile`], with the journal as the caller read it.
+/// As [`reconcile`], with the journal as the caller read it, and the keys
+/// the journal watch removed during the pass (found absent now, they count
+/// as removed).
 pub async fn reconcile_loaded(
     copier: &Copier,
     mode: DeleteMode,
@@ -300,6 +319,7 @@ pub async fn reconcile_loaded(
     partition: Partition,
     dest_folder: &Path,
     threads: usize,
+    removed_during_pass: &BTreeSet<String>,
 ) -> Result<(JournalSummary, Vec<Unsettled>), String> {
     let mut sum = JournalSummary {
         entries: (loaded.keys.len() + loaded.bad.len()) as u64,
@@ -340,6 +360,10 @@ pub async fn reconcile_loaded(
     for (key, fate) in fates {
         match fate {
             Fate::Live => sum.live += 1,
+            Fate::Absent if removed_during_pass.contains(&key) => {
+                sum.removed += 1;
+                sum.removed_during_pass += 1;
+            }
             Fate::Absent => sum.absent += 1,
             Fate::Kept => sum.kept += 1,
             Fate::Removed => sum.removed += 1,
@@ -356,7 +380,7 @@ pub async fn reconcile_loaded(
 }
 
 /// The journal's reason to remove a key, in the messages of [`settle`].
-const JOURNALLED: &str = "deleted by a client (journal)";
+pub(crate) const JOURNALLED: &str = "deleted by a client (journal)";
 
 /// Settles one key that should no longer be on the destination (`why`
 /// says why, for the messages) and whose last write by the copier produced

@@ -20,6 +20,7 @@ mod run_pass;
 pub mod s3;
 pub mod throttle;
 pub mod verify;
+mod watch;
 pub mod worker;
 
 use std::collections::BTreeMap;

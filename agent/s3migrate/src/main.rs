@@ -71,9 +71,10 @@ fn main() {
                 }
                 if let Some(j) = &p.journal {
                     println!(
-                        "  delete journal: entries={} removed={} kept(client)={} absent={} no-record={} not-mine={} unreconciled={}",
+                        "  delete journal: entries={} removed={} (during the pass {}) kept(client)={} absent={} no-record={} not-mine={} unreconciled={}",
                         j.entries,
                         j.removed,
+                        j.removed_during_pass,
                         j.kept,
                         j.absent,
                         j.no_record,

@@ -12,6 +12,7 @@ use super::entries::{self, EntryStream, StreamError};
 use super::intents::{self, IntentLog};
 use super::ledger::{self, Done, LedgerFiles, Outcome};
 use super::progress::{self, Printer, Stats};
+use super::watch::Watch;
 use super::worker::{self, Policy, Work};
 use super::{Counts, PassSummary, Plan, RunError, journal, metrics, records};
 use ferry_control::keylist::{self, KeyListReader};
@@ -112,7 +113,12 @@ pub(crate) async fn run(
     // Journalled keys are copied like any other: a key the source still
     // lists is live (its delete failed, or has not reached the source
     // yet), and skipping it would lose it at detach. A copy that lands
-    // after the delete is removed by the reconcile at the end of the pass.
+    // after the delete is removed by the watch moments later, or else by
+    // the reconcile at the end of the pass.
+    let watch = match &plan.journal {
+        Some(j) if !dry => Some(Watch::start(copier.clone(), j.clone(), plan.job.threads)),
+        _ => None,
+    };
 
     let files = if dry {
         LedgerFiles {
@@ -235,6 +241,7 @@ pub(crate) async fn run(
             done_tx.clone(),
             stats.clone(),
         );
+        let watched = watch.as_ref().map(Watch::sender);
         tasks.spawn(async move {
             stats.work.fetch_add(1, Relaxed);
             let key = entry.key.clone();
@@ -244,6 +251,9 @@ pub(crate) async fn run(
                 rec,
             };
             let outcome = worker::handle(copier, policy, w).await;
+            if let (Some(watch), Outcome::Copied(rec)) = (&watched, &outcome) {
+                watch.landed(&key, &rec.dest_etag);
+            }
             stats.work.fetch_sub(1, Relaxed);
             drop(permit);
             let _ = tx
@@ -262,6 +272,10 @@ pub(crate) async fn run(
     while let Some(r) = tasks.join_next().await {
         r.map_err(fatal)?;
     }
+    let removed_during_pass = match watch {
+        Some(w) => w.finish().await,
+        None => Default::default(),
+    };
     drop(done_tx);
     let mut ledger_report = ledger_task
         .await
@@ -276,8 +290,21 @@ pub(crate) async fn run(
     let mut unsettled = 0;
     let mut journal_error = None;
     if let Some(j) = plan.journal.as_ref().filter(|_| !dry && !stopped) {
-        let settled =
-            journal::reconcile(&copier, j, plan.partition, &folder, plan.job.threads).await;
+        let settled = match journal::load_for(&copier, j).await {
+            Ok(loaded) => {
+                journal::reconcile_loaded(
+                    &copier,
+                    j.mode,
+                    loaded,
+                    plan.partition,
+                    &folder,
+                    plan.job.threads,
+                    &removed_during_pass,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
         let (sum, keys) = match settled {
             Ok(r) => r,
             Err(e) => {

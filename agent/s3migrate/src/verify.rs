@@ -433,6 +433,7 @@ pub(crate) async fn run(plan: &Plan) -> Result<VerifyReport, RunError> {
             plan.partition,
             &plan.dest_folder,
             limit,
+            &Default::default(),
         )
         .await
         .map_err(|e| fatal(&e))?;

@@ -113,6 +113,15 @@ fn release(dir: &Path, key: &str) {
     std::fs::write(hold(dir, key, "go"), b"").unwrap();
 }
 
+/// Holds the copier's journal watch (see `watch::test_hold`).
+fn hold_watch(dir: &Path) {
+    std::fs::write(dir.join("watch.hold"), b"").unwrap();
+}
+
+fn release_watch(dir: &Path) {
+    std::fs::remove_file(dir.join("watch.hold")).unwrap();
+}
+
 /// Waits until `cond` holds; kills the copier and fails on timeout.
 fn wait_for(child: &mut Child, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -246,10 +255,11 @@ fn deleted_keys_are_not_resurrected_by_copies_in_flight() {
     assert_eq!(j["unreconciled"], 0, "{j}");
 }
 
-/// (b) Delete, stale copy, then a client writes the key again: the client's
-/// write survives the reconcile, whether the proxy removed the journal entry
-/// (k1) or crashed before it could (k2, its v3 differs from the stale bytes,
-/// so the ETag tells them apart).
+/// (b) Delete, stale copy, then a client writes the key again before the
+/// journal watch looks (it is held): the client's write survives the watch
+/// and the reconcile, whether the proxy removed the journal entry (k1) or
+/// crashed before it could (k2, its v3 differs from the stale bytes, so the
+/// ETag tells them apart).
 #[test]
 fn a_client_write_after_the_delete_is_never_lost() {
     let (src, dest) = pair(StoreKind::Moto, StoreKind::Moto);
@@ -273,6 +283,7 @@ fn a_client_write_after_the_delete_is_never_lost() {
     let (k1, k2, gate) = (keys[5].clone(), keys[6].clone(), keys[29].clone());
     let held = [k1.clone(), k2.clone(), gate.clone()];
     pass_all_but(&pause, &keys, &held);
+    hold_watch(&pause);
 
     let mut child = spawn(&mut with_journal(&src, &dest, &folder), &pause);
     wait_for(
@@ -293,6 +304,7 @@ fn a_client_write_after_the_delete_is_never_lost() {
     let v3_2 = data(3002, 77);
     client_put(&rt, &dc, &k1, v3_1.clone(), true);
     client_put(&rt, &dc, &k2, v3_2.clone(), false);
+    release_watch(&pause);
     release(&pause, &gate);
     let out = finish(child);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -585,6 +597,8 @@ fn a_copy_killed_before_its_record_is_removed_after_the_delete() {
     .unwrap();
     let (gate, raced) = (keys[0].clone(), keys[5].clone());
     pass_all_but(&pause, &keys, &[gate.clone(), raced.clone()]);
+    // Held for good: the copier dies with the stale copy in place.
+    hold_watch(&pause);
     let mut child = spawn(&mut with_journal(&src, &dest, &folder), &pause);
     wait_for(
         &mut child,
@@ -629,4 +643,77 @@ fn a_copy_killed_before_its_record_is_removed_after_the_delete() {
     // Settled: the intents are cleared with the records durable.
     let intents = std::fs::read_to_string(folder.join("intents.log")).unwrap();
     assert!(intents.is_empty(), "{intents}");
+}
+
+/// (e) The journal watch: a stale copy that lands after a client's delete
+/// is gone from the destination within moments, while the pass still runs
+/// (a later key is held, so the pass cannot end and its reconcile cannot
+/// be what removed it). Before the watch, clients saw the deleted key
+/// until the pass's end, hours later on a large bucket.
+#[test]
+fn a_stale_copy_is_removed_while_the_pass_still_runs() {
+    let (src, dest) = pair(StoreKind::Moto, StoreKind::Moto);
+    dest.create_bucket(JOURNAL).unwrap();
+    let (sc, dc) = (src.client(), dest.client());
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("df");
+    let pause = tmp.path().join("pause");
+    std::fs::create_dir_all(&pause).unwrap();
+    let rt = rt();
+    let keys: Vec<String> = (0..20).map(|i| format!("w/{i:02}")).collect();
+    rt.block_on(put_objects(
+        &sc,
+        "src-bucket",
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), data(i as u64, 100))),
+        8,
+    ))
+    .unwrap();
+    let (raced, gate) = (keys[4].clone(), keys[15].clone());
+    pass_all_but(&pause, &keys, &[raced.clone(), gate.clone()]);
+    let mut child = spawn(&mut with_journal(&src, &dest, &folder), &pause);
+    wait_for(
+        &mut child,
+        "the raced and the gate key to read the source",
+        || {
+            [&raced, &gate]
+                .iter()
+                .all(|k| hold(&pause, k, "paused").exists())
+        },
+    );
+    client_delete(&rt, &sc, &dc, &raced);
+    release(&pause, &raced);
+    // migrate.log reaches the raced key only once its stale copy landed
+    // (every earlier key is through, the gate key is later).
+    wait_for(&mut child, "the raced key's copy to land", || {
+        migrate_log(&folder).contains(&raced)
+    });
+    wait_for(&mut child, "the stale copy to be removed", || {
+        !exists(&rt, &dc, &raced)
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the pass must still be running"
+    );
+    let summaries = std::fs::read_dir(&folder)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().starts_with("summary-")
+        })
+        .count();
+    assert_eq!(summaries, 0, "the pass must not have ended");
+    release(&pause, &gate);
+    let out = finish(child);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!exists(&rt, &dc, &raced), "{raced} came back");
+    let s = last_summary(&folder);
+    assert_eq!(s["complete"], true);
+    assert_eq!(counts(&s)["copied"], 20);
+    let j = &s["journal"];
+    assert_eq!(j["entries"], 1, "{j}");
+    assert_eq!(j["removed"], 1, "{j}");
+    assert_eq!(j["removed_during_pass"], 1, "{j}");
+    assert_eq!(j["absent"], 0, "{j}");
 }
