@@ -21,6 +21,54 @@ use ferry_harness::{StoreKind, get_bytes, list_keys, put_objects};
 const JOURNAL: &str = "ferry-journal";
 const DEST: &str = "dest-bucket";
 
+/// Two stores (a Moto source), the journal bucket, `n` source keys named by
+/// `name` with `size` bytes each, a dest folder, and the pause hook's
+/// directory.
+struct Race {
+    src: ferry_harness::Store,
+    dest: ferry_harness::Store,
+    sc: aws_sdk_s3::Client,
+    dc: aws_sdk_s3::Client,
+    _tmp: tempfile::TempDir,
+    folder: std::path::PathBuf,
+    pause: std::path::PathBuf,
+    rt: tokio::runtime::Runtime,
+    keys: Vec<String>,
+}
+
+impl Race {
+    fn new(dest: StoreKind, n: usize, name: impl Fn(usize) -> String, size: usize) -> Race {
+        let (src, dest) = pair(StoreKind::Moto, dest);
+        dest.create_bucket(JOURNAL).unwrap();
+        let (sc, dc) = (src.client(), dest.client());
+        let tmp = tempfile::tempdir().unwrap();
+        let pause = tmp.path().join("pause");
+        std::fs::create_dir_all(&pause).unwrap();
+        let rt = rt();
+        let keys: Vec<String> = (0..n).map(name).collect();
+        rt.block_on(put_objects(
+            &sc,
+            "src-bucket",
+            keys.iter()
+                .enumerate()
+                .map(|(i, k)| (k.clone(), data(i as u64, size))),
+            16,
+        ))
+        .unwrap();
+        Race {
+            folder: tmp.path().join("df"),
+            src,
+            dest,
+            sc,
+            dc,
+            _tmp: tmp,
+            pause,
+            rt,
+            keys,
+        }
+    }
+}
+
 /// What the proxy does for a client's DeleteObject in migrate mode: the
 /// journal entry first, then the source, then the target.
 fn client_delete(
@@ -140,12 +188,20 @@ fn wait_for(child: &mut Child, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn spawn(cmd: &mut Command, pause: &Path) -> Child {
-    cmd.env("FERRY_TEST_PAUSE_BEFORE_PUT", pause)
+/// Starts the copier with every key of `keys` but `held` let through the
+/// pause hook, and returns once each held copy has read the source.
+fn start_holding(cmd: &mut Command, pause: &Path, keys: &[String], held: &[String]) -> Child {
+    pass_all_but(pause, keys, held);
+    let mut child = cmd
+        .env("FERRY_TEST_PAUSE_BEFORE_PUT", pause)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn s3migrate")
+        .expect("spawn s3migrate");
+    wait_for(&mut child, "the held copies to read the source", || {
+        held.iter().all(|k| hold(pause, k, "paused").exists())
+    });
+    child
 }
 
 fn finish(child: Child) -> Output {
@@ -171,25 +227,18 @@ fn with_journal(src: &ferry_harness::Store, dest: &ferry_harness::Store, folder:
 /// If-None-Match and honours If-Match on DeleteObject.
 #[test]
 fn deleted_keys_are_not_resurrected_by_copies_in_flight() {
-    let (src, dest) = pair(StoreKind::Moto, StoreKind::Moto);
-    dest.create_bucket(JOURNAL).unwrap();
-    let (sc, dc) = (src.client(), dest.client());
-    let tmp = tempfile::tempdir().unwrap();
-    let folder = tmp.path().join("df");
-    let pause = tmp.path().join("pause");
-    std::fs::create_dir_all(&pause).unwrap();
-    let rt = rt();
     let n = 1000;
-    let keys: Vec<String> = (0..n).map(|i| format!("r/{i:04}")).collect();
-    rt.block_on(put_objects(
-        &sc,
-        "src-bucket",
-        keys.iter()
-            .enumerate()
-            .map(|(i, k)| (k.clone(), data(i as u64, 200))),
-        16,
-    ))
-    .unwrap();
+    let Race {
+        src,
+        dest,
+        sc,
+        dc,
+        _tmp,
+        folder,
+        pause,
+        rt,
+        keys,
+    } = Race::new(StoreKind::Moto, n, |i| format!("r/{i:04}"), 200);
     let raced: Vec<String> = [3, 150, 333, 500, 501, 777, 900, 999]
         .iter()
         .map(|&i| keys[i].clone())
@@ -201,12 +250,12 @@ fn deleted_keys_are_not_resurrected_by_copies_in_flight() {
     for k in &early {
         journal(&rt, &dc, k);
     }
-    pass_all_but(&pause, &keys, &raced);
-
-    let mut child = spawn(&mut with_journal(&src, &dest, &folder), &pause);
-    wait_for(&mut child, "the raced copies to read the source", || {
-        raced.iter().all(|k| hold(&pause, k, "paused").exists())
-    });
+    let child = start_holding(
+        &mut with_journal(&src, &dest, &folder),
+        &pause,
+        &keys,
+        &raced,
+    );
     for k in &raced {
         client_delete(&rt, &sc, &dc, k);
     }
@@ -262,34 +311,25 @@ fn deleted_keys_are_not_resurrected_by_copies_in_flight() {
 /// ETag tells them apart).
 #[test]
 fn a_client_write_after_the_delete_is_never_lost() {
-    let (src, dest) = pair(StoreKind::Moto, StoreKind::Moto);
-    dest.create_bucket(JOURNAL).unwrap();
-    let (sc, dc) = (src.client(), dest.client());
-    let tmp = tempfile::tempdir().unwrap();
-    let folder = tmp.path().join("df");
-    let pause = tmp.path().join("pause");
-    std::fs::create_dir_all(&pause).unwrap();
-    let rt = rt();
-    let keys: Vec<String> = (0..30).map(|i| format!("b/{i:02}")).collect();
-    rt.block_on(put_objects(
-        &sc,
-        "src-bucket",
-        keys.iter()
-            .enumerate()
-            .map(|(i, k)| (k.clone(), data(i as u64, 300))),
-        8,
-    ))
-    .unwrap();
+    let Race {
+        src,
+        dest,
+        sc,
+        dc,
+        _tmp,
+        folder,
+        pause,
+        rt,
+        keys,
+    } = Race::new(StoreKind::Moto, 30, |i| format!("b/{i:02}"), 300);
     let (k1, k2, gate) = (keys[5].clone(), keys[6].clone(), keys[29].clone());
     let held = [k1.clone(), k2.clone(), gate.clone()];
-    pass_all_but(&pause, &keys, &held);
     hold_watch(&pause);
-
-    let mut child = spawn(&mut with_journal(&src, &dest, &folder), &pause);
-    wait_for(
-        &mut child,
-        "k1, k2 and the gate key to read the source",
-        || held.iter().all(|k| hold(&pause, k, "paused").exists()),
+    let mut child = start_holding(
+        &mut with_journal(&src, &dest, &folder),
+        &pause,
+        &keys,
+        &held,
     );
     client_delete(&rt, &sc, &dc, &k1);
     client_delete(&rt, &sc, &dc, &k2);
@@ -330,33 +370,26 @@ fn a_client_write_after_the_delete_is_never_lost() {
 /// later write.
 #[test]
 fn garage_destination_reconciles_by_compare_under_allow_overwrite() {
-    let (src, dest) = pair(StoreKind::Moto, StoreKind::Garage);
-    dest.create_bucket(JOURNAL).unwrap();
-    let (sc, dc) = (src.client(), dest.client());
-    let tmp = tempfile::tempdir().unwrap();
-    let folder = tmp.path().join("df");
-    let pause = tmp.path().join("pause");
-    std::fs::create_dir_all(&pause).unwrap();
-    let rt = rt();
-    let keys: Vec<String> = (0..20).map(|i| format!("g/{i:02}")).collect();
-    rt.block_on(put_objects(
-        &sc,
-        "src-bucket",
-        keys.iter()
-            .enumerate()
-            .map(|(i, k)| (k.clone(), data(i as u64, 100))),
-        8,
-    ))
-    .unwrap();
+    let Race {
+        src,
+        dest,
+        sc,
+        dc,
+        _tmp,
+        folder,
+        pause,
+        rt,
+        keys,
+    } = Race::new(StoreKind::Garage, 20, |i| format!("g/{i:02}"), 100);
     let (gone, rewritten, gate) = (keys[2].clone(), keys[3].clone(), keys[19].clone());
     let held = [gone.clone(), rewritten.clone(), gate.clone()];
-    pass_all_but(&pause, &keys, &held);
-
     // `s3migrate` adds --allow-overwrite for a Garage destination.
-    let mut child = spawn(&mut with_journal(&src, &dest, &folder), &pause);
-    wait_for(&mut child, "the held copies to read the source", || {
-        held.iter().all(|k| hold(&pause, k, "paused").exists())
-    });
+    let mut child = start_holding(
+        &mut with_journal(&src, &dest, &folder),
+        &pause,
+        &keys,
+        &held,
+    );
     client_delete(&rt, &sc, &dc, &gone);
     client_delete(&rt, &sc, &dc, &rewritten);
     release(&pause, &gone);
@@ -577,37 +610,26 @@ fn an_unfinished_delete_hides_no_live_key() {
 /// write, so the resumed run removes the copy, and `--verify` passes.
 #[test]
 fn a_copy_killed_before_its_record_is_removed_after_the_delete() {
-    let (src, dest) = pair(StoreKind::Moto, StoreKind::Moto);
-    dest.create_bucket(JOURNAL).unwrap();
-    let (sc, dc) = (src.client(), dest.client());
-    let tmp = tempfile::tempdir().unwrap();
-    let folder = tmp.path().join("df");
-    let pause = tmp.path().join("pause");
-    std::fs::create_dir_all(&pause).unwrap();
-    let rt = rt();
-    let keys: Vec<String> = (0..10).map(|i| format!("k/{i}")).collect();
-    rt.block_on(put_objects(
-        &sc,
-        "src-bucket",
-        keys.iter()
-            .enumerate()
-            .map(|(i, k)| (k.clone(), data(i as u64, 64))),
-        4,
-    ))
-    .unwrap();
+    let Race {
+        src,
+        dest,
+        sc,
+        dc,
+        _tmp,
+        folder,
+        pause,
+        rt,
+        keys,
+    } = Race::new(StoreKind::Moto, 10, |i| format!("k/{i}"), 64);
     let (gate, raced) = (keys[0].clone(), keys[5].clone());
-    pass_all_but(&pause, &keys, &[gate.clone(), raced.clone()]);
     // Held for good: the copier dies with the stale copy in place.
     hold_watch(&pause);
-    let mut child = spawn(&mut with_journal(&src, &dest, &folder), &pause);
-    wait_for(
-        &mut child,
-        "the gate and the raced key to read the source",
-        || {
-            [&gate, &raced]
-                .iter()
-                .all(|k| hold(&pause, k, "paused").exists())
-        },
+    let held = [gate.clone(), raced.clone()];
+    let mut child = start_holding(
+        &mut with_journal(&src, &dest, &folder),
+        &pause,
+        &keys,
+        &held,
     );
     client_delete(&rt, &sc, &dc, &raced);
     release(&pause, &raced);
@@ -652,35 +674,24 @@ fn a_copy_killed_before_its_record_is_removed_after_the_delete() {
 /// until the pass's end, hours later on a large bucket.
 #[test]
 fn a_stale_copy_is_removed_while_the_pass_still_runs() {
-    let (src, dest) = pair(StoreKind::Moto, StoreKind::Moto);
-    dest.create_bucket(JOURNAL).unwrap();
-    let (sc, dc) = (src.client(), dest.client());
-    let tmp = tempfile::tempdir().unwrap();
-    let folder = tmp.path().join("df");
-    let pause = tmp.path().join("pause");
-    std::fs::create_dir_all(&pause).unwrap();
-    let rt = rt();
-    let keys: Vec<String> = (0..20).map(|i| format!("w/{i:02}")).collect();
-    rt.block_on(put_objects(
-        &sc,
-        "src-bucket",
-        keys.iter()
-            .enumerate()
-            .map(|(i, k)| (k.clone(), data(i as u64, 100))),
-        8,
-    ))
-    .unwrap();
+    let Race {
+        src,
+        dest,
+        sc,
+        dc,
+        _tmp,
+        folder,
+        pause,
+        rt,
+        keys,
+    } = Race::new(StoreKind::Moto, 20, |i| format!("w/{i:02}"), 100);
     let (raced, gate) = (keys[4].clone(), keys[15].clone());
-    pass_all_but(&pause, &keys, &[raced.clone(), gate.clone()]);
-    let mut child = spawn(&mut with_journal(&src, &dest, &folder), &pause);
-    wait_for(
-        &mut child,
-        "the raced and the gate key to read the source",
-        || {
-            [&raced, &gate]
-                .iter()
-                .all(|k| hold(&pause, k, "paused").exists())
-        },
+    let held = [raced.clone(), gate.clone()];
+    let mut child = start_holding(
+        &mut with_journal(&src, &dest, &folder),
+        &pause,
+        &keys,
+        &held,
     );
     client_delete(&rt, &sc, &dc, &raced);
     release(&pause, &raced);
