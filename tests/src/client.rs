@@ -78,6 +78,54 @@ pub async fn put_objects(
         .await
 }
 
+/// `bucket/key` written as a multipart upload of `parts`, in order.
+pub async fn put_multipart(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    parts: &[Bytes],
+) -> anyhow::Result<()> {
+    let up = client
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "CreateMultipartUpload {bucket}/{key}: {}",
+                DisplayErrorContext(e)
+            )
+        })?;
+    let id = up.upload_id().context("no upload id")?;
+    let mut done = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        let n = i as i32 + 1;
+        let r = client
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(id)
+            .part_number(n)
+            .body(ByteStream::from(p.clone()))
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "UploadPart {n} of {bucket}/{key}: {}",
+                    DisplayErrorContext(e)
+                )
+            })?;
+        done.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .set_e_tag(r.e_tag().map(str::to_owned))
+                .build(),
+        );
+    }
+    complete_upload(client, bucket, key, id, done).await
+}
+
 /// CompleteMultipartUpload of `bucket/key`, upload `id`, with `parts`.
 pub async fn complete_upload(
     client: &aws_sdk_s3::Client,

@@ -75,7 +75,7 @@ pub use bins::{
 #[cfg(feature = "stores")]
 pub use boto3::Boto3;
 #[cfg(feature = "stores")]
-pub use client::{complete_upload, get_bytes, list_keys, put_objects};
+pub use client::{complete_upload, get_bytes, list_keys, put_multipart, put_objects};
 pub use env::{apply_loopback_env, loopback_env};
 pub use outcome::{note, skip};
 pub use pattern::xorshift_bytes;

@@ -27,6 +27,7 @@ use crate::body::{MeteredBody, SharedHash};
 use crate::retry::{RetryPolicy, Retryable};
 use crate::s3::{self, ErrorClass, S3Error};
 use crate::throttle::Limiter;
+use ferry_control::journal::entry_name;
 
 /// The largest single PUT S3 allows.
 const MAX_PUT: u64 = 5 * 1024 * 1024 * 1024;
@@ -119,6 +120,9 @@ pub struct Copier {
     /// With a delete journal: each destination write is logged here, on
     /// disk, before it is sent (see `intents`). Set per pass.
     pub intents: Option<IntentLog>,
+    /// `--delete-journal`: the journal's bucket, looked at before a
+    /// multipart copy is completed (see [`Copier::deleted_meanwhile`]).
+    pub journal_bucket: Option<String>,
 }
 
 /// Object headers carried from the source to the destination.
@@ -262,6 +266,31 @@ impl Copier {
     ) -> Result<GetObjectOutput, SideError> {
         let req = self.src.get_object().bucket(&self.src_bucket).key(key);
         self.send(Side::Source, req.set_range(range).send()).await
+    }
+
+    /// With a delete journal: whether a client deleted `key` while it was
+    /// being copied (its delete is journalled and the source no longer has
+    /// it), so that completing the copy would bring it back. Asked before a
+    /// multipart copy is completed, where the window since the source was
+    /// read is long; one HEAD when the key is not journalled. A lookup that
+    /// fails answers no: the journal watch or the reconcile then settles
+    /// the copy, as they settle a single PUT that lands after a delete.
+    async fn deleted_meanwhile(&self, key: &str) -> bool {
+        match self.journalled(key).await {
+            Ok(true) => matches!(self.head_entry(Side::Source, key).await, Ok(None)),
+            _ => false,
+        }
+    }
+
+    /// Whether the delete journal has an entry for `key` now (one HEAD,
+    /// once the rate limit allows); false without a journal.
+    pub(crate) async fn journalled(&self, key: &str) -> Result<bool, S3Error> {
+        let Some(journal) = &self.journal_bucket else {
+            return Ok(false);
+        };
+        self.gate().await;
+        let name = entry_name(&self.dest_bucket, key);
+        Ok(head_entry(&self.dest, journal, &name).await?.is_some())
     }
 
     /// Logs, durably, that `key` is about to be written with `etag`.
@@ -520,6 +549,16 @@ impl Copier {
             .try_collect()
             .await?;
         parts.sort_by_key(|p| p.part_number());
+        #[cfg(feature = "test-hooks")]
+        if let Some(dir) = &self.test_pause {
+            test_pause(dir, key).await;
+        }
+        if self.deleted_meanwhile(key).await {
+            return Err(SideError::src(S3Error::new(
+                ErrorClass::NotFound,
+                "deleted by a client during the copy (journal)",
+            )));
+        }
         self.intend(key, &multipart_etag(&parts)).await?;
         let req = self
             .dest
@@ -593,13 +632,14 @@ impl Copier {
     }
 }
 
-/// TEST ONLY: holds a single-PUT copy of `key` between its source GET and
-/// its destination PUT, so that an end-to-end test can land a client's
-/// delete in exactly that window (the race the delete journal exists for).
-/// Writes `<dir>/<hex(key)>.paused`, then waits until `<dir>/<hex(key)>.go`
-/// exists, polling every 20 ms. Set only through the s3migrate binary's
-/// FERRY_TEST_PAUSE_BEFORE_PUT, in builds with the `test-hooks` feature
-/// (only the tests turn it on); multipart copies do not pause.
+/// TEST ONLY: holds a copy of `key` between its source GET and its
+/// destination PUT (a multipart copy: between its parts and its
+/// CompleteMultipartUpload), so that an end-to-end test can land a
+/// client's delete in exactly that window (the race the delete journal
+/// exists for). Writes `<dir>/<hex(key)>.paused`, then waits until
+/// `<dir>/<hex(key)>.go` exists, polling every 20 ms. Set only through the
+/// s3migrate binary's FERRY_TEST_PAUSE_BEFORE_PUT, in builds with the
+/// `test-hooks` feature (only the tests turn it on).
 #[cfg(feature = "test-hooks")]
 async fn test_pause(dir: &std::path::Path, key: &str) {
     let name = hex::encode(key.as_bytes());

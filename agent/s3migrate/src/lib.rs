@@ -405,6 +405,7 @@ pub async fn run_with(args: Args, control: Arc<Control>) -> Result<RunReport, Ru
         #[cfg(feature = "test-hooks")]
         test_pause: args.test_pause_before_put.clone().map(Arc::new),
         intents: None,
+        journal_bucket: job.delete_journal.clone(),
     });
     let plan = Plan {
         dest_folder: dest_folder.clone(),

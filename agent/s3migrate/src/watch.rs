@@ -33,7 +33,6 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::copy::Copier;
-use super::entries;
 use super::journal::{self, Fate, Journal};
 use crate::s3::S3Error;
 use ferry_control::journal::entry_name;
@@ -141,14 +140,9 @@ async fn journalled(
     batch: Vec<Landed>,
     pages: &mut usize,
 ) -> Result<Vec<Landed>, S3Error> {
-    let name = |key: &str| entry_name(&copier.dest_bucket, key);
     if batch.len() <= *pages {
         let heads = futures::stream::iter(batch)
-            .map(|w| async move {
-                copier.gate().await;
-                let entry = entries::head_entry(&copier.dest, &journal.bucket, &name(&w.0)).await;
-                entry.map(|e| e.map(|_| w))
-            })
+            .map(|w| async move { Ok(copier.journalled(&w.0).await?.then_some(w)) })
             .buffer_unordered(threads)
             .collect::<Vec<_>>()
             .await;
@@ -166,7 +160,7 @@ async fn journalled(
     let names: HashSet<String> = names.into_iter().collect();
     Ok(batch
         .into_iter()
-        .filter(|w| names.contains(&name(&w.0)))
+        .filter(|w| names.contains(&entry_name(&copier.dest_bucket, &w.0)))
         .collect())
 }
 

@@ -8,47 +8,7 @@ use ferry_harness::s3migrate as common;
 use std::time::Duration;
 
 use common::*;
-use ferry_harness::{StoreKind, put_objects};
-
-async fn put_multipart(
-    client: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-    parts: &[bytes::Bytes],
-) {
-    use aws_sdk_s3::types::CompletedPart;
-    let up = client
-        .create_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap();
-    let mut done = Vec::new();
-    for (i, p) in parts.iter().enumerate() {
-        let n = i as i32 + 1;
-        let r = client
-            .upload_part()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(id)
-            .part_number(n)
-            .body(p.clone().into())
-            .send()
-            .await
-            .unwrap();
-        done.push(
-            CompletedPart::builder()
-                .part_number(n)
-                .e_tag(r.e_tag().unwrap())
-                .build(),
-        );
-    }
-    ferry_harness::complete_upload(client, bucket, key, id, done)
-        .await
-        .unwrap();
-}
+use ferry_harness::{StoreKind, put_multipart, put_objects};
 
 #[test]
 fn source_down_mid_run_then_failed_to_folder_completes() {
@@ -84,7 +44,8 @@ fn source_down_mid_run_then_failed_to_folder_completes() {
         keys.push(k);
     }
     let parts = [data(1, 6 << 20), data(2, 5 << 20), data(3, 9 << 20)];
-    rt.block_on(put_multipart(&sc, "src-bucket", "big/mp", &parts));
+    rt.block_on(put_multipart(&sc, "src-bucket", "big/mp", &parts))
+        .unwrap();
     keys.push("big/mp".to_owned());
     keys.sort();
     write_key_list(&lists, &keys);

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::*;
 use ferry_control::journal::{Entry, entry_name};
-use ferry_harness::{StoreKind, get_bytes, list_keys, put_objects};
+use ferry_harness::{StoreKind, get_bytes, list_keys, put_multipart, put_objects};
 
 const JOURNAL: &str = "ferry-journal";
 const DEST: &str = "dest-bucket";
@@ -727,4 +727,58 @@ fn a_stale_copy_is_removed_while_the_pass_still_runs() {
     assert_eq!(j["removed"], 1, "{j}");
     assert_eq!(j["removed_during_pass"], 1, "{j}");
     assert_eq!(j["absent"], 0, "{j}");
+}
+
+/// (f) A multipart copy that a client's delete overtakes is never
+/// completed: before CompleteMultipartUpload s3migrate looks the key up in
+/// the journal, finds it deleted and gone from the source, and aborts the
+/// upload. The deleted key never shows on the destination, not even for
+/// the moment the journal watch would take to remove it.
+#[test]
+fn a_multipart_copy_overtaken_by_a_delete_is_never_completed() {
+    let Race {
+        src,
+        dest,
+        sc,
+        dc,
+        _tmp,
+        folder,
+        pause,
+        rt,
+        mut keys,
+    } = Race::new(StoreKind::Moto, 5, |i| format!("m/{i}"), 100);
+    let big = "m/big".to_owned();
+    let parts = [data(1, 5 << 20), data(2, 1 << 20)];
+    rt.block_on(put_multipart(&sc, "src-bucket", &big, &parts))
+        .unwrap();
+    keys.push(big.clone());
+    let held = [big.clone()];
+    let child = start_holding(
+        &mut with_journal(&src, &dest, &folder),
+        &pause,
+        &keys,
+        &held,
+    );
+    client_delete(&rt, &sc, &dc, &big);
+    release(&pause, &big);
+    let out = finish(child);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!exists(&rt, &dc, &big), "{big} came back");
+    let uploads = rt.block_on(async {
+        dc.list_multipart_uploads()
+            .bucket(DEST)
+            .send()
+            .await
+            .unwrap()
+    });
+    assert!(uploads.uploads().is_empty(), "{uploads:?}");
+    let s = last_summary(&folder);
+    assert_eq!(s["complete"], true);
+    let o = counts(&s);
+    assert_eq!(o["copied"], 5, "{o}");
+    assert_eq!(o["skip_dn"], 1, "{o}");
+    let j = &s["journal"];
+    assert_eq!(j["entries"], 1, "{j}");
+    assert_eq!(j["no_record"], 1, "{j}");
+    assert_eq!(j["removed"], 0, "{j}");
 }
