@@ -70,6 +70,12 @@ pub struct Args {
     /// slowest by far). A row shows its fastest round.
     #[arg(long, default_value_t = 3, value_name = "K")]
     pub repeat: u32,
+    /// Also run s3migrate as the agent runs it in a live migration, with
+    /// `--delete-journal` (each write's intent fsynced before it is sent,
+    /// the journal watch, the reconcile), for each setting tried: the cost
+    /// of that safety, beside the null copier.
+    #[arg(long)]
+    pub journal: bool,
     /// Skip the rclone runs with rclone's default settings (the slowest).
     #[arg(long)]
     pub skip_rclone_default: bool,

@@ -23,6 +23,8 @@ use crate::{rclone, s3migrate};
 pub const SRC_BUCKET: &str = "bench-src";
 /// The bucket every copy writes, on a fresh destination store.
 pub const DEST_BUCKET: &str = "bench-dst";
+/// The delete journal of the `--journal` rows, on the destination.
+pub const JOURNAL_BUCKET: &str = "ferry-journal";
 /// Pause before each measured run, so that store start-up and the previous
 /// run's background work do not land in it.
 const SETTLE: Duration = Duration::from_secs(3);
@@ -168,7 +170,10 @@ impl Bench {
             record(self.ceiling(set)?);
             for &(threads, part_threads) in &variants {
                 record(self.null_copy(set, &src, threads)?);
-                record(self.s3migrate_copy(set, &src, threads, part_threads)?);
+                record(self.s3migrate_copy(set, &src, threads, part_threads, false)?);
+                if self.args.journal {
+                    record(self.s3migrate_copy(set, &src, threads, part_threads, true)?);
+                }
             }
             if round == 1 && !self.args.skip_rclone_default {
                 record(self.rclone_copy(set, &src, Tool::RcloneDefault)?);
@@ -290,13 +295,22 @@ impl Bench {
         src: &Store,
         threads: usize,
         part_threads: Option<usize>,
+        journal: bool,
     ) -> anyhow::Result<Row> {
         let mut label = format!("--threads {threads}");
         if let Some(p) = part_threads {
             label.push_str(&format!(" --part-threads {p}"));
         }
-        say(format!("{}: s3migrate {label}", set.name));
+        let tool = match journal {
+            true => Tool::S3migrateJournal,
+            false => Tool::S3migrate,
+        };
+        say(format!("{}: {} {label}", set.name, tool.name()));
         let dest = self.store_with_bucket(DEST_BUCKET)?;
+        let journal = journal.then_some(JOURNAL_BUCKET);
+        if let Some(j) = journal {
+            dest.create_bucket(j)?;
+        }
         std::thread::sleep(SETTLE);
         let src_before = requests::snapshot(src);
         let watch = CpuWatch::start(&[src, &dest]);
@@ -309,6 +323,7 @@ impl Bench {
                 threads,
                 part_threads,
                 dry_run: false,
+                journal,
             },
             &self.work(set.name),
         )?;
@@ -341,7 +356,7 @@ impl Bench {
                 summary.progress.trim()
             ),
             threads: Some(threads),
-            ..row_from(Tool::S3migrate, label, set, &timed, cpu)
+            ..row_from(tool, label, set, &timed, cpu)
         })
     }
 
@@ -432,6 +447,7 @@ impl Bench {
                 threads,
                 part_threads: None,
                 dry_run: true,
+                journal: None,
             },
             &work,
         )?;

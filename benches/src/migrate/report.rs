@@ -57,16 +57,6 @@ fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map_or_else(|| "—".to_owned(), f)
 }
 
-fn tool_name(row: &Row) -> &'static str {
-    match row.tool {
-        Tool::Ceiling => "ceiling",
-        Tool::NullCopier => "null copier",
-        Tool::S3migrate => "s3migrate",
-        Tool::RcloneDefault => "rclone default",
-        Tool::RcloneTuned => "rclone tuned",
-    }
-}
-
 struct Goal {
     what: String,
     target: String,
@@ -260,7 +250,7 @@ impl Report<'_> {
             let _ = writeln!(
                 s,
                 "| {}{} | `{}` | {:.1} | {:.0} | {:.1} | {} | {} | {} | {} | {} | {} | {} |",
-                tool_name(r),
+                r.tool.name(),
                 if chosen { " (best)" } else { "" },
                 r.label,
                 r.secs(),
@@ -304,6 +294,14 @@ impl Report<'_> {
             "| s3migrate / null copier | {} |",
             pct(ratio(best, best_of(set, Tool::NullCopier)))
         );
+        if let Some(j) = best_of(set, Tool::S3migrateJournal) {
+            let _ = writeln!(
+                s,
+                "| s3migrate `{} --delete-journal` / null copier | {} |",
+                j.label,
+                pct(ratio(Some(j), best_of(set, Tool::NullCopier)))
+            );
+        }
         let _ = writeln!(
             s,
             "| rclone default / ceiling | {} |",
@@ -334,7 +332,7 @@ impl Report<'_> {
             let _ = writeln!(
                 s,
                 "| {} | `{}` | {} | {} | {} |",
-                tool_name(r),
+                r.tool.name(),
                 r.label,
                 per(r.cpu_secs),
                 per(r.cpu.stores_secs),
@@ -343,7 +341,7 @@ impl Report<'_> {
         }
         let _ = writeln!(s);
         for r in set.rows.iter().filter(|r| !r.note.is_empty()) {
-            let _ = writeln!(s, "- {} `{}`: {}", tool_name(r), r.label, r.note);
+            let _ = writeln!(s, "- {} `{}`: {}", r.tool.name(), r.label, r.note);
         }
         let _ = writeln!(s);
     }

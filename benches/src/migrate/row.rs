@@ -11,8 +11,23 @@ pub enum Tool {
     /// else: the floor of any copier here.
     NullCopier,
     S3migrate,
+    /// s3migrate with `--delete-journal`, as in a live migration.
+    S3migrateJournal,
     RcloneDefault,
     RcloneTuned,
+}
+
+impl Tool {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tool::Ceiling => "ceiling",
+            Tool::NullCopier => "null copier",
+            Tool::S3migrate => "s3migrate",
+            Tool::S3migrateJournal => "s3migrate, journal",
+            Tool::RcloneDefault => "rclone default",
+            Tool::RcloneTuned => "rclone tuned",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -22,6 +22,8 @@ pub struct Options<'a> {
     pub threads: usize,
     pub part_threads: Option<usize>,
     pub dry_run: bool,
+    /// `--delete-journal BUCKET`.
+    pub journal: Option<&'a str>,
 }
 
 /// The fields of the pass summary the report uses.
@@ -64,6 +66,9 @@ pub fn run(
     flag("--threads", &opts.threads.to_string());
     if let Some(p) = opts.part_threads {
         flag("--part-threads", &p.to_string());
+    }
+    if let Some(j) = opts.journal {
+        flag("--delete-journal", j);
     }
     args.push("--dest-folder".into());
     args.push(folder.clone().into());
