@@ -314,7 +314,10 @@ impl Copier {
         cond: &Cond,
     ) -> Result<Record, SideError> {
         if !known_etag.is_some_and(is_multipart_etag)
-            && let Some(rec) = self.retry.run(|| self.copy_single(key, cond)).await?
+            && let Some(rec) = self
+                .retry
+                .run(|| self.copy_single(key, known_etag, cond))
+                .await?
         {
             return Ok(rec);
         }
@@ -337,8 +340,24 @@ impl Copier {
 
     /// GET streamed into PUT. Returns `None` when the object turns out to be
     /// a multipart one (or too large for one PUT), which goes part by part.
-    async fn copy_single(&self, key: &str, cond: &Cond) -> Result<Option<Record>, SideError> {
-        let get = self.get_src(key, None).await?;
+    async fn copy_single(
+        &self,
+        key: &str,
+        known_etag: Option<&str>,
+        cond: &Cond,
+    ) -> Result<Option<Record>, SideError> {
+        // The intent for the ETag the listing gave is written while the GET
+        // is under way, so that its fsync costs the copy no time of its
+        // own. An intent for a write that never happens is harmless: the
+        // reconcile finds no copy with that ETag, and removes nothing.
+        let (get, intended) = match known_etag.filter(|_| self.intents.is_some()) {
+            Some(e) => {
+                let (get, intent) = tokio::join!(self.get_src(key, None), self.intend(key, e));
+                intent?;
+                (get?, Some(e))
+            }
+            None => (self.get_src(key, None).await?, None),
+        };
         let size = get.content_length().unwrap_or(0).max(0) as u64;
         let etag = s3::etag(get.e_tag()).unwrap_or_default();
         if (is_multipart_etag(&etag) && size > 0) || size > MAX_PUT {
@@ -362,7 +381,9 @@ impl Copier {
         );
         // A single PUT of a single-part object writes the source's ETag
         // (the MD5 of the bytes).
-        self.intend(key, &etag).await?;
+        if intended != Some(etag.as_str()) {
+            self.intend(key, &etag).await?;
+        }
         let req = self
             .dest
             .put_object()
