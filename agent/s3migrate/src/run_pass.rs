@@ -273,7 +273,7 @@ pub(crate) async fn run(
         r.map_err(fatal)?;
     }
     let removed_during_pass = match watch {
-        Some(w) => w.finish().await,
+        Some(w) => w.finish().await.map_err(fatal)?,
         None => Default::default(),
     };
     drop(done_tx);

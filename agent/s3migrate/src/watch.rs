@@ -66,10 +66,9 @@ impl Watch {
 
     /// Settles what is still waiting and returns the keys the watch
     /// removed. Call once every worker has ended.
-    pub async fn finish(self) -> BTreeSet<String> {
+    pub async fn finish(self) -> Result<BTreeSet<String>, tokio::task::JoinError> {
         drop(self.tx);
-        // A watch that panicked removed nothing the reconcile need know of.
-        self.task.await.unwrap_or_default()
+        self.task.await
     }
 }
 
