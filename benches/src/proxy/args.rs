@@ -66,6 +66,13 @@ pub struct Args {
     /// request (the CPU times are then valgrind's and not reported).
     #[arg(long)]
     pub callgrind: bool,
+    /// With `--callgrind`: valgrind's cache simulation too. Each path's
+    /// instruction lines, and data lines read, that missed the first-level
+    /// caches per request, and the functions whose own missed instruction
+    /// lines differ most between ferry-proxy and the sigv4 floor. Valgrind
+    /// runs about twice as slowly again.
+    #[arg(long, requires = "callgrind")]
+    pub cache_sim: bool,
     /// Keys of the migrate-mode listing, both sides together: every fifth
     /// key is on both sides, the others are split between the source and
     /// the target, so each side holds 3/5 of them (the default: 1,500 each,

@@ -12,7 +12,8 @@
 //! that the machine's load in those seconds moves the three alike (each
 //! then also runs beside the other two). With `--callgrind` each run also
 //! counts the instructions the process executed, which the machine's load
-//! does not move.
+//! does not move; with `--cache-sim` also the lines it missed in the
+//! first-level caches, and by function where ferry-proxy's extra lines are.
 
 use std::sync::Arc;
 
@@ -21,10 +22,11 @@ use ferry_benches::procstat::{TICKS_PER_SEC, process_times, runtime_between, thr
 
 use crate::args::BenchMode;
 use crate::bench::{Bench, warm_up};
-use crate::callgrind::Callgrind;
+use crate::callgrind::{Callgrind, Counts, function_event};
 use crate::case::{ModeResult, ModeStart};
 use crate::clients::{self, Body};
 use crate::env::READY_BUCKET;
+use crate::floor::SIGV4_FLOOR_NAME;
 use crate::workload::{Op, Stop, Work};
 
 /// The requests measured, in order.
@@ -44,8 +46,8 @@ pub struct Sample {
     pub system_secs: f64,
     /// The CPU is the threads' run time; `false`: the ticks alone.
     pub exact_cpu: bool,
-    /// Instructions the process executed during the run (`--callgrind`).
-    pub instructions: Option<u64>,
+    /// What the process executed during the run (`--callgrind`).
+    pub counts: Option<Counts>,
 }
 
 impl Sample {
@@ -67,7 +69,31 @@ impl Sample {
     }
 
     pub fn instructions(&self) -> Option<f64> {
-        self.per_request(self.instructions? as f64)
+        self.per_request(self.counts?.instructions as f64)
+    }
+
+    /// Instruction lines missed in the first-level cache per request.
+    pub fn i1_misses(&self) -> Option<f64> {
+        self.per_request(self.counts?.i1_misses? as f64)
+    }
+
+    /// Data lines read that missed the first-level cache per request.
+    pub fn d1_read_misses(&self) -> Option<f64> {
+        self.per_request(self.counts?.d1_read_misses? as f64)
+    }
+}
+
+/// One function's own cost per request (`callgrind::function_event`), in
+/// ferry-proxy and in the sigv4 floor, over all rounds.
+pub struct FunctionCost {
+    pub name: String,
+    pub proxy: f64,
+    pub floor: f64,
+}
+
+impl FunctionCost {
+    pub fn difference(&self) -> f64 {
+        self.proxy - self.floor
     }
 }
 
@@ -82,6 +108,9 @@ pub struct PathCost {
 pub struct CostRow {
     pub op: Op,
     pub paths: Vec<PathCost>,
+    /// Under callgrind: every function's own cost in ferry-proxy and the
+    /// sigv4 floor, the largest difference first.
+    pub functions: Vec<FunctionCost>,
 }
 
 impl CostRow {
@@ -146,8 +175,7 @@ impl Bench<'_> {
                                 own_clients: Arc::default(),
                             },
                             pid: paths[i].pid,
-                            name: format!("{}-{}-{}", op.as_str(), round + 1, paths[i].name)
-                                .replace(" --", "-"),
+                            name: dump_name(op, round, paths[i].name),
                         })
                         .collect();
                     for (i, (s, first_error)) in
@@ -172,22 +200,71 @@ impl Bench<'_> {
                     }
                 }
             }
+            let costs: Vec<PathCost> = paths
+                .iter()
+                .zip(samples)
+                .map(|(p, samples)| PathCost {
+                    name: p.name,
+                    samples,
+                })
+                .collect();
+            let functions = match cg {
+                Some(cg) => functions(cg, op, &costs)?,
+                None => Vec::new(),
+            };
             rows.push(CostRow {
                 op,
-                paths: paths
-                    .iter()
-                    .zip(samples)
-                    .map(|(p, samples)| PathCost {
-                        name: p.name,
-                        samples,
-                    })
-                    .collect(),
+                paths: costs,
+                functions,
             });
         }
         let mut result = start.finish(BenchMode::Cost, Vec::new());
         result.costs = rows;
         Ok(result)
     }
+}
+
+/// The name of a run's callgrind dump.
+fn dump_name(op: Op, round: usize, path: &str) -> String {
+    format!("{}-{}-{path}", op.as_str(), round + 1).replace(" --", "-")
+}
+
+/// Each function's own cost per request in ferry-proxy and in the sigv4
+/// floor, summed over the rounds' dumps, the largest difference first.
+fn functions(cg: &Callgrind, op: Op, paths: &[PathCost]) -> anyhow::Result<Vec<FunctionCost>> {
+    let event = function_event(cg.cache_sim());
+    let per_request = |name: &str| -> anyhow::Result<std::collections::HashMap<String, f64>> {
+        let path = paths
+            .iter()
+            .find(|p| p.name == name)
+            .with_context(|| format!("no {name} path"))?;
+        let requests: u64 = path.samples.iter().map(|s| s.requests).sum();
+        let mut sum = std::collections::HashMap::new();
+        for round in 0..path.samples.len() {
+            for (f, cost) in cg.functions(&dump_name(op, round, name), event)? {
+                *sum.entry(f).or_insert(0.0) += cost as f64;
+            }
+        }
+        sum.values_mut().for_each(|v| *v /= requests.max(1) as f64);
+        Ok(sum)
+    };
+    let proxy = per_request(PROXY)?;
+    let mut floor = per_request(SIGV4_FLOOR_NAME)?;
+    let mut out: Vec<FunctionCost> = proxy
+        .into_iter()
+        .map(|(name, p)| FunctionCost {
+            floor: floor.remove(&name).unwrap_or(0.0),
+            name,
+            proxy: p,
+        })
+        .collect();
+    out.extend(floor.into_iter().map(|(name, f)| FunctionCost {
+        name,
+        proxy: 0.0,
+        floor: f,
+    }));
+    out.sort_by(|a, b| b.difference().total_cmp(&a.difference()));
+    Ok(out)
 }
 
 /// The paths of `round`, in the groups that run at the same time: all in
@@ -237,7 +314,7 @@ async fn timed(
     let t1 = times()?;
     let mut out = Vec::with_capacity(runs.len());
     for (((r, run), t0), t1) in runs.iter().zip(done).zip(t0).zip(t1) {
-        let instructions = cg.map(|cg| cg.dump(r.pid, &r.name)).transpose()?;
+        let counts = cg.map(|cg| cg.dump(r.pid, &r.name)).transpose()?;
         let (user_secs, system_secs, exact_cpu) = cpu_between(&t0, &t1);
         let sample = Sample {
             requests: run.ok(),
@@ -245,7 +322,7 @@ async fn timed(
             user_secs,
             system_secs,
             exact_cpu,
-            instructions,
+            counts,
         };
         out.push((sample, run.first_error));
     }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::case::case_title;
 use crate::clients::Body;
-use crate::cost::{CostRow, PROXY, PathCost, Sample};
+use crate::cost::{CostRow, FunctionCost, PROXY, PathCost, Sample};
 use crate::floor::{FLOOR_NAME, SIGV4_FLOOR_NAME};
 use crate::report::{FERRY_OWN_CPU_US, FERRY_REST_CPU_US, Goal};
 
@@ -70,11 +70,23 @@ pub fn section(s: &mut String, rows: &[CostRow], size: u64, callgrind: bool, tog
     };
     let samples = rows.iter().flat_map(|r| &r.paths).flat_map(|p| &p.samples);
     let (all, in_ticks) = samples.fold((0, 0), |(n, t), x| (n + 1, t + usize::from(!x.exact_cpu)));
+    let cache_sim = rows
+        .iter()
+        .flat_map(|r| &r.paths)
+        .flat_map(|p| &p.samples)
+        .any(|x| x.i1_misses().is_some());
     let cpu = if callgrind {
-        " The three ran under valgrind's callgrind: the instructions are each \
-         process's own per request (its background work included); CPU times under \
-         valgrind are valgrind's, so none is reported."
-            .to_owned()
+        let lines = if cache_sim {
+            " With its cache simulation, the lines of instructions and of data read \
+             that missed the first-level caches (64-byte lines, 32 KiB each), per request."
+        } else {
+            ""
+        };
+        format!(
+            " The three ran under valgrind's callgrind: the instructions are each \
+             process's own per request (its background work included); CPU times under \
+             valgrind are valgrind's, so none is reported.{lines}"
+        )
     } else {
         format!(
             " CPU: each process's threads' run time from /proc/PID/task/*/schedstat \
@@ -88,7 +100,13 @@ pub fn section(s: &mut String, rows: &[CostRow], size: u64, callgrind: bool, tog
         "Each round runs each request kind {how}; {rounds} rounds. Figures are the \
          median over the rounds (least–most).{cpu}\n"
     );
-    if callgrind {
+    if callgrind && cache_sim {
+        let _ = writeln!(
+            s,
+            "| request | path | requests | errors | instructions/req | instruction lines missed/req | data lines read missed/req |"
+        );
+        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|");
+    } else if callgrind {
         let _ = writeln!(
             s,
             "| request | path | requests | errors | instructions/req |"
@@ -106,7 +124,14 @@ pub fn section(s: &mut String, rows: &[CostRow], size: u64, callgrind: bool, tog
         for p in &r.paths {
             let requests: u64 = p.samples.iter().map(|x| x.requests).sum();
             let errors: u64 = p.samples.iter().map(|x| x.errors).sum();
-            let figures = if callgrind {
+            let figures = if callgrind && cache_sim {
+                format!(
+                    "{} | {} | {}",
+                    spread_text(each(p, Sample::instructions), false),
+                    spread_text(each(p, Sample::i1_misses), false),
+                    spread_text(each(p, Sample::d1_read_misses), false),
+                )
+            } else if callgrind {
                 spread_text(each(p, Sample::instructions), false)
             } else {
                 format!(
@@ -158,6 +183,69 @@ pub fn section(s: &mut String, rows: &[CostRow], size: u64, callgrind: bool, tog
         }
     }
     s.push('\n');
+    if callgrind {
+        functions(s, rows, size, cache_sim);
+    }
+}
+
+/// Functions listed per request kind in [`functions`]: with the most more
+/// in ferry-proxy, and in the floor.
+const FUNCTIONS_SHOWN: usize = 15;
+const FLOOR_FUNCTIONS_SHOWN: usize = 5;
+
+/// Where ferry-proxy's cost over the sigv4 floor lies, function by
+/// function (the table's own text says how to read it).
+fn functions(s: &mut String, rows: &[CostRow], size: u64, cache_sim: bool) {
+    let what = if cache_sim {
+        "instruction lines missed in the first-level cache"
+    } else {
+        "instructions"
+    };
+    let _ = writeln!(
+        s,
+        "Where ferry-proxy's extra {what} per request are, against {SIGV4_FLOOR_NAME}: \
+         each function's own, without its callees, summed over the rounds; the \
+         {FUNCTIONS_SHOWN} largest differences of each request kind, then the \
+         {FLOOR_FUNCTIONS_SHOWN} with the most more in the floor (a function the compiler \
+         inlined into another in one build and not in the other shows on both lists).\n"
+    );
+    let _ = writeln!(
+        s,
+        "| request | function | ferry-proxy | {SIGV4_FLOOR_NAME} | difference |"
+    );
+    let _ = writeln!(s, "|---|---|--:|--:|--:|");
+    for r in rows {
+        let title = case_title(size, r.op, Body::Plain, "");
+        let all: f64 = r.functions.iter().map(FunctionCost::difference).sum();
+        let more = r.functions.iter().filter(|f| f.difference() > 0.5).count();
+        let _ = writeln!(
+            s,
+            "| {title} | all functions ({more} with more in ferry-proxy) | {:.0} | {:.0} | {all:+.0} |",
+            r.functions.iter().map(|f| f.proxy).sum::<f64>(),
+            r.functions.iter().map(|f| f.floor).sum::<f64>(),
+        );
+        // Then the few with the most more in the floor: mostly the same
+        // code, inlined elsewhere there.
+        let least: Vec<&FunctionCost> = r
+            .functions
+            .iter()
+            .rev()
+            .take(FLOOR_FUNCTIONS_SHOWN)
+            .filter(|f| f.difference() < -0.5)
+            .collect();
+        let shown = r.functions.iter().take(FUNCTIONS_SHOWN);
+        for f in shown.chain(least.into_iter().rev()) {
+            let _ = writeln!(
+                s,
+                "| {title} | `{}` | {:.1} | {:.1} | {:+.1} |",
+                f.name.replace('|', "\\|").replace('`', "'"),
+                f.proxy,
+                f.floor,
+                f.difference()
+            );
+        }
+    }
+    s.push('\n');
 }
 
 /// The goals of ferry-proxy's CPU over each floor, on the median of the
@@ -200,7 +288,7 @@ mod tests {
                     user_secs: us * 1000.0 / 1e6,
                     system_secs: 0.0,
                     exact_cpu: true,
-                    instructions: None,
+                    counts: None,
                 })
                 .collect(),
         }

@@ -129,7 +129,10 @@ fn run_modes(
     }
     target.create_bucket(JOURNAL_BUCKET)?;
     target.create_bucket(UNION_BUCKET)?;
-    let callgrind = args.callgrind.then(Callgrind::new).transpose()?;
+    let callgrind = args
+        .callgrind
+        .then(|| Callgrind::new(args.cache_sim))
+        .transpose()?;
     let cg = callgrind.as_ref();
     let mut proxy = Proxy::start(bins.proxy, bins.ferryctl, target, cg)?;
     let with_floors = args.modes.contains(&BenchMode::Cost)
