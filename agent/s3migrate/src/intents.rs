@@ -98,10 +98,10 @@ fn line(key: &str, etag: &str) -> Vec<u8> {
 /// its intent during its GET, so the wait is hidden there.
 async fn write_groups(file: File, len: u64, mut rx: mpsc::Receiver<Intent>) {
     let mut state = Some((file, len));
-    let mut last = tokio::time::Instant::now() - PACE;
+    let mut next = tokio::time::Instant::now();
     while let Some(first) = rx.recv().await {
-        tokio::time::sleep_until(last + PACE).await;
-        last = tokio::time::Instant::now();
+        tokio::time::sleep_until(next).await;
+        next = tokio::time::Instant::now() + PACE;
         let mut group = vec![first];
         while let Ok(more) = rx.try_recv() {
             group.push(more);
