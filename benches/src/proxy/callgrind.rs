@@ -71,10 +71,6 @@ impl Callgrind {
         cmd
     }
 
-    pub fn cache_sim(&self) -> bool {
-        self.cache_sim
-    }
-
     /// Sets `pid`'s counters to zero.
     pub fn zero(&self, pid: u32) -> anyhow::Result<()> {
         control(pid, "--zero")

@@ -83,6 +83,16 @@ impl Sample {
     }
 }
 
+/// Whether callgrind simulated the caches in these runs: `--cache-sim`,
+/// or valgrind options of one's own (`VALGRIND_OPTS`). Read from what the
+/// dumps counted, so that the tables and the functions' event agree.
+pub fn cache_sim<'a>(paths: impl IntoIterator<Item = &'a PathCost>) -> bool {
+    paths
+        .into_iter()
+        .flat_map(|p| &p.samples)
+        .any(|s| s.counts.is_some_and(|c| c.i1_misses.is_some()))
+}
+
 /// One function's own cost per request (`callgrind::function_event`), in
 /// ferry-proxy and in the sigv4 floor, over all rounds.
 pub struct FunctionCost {
@@ -232,7 +242,7 @@ fn dump_name(op: Op, round: usize, path: &str) -> String {
 /// Each function's own cost per request in ferry-proxy and in the sigv4
 /// floor, summed over the rounds' dumps, the largest difference first.
 fn functions(cg: &Callgrind, op: Op, paths: &[PathCost]) -> anyhow::Result<Vec<FunctionCost>> {
-    let event = function_event(cg.cache_sim());
+    let event = function_event(cache_sim(paths));
     let per_request = |name: &str| -> anyhow::Result<std::collections::HashMap<String, f64>> {
         let path = paths
             .iter()

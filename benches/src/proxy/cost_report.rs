@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::case::case_title;
 use crate::clients::Body;
-use crate::cost::{CostRow, FunctionCost, PROXY, PathCost, Sample};
+use crate::cost::{self, CostRow, FunctionCost, PROXY, PathCost, Sample};
 use crate::floor::{FLOOR_NAME, SIGV4_FLOOR_NAME};
 use crate::report::{FERRY_OWN_CPU_US, FERRY_REST_CPU_US, Goal};
 
@@ -70,11 +70,7 @@ pub fn section(s: &mut String, rows: &[CostRow], size: u64, callgrind: bool, tog
     };
     let samples = rows.iter().flat_map(|r| &r.paths).flat_map(|p| &p.samples);
     let (all, in_ticks) = samples.fold((0, 0), |(n, t), x| (n + 1, t + usize::from(!x.exact_cpu)));
-    let cache_sim = rows
-        .iter()
-        .flat_map(|r| &r.paths)
-        .flat_map(|p| &p.samples)
-        .any(|x| x.i1_misses().is_some());
+    let cache_sim = cost::cache_sim(rows.iter().flat_map(|r| &r.paths));
     let cpu = if callgrind {
         let lines = if cache_sim {
             " With its cache simulation, the lines of instructions and of data read \
@@ -299,6 +295,25 @@ mod tests {
         assert_eq!(spread(vec![4.0, 1.0, 3.0, 2.0]), Some((2.5, 1.0, 4.0)));
         assert_eq!(spread(vec![5.0, 1.0, 3.0]), Some((3.0, 1.0, 5.0)));
         assert_eq!(spread(Vec::new()), None);
+    }
+
+    #[test]
+    fn cache_lines_are_shown_when_the_dumps_counted_them() {
+        use crate::callgrind::Counts;
+        let mut p = path(&[100.0]);
+        assert!(!cost::cache_sim([&p]));
+        let plain = Counts {
+            instructions: 1000,
+            i1_misses: None,
+            d1_read_misses: None,
+        };
+        p.samples[0].counts = Some(plain);
+        assert!(!cost::cache_sim([&p]), "instructions alone");
+        p.samples[0].counts = Some(Counts {
+            i1_misses: Some(30),
+            ..plain
+        });
+        assert!(cost::cache_sim([&p]));
     }
 
     #[test]
