@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use aws_sdk_s3::error::DisplayErrorContext;
 use common::clients::*;
 use common::*;
 use ferry_harness::{Store, get_bytes, list_keys, note, skip};
@@ -141,13 +142,17 @@ fn stored(store: &Store, prefix: &str) -> Value {
         .filter(|k| k.starts_with(prefix))
         .collect();
     let big = format!("{prefix}big.bin");
+    // A failed read is kept as its error, so that a comparison that fails
+    // says why.
     let (etag, sum) = rt().block_on(async {
-        let h = client.head_object().bucket(BUCKET).key(&big).send().await;
-        let etag = h.map(|h| h.e_tag().unwrap_or_default().to_owned()).ok();
-        let sum = get_bytes(&client, BUCKET, &big)
-            .await
-            .ok()
-            .map(|b| sha256_hex(&b));
+        let etag = match client.head_object().bucket(BUCKET).key(&big).send().await {
+            Ok(h) => h.e_tag().unwrap_or_default().to_owned(),
+            Err(e) => format!("HEAD failed: {}", DisplayErrorContext(e)),
+        };
+        let sum = match get_bytes(&client, BUCKET, &big).await {
+            Ok(b) => sha256_hex(&b),
+            Err(e) => format!("GET failed: {e:#}"),
+        };
         (etag, sum)
     });
     json!({ "keys": keys, "big_etag": etag, "big_sha256": sum })
@@ -932,10 +937,6 @@ fn acceptance(tool: Tool) {
         proxy.set_mode(BUCKET, mode);
         let via = tool.workload(Endpoint::proxy(&proxy), via_p, &files, lands_on, true);
         let direct = tool.workload(Endpoint::store(lands_on), direct_p, &files, lands_on, false);
-        eprintln!(
-            "{name}, {mode} mode, through the proxy: {}",
-            serde_json::to_string_pretty(&via).unwrap()
-        );
         assert_same(name, mode, &via, via_p, &direct, direct_p);
         // Landed where the mode says, and nowhere else.
         assert!(
