@@ -576,3 +576,59 @@ fn nix_is_root() -> bool {
         .map(|m| m.uid() == 0)
         .unwrap_or(false)
 }
+
+/// packaging/build with `args`, where `cargo` only says it was called and
+/// fails (no build is ever started) and no Garage can be found: (exit
+/// code, stderr).
+fn build_without_garage(args: &[&str]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let cargo = bin.join("cargo");
+    std::fs::write(
+        &cargo,
+        "#!/bin/sh\necho \"cargo called: $*\" >&2\nexit 97\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::iter::once(bin.clone())
+        .chain(std::env::split_paths(&path).filter(|d| !d.join("garage").exists()));
+    let out = Command::new(repo().join("packaging/build"))
+        .args(args)
+        .arg("--out")
+        .arg(dir.path().join("packages"))
+        .env("PATH", std::env::join_paths(dirs).unwrap())
+        .env("GARAGE_BIN", dir.path().join("no-garage"))
+        .env("CARGO_TARGET_DIR", dir.path().join("target"))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_profiled_proxy_is_the_default_and_its_needs_are_checked_before_any_build() {
+    // Building ferry-proxy's package: the profiled build, whose training
+    // needs Garage (and llvm-tools): refused before cargo is called, with
+    // the way out named.
+    let (code, err) = build_without_garage(&["--package", "ferry-proxy"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("packaging/build --no-pgo"), "{err}");
+    assert!(!err.contains("cargo called"), "{err}");
+    // `--no-pgo`, or packages without ferry-proxy: straight to the build.
+    for args in [&["--no-pgo"][..], &["--package", "ferryctl"]] {
+        let (code, err) = build_without_garage(args);
+        assert_eq!(code, Some(97), "{args:?}: {err}");
+        assert!(
+            err.contains("cargo called: build --locked --release"),
+            "{args:?}: {err}"
+        );
+    }
+    // The profiled build with binaries built elsewhere cannot be.
+    let (code, err) = build_without_garage(&["--pgo", "--no-build"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--pgo builds its own binaries"), "{err}");
+}
