@@ -578,16 +578,22 @@ fn nix_is_root() -> bool {
 }
 
 /// packaging/build with `args`, where `cargo` only says it was called and
-/// fails (no build is ever started) and no Garage can be found: (exit
-/// code, stderr).
-fn build_without_garage(args: &[&str]) -> (Option<i32>, String) {
+/// fails, so that no build is ever started (but answers `cargo deb
+/// --version` and `cargo generate-rpm --version` if `tools`), and no
+/// Garage can be found: (exit code, stderr).
+fn build_without_garage(args: &[&str], tools: bool) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
     let cargo = bin.join("cargo");
+    let version = if tools {
+        "[ \"$2\" = --version ] && exit 0\n"
+    } else {
+        ""
+    };
     std::fs::write(
         &cargo,
-        "#!/bin/sh\necho \"cargo called: $*\" >&2\nexit 97\n",
+        format!("#!/bin/sh\n{version}echo \"cargo called: $*\" >&2\nexit 97\n"),
     )
     .unwrap();
     std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -600,6 +606,7 @@ fn build_without_garage(args: &[&str]) -> (Option<i32>, String) {
         .arg(dir.path().join("packages"))
         .env("PATH", std::env::join_paths(dirs).unwrap())
         .env("GARAGE_BIN", dir.path().join("no-garage"))
+        .env("FERRY_CACHE", dir.path().join("cache"))
         .env("CARGO_TARGET_DIR", dir.path().join("target"))
         .output()
         .unwrap();
@@ -614,13 +621,13 @@ fn the_profiled_proxy_is_the_default_and_its_needs_are_checked_before_any_build(
     // Building ferry-proxy's package: the profiled build, whose training
     // needs Garage (and llvm-tools): refused before cargo is called, with
     // the way out named.
-    let (code, err) = build_without_garage(&["--package", "ferry-proxy"]);
+    let (code, err) = build_without_garage(&["--package", "ferry-proxy"], true);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("packaging/build --no-pgo"), "{err}");
     assert!(!err.contains("cargo called"), "{err}");
     // `--no-pgo`, or packages without ferry-proxy: straight to the build.
     for args in [&["--no-pgo"][..], &["--package", "ferryctl"]] {
-        let (code, err) = build_without_garage(args);
+        let (code, err) = build_without_garage(args, true);
         assert_eq!(code, Some(97), "{args:?}: {err}");
         assert!(
             err.contains("cargo called: build --locked --release"),
@@ -628,7 +635,14 @@ fn the_profiled_proxy_is_the_default_and_its_needs_are_checked_before_any_build(
         );
     }
     // The profiled build with binaries built elsewhere cannot be.
-    let (code, err) = build_without_garage(&["--pgo", "--no-build"]);
+    let (code, err) = build_without_garage(&["--pgo", "--no-build"], true);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--pgo builds its own binaries"), "{err}");
+    // Without cargo-deb (scripts/setup's), refused before the build too.
+    let (code, err) = build_without_garage(&["--no-pgo"], false);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("needs cargo-deb: scripts/setup installs it"),
+        "{err}"
+    );
 }
