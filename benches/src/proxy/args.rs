@@ -113,10 +113,11 @@ pub struct Args {
     /// (aws-chunked bodies with a CRC32 trailer).
     #[arg(long)]
     pub no_chunked: bool,
-    /// Skip the ready-mode baseline rows: through a plain TCP relay (the
-    /// small GET, HEAD and PUT, and the large GET), what a second loopback
-    /// hop costs any proxy here; and through pingora-floor (the small
-    /// ones), what Pingora itself costs with none of Ferry's work.
+    /// Skip the baseline rows: in ready mode through a plain TCP relay
+    /// (the small GET, HEAD and PUT, and the large GET), what a second
+    /// loopback hop costs any proxy here; in ready and forward mode through
+    /// pingora-floor (the small ones), what Pingora itself costs with none
+    /// of Ferry's work.
     #[arg(long)]
     pub no_relay: bool,
     /// Give the benchmark's own S3 clients s3migrate's HTTP client, which

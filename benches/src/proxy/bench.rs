@@ -27,9 +27,9 @@ pub struct Bench<'a> {
     pub proxy: Option<&'a Proxy>,
     pub user: &'a ClientUser,
     pub watched: Watched,
-    /// pingora-floor in front of the target, plain and `--sigv4`, for
-    /// the ready-mode floor rows (none with `--no-relay` or in the fleet
-    /// runs).
+    /// pingora-floor, plain and `--sigv4`, in front of the target for the
+    /// ready and cost mode floor rows and of the source for forward mode's
+    /// (none with `--no-relay` or in the fleet runs).
     pub floors: &'a [Floor],
     pub large_data: Bytes,
     /// The names of a case's two paths: the reference, then the one
@@ -103,9 +103,8 @@ impl Bench<'_> {
             None
         };
         let floors: Vec<_> = self
-            .floors
-            .iter()
-            .filter(|_| mode == BenchMode::Ready && !a.no_relay)
+            .floors_of(store)
+            .filter(|_| !a.no_relay)
             .map(|f| (f, clients::direct_via(store, &f.http, self.http())))
             .collect();
         for &(op, body, p) in &variants {
@@ -244,7 +243,7 @@ impl Bench<'_> {
                 let sampler = ports
                     .zip(self.proxy)
                     .map(|(ports, p)| Sampler::start(p.pid(), Some(ports[which])));
-                let watch = CpuWatch::start(&self.watched_for(variant));
+                let watch = CpuWatch::start(&self.watched_for(mode, variant));
                 let mut run = w.run(stop).await;
                 run.cpu = watch.stop();
                 if let Some(mut seen) = sampler.map(Sampler::stop) {
@@ -293,10 +292,21 @@ impl Bench<'_> {
 }
 
 impl Bench<'_> {
+    /// The floors in front of `store`.
+    pub(crate) fn floors_of<'s>(&'s self, store: &'s Store) -> impl Iterator<Item = &'s Floor> {
+        self.floors.iter().filter(|f| f.upstream == store.endpoint)
+    }
+
     /// The processes whose CPU a case's runs count: a floor's rows count
-    /// that pingora-floor's as the proxy's.
-    fn watched_for(&self, variant: &str) -> Watched {
-        match self.floors.iter().find(|f| f.variant == variant) {
+    /// that pingora-floor's (the one in front of the mode's store) as the
+    /// proxy's.
+    fn watched_for(&self, mode: BenchMode, variant: &str) -> Watched {
+        let store = if mode == BenchMode::Forward {
+            self.source
+        } else {
+            self.target
+        };
+        match self.floors_of(store).find(|f| f.variant == variant) {
             Some(f) => Watched {
                 proxies: vec![f.pid()],
                 stores: self.watched.stores.clone(),

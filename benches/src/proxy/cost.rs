@@ -142,15 +142,17 @@ impl Bench<'_> {
         let start = ModeStart::now();
         let a = self.args;
         let proxy = self.proxy.context("--modes cost needs the proxy")?;
-        anyhow::ensure!(!self.floors.is_empty(), "--modes cost needs the floors");
         let store = self.target;
+        anyhow::ensure!(
+            self.floors_of(store).next().is_some(),
+            "--modes cost needs the floors"
+        );
         let http = self.http();
         let (small, keys) = self
             .seed_small(&clients::direct(store, Body::Plain, http), READY_BUCKET)
             .await?;
         let mut paths: Vec<CostPath> = self
-            .floors
-            .iter()
+            .floors_of(store)
             .map(|f| CostPath {
                 name: f.name,
                 pid: f.pid(),

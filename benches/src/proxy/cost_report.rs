@@ -9,27 +9,13 @@ use crate::clients::Body;
 use crate::cost::{self, CostRow, FunctionCost, PROXY, PathCost, Sample};
 use crate::floor::{FLOOR_NAME, SIGV4_FLOOR_NAME};
 use crate::report::{FERRY_OWN_CPU_US, FERRY_REST_CPU_US, Goal};
+use crate::stats::spread;
 
 /// What ferry-proxy may spend per request over each floor, µs.
 const OVER: [(&str, f64); 2] = [
     (FLOOR_NAME, FERRY_OWN_CPU_US),
     (SIGV4_FLOOR_NAME, FERRY_REST_CPU_US),
 ];
-
-/// Median, least and most of `v`; `None` when empty.
-fn spread(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    let median = if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    };
-    Some((median, v[0], v[n - 1]))
-}
 
 fn spread_text(v: Vec<f64>, signed: bool) -> String {
     match spread(v) {
@@ -288,13 +274,6 @@ mod tests {
                 })
                 .collect(),
         }
-    }
-
-    #[test]
-    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
-        assert_eq!(spread(vec![4.0, 1.0, 3.0, 2.0]), Some((2.5, 1.0, 4.0)));
-        assert_eq!(spread(vec![5.0, 1.0, 3.0]), Some((3.0, 1.0, 5.0)));
-        assert_eq!(spread(Vec::new()), None);
     }
 
     #[test]

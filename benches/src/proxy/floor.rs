@@ -1,4 +1,4 @@
-//! `pingora-floor` running in front of the target: the same Pingora
+//! `pingora-floor` running in front of a store: the same Pingora
 //! server as ferry-proxy with none of Ferry's work, or with only its SigV4
 //! verify and re-sign (see `benches/src/floor/main.rs`). Their rows tell
 //! Pingora's own cost per request, and the signatures', from what the
@@ -25,6 +25,8 @@ pub struct Floor {
     pub variant: &'static str,
     /// Its path's name in the report.
     pub name: &'static str,
+    /// The endpoint of the store it passes to.
+    pub upstream: String,
     child: Child,
 }
 
@@ -68,6 +70,7 @@ impl Floor {
             http: format!("http://{addr}"),
             variant: if sigv4 { SIGV4_FLOOR } else { FLOOR },
             name: if sigv4 { SIGV4_FLOOR_NAME } else { FLOOR_NAME },
+            upstream: store.endpoint.clone(),
             child,
         })
     }

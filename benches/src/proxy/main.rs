@@ -135,16 +135,25 @@ fn run_modes(
         .transpose()?;
     let cg = callgrind.as_ref();
     let mut proxy = Proxy::start(bins.proxy, bins.ferryctl, target, cg)?;
-    let with_floors = args.modes.contains(&BenchMode::Cost)
-        || (args.modes.contains(&BenchMode::Ready) && !args.no_relay);
-    let floors = if with_floors {
-        vec![
-            Floor::start(bins.floor, target, false, cg)?,
-            Floor::start(bins.floor, target, true, cg)?,
-        ]
-    } else {
-        Vec::new()
-    };
+    // Floors in front of each store a mode's floor rows need: the target
+    // for ready and cost mode, the source for forward mode.
+    let mut floors = Vec::new();
+    for (store, needed) in [
+        (
+            target,
+            args.modes.contains(&BenchMode::Cost)
+                || (args.modes.contains(&BenchMode::Ready) && !args.no_relay),
+        ),
+        (
+            source,
+            args.modes.contains(&BenchMode::Forward) && !args.no_relay,
+        ),
+    ] {
+        if needed {
+            floors.push(Floor::start(bins.floor, store, false, cg)?);
+            floors.push(Floor::start(bins.floor, store, true, cg)?);
+        }
+    }
     proxy.attach(READY_BUCKET, source, &["ready"])?;
     proxy.attach(FORWARD_BUCKET, source, &["forward"])?;
     proxy.attach(MIGRATE_BUCKET, source, &["forward", "migrate"])?;

@@ -47,6 +47,43 @@ fn quantile(sorted: &[u64], q: f64) -> Option<u64> {
     Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
+/// Median, least and most of `v`; `None` when empty.
+pub fn spread(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    Some((median, v[0], v[n - 1]))
+}
+
+/// `f` of `a`'s and `b`'s p50 (ms), round by round, for the rounds both
+/// have. Round i of the two ran back to back (`Bench::case`), so each
+/// figure is free of what the machine did between rounds, which moves a
+/// pooled p50 on these shared cores by more than the proxy does.
+fn by_round(a: &Series, b: &Series, f: impl Fn(f64, f64) -> Option<f64>) -> Vec<f64> {
+    a.p50_by_round_ms()
+        .into_iter()
+        .zip(b.p50_by_round_ms())
+        .filter_map(|(a, b)| f(a?, b?))
+        .collect()
+}
+
+/// `a`'s p50 over `b`'s, round by round.
+pub fn p50_ratios(a: &Series, b: &Series) -> Vec<f64> {
+    by_round(a, b, |a, b| (b > 0.0).then(|| a / b))
+}
+
+/// `a`'s p50 less `b`'s, ms, round by round.
+pub fn p50_differences(a: &Series, b: &Series) -> Vec<f64> {
+    by_round(a, b, |a, b| Some(a - b))
+}
+
 fn sorted(v: impl IntoIterator<Item = u64>) -> Vec<u64> {
     let mut v: Vec<u64> = v.into_iter().collect();
     v.sort_unstable();
@@ -157,5 +194,49 @@ impl Series {
             c.add(&r.cpu);
         }
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(rounds: &[&[u64]]) -> Series {
+        let mut s = Series::new("p");
+        s.runs = rounds
+            .iter()
+            .map(|lat| Run {
+                lat_us: lat.to_vec(),
+                ..Run::default()
+            })
+            .collect();
+        s
+    }
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(spread(vec![4.0, 1.0, 3.0, 2.0]), Some((2.5, 1.0, 4.0)));
+        assert_eq!(spread(vec![5.0, 1.0, 3.0]), Some((3.0, 1.0, 5.0)));
+        assert_eq!(spread(Vec::new()), None);
+    }
+
+    #[test]
+    fn ratios_pair_the_rounds_and_skip_an_empty_one() {
+        // The machine slows down in round 2; the proxy stays 1.1× direct.
+        let direct = series(&[&[1000, 1000, 1000], &[2000], &[]]);
+        let proxy = series(&[&[1100], &[2200, 2200, 2200], &[500]]);
+        let r = p50_ratios(&proxy, &direct);
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert!(r.iter().all(|v| (v - 1.1).abs() < 1e-9), "{r:?}");
+        // Pooled, the path that ran more requests in the slow round looks
+        // twice as slow.
+        let pooled = proxy.p50_ms().unwrap() / direct.p50_ms().unwrap();
+        assert!((pooled - 2.2).abs() < 1e-9, "{pooled}");
+        let d = p50_differences(&proxy, &direct);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(
+            (d[0] - 0.1).abs() < 1e-9 && (d[1] - 0.2).abs() < 1e-9,
+            "{d:?}"
+        );
     }
 }
