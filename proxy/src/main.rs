@@ -400,9 +400,20 @@ fn join_fleet(
 /// a descriptor and a few KB of kernel memory.
 const UPSTREAM_IDLE_PER_THREAD: usize = 1024;
 
+/// Pingora's log lines that are not faults. Pingora 0.9 logs this one at
+/// error level when a pooled upstream connection is still held by its idle
+/// watcher at the moment a request takes it (under load, docs/proxy.md,
+/// *Logs*): it then opens a new connection, which
+/// `ferry_proxy_upstream_connections_total{reused="false"}` counts, and no
+/// request fails.
+const HARMLESS: &[program::Harmless] = &[program::Harmless {
+    target: "pingora_core::connectors",
+    message: "failed to acquire reusable stream",
+}];
+
 fn main() {
     let args = Args::parse();
-    program::init_logging("FERRY_LOG", "info");
+    program::init_logging("FERRY_LOG", "info", HARMLESS);
     if let Some(path) = &args.check_config {
         program::check_config("ferry-proxy", path, Config::load);
     }

@@ -87,22 +87,150 @@ pub fn check_config<T, E: fmt::Display>(
 }
 
 /// Logs to stderr, filtered by the environment variable `env` (else
-/// `default`). Colour codes only for a person at a terminal, never into
-/// journald or a file.
-pub fn init_logging(env: &str, default: &str) {
+/// `default`), without the `harmless` lines. Colour codes only for a
+/// person at a terminal, never into journald or a file.
+pub fn init_logging(env: &str, default: &str, harmless: &'static [Harmless]) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    logging(env, default, std::io::stderr)
+        .with(DropHarmless(harmless))
+        .init();
+}
+
+fn logging<W>(
+    env: &str,
+    default: &str,
+    writer: W,
+) -> tracing_subscriber::FmtSubscriber<
+    tracing_subscriber::fmt::format::DefaultFields,
+    tracing_subscriber::fmt::format::Format,
+    tracing_subscriber::EnvFilter,
+    W,
+>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env(env)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .finish()
+}
+
+/// A library's log line that is known to be harmless at the level it is
+/// logged at: dropped, so that an operator never reads it as a fault.
+pub struct Harmless {
+    /// The `log` target (the library's module).
+    pub target: &'static str,
+    /// The whole message.
+    pub message: &'static str,
+}
+
+/// Drops the [`Harmless`] lines. A line a library logs through `log`
+/// arrives as an event whose metadata is `log`'s, with the library's target
+/// and message as fields.
+struct DropHarmless(&'static [Harmless]);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for DropHarmless {
+    fn event_enabled(
+        &self,
+        event: &tracing::Event<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        if self.0.is_empty() {
+            return true;
+        }
+        let mut line = Line::default();
+        event.record(&mut line);
+        let target = line.target.as_deref().unwrap_or(event.metadata().target());
+        !self
+            .0
+            .iter()
+            .any(|h| h.target == target && line.message.as_deref() == Some(h.message))
+    }
+}
+
+#[derive(Default)]
+struct Line {
+    target: Option<String>,
+    message: Option<String>,
+}
+
+impl tracing::field::Visit for Line {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        match field.name() {
+            "log.target" => self.target = Some(value.to_owned()),
+            "message" => self.message = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        match field.name() {
+            "log.target" => self.target = Some(format!("{value:?}")),
+            "message" => self.message = Some(format!("{value:?}")),
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What was logged, through `log` as a library logs it.
+    fn logged(harmless: &'static [Harmless], emit: impl FnOnce()) -> String {
+        use std::sync::{Arc, Mutex};
+        use tracing_subscriber::layer::SubscriberExt as _;
+
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        static LOG_TO_TRACING: std::sync::Once = std::sync::Once::new();
+        LOG_TO_TRACING.call_once(|| tracing_log::LogTracer::init().unwrap());
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = logging("FERRY_TEST_LOG_UNSET", "info", move || out.clone())
+            .with(DropHarmless(harmless));
+        tracing::subscriber::with_default(subscriber, emit);
+        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn a_harmless_line_is_dropped_and_nothing_else() {
+        const POOL: &[Harmless] = &[Harmless {
+            target: "pingora_core::connectors",
+            message: "failed to acquire reusable stream",
+        }];
+        let out = logged(POOL, || {
+            log::error!(target: "pingora_core::connectors", "failed to acquire reusable stream");
+            log::error!(target: "pingora_core::connectors", "failed to acquire reusable stream!");
+            log::error!(target: "pingora_core::connectors::l4", "failed to acquire reusable stream");
+            log::warn!(target: "pingora_core::connectors", "Unexpected data read in idle connection");
+        });
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        assert!(lines[0].contains("stream!"), "{out}");
+        assert!(lines[1].contains("connectors::l4"), "{out}");
+        assert!(lines[2].contains("Unexpected data"), "{out}");
+        // Without the list, the line is there.
+        let out = logged(&[], || {
+            log::error!(target: "pingora_core::connectors", "failed to acquire reusable stream");
+        });
+        assert!(out.contains("ERROR"), "{out}");
+        assert!(out.contains("failed to acquire reusable stream"), "{out}");
+    }
 
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]

@@ -44,7 +44,7 @@ fn main() {
     if let Some(path) = &args.check_config {
         program::check_config("ferry-agent", path, Config::load);
     }
-    program::init_logging("FERRY_LOG", "info");
+    program::init_logging("FERRY_LOG", "info", &[]);
     let config = Config::load(&args.config).unwrap_or_else(|e| fail(e));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -19,7 +19,7 @@ fn main() {
         args.test_pause_before_put =
             std::env::var_os("FERRY_TEST_PAUSE_BEFORE_PUT").map(Into::into);
     }
-    ferry_s3::program::init_logging("S3MIGRATE_LOG", "warn");
+    ferry_s3::program::init_logging("S3MIGRATE_LOG", "warn", &[]);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
