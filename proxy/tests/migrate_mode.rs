@@ -10,7 +10,7 @@ use aws_sdk_s3::types::{CompletedPart, Delete, ObjectIdentifier};
 use common::migrate::*;
 use common::{scrape, value};
 use ferry_control::journal;
-use ferry_harness::{get_bytes, list_keys};
+use ferry_harness::{Store, get_bytes, list_keys};
 
 #[test]
 fn reads_fall_back_to_the_source_and_deletes_reach_both_sides() {
@@ -259,6 +259,46 @@ fn reads_fall_back_to_the_source_and_deletes_reach_both_sides() {
     s.proxy
         .ferryctl_ok(&["s3", "bucket", "migrate", "detach", BUCKET, "--force"]);
     assert!(s.rt.block_on(journal_names(&s.target)).is_empty());
+}
+
+/// A fallback is the target's 404 and then the source: both on pooled
+/// connections, so that it costs round trips, not handshakes. The proxy's
+/// own requests count in the same metric as the requests Pingora proxies.
+/// A Garage target: moto's server closes each connection after its answer.
+#[test]
+fn fallbacks_reuse_their_upstream_connections_after_a_404() {
+    let s = setup_between(Store::garage().unwrap(), Store::garage().unwrap());
+    s.rt.block_on(put(&s.source.client(), "only-source", b"from the source"));
+    s.migrate();
+    let c = s.proxy.client(&s.target.region);
+    const READS: usize = 20;
+    s.rt.block_on(async {
+        for _ in 0..READS {
+            // A GET's 404 has a body to read to its end; a HEAD's has none.
+            let got = get_bytes(&c, BUCKET, "only-source").await.unwrap();
+            assert_eq!(got, &b"from the source"[..]);
+            let h = c.head_object().bucket(BUCKET).key("only-source");
+            assert_eq!(h.send().await.unwrap().content_length(), Some(15));
+        }
+    });
+    let m = scrape(s.metrics_port);
+    let conns = |upstream: &str, reused: bool| {
+        value(
+            &m,
+            &format!(
+                "ferry_proxy_upstream_connections_total{{upstream=\"{upstream}\",reused=\"{reused}\"}}"
+            ),
+        )
+    };
+    for upstream in ["target", "source"] {
+        let (reused, opened) = (conns(upstream, true), conns(upstream, false));
+        // Each read asked the target, then the source.
+        assert!(reused + opened >= (2 * READS) as f64, "{upstream}\n{m}");
+        // One connection each, and a little slack. Before `Fetcher::release`
+        // let the pool's idle watcher start, 8 to 16 of the source's were
+        // new.
+        assert!(opened <= 3.0, "{upstream}: {opened} opened\n{m}");
+    }
 }
 
 #[test]

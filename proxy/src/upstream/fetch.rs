@@ -179,7 +179,10 @@ impl Fetcher {
         let (mut session, peer) = loop {
             let (peer, addr) = self.peer(&side.upstream, label, failed).await?;
             match self.connector.get_http_session(&peer).await {
-                Ok((session, _reused)) => break (session, peer),
+                Ok((session, reused)) => {
+                    crate::metrics::upstream_connection(label, reused);
+                    break (session, peer);
+                }
                 Err(e) => {
                     tries += 1;
                     failed = Some(addr);
@@ -251,6 +254,14 @@ impl Fetcher {
         self.connector
             .release_http_session(r.session, &r.peer, Some(IDLE))
             .await;
+        // The pool's idle watcher of that connection is a task just
+        // spawned on this thread. Left queued while this task goes on to
+        // its next upstream request, it let another worker thread race
+        // Pingora 0.9's pool: a pooled connection taken at that moment was
+        // dropped ("failed to acquire reusable stream") and a new one
+        // opened, for a quarter of sequential migrate-mode fallbacks
+        // (`fallbacks_reuse_their_upstream_connections_after_a_404`).
+        tokio::task::yield_now().await;
     }
 }
 

@@ -24,8 +24,13 @@ pub fn setup() -> Setup {
 
 /// As [`setup`], over another source store.
 pub fn setup_on(source: Store) -> Setup {
+    setup_between(source, Store::moto().unwrap())
+}
+
+/// As [`setup`], between other stores. moto's server closes every
+/// connection after its answer; a Garage target keeps them open.
+pub fn setup_between(source: Store, target: Store) -> Setup {
     source.create_bucket(BUCKET).unwrap();
-    let target = Store::moto().unwrap();
     target.create_bucket(BUCKET).unwrap();
     target.create_bucket(JOURNAL).unwrap();
     let metrics_port = free_port();
