@@ -55,14 +55,10 @@ impl Bench<'_> {
         }
     }
 
-    /// Ready and forward mode: `bucket`, read and written directly on
-    /// `store` and through the proxy.
-    pub async fn run_one_store(
-        &self,
-        mode: BenchMode,
-        bucket: &str,
-        store: &Store,
-    ) -> anyhow::Result<ModeResult> {
+    /// Ready and forward mode: `bucket`, read and written directly on the
+    /// mode's store and through the proxy.
+    pub async fn run_one_store(&self, mode: BenchMode, bucket: &str) -> anyhow::Result<ModeResult> {
+        let store = self.store_of(mode);
         let start = ModeStart::now();
         let a = self.args;
         let plain = self.pair(store, Body::Plain);
@@ -292,6 +288,16 @@ impl Bench<'_> {
 }
 
 impl Bench<'_> {
+    /// The store a mode's direct requests go to: the source in forward
+    /// mode, else the target (migrate mode's cases name their own).
+    pub(crate) fn store_of(&self, mode: BenchMode) -> &Store {
+        if mode == BenchMode::Forward {
+            self.source
+        } else {
+            self.target
+        }
+    }
+
     /// The floors in front of `store`.
     pub(crate) fn floors_of<'s>(&'s self, store: &'s Store) -> impl Iterator<Item = &'s Floor> {
         self.floors.iter().filter(|f| f.upstream == store.endpoint)
@@ -301,12 +307,10 @@ impl Bench<'_> {
     /// that pingora-floor's (the one in front of the mode's store) as the
     /// proxy's.
     fn watched_for(&self, mode: BenchMode, variant: &str) -> Watched {
-        let store = if mode == BenchMode::Forward {
-            self.source
-        } else {
-            self.target
-        };
-        match self.floors_of(store).find(|f| f.variant == variant) {
+        match self
+            .floors_of(self.store_of(mode))
+            .find(|f| f.variant == variant)
+        {
             Some(f) => Watched {
                 proxies: vec![f.pid()],
                 stores: self.watched.stores.clone(),

@@ -209,12 +209,8 @@ async fn run_mode(
     cg: Option<&Callgrind>,
 ) -> anyhow::Result<ModeResult> {
     match mode {
-        BenchMode::Ready => bench.run_one_store(mode, READY_BUCKET, bench.target).await,
-        BenchMode::Forward => {
-            bench
-                .run_one_store(mode, FORWARD_BUCKET, bench.source)
-                .await
-        }
+        BenchMode::Ready => bench.run_one_store(mode, READY_BUCKET).await,
+        BenchMode::Forward => bench.run_one_store(mode, FORWARD_BUCKET).await,
         BenchMode::Migrate => bench.run_migrate().await,
         BenchMode::Cost => bench.run_cost(cg).await,
     }
