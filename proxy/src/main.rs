@@ -402,8 +402,8 @@ const UPSTREAM_IDLE_PER_THREAD: usize = 1024;
 
 /// Pingora's log lines that are not faults. Pingora 0.9 logs this one at
 /// error level when a pooled upstream connection is still held by its idle
-/// watcher at the moment a request takes it (under load, docs/proxy.md,
-/// *Logs*): it then opens a new connection, which
+/// watcher at the moment a request takes it (docs/proxy.md, *Logs*): it
+/// then opens a new connection, which
 /// `ferry_proxy_upstream_connections_total{reused="false"}` counts, and no
 /// request fails.
 const HARMLESS: &[program::Harmless] = &[program::Harmless {

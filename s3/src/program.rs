@@ -97,16 +97,7 @@ pub fn init_logging(env: &str, default: &str, harmless: &'static [Harmless]) {
         .init();
 }
 
-fn logging<W>(
-    env: &str,
-    default: &str,
-    writer: W,
-) -> tracing_subscriber::FmtSubscriber<
-    tracing_subscriber::fmt::format::DefaultFields,
-    tracing_subscriber::fmt::format::Format,
-    tracing_subscriber::EnvFilter,
-    W,
->
+fn logging<W>(env: &str, default: &str, writer: W) -> impl tracing::Subscriber + Send + Sync
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -168,11 +159,11 @@ impl tracing::field::Visit for Line {
         }
     }
 
+    /// A message is formatting arguments; `log.target` a `&str`, which
+    /// `Debug` would quote.
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
-        match field.name() {
-            "log.target" => self.target = Some(format!("{value:?}")),
-            "message" => self.message = Some(format!("{value:?}")),
-            _ => {}
+        if field.name() == "message" {
+            self.message = Some(format!("{value:?}"));
         }
     }
 }
