@@ -366,8 +366,10 @@ fn a_client_write_after_the_delete_is_never_lost() {
 
 /// (c) Garage ignores If-Match on DeleteObject (and If-None-Match on PUT,
 /// so it needs --allow-overwrite anyway): with --allow-overwrite the
-/// reconcile removes by HEAD, compare, DELETE, and still keeps a client's
-/// later write.
+/// journal watch removes by HEAD, compare, DELETE, and still keeps a
+/// client's later write. The watch is held until both stale copies have
+/// been seen: left free, it may remove the first before the second lands,
+/// and the two are never on the destination at once.
 #[test]
 fn garage_destination_reconciles_by_compare_under_allow_overwrite() {
     let Race {
@@ -383,6 +385,7 @@ fn garage_destination_reconciles_by_compare_under_allow_overwrite() {
     } = Race::new(StoreKind::Garage, 20, |i| format!("g/{i:02}"), 100);
     let (gone, rewritten, gate) = (keys[2].clone(), keys[3].clone(), keys[19].clone());
     let held = [gone.clone(), rewritten.clone(), gate.clone()];
+    hold_watch(&pause);
     // `s3migrate` adds --allow-overwrite for a Garage destination.
     let mut child = start_holding(
         &mut with_journal(&src, &dest, &folder),
@@ -399,6 +402,7 @@ fn garage_destination_reconciles_by_compare_under_allow_overwrite() {
     });
     let v3 = data(4003, 55);
     client_put(&rt, &dc, &rewritten, v3.clone(), false);
+    release_watch(&pause);
     release(&pause, &gate);
     let out = finish(child);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -413,6 +417,7 @@ fn garage_destination_reconciles_by_compare_under_allow_overwrite() {
     counts(&s);
     let j = &s["journal"];
     assert_eq!(j["removed"], 1, "{j}");
+    assert_eq!(j["removed_during_pass"], 1, "{j}");
     assert_eq!(j["kept"], 1, "{j}");
 }
 
