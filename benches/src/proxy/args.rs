@@ -34,8 +34,10 @@ pub struct Args {
     /// Large objects in flight at once.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub large_concurrency: usize,
-    /// Runs of each path per case, alternating direct and proxy (ABBA…),
-    /// so that drift of the machine hits both alike.
+    /// Runs of each path per case. A round runs every path of the case
+    /// (direct, proxy, the relay and floors) back to back, every other
+    /// round in reverse order, so that drift of the machine hits all alike
+    /// and round i of any two paths can be compared.
     #[arg(long, default_value_t = 2, value_name = "K")]
     pub rounds: usize,
     /// Modes to run, in order. `cost`: the proxy's own CPU per small

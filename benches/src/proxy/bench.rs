@@ -107,22 +107,34 @@ impl Bench<'_> {
             let tag = body_tag(body);
             let d = work(&p.direct, op, &small, &format!("small/direct{tag}/"), c);
             let x = work(&p.proxy, op, &small, &format!("small/proxy{tag}/"), c);
-            let size = a.small_kib * 1024;
-            let case = |variant, d, x| {
-                self.case(mode, size, false, op, body, variant, d, x, small_stop, None)
-            };
-            cases.push(case("", d.clone(), x).await);
-            if let Some((_, via)) = relay.as_ref().filter(|_| body == Body::Plain) {
-                let r = work(via, op, &small, &format!("small/relay{tag}/"), c);
-                cases.push(baseline_row(case(RELAY, d.clone(), r).await, "relay"));
-            }
-            for (i, (floor, via)) in floors.iter().enumerate() {
-                if body == Body::Plain {
-                    let f = work(via, op, &small, &format!("small/floor{i}{tag}/"), c);
-                    let row = case(floor.variant, d.clone(), f).await;
-                    cases.push(baseline_row(row, floor.name));
+            let mut others = vec![self.proxied("", x)];
+            // The baselines run in the proxy's rounds, so that each round
+            // of theirs can be set against the proxy's.
+            if body == Body::Plain {
+                if let Some((_, via)) = &relay {
+                    others.push(Other {
+                        variant: RELAY,
+                        path: "relay",
+                        work: work(via, op, &small, &format!("small/relay{tag}/"), c),
+                    });
+                }
+                for (i, (floor, via)) in floors.iter().enumerate() {
+                    others.push(Other {
+                        variant: floor.variant,
+                        path: floor.name,
+                        work: work(via, op, &small, &format!("small/floor{i}{tag}/"), c),
+                    });
                 }
             }
+            let shape = Shape {
+                mode,
+                size: a.small_kib * 1024,
+                large: false,
+                op,
+                body,
+                stop: small_stop,
+            };
+            cases.extend(self.cases(shape, d, others, None).await);
         }
 
         if mode == BenchMode::Ready && a.many_clients > 0 {
@@ -153,19 +165,27 @@ impl Bench<'_> {
             }
             let large_keys: Arc<Vec<String>> =
                 Arc::new((0..a.large).map(|i| format!("large/direct/{i}")).collect());
-            let mut d = work(&plain.direct, Op::Get, data, "", lc);
-            let mut x = work(&plain.proxy, Op::Get, data, "", lc);
-            d.keys = large_keys.clone();
-            x.keys = large_keys.clone();
-            cases.push(case(Op::Get, Body::Plain, "", d.clone(), x).await);
+            let get = |client: &aws_sdk_s3::Client| Work {
+                keys: large_keys.clone(),
+                ..work(client, Op::Get, data, "", lc)
+            };
+            let mut others = vec![self.proxied("", get(&plain.proxy))];
             if let Some((_, via)) = &relay {
-                let mut r = work(via, Op::Get, data, "", lc);
-                r.keys = large_keys;
-                cases.push(baseline_row(
-                    case(Op::Get, Body::Plain, RELAY, d, r).await,
-                    "relay",
-                ));
+                others.push(Other {
+                    variant: RELAY,
+                    path: "relay",
+                    work: get(via),
+                });
             }
+            let shape = Shape {
+                mode,
+                size,
+                large: true,
+                op: Op::Get,
+                body: Body::Plain,
+                stop: large_stop,
+            };
+            cases.extend(self.cases(shape, get(&plain.direct), others, None).await);
         }
         Ok(start.finish(mode, cases))
     }
@@ -193,12 +213,8 @@ impl Bench<'_> {
         Ok((small, Arc::new(keys)))
     }
 
-    /// Runs both paths `rounds` times, alternating which goes first
-    /// (direct, proxy, proxy, direct, …), each run after a warm-up on the
-    /// same client. With `ports` (the direct path's, the proxy path's),
-    /// also records during each timed run the proxy's peak RSS (VmHWM reset
-    /// at the start, VmRSS sampled) and the most connections this process
-    /// had open to the path's port.
+    /// Runs both paths `rounds` times, alternating which goes first; see
+    /// [`Bench::cases`].
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn case(
         &self,
@@ -213,32 +229,84 @@ impl Bench<'_> {
         stop: Stop,
         ports: Option<[u16; 2]>,
     ) -> Case {
-        let label = format!("{} {}", mode.as_str(), case_title(size, op, body, variant));
-        let mut d = Series::new(self.paths[0]);
-        let mut x = Series::new(self.paths[1]);
+        let shape = Shape {
+            mode,
+            size,
+            large,
+            op,
+            body,
+            stop,
+        };
+        let mut cases = self
+            .cases(shape, direct, vec![self.proxied(variant, proxy)], ports)
+            .await;
+        cases.remove(0)
+    }
+
+    /// The case's second path, named as `paths` says.
+    fn proxied(&self, variant: &'static str, work: Work) -> Other {
+        Other {
+            variant,
+            path: self.paths[1],
+            work,
+        }
+    }
+
+    /// Runs the direct path and each of `others` `rounds` times. A round
+    /// runs them all back to back, each after a warm-up on its own client,
+    /// and every other round in the reverse order (direct, proxy, floor,
+    /// floor, proxy, direct, …), so that round *i* of any two paths saw
+    /// the same machine. Returns a case per other path; the second and
+    /// later share the first's direct series. With `ports` (the direct
+    /// path's, then each other's), also records during each timed run the
+    /// proxy's peak RSS (VmHWM reset at the start, VmRSS sampled) and the
+    /// most connections this process had open to the path's port.
+    pub(crate) async fn cases(
+        &self,
+        shape: Shape,
+        direct: Work,
+        others: Vec<Other>,
+        ports: Option<[u16; 2]>,
+    ) -> Vec<Case> {
+        let Shape {
+            mode,
+            size,
+            large,
+            op,
+            body,
+            stop,
+        } = shape;
+        let mut series: Vec<Series> = std::iter::once(self.paths[0])
+            .chain(others.iter().map(|o| o.path))
+            .map(Series::new)
+            .collect();
+        let paths: Vec<(&'static str, &Work)> = std::iter::once(("", &direct))
+            .chain(others.iter().map(|o| (o.variant, &o.work)))
+            .collect();
         let mut direct_refused: Option<String> = None;
         // Connections already open to each port (other clients' idle
         // pooled ones), before this case's warm-ups open its own.
         let conns_before = ports.map(|p| p.map(mem::own_established_to));
         for round in 0..self.args.rounds.max(1) {
-            let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            let mut order: Vec<usize> = (0..paths.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
             for which in order {
                 if which == 0 && direct_refused.is_some() {
                     continue;
                 }
-                let (w, series) = if which == 0 {
-                    (&direct, &mut d)
-                } else {
-                    (&proxy, &mut x)
-                };
+                let (variant, w) = paths[which];
+                let series = &mut series[which];
                 warm_up(w, large).await;
                 // The proxy's upstream connections, counted around the
                 // proxy path's runs only (a baseline row is no proxy's).
-                let proxy = self.proxy.filter(|_| which == 1 && !is_baseline(variant));
+                let proxy = self.proxy.filter(|_| which > 0 && !is_baseline(variant));
                 let before = proxy.map(Proxy::upstream_connections);
-                let sampler = ports
+                let port = ports.and_then(|p| p.get(which).copied());
+                let sampler = port
                     .zip(self.proxy)
-                    .map(|(ports, p)| Sampler::start(p.pid(), Some(ports[which])));
+                    .map(|(port, p)| Sampler::start(p.pid(), Some(port)));
                 let watch = CpuWatch::start(&self.watched_for(mode, variant));
                 let mut run = w.run(stop).await;
                 run.cpu = watch.stop();
@@ -252,7 +320,9 @@ impl Bench<'_> {
                     series.upstream = Some((r + after.0 - b.0, o + after.1 - b.1));
                 }
                 eprintln!(
-                    "bench-proxy: {label} {} round {}: {} ok, {} errors, {:.1} s{}",
+                    "bench-proxy: {} {} {} round {}: {} ok, {} errors, {:.1} s{}",
+                    mode.as_str(),
+                    case_title(size, op, body, variant),
                     series.path,
                     round + 1,
                     run.ok(),
@@ -272,19 +342,46 @@ impl Bench<'_> {
                 series.runs.push(run);
             }
         }
-        Case {
-            size,
-            large,
-            op,
-            body,
-            variant,
-            note: direct_refused
-                .as_ref()
-                .map(|e| format!("the store refused the direct variant: {e}")),
-            direct: direct_refused.is_none().then_some(d),
-            proxy: x,
-        }
+        let direct = series.remove(0);
+        others
+            .iter()
+            .zip(series)
+            .enumerate()
+            .map(|(i, (o, s))| Case {
+                size,
+                large,
+                op,
+                body,
+                variant: o.variant,
+                note: direct_refused
+                    .as_ref()
+                    .map(|e| format!("the store refused the direct variant: {e}")),
+                direct: direct_refused.is_none().then(|| direct.clone()),
+                direct_shared: i > 0,
+                proxy: s,
+            })
+            .collect()
     }
+}
+
+/// What the paths of a case do, and for how long.
+#[derive(Clone, Copy)]
+pub(crate) struct Shape {
+    pub mode: BenchMode,
+    pub size: u64,
+    pub large: bool,
+    pub op: Op,
+    pub body: Body,
+    pub stop: Stop,
+}
+
+/// A path measured against direct: ferry-proxy (variant "" or one of
+/// migrate mode's) or a baseline (the relay, a floor).
+pub(crate) struct Other {
+    pub variant: &'static str,
+    /// Its name in the report.
+    pub path: &'static str,
+    pub work: Work,
 }
 
 impl Bench<'_> {
@@ -415,10 +512,4 @@ pub(crate) async fn warm_up(w: &Work, large: bool) {
             count: Some(2 * warm.concurrency.max(1)),
         })
         .await;
-}
-
-/// A case run against a baseline: its second path is named for it.
-fn baseline_row(mut case: Case, path: &str) -> Case {
-    case.proxy.path = path.to_owned();
-    case
 }

@@ -40,8 +40,22 @@ pub struct Case {
     /// `None` when the store refused the direct variant (then only the
     /// proxy row is shown).
     pub direct: Option<Series>,
+    /// `direct` is a copy of the previous case's: the two paths ran in
+    /// the same rounds (`Bench::cases`), so the report shows it once.
+    pub direct_shared: bool,
     pub proxy: Series,
     pub note: Option<String>,
+}
+
+impl Case {
+    /// The series the report shows as rows: direct unless shared, then
+    /// the case's own path.
+    pub fn rows(&self) -> impl Iterator<Item = &Series> {
+        self.direct
+            .iter()
+            .filter(|_| !self.direct_shared)
+            .chain([&self.proxy])
+    }
 }
 
 pub struct ModeResult {

@@ -9,21 +9,13 @@ use crate::clients::Body;
 use crate::cost::{self, CostRow, FunctionCost, PROXY, PathCost, Sample};
 use crate::floor::{FLOOR_NAME, SIGV4_FLOOR_NAME};
 use crate::report::{FERRY_OWN_CPU_US, FERRY_REST_CPU_US, Goal};
-use crate::stats::spread;
+use crate::stats::{spread, spread_text};
 
 /// What ferry-proxy may spend per request over each floor, µs.
 const OVER: [(&str, f64); 2] = [
     (FLOOR_NAME, FERRY_OWN_CPU_US),
     (SIGV4_FLOOR_NAME, FERRY_REST_CPU_US),
 ];
-
-fn spread_text(v: Vec<f64>, signed: bool) -> String {
-    match spread(v) {
-        Some((m, lo, hi)) if signed => format!("{m:+.0} ({lo:+.0} to {hi:+.0})"),
-        Some((m, lo, hi)) => format!("{m:.0} ({lo:.0}–{hi:.0})"),
-        None => "—".into(),
-    }
-}
 
 fn each(p: &PathCost, f: impl Fn(&Sample) -> Option<f64>) -> Vec<f64> {
     p.samples.iter().filter_map(f).collect()
@@ -109,16 +101,16 @@ pub fn section(s: &mut String, rows: &[CostRow], size: u64, callgrind: bool, tog
             let figures = if callgrind && cache_sim {
                 format!(
                     "{} | {} | {}",
-                    spread_text(each(p, Sample::instructions), false),
-                    spread_text(each(p, Sample::i1_misses), false),
-                    spread_text(each(p, Sample::d1_read_misses), false),
+                    spread_text(&each(p, Sample::instructions), false, 0),
+                    spread_text(&each(p, Sample::i1_misses), false, 0),
+                    spread_text(&each(p, Sample::d1_read_misses), false, 0),
                 )
             } else if callgrind {
-                spread_text(each(p, Sample::instructions), false)
+                spread_text(&each(p, Sample::instructions), false, 0)
             } else {
                 format!(
                     "{} | {:.0} · {:.0}",
-                    spread_text(each(p, Sample::cpu_us), false),
+                    spread_text(&each(p, Sample::cpu_us), false, 0),
                     median_of(each(p, Sample::user_us)).unwrap_or(f64::NAN),
                     median_of(each(p, Sample::system_us)).unwrap_or(f64::NAN),
                 )
@@ -160,7 +152,7 @@ pub fn section(s: &mut String, rows: &[CostRow], size: u64, callgrind: bool, tog
                 s,
                 "| {} | {name} | {} | {ratio} |",
                 case_title(size, r.op, Body::Plain, ""),
-                spread_text(differences(proxy, floor, f), true),
+                spread_text(&differences(proxy, floor, f), true, 0),
             );
         }
     }

@@ -62,26 +62,53 @@ pub fn spread(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
     Some((median, v[0], v[n - 1]))
 }
 
-/// `f` of `a`'s and `b`'s p50 (ms), round by round, for the rounds both
-/// have. Round i of the two ran back to back (`Bench::case`), so each
+/// `v` as "median (least–most)", or with `signed` "+median (+least to
+/// +most)"; "—" when empty.
+pub fn spread_text(v: &[f64], signed: bool, decimals: usize) -> String {
+    match spread(v.to_vec()) {
+        Some((m, lo, hi)) if signed => {
+            format!("{m:+.decimals$} ({lo:+.decimals$} to {hi:+.decimals$})")
+        }
+        Some((m, lo, hi)) => format!("{m:.decimals$} ({lo:.decimals$}–{hi:.decimals$})"),
+        None => "—".into(),
+    }
+}
+
+/// `f` of `a`'s and `b`'s figures, round by round, for the rounds both
+/// have. Round i of the two ran back to back (`Bench::cases`), so each
 /// figure is free of what the machine did between rounds, which moves a
-/// pooled p50 on these shared cores by more than the proxy does.
-fn by_round(a: &Series, b: &Series, f: impl Fn(f64, f64) -> Option<f64>) -> Vec<f64> {
-    a.p50_by_round_ms()
-        .into_iter()
-        .zip(b.p50_by_round_ms())
+/// pooled p50 or CPU per request on these shared cores by more than the
+/// proxy does.
+fn by_round(
+    a: Vec<Option<f64>>,
+    b: Vec<Option<f64>>,
+    f: impl Fn(f64, f64) -> Option<f64>,
+) -> Vec<f64> {
+    a.into_iter()
+        .zip(b)
         .filter_map(|(a, b)| f(a?, b?))
         .collect()
 }
 
 /// `a`'s p50 over `b`'s, round by round.
 pub fn p50_ratios(a: &Series, b: &Series) -> Vec<f64> {
-    by_round(a, b, |a, b| (b > 0.0).then(|| a / b))
+    by_round(a.p50_by_round_ms(), b.p50_by_round_ms(), |a, b| {
+        (b > 0.0).then(|| a / b)
+    })
 }
 
 /// `a`'s p50 less `b`'s, ms, round by round.
 pub fn p50_differences(a: &Series, b: &Series) -> Vec<f64> {
-    by_round(a, b, |a, b| Some(a - b))
+    by_round(a.p50_by_round_ms(), b.p50_by_round_ms(), |a, b| Some(a - b))
+}
+
+/// The CPU per request of `a`'s proxy less `b`'s, µs, round by round.
+pub fn proxy_cpu_differences(a: &Series, b: &Series) -> Vec<f64> {
+    by_round(
+        a.proxy_cpu_us_by_round(),
+        b.proxy_cpu_us_by_round(),
+        |a, b| Some(a - b),
+    )
 }
 
 fn sorted(v: impl IntoIterator<Item = u64>) -> Vec<u64> {
@@ -163,6 +190,14 @@ impl Series {
             .collect()
     }
 
+    /// The proxy's CPU per successful request of each round, µs.
+    pub fn proxy_cpu_us_by_round(&self) -> Vec<Option<f64>> {
+        self.runs
+            .iter()
+            .map(|r| (r.ok() > 0).then(|| r.cpu.proxy_secs * 1e6 / r.ok() as f64))
+            .collect()
+    }
+
     /// Successful requests per second over all rounds.
     pub fn rate(&self) -> Option<f64> {
         let w = self.wall_secs();
@@ -238,5 +273,34 @@ mod tests {
             (d[0] - 0.1).abs() < 1e-9 && (d[1] - 0.2).abs() < 1e-9,
             "{d:?}"
         );
+    }
+
+    #[test]
+    fn cpu_differences_pair_the_rounds() {
+        // Round 2 is busier: both spend more per request, the proxy always
+        // 10 µs more than the floor.
+        let with_cpu = |rounds: &[(usize, f64)]| {
+            let mut s = Series::new("p");
+            s.runs = rounds
+                .iter()
+                .map(|&(n, secs)| Run {
+                    lat_us: vec![1; n],
+                    cpu: CpuUse {
+                        proxy_secs: secs,
+                        ..CpuUse::default()
+                    },
+                    ..Run::default()
+                })
+                .collect();
+            s
+        };
+        let proxy = with_cpu(&[(1000, 0.110), (100, 0.030), (0, 0.0)]);
+        let floor = with_cpu(&[(100, 0.010), (1000, 0.290), (10, 0.001)]);
+        let d = proxy_cpu_differences(&proxy, &floor);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(d.iter().all(|v| (v - 10.0).abs() < 1e-9), "{d:?}");
+        // Pooled, the floor's busy round makes the proxy look cheaper.
+        let pooled = |s: &Series| s.cpu().proxy_secs * 1e6 / s.ok() as f64;
+        assert!(pooled(&proxy) - pooled(&floor) < 0.0);
     }
 }
