@@ -150,7 +150,15 @@ impl Bench<'_> {
             let data = &self.large_data;
             let size = data.len() as u64;
             let case = |op, body, variant, d, x| {
-                self.case(mode, size, true, op, body, variant, d, x, large_stop, None)
+                let shape = Shape {
+                    mode,
+                    size,
+                    large: true,
+                    op,
+                    body,
+                    stop: large_stop,
+                };
+                self.case(shape, variant, d, x, None)
             };
             // PUTs first: the GETs read what the direct plain PUTs wrote.
             let mut variants = vec![(Op::Put, Body::Plain, &plain)];
@@ -215,28 +223,14 @@ impl Bench<'_> {
 
     /// Runs both paths `rounds` times, alternating which goes first; see
     /// [`Bench::cases`].
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn case(
         &self,
-        mode: BenchMode,
-        size: u64,
-        large: bool,
-        op: Op,
-        body: Body,
+        shape: Shape,
         variant: &'static str,
         direct: Work,
         proxy: Work,
-        stop: Stop,
         ports: Option<[u16; 2]>,
     ) -> Case {
-        let shape = Shape {
-            mode,
-            size,
-            large,
-            op,
-            body,
-            stop,
-        };
         let mut cases = self
             .cases(shape, direct, vec![self.proxied(variant, proxy)], ports)
             .await;
@@ -473,19 +467,16 @@ impl Bench<'_> {
             secs: Some(a.small_secs),
             count: None,
         };
+        let shape = Shape {
+            mode: BenchMode::Ready,
+            size: a.small_kib * 1024,
+            large: false,
+            op: Op::Get,
+            body: Body::Plain,
+            stop,
+        };
         Ok(self
-            .case(
-                BenchMode::Ready,
-                a.small_kib * 1024,
-                false,
-                Op::Get,
-                Body::Plain,
-                MANY,
-                work(direct),
-                work(proxied),
-                stop,
-                Some(ports),
-            )
+            .case(shape, MANY, work(direct), work(proxied), Some(ports))
             .await)
     }
 }

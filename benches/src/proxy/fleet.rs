@@ -17,7 +17,7 @@ use ferry_harness::Store;
 use ferry_harness::etcd::EtcdCluster;
 
 use crate::args::{Args, BenchMode};
-use crate::bench::Bench;
+use crate::bench::{Bench, Shape};
 use crate::case::{ModeResult, ModeStart};
 use crate::clients::{self, Body, Http};
 use crate::cpu::Watched;
@@ -455,22 +455,19 @@ async fn steady_state(
     ops.push(Op::Put);
     let mut cases = Vec::new();
     for op in ops {
-        cases.push(
-            bench
-                .case(
-                    BenchMode::Forward,
-                    a.small_kib * 1024,
-                    false,
-                    op,
-                    Body::Plain,
-                    "",
-                    work(file, op, "small/file/"),
-                    work(fleet, op, "small/fleet/"),
-                    stop,
-                    None,
-                )
-                .await,
+        let shape = Shape {
+            mode: BenchMode::Forward,
+            size: a.small_kib * 1024,
+            large: false,
+            op,
+            body: Body::Plain,
+            stop,
+        };
+        let (d, x) = (
+            work(file, op, "small/file/"),
+            work(fleet, op, "small/fleet/"),
         );
+        cases.push(bench.case(shape, "", d, x, None).await);
     }
     Ok(start.finish(BenchMode::Forward, cases))
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, ensure};
 use bytes::Bytes;
 
 use crate::args::BenchMode;
-use crate::bench::Bench;
+use crate::bench::{Bench, Shape};
 use crate::case::{FALLBACK, HIT, MERGED, ModeResult, ModeStart};
 use crate::clients::{self, Body, Http};
 use crate::env::{MIGRATE_BUCKET, UNION_BUCKET};
@@ -132,18 +132,15 @@ impl Bench<'_> {
             ops.push(Op::Head);
         }
         let case = |size, op, variant, d, x| {
-            self.case(
+            let shape = Shape {
                 mode,
                 size,
-                false,
+                large: false,
                 op,
-                Body::Plain,
-                variant,
-                d,
-                x,
+                body: Body::Plain,
                 stop,
-                None,
-            )
+            };
+            self.case(shape, variant, d, x, None)
         };
         for op in ops {
             for (variant, direct, keys) in
